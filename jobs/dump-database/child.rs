@@ -1,0 +1,163 @@
+//! The dump command as a child process, and the forwarding of SIGTERM and
+//! SIGINT to it, so that stopping the job stops the dump and the job still
+//! cleans up.
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+use std::os::unix::process::CommandExt;
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use timerapps::{Error, Exit, Result};
+
+#[derive(Default)]
+struct Shared {
+    /// The first stop signal received.
+    signal: Option<i32>,
+    /// The child's process group while it can still be signalled: cleared
+    /// before the child is reaped, so a recycled pid is never hit.
+    group: Option<libc::pid_t>,
+}
+
+/// Catches SIGTERM and SIGINT for the life of the run.
+pub struct Stop {
+    shared: Arc<Mutex<Shared>>,
+    handle: Handle,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn kill_group(group: libc::pid_t, signal: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(-group, signal) };
+}
+
+impl Stop {
+    pub fn install() -> Result<Stop> {
+        let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| {
+            Error::new(
+                Exit::Failure,
+                format!("cannot install signal handlers: {e}"),
+            )
+        })?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let handle = signals.handle();
+        let seen = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                let mut s = lock(&seen);
+                s.signal.get_or_insert(signal);
+                if let Some(group) = s.group {
+                    kill_group(group, signal);
+                }
+            }
+        });
+        Ok(Stop { shared, handle })
+    }
+
+    /// Fails with the signal's exit status once one has been received.
+    pub fn check(&self) -> Result<()> {
+        match lock(&self.shared).signal {
+            Some(signal) => Err(Error::new(
+                Exit::Signal(signal),
+                format!(
+                    "stopped by {}; the dump was discarded, earlier dumps are untouched",
+                    signal_name(signal)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        SIGTERM => "SIGTERM".into(),
+        SIGINT => "SIGINT".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// The running dump command, in a process group of its own so that a signal
+/// reaches every process it started.
+pub struct Child<'a> {
+    child: std::process::Child,
+    stop: &'a Stop,
+}
+
+impl<'a> Child<'a> {
+    pub fn spawn(command: &[String], stop: &'a Stop) -> Result<Child<'a>> {
+        let (program, args) = command.split_first().expect("DUMP_COMMAND has a program");
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                Error::new(
+                    Exit::Failure,
+                    format!(
+                        "cannot run DUMP_COMMAND program {program:?}: {e}; check that it is \
+                         installed and in PATH, or give its full path"
+                    ),
+                )
+            })?;
+        let group = libc::pid_t::try_from(child.id()).expect("pids fit pid_t");
+        let mut shared = lock(&stop.shared);
+        shared.group = Some(group);
+        // A signal that came before the group was known is passed on now.
+        if let Some(signal) = shared.signal {
+            kill_group(group, signal);
+        }
+        drop(shared);
+        Ok(Child { child, stop })
+    }
+
+    pub fn stdout(&mut self) -> ChildStdout {
+        self.child
+            .stdout
+            .take()
+            .expect("stdout is piped and taken once")
+    }
+
+    /// Asks the command to stop, after a failure on the job's side.
+    pub fn terminate(&self) {
+        if let Some(group) = lock(&self.stop.shared).group {
+            kill_group(group, SIGTERM);
+        }
+    }
+
+    /// Waits for the command to exit and returns its status.
+    pub fn wait(mut self) -> Result<ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pids fit pid_t");
+        // Wait without reaping, forget the group, and only then reap.
+        let waited = loop {
+            // SAFETY: waitid writes only into the siginfo_t we own.
+            let rc = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                libc::waitid(
+                    libc::P_PID,
+                    pid as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOWAIT,
+                )
+            };
+            let err = std::io::Error::last_os_error();
+            if rc == 0 || err.kind() != std::io::ErrorKind::Interrupted {
+                break if rc == 0 { Ok(()) } else { Err(err) };
+            }
+        };
+        lock(&self.stop.shared).group = None;
+        waited
+            .and_then(|()| self.child.wait())
+            .map_err(|e| Error::new(Exit::Failure, format!("cannot wait for DUMP_COMMAND: {e}")))
+    }
+}

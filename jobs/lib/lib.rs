@@ -1,0 +1,88 @@
+//! Code shared by the timerapps jobs: the error type and its exit codes,
+//! typed parsing of environment variables, the common `main` glue, and the
+//! logger behind `myapp` and `otherapp`.
+
+pub mod config;
+mod error;
+pub mod logger;
+
+pub use error::{Error, Exit, Result};
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// Handles `--help` and `--version`, rejects any other argument, runs `job`
+/// and turns its error into one line on stderr and the exit code.
+pub fn main(name: &str, help: &str, job: impl FnOnce() -> Result<()>) -> ExitCode {
+    let result = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Args::Run) => job(),
+        Ok(Args::Help) => {
+            print!("{help}");
+            Ok(())
+        }
+        Ok(Args::Version) => {
+            println!("{name} {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{name}: {err}");
+            ExitCode::from(err.exit().code())
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Args {
+    Run,
+    Help,
+    Version,
+}
+
+fn parse_args(mut args: impl Iterator<Item = OsString>) -> Result<Args> {
+    let Some(first) = args.next() else {
+        return Ok(Args::Run);
+    };
+    let parsed = match first.to_str() {
+        Some("-h" | "--help") => Args::Help,
+        Some("-V" | "--version") => Args::Version,
+        _ => return Err(unexpected(&first)),
+    };
+    match args.next() {
+        Some(extra) => Err(unexpected(&extra)),
+        None => Ok(parsed),
+    }
+}
+
+fn unexpected(arg: &OsString) -> Error {
+    Error::new(
+        Exit::Usage,
+        format!(
+            "unexpected argument {:?}; this job takes no arguments and is configured \
+             through environment variables (see --help)",
+            arg.to_string_lossy()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args> {
+        parse_args(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(parse(&[]).unwrap(), Args::Run);
+        assert_eq!(parse(&["--help"]).unwrap(), Args::Help);
+        assert_eq!(parse(&["-V"]).unwrap(), Args::Version);
+        for bad in [&["x"][..], &["--help", "x"], &["--verbose"], &[""]] {
+            assert_eq!(parse(bad).unwrap_err().exit(), Exit::Usage, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The logger behind `myapp` and `otherapp`: each run appends one line
+//! `[NAME] executed at YYYY-MM-DD HH:MM:SS.ffffff` (local time) to LOGFILE,
+//! the line the reference Python scripts write with `datetime.now()`.
+
+use crate::config::{self, Source};
+use crate::{Error, Exit, Result};
+use fs2::FileExt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::path::PathBuf;
+
+pub struct Config {
+    name: &'static str,
+    logfile: PathBuf,
+}
+
+impl Config {
+    pub fn from_env(name: &'static str, env: &dyn Source) -> Result<Config> {
+        let logfile = config::absolute_path(env, "LOGFILE", &default_logfile(name))?;
+        Ok(Config { name, logfile })
+    }
+}
+
+fn default_logfile(name: &str) -> String {
+    format!("/var/tmp/{name}_timer.log")
+}
+
+/// The `--help` text of the logger called `name`.
+pub fn help(name: &str) -> String {
+    format!(
+        "Usage: {name} [--help | --version]
+
+Appends one line \"[{name}] executed at YYYY-MM-DD HH:MM:SS.ffffff\" (local
+time) to LOGFILE and prints \"[{name}] wrote to LOGFILE\".
+
+Environment:
+  LOGFILE  absolute path of the log file (default {default})
+
+Exit status: 0 line written, 1 write failed, 2 bad argument or LOGFILE value,
+73 LOGFILE cannot be opened.
+",
+        default = default_logfile(name)
+    )
+}
+
+pub fn run(cfg: &Config) -> Result<()> {
+    let file = open(&cfg.logfile)?;
+    let failed =
+        |what: &str, err: io::Error| Error::io(Exit::Failure, what, &cfg.logfile, &err, "");
+    // Concurrent runs take turns, and the time is read under the lock, so
+    // lines stay whole and in order even where O_APPEND alone is not enough (NFS).
+    file.lock_exclusive()
+        .map_err(|e| failed("cannot lock LOGFILE", e))?;
+    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.6f");
+    let line = format!("[{}] executed at {now}\n", cfg.name);
+    (&file)
+        .write_all(line.as_bytes())
+        .map_err(|e| failed("cannot write to LOGFILE", e))?;
+    // A closed stdout must not turn a written line into a failed run.
+    let _ = writeln!(
+        io::stdout(),
+        "[{}] wrote to {}",
+        cfg.name,
+        cfg.logfile.display()
+    );
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<File> {
+    let cant = |what: &str, at: &Path, err: &io::Error, hint: &str| {
+        Error::io(Exit::CantCreate, what, at, err, hint)
+    };
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let dir = std::fs::metadata(parent).map_err(|e| {
+        cant(
+            "cannot use the directory of LOGFILE",
+            parent,
+            &e,
+            "create it or set LOGFILE to a path in an existing directory",
+        )
+    })?;
+    // Anyone can plant a symlink in /tmp or /var/tmp: do not let it redirect
+    // the write (the same rule as the kernel's fs.protected_symlinks).
+    let shared_sticky = dir.mode() & 0o1002 == 0o1002;
+    let mut flags = libc::O_NONBLOCK;
+    if shared_sticky {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) if shared_sticky => Error::new(
+                Exit::CantCreate,
+                format!(
+                    "refusing to follow LOGFILE {}: it is a symbolic link in the world-writable \
+                     sticky directory {}, where any user could have planted it; remove it or \
+                     set LOGFILE to a regular file",
+                    path.display(),
+                    parent.display()
+                ),
+            ),
+            Some(libc::EISDIR) => cant("cannot open LOGFILE", path, &e, "LOGFILE must name a file"),
+            _ => cant(
+                "cannot open LOGFILE",
+                path,
+                &e,
+                "make it writable by the user the job runs as, or set LOGFILE",
+            ),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| cant("cannot inspect LOGFILE", path, &e, ""))?;
+    if !meta.is_file() {
+        return Err(Error::new(
+            Exit::CantCreate,
+            format!(
+                "LOGFILE {} is not a regular file; set LOGFILE to a file path",
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_paths_match_the_reference() {
+        let cfg = Config::from_env("myapp", &[("OTHER", "x")]).unwrap();
+        assert_eq!(cfg.logfile, PathBuf::from("/var/tmp/myapp_timer.log"));
+        let cfg = Config::from_env("otherapp", &[("LOGFILE", "/l")]).unwrap();
+        assert_eq!(cfg.logfile, PathBuf::from("/l"));
+    }
+}

@@ -1,0 +1,26 @@
+//! `myapp`: appends `[myapp] executed at YYYY-MM-DD HH:MM:SS.ffffff` (local time,
+//! as Python's `datetime.now()` prints it) to LOGFILE on every run and prints
+//! `[myapp] wrote to LOGFILE`. The lines of concurrent runs never interleave.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `LOGFILE` | absolute path of the log file | `/var/tmp/myapp_timer.log` |
+//!
+//! | exit | meaning |
+//! |---|---|
+//! | 0 | the line was written |
+//! | 1 | locking or writing LOGFILE failed |
+//! | 2 | bad argument, or LOGFILE empty or relative; nothing written |
+//! | 73 | LOGFILE cannot be opened: missing directory, a directory, not writable, not a regular file, or a symlink in a world-writable sticky directory |
+
+use std::process::ExitCode;
+use timerapps::config::Environment;
+use timerapps::logger::{self, Config};
+
+const NAME: &str = "myapp";
+
+fn main() -> ExitCode {
+    timerapps::main(NAME, &logger::help(NAME), || {
+        logger::run(&Config::from_env(NAME, &Environment)?)
+    })
+}
