@@ -106,7 +106,7 @@ impl<'a> Child<'a> {
                     Exit::Failure,
                     format!(
                         "cannot run DUMP_COMMAND program {program:?}: {e}; check that it is \
-                         installed and in PATH, or give its full path"
+                         installed and in PATH, or give its full path; earlier dumps are untouched"
                     ),
                 )
             })?;

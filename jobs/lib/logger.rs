@@ -74,11 +74,14 @@ fn open(path: &Path) -> Result<File> {
     };
     let parent = path.parent().unwrap_or(Path::new("/"));
     let dir = std::fs::metadata(parent).map_err(|e| {
-        cant(
-            "cannot use the directory of LOGFILE",
-            parent,
-            &e,
-            "create it or set LOGFILE to a path in an existing directory",
+        Error::new(
+            Exit::CantCreate,
+            format!(
+                "cannot use LOGFILE {}: its directory {}: {e}; create the directory or set \
+                 LOGFILE to a path in an existing one",
+                path.display(),
+                parent.display()
+            ),
         )
     })?;
     // Anyone can plant a symlink in /tmp or /var/tmp: do not let it redirect
@@ -106,6 +109,8 @@ fn open(path: &Path) -> Result<File> {
                 ),
             ),
             Some(libc::EISDIR) => cant("cannot open LOGFILE", path, &e, "LOGFILE must name a file"),
+            // What open(O_NONBLOCK) says of a FIFO with no reader.
+            Some(libc::ENXIO) => not_regular(path),
             _ => cant(
                 "cannot open LOGFILE",
                 path,
@@ -117,15 +122,19 @@ fn open(path: &Path) -> Result<File> {
         .metadata()
         .map_err(|e| cant("cannot inspect LOGFILE", path, &e, ""))?;
     if !meta.is_file() {
-        return Err(Error::new(
-            Exit::CantCreate,
-            format!(
-                "LOGFILE {} is not a regular file; set LOGFILE to a file path",
-                path.display()
-            ),
-        ));
+        return Err(not_regular(path));
     }
     Ok(file)
+}
+
+fn not_regular(path: &Path) -> Error {
+    Error::new(
+        Exit::CantCreate,
+        format!(
+            "LOGFILE {} is not a regular file; set LOGFILE to a file path",
+            path.display()
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,199 @@
+use crate::harness::{job, run, sh, Sandbox};
+
+/// Every file below the sandbox with its size and mode.
+fn tree(sb: &Sandbox) -> String {
+    sh(&format!(
+        "cd '{}' && find . -printf '%p %s %m\\n' | sort",
+        sb.path("").display()
+    ))
+}
+
+/// A job, its variables and arguments, and how the error must show them.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+
+/// A malformed setting: a one-line error naming it, exit 2, nothing written.
+#[test]
+fn malformed_configuration_is_refused_before_anything_is_written() {
+    let cases: &[Case] = &[
+        ("myapp", &[("LOGFILE", "")], &[], r#"LOGFILE="""#),
+        (
+            "myapp",
+            &[("LOGFILE", "relative.log")],
+            &[],
+            r#"LOGFILE="relative.log""#,
+        ),
+        (
+            "otherapp",
+            &[("LOGFILE", "./x.log")],
+            &[],
+            r#"LOGFILE="./x.log""#,
+        ),
+        ("myapp", &[], &["--bogus"], r#""--bogus""#),
+        ("otherapp", &[], &["now"], r#""now""#),
+        ("myapp", &[], &["--help", "extra"], r#""extra""#),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", "0")],
+            &[],
+            r#"DUMP_KEEP="0""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", "-1")],
+            &[],
+            r#"DUMP_KEEP="-1""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", "five")],
+            &[],
+            r#"DUMP_KEEP="five""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", "2.5")],
+            &[],
+            r#"DUMP_KEEP="2.5""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", "")],
+            &[],
+            r#"DUMP_KEEP="""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", " 5")],
+            &[],
+            r#"DUMP_KEEP=" 5""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", "99999999999")],
+            &[],
+            r#"DUMP_KEEP="99999999999""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_GZIP_LEVEL", "0")],
+            &[],
+            r#"DUMP_GZIP_LEVEL="0""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_GZIP_LEVEL", "10")],
+            &[],
+            r#"DUMP_GZIP_LEVEL="10""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_GZIP_LEVEL", "fast")],
+            &[],
+            r#"DUMP_GZIP_LEVEL="fast""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_NAME", "")],
+            &[],
+            r#"DUMP_NAME="""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_NAME", "../escape")],
+            &[],
+            r#"DUMP_NAME="../escape""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_NAME", ".hidden")],
+            &[],
+            r#"DUMP_NAME=".hidden""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_NAME", "two words")],
+            &[],
+            r#"DUMP_NAME="two words""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_DIR", "relative/dir")],
+            &[],
+            r#"DUMP_DIR="relative/dir""#,
+        ),
+        ("dump-database", &[("DUMP_DIR", "")], &[], r#"DUMP_DIR="""#),
+        (
+            "dump-database",
+            &[("DUMP_COMMAND", "pg_dump 'mydb")],
+            &[],
+            r#"DUMP_COMMAND="pg_dump 'mydb""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_COMMAND", "   ")],
+            &[],
+            r#"DUMP_COMMAND="   ""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP", "3\n4")],
+            &[],
+            r#"DUMP_KEEP="3\n4""#,
+        ),
+        ("dump-database", &[], &["--keep=3"], r#""--keep=3""#),
+    ];
+    assert!(cases.len() >= 15);
+    for (name, vars, args, shown) in cases {
+        let sb = Sandbox::new("config");
+        let dumps = sb.mkdir("dumps");
+        let mut c = job(name);
+        c.current_dir(sb.path("")).args(*args);
+        if *name == "dump-database" {
+            c.env("DUMP_DIR", &dumps).env("DUMP_COMMAND", "echo data");
+        } else {
+            c.env("LOGFILE", sb.path("app.log"));
+        }
+        for (k, v) in *vars {
+            c.env(k, v);
+        }
+        let before = tree(&sb);
+        let r = run(&mut c);
+        r.expect(2)
+            .stderr_has(&format!("{name}: "))
+            .stderr_has(shown);
+        assert_eq!(r.stderr.lines().count(), 1, "{r}");
+        assert_eq!(r.stdout, "", "{r}");
+        assert_eq!(tree(&sb), before, "something was written\n{r}");
+    }
+}
+
+#[test]
+fn dump_database_without_dump_command_is_not_configured() {
+    for unset in [None, Some("")] {
+        let sb = Sandbox::new("not-configured");
+        let dumps = sb.mkdir("dumps");
+        let mut c = job("dump-database");
+        c.env("DUMP_DIR", &dumps);
+        if let Some(v) = unset {
+            c.env("DUMP_COMMAND", v);
+        }
+        let before = tree(&sb);
+        let r = run(&mut c);
+        r.expect(78)
+            .stderr_has("DUMP_COMMAND is not set")
+            .stderr_has("/etc/default/dump-database");
+        assert_eq!(tree(&sb), before, "{r}");
+    }
+}
+
+#[test]
+fn dump_database_needs_an_existing_dump_dir() {
+    let sb = Sandbox::new("no-dump-dir");
+    let mut c = job("dump-database");
+    let missing = sb.path("missing");
+    let r = run(c.env("DUMP_DIR", &missing).env("DUMP_COMMAND", "echo data"));
+    r.expect(73)
+        .stderr_has("DUMP_DIR")
+        .stderr_has(&missing.display().to_string());
+    assert!(!missing.exists());
+}

@@ -1,0 +1,474 @@
+use crate::harness::{
+    cmd, is_root, job, run, sh, snapshot, start, wait_for, Run, Running, Sandbox,
+};
+use crate::postgres::Postgres;
+use regex_lite::Regex;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn dump_job(dir: &Path, command: &str) -> Command {
+    let mut c = job("dump-database");
+    c.env("DUMP_DIR", dir).env("DUMP_COMMAND", command);
+    c
+}
+
+/// The dumps in `dir`, oldest first.
+fn dumps(dir: &Path) -> Vec<String> {
+    let re = Regex::new(r"^dump-\d{8}T\d{6}Z\.sql\.gz$").unwrap();
+    let is_dump = |n: &String| re.is_match(n) && dir.join(n).symlink_metadata().unwrap().is_file();
+    let mut names: Vec<String> = snapshot(dir).into_keys().filter(is_dump).collect();
+    names.sort();
+    names
+}
+
+fn temps(dir: &Path) -> Vec<String> {
+    snapshot(dir)
+        .into_keys()
+        .filter(|n| n.ends_with(".part"))
+        .collect()
+}
+
+/// Checks the summary line of a successful run; returns the file published
+/// and the number of dumps pruned.
+#[track_caller]
+fn published(r: &Run) -> (PathBuf, usize) {
+    r.ok();
+    let re = Regex::new(
+        r"^dump-database: published (\S+): read (\d+) bytes, wrote (\d+) bytes, ratio \d+\.\d\d, \d+\.\d\d s, \d+\.\d MB/s, pruned (\d+) old dumps?$",
+    )
+    .unwrap();
+    let last = r.stdout.lines().last().unwrap_or_default();
+    let caps = re
+        .captures(last)
+        .unwrap_or_else(|| panic!("bad summary line\n{r}"));
+    let path = PathBuf::from(&caps[1]);
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        caps[3].parse::<u64>().unwrap(),
+        "{r}"
+    );
+    assert!(caps[2].parse::<u64>().unwrap() > 0, "{r}");
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "{r}"
+    );
+    run(cmd("gzip").arg("-t").arg(&path)).ok();
+    (path, caps[4].parse().unwrap())
+}
+
+fn gunzip(path: &Path) -> String {
+    run(cmd("gzip").arg("-dc").arg(path)).ok().stdout.clone()
+}
+
+/// The dump directory without its lock file, which the job keeps.
+fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = snapshot(dir);
+    files.remove(".dump.lock");
+    files
+}
+
+const SHOP: &str = r#"
+CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note text, joined timestamptz);
+CREATE TABLE orders (id serial PRIMARY KEY, customer int REFERENCES customers,
+                     total numeric(12,2), items jsonb, raw bytea);
+INSERT INTO customers (name, note, joined)
+  SELECT 'customer ' || i,
+         CASE WHEN i % 7 = 0 THEN NULL ELSE E'quote '' tab \t backslash \\ newline \n é ✓ ' || md5(i::text) END,
+         timestamptz '2024-01-01 00:00:00+00' + i * interval '37 minutes'
+  FROM generate_series(1, 3000) i;
+INSERT INTO orders (customer, total, items, raw)
+  SELECT 1 + i % 3000, i * 1.25, jsonb_build_object('sku', i, 'tags', jsonb_build_array('a', i % 5)),
+         decode(md5(i::text), 'hex')
+  FROM generate_series(1, 6000) i;
+"#;
+
+fn table(pg: &Postgres, db: &str, table: &str) -> String {
+    pg.sql(
+        db,
+        &format!("COPY (SELECT * FROM {table} ORDER BY id) TO STDOUT"),
+    )
+}
+
+fn with_pg<'a>(c: &'a mut Command, pg: &Postgres, user: &str) -> &'a mut Command {
+    c.env("PGHOST", &pg.socket).env("PGUSER", user)
+}
+
+#[test]
+fn postgres_dump_restores_to_equal_tables() {
+    let sb = Sandbox::new("pg-roundtrip");
+    let pg = Postgres::start(&sb);
+    pg.sql("postgres", "CREATE DATABASE shop");
+    pg.sql("shop", SHOP);
+    let dir = sb.mkdir("dumps");
+    let command = format!("{} --no-password shop", pg.pg_dump().display());
+    let r = run(with_pg(&mut dump_job(&dir, &command), &pg, "postgres"));
+    let (path, pruned) = published(&r);
+    assert_eq!(pruned, 0);
+    assert_eq!(dumps(&dir).len(), 1);
+
+    pg.restore(&path, "restored").ok();
+    for t in ["customers", "orders"] {
+        let original = table(&pg, "shop", t);
+        assert!(original.lines().count() >= 3000, "{t}: {original:.200}");
+        assert_eq!(
+            original,
+            table(&pg, "restored", t),
+            "table {t} differs after restore"
+        );
+    }
+}
+
+#[test]
+fn postgres_password_comes_from_a_pgpass_file() {
+    let sb = Sandbox::new("pg-pgpass");
+    let pg = Postgres::start(&sb);
+    let password = "Pa55-word-never-on-argv";
+    pg.sql(
+        "postgres",
+        &format!("CREATE ROLE app LOGIN PASSWORD '{password}'"),
+    );
+    pg.sql("postgres", "CREATE DATABASE appdb OWNER app");
+    pg.sql(
+        "appdb",
+        "SET ROLE app; CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)",
+    );
+    let hba = sb.path("pg/data/pg_hba.conf");
+    let rules = fs::read_to_string(&hba).unwrap();
+    fs::write(&hba, format!("local all app scram-sha-256\n{rules}")).unwrap();
+    pg.sql("postgres", "SELECT pg_reload_conf()");
+
+    let dir = sb.mkdir("dumps");
+    let command = format!("{} --no-password appdb", pg.pg_dump().display());
+    let r = run(with_pg(&mut dump_job(&dir, &command), &pg, "app"));
+    r.expect(1).stderr_has("password");
+    assert!(dumps(&dir).is_empty() && temps(&dir).is_empty(), "{r}");
+
+    let pgpass = sb.path("pgpass");
+    fs::write(&pgpass, format!("*:*:appdb:app:{password}\n")).unwrap();
+    fs::set_permissions(&pgpass, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut c = dump_job(&dir, &command);
+    let r = run(with_pg(&mut c, &pg, "app").env("PGPASSFILE", &pgpass));
+    let (path, _) = published(&r);
+    assert!(gunzip(&path).contains("CREATE TABLE public.t"), "{r}");
+    assert!(
+        !r.stdout.contains(password) && !r.stderr.contains(password),
+        "{r}"
+    );
+}
+
+#[test]
+fn sqlite_dump_restores_to_the_same_database() {
+    let sb = Sandbox::new("sqlite-roundtrip");
+    let db = sb.mkdir("my data").join("app.db");
+    let schema = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, score REAL, blob BLOB);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+        INSERT INTO notes SELECT i, 'note '''' ' || i || char(10) || 'é', i / 3.0, randomblob(16) FROM n;
+        CREATE INDEX notes_score ON notes (score);";
+    run(cmd("sqlite3").arg(&db).arg(schema)).ok();
+    let dir = sb.mkdir("dumps");
+    // The path has a space: DUMP_COMMAND is split with shell quoting rules.
+    let command = format!("sqlite3 -readonly '{}' .dump", db.display());
+    let (path, _) = published(&run(&mut dump_job(&dir, &command)));
+
+    let restored = sb.path("restored.db");
+    sh(&format!(
+        "gzip -dc '{}' | sqlite3 '{}'",
+        path.display(),
+        restored.display()
+    ));
+    let dump_of = |db: &Path| run(cmd("sqlite3").arg(db).arg(".dump")).ok().stdout.clone();
+    let original = dump_of(&db);
+    assert!(original.contains("INSERT INTO notes"), "{original:.300}");
+    assert_eq!(original, dump_of(&restored));
+}
+
+#[test]
+fn seven_runs_keep_the_five_newest_and_no_foreign_file_is_touched() {
+    let sb = Sandbox::new("rotation");
+    let dir = sb.mkdir("dumps");
+    for foreign in [
+        "notes.txt",
+        "dump-latest.sql.gz",
+        "other-20000101T000000Z.sql.gz",
+        "dump-20000101T000000Z.sql",
+        "dump-20000101T000000Z.sql.gz.bak",
+        ".dump-20000101T000000Z.sql.gz",
+    ] {
+        fs::write(dir.join(foreign), foreign).unwrap();
+    }
+    fs::create_dir(dir.join("dump-19990101T000000Z.sql.gz")).unwrap();
+    let foreign = snapshot(&dir);
+
+    let mut names = Vec::new();
+    for i in 1..=7 {
+        let (path, pruned) = published(&run(&mut dump_job(&dir, &format!("echo run {i}"))));
+        assert_eq!(pruned, usize::from(i > 5), "run {i}");
+        names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    assert_eq!(dumps(&dir), names[2..], "the five newest remain");
+    for (i, name) in names[2..].iter().enumerate() {
+        assert_eq!(gunzip(&dir.join(name)), format!("run {}\n", i + 3));
+    }
+    let mut left = snapshot(&dir);
+    left.retain(|name, _| foreign.contains_key(name));
+    assert_eq!(left, foreign, "foreign files changed");
+}
+
+/// Fills `dir` with dumps named for the given times, oldest first.
+fn old_dumps(dir: &Path, stamps: &[&str]) -> Vec<String> {
+    stamps
+        .iter()
+        .map(|s| {
+            let name = format!("dump-{s}.sql.gz");
+            fs::write(dir.join(&name), s).unwrap();
+            name
+        })
+        .collect()
+}
+
+#[test]
+fn dump_keep_decides_how_many_dumps_remain() {
+    let stamps = [
+        "20240101T000000Z",
+        "20240201T000000Z",
+        "20240301T000000Z",
+        "20250101T120000Z",
+    ];
+    for keep in [1usize, 2, 4, 5, 10] {
+        let sb = Sandbox::new(&format!("keep-{keep}"));
+        let dir = sb.mkdir("dumps");
+        let mut expected = old_dumps(&dir, &stamps);
+        let mut c = dump_job(&dir, "echo fresh");
+        let (path, pruned) = published(&run(c.env("DUMP_KEEP", keep.to_string())));
+        expected.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        let kept = expected.split_off(expected.len().saturating_sub(keep));
+        assert_eq!(dumps(&dir), kept, "DUMP_KEEP={keep}");
+        assert_eq!(pruned, expected.len(), "DUMP_KEEP={keep}");
+    }
+}
+
+#[test]
+fn a_dump_published_after_the_clock_went_back_is_never_pruned() {
+    let sb = Sandbox::new("clock-back");
+    let dir = sb.mkdir("dumps");
+    old_dumps(
+        &dir,
+        &["20990101T000000Z", "20990201T000000Z", "20990301T000000Z"],
+    );
+    let mut c = dump_job(&dir, "echo fresh");
+    let (path, pruned) = published(&run(c.env("DUMP_KEEP", "2")));
+    assert_eq!(pruned, 1);
+    assert!(path.exists());
+    assert_eq!(dumps(&dir).len(), 3);
+}
+
+/// A directory with two good dumps, and its contents.
+fn two_good_dumps(sb: &Sandbox, rel: &str) -> (PathBuf, BTreeMap<String, Vec<u8>>) {
+    let dir = sb.mkdir(rel);
+    for i in 1..=2 {
+        published(&run(&mut dump_job(&dir, &format!("echo good {i}"))));
+    }
+    let before = contents(&dir);
+    assert_eq!(before.len(), 2);
+    (dir, before)
+}
+
+#[track_caller]
+fn untouched(dir: &Path, before: &BTreeMap<String, Vec<u8>>, r: &Run) {
+    assert_eq!(
+        &contents(dir),
+        before,
+        "earlier dumps changed or a temp file is left\n{r}"
+    );
+}
+
+#[test]
+fn a_failed_dump_keeps_earlier_dumps_and_leaves_no_temp_file() {
+    let sb = Sandbox::new("failures");
+    let (dir, before) = two_good_dumps(&sb, "dumps");
+    for (command, why) in [
+        ("sh -c 'echo partial; exit 3'", "exited with status 3"),
+        ("sh -c 'echo partial; kill -9 $$'", "killed by signal 9"),
+        (
+            "/nonexistent/pg_dump mydb",
+            "cannot run DUMP_COMMAND program \"/nonexistent/pg_dump\"",
+        ),
+        ("true", "wrote nothing"),
+    ] {
+        let r = run(&mut dump_job(&dir, command));
+        r.expect(1)
+            .stderr_has(why)
+            .stderr_has("earlier dumps are untouched");
+        untouched(&dir, &before, &r);
+    }
+}
+
+#[test]
+fn a_write_error_keeps_earlier_dumps() {
+    let sb = Sandbox::new("write-error");
+    let (dir, before) = two_good_dumps(&sb, "dumps");
+    // A file-size limit makes write(2) fail with EFBIG past 64 KiB.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 128; exec '{}'",
+        crate::harness::bin("dump-database")
+    );
+    let mut c = cmd("sh");
+    c.env("DUMP_DIR", &dir)
+        .env("DUMP_COMMAND", "head -c 4000000 /dev/urandom");
+    let r = run(c.args(["-c", &script]));
+    r.expect(1)
+        .stderr_has("cannot write the dump")
+        .stderr_has("File too large");
+    untouched(&dir, &before, &r);
+}
+
+/// A 1 MiB tmpfs, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = run(cmd("umount").arg("-l").arg(&self.0));
+    }
+}
+
+#[test]
+fn a_full_disk_keeps_earlier_dumps() {
+    assert!(
+        is_root(),
+        "this test mounts a tmpfs and must run as root, as CI does"
+    );
+    let sb = Sandbox::new("disk-full");
+    let disk = SmallDisk(sb.mkdir("disk"));
+    run(cmd("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0755", "timerapps-test"])
+        .arg(&disk.0))
+    .ok();
+    let (dir, before) = two_good_dumps(&sb, "disk/dumps");
+    let r = run(&mut dump_job(&dir, "head -c 4000000 /dev/urandom"));
+    r.expect(1).stderr_has("No space left on device");
+    untouched(&dir, &before, &r);
+    // The temp file is gone, so its space is free again.
+    published(&run(&mut dump_job(&dir, "echo after")));
+}
+
+/// Starts a dump whose command writes its pid to `pidfile` and some data,
+/// then hangs; returns once it is running.
+fn hanging_dump(dir: &Path, pidfile: &Path) -> (Running, i32) {
+    let command = format!(
+        "sh -c 'echo $$ > {}; head -c 300000 /dev/urandom; exec sleep 60'",
+        pidfile.display()
+    );
+    let running = start(&mut dump_job(dir, &command));
+    wait_for("the dump command to start", Duration::from_secs(30), || {
+        fs::read_to_string(pidfile).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let pid = fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
+    (running, pid)
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_command_and_discard_the_dump() {
+    let sb = Sandbox::new("signals");
+    let (dir, before) = two_good_dumps(&sb, "dumps");
+    for (signal, name, code) in [
+        (libc::SIGTERM, "SIGTERM", 143),
+        (libc::SIGINT, "SIGINT", 130),
+    ] {
+        let pidfile = sb.path(&format!("{name}.pid"));
+        let (running, child) = hanging_dump(&dir, &pidfile);
+        assert_eq!(temps(&dir).len(), 1);
+        running.signal(signal);
+        let r = running.wait(Duration::from_secs(30));
+        r.expect(code).stderr_has(&format!("stopped by {name}"));
+        wait_for("the dump command to exit", Duration::from_secs(10), || {
+            !alive(child)
+        });
+        untouched(&dir, &before, &r);
+    }
+}
+
+#[test]
+fn after_sigkill_earlier_dumps_are_intact_and_the_next_run_cleans_up() {
+    let sb = Sandbox::new("sigkill");
+    let (dir, before) = two_good_dumps(&sb, "dumps");
+    let (running, child) = hanging_dump(&dir, &sb.path("dump.pid"));
+    running.signal(libc::SIGKILL);
+    // The job had no chance to stop its command, which still holds the
+    // job's stderr: stop it here before collecting the job's output.
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(-child, libc::SIGKILL) };
+    let r = running.wait(Duration::from_secs(30));
+    assert_eq!(
+        temps(&dir).len(),
+        1,
+        "a killed run leaves its temp file\n{r}"
+    );
+    let mut earlier = contents(&dir);
+    earlier.retain(|name, _| !name.ends_with(".part"));
+    assert_eq!(earlier, before, "earlier dumps changed\n{r}");
+
+    let r = run(&mut dump_job(&dir, "echo next"));
+    published(&r);
+    r.stderr_has("left by an interrupted run");
+    assert!(temps(&dir).is_empty(), "{r}");
+    assert_eq!(dumps(&dir).len(), 3);
+}
+
+#[test]
+fn a_second_run_while_one_holds_the_lock_exits_75_and_changes_nothing() {
+    let sb = Sandbox::new("lock");
+    let (dir, _) = two_good_dumps(&sb, "dumps");
+    let (running, _) = hanging_dump(&dir, &sb.path("dump.pid"));
+    let during = snapshot(&dir);
+    let r = run(&mut dump_job(&dir, "echo second"));
+    r.expect(75).stderr_has("another dump-database run holds");
+    assert_eq!(snapshot(&dir), during, "{r}");
+    running.signal(libc::SIGTERM);
+    running.wait(Duration::from_secs(30)).expect(143);
+}
+
+/// Peak resident memory of one run, in KiB, from wait4's rusage.
+#[allow(
+    clippy::zombie_processes,
+    reason = "wait4 reaps it and returns its rusage"
+)]
+fn peak_rss_kib(c: &mut Command) -> i64 {
+    let child = c.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as i32;
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status}"
+    );
+    usage.ru_maxrss
+}
+
+#[test]
+fn memory_does_not_grow_with_the_dump() {
+    let sb = Sandbox::new("memory");
+    let dir = sb.mkdir("dumps");
+    let rss = |mib: u32| {
+        let command = format!("sh -c 'yes \"INSERT INTO t VALUES (42, 0.5);\" | head -c {mib}M'");
+        peak_rss_kib(dump_job(&dir, &command).env("DUMP_GZIP_LEVEL", "1"))
+    };
+    let small = rss(1);
+    let large = rss(256);
+    eprintln!("peak RSS: 1 MiB dump {small} KiB, 256 MiB dump {large} KiB");
+    assert!(
+        large < small + 4096,
+        "memory grew with the dump: {small} KiB -> {large} KiB"
+    );
+}
