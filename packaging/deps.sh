@@ -32,3 +32,13 @@ need_rust() {
     fi
     rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
 }
+
+CARGO_DEB_VERSION=3.8.0
+
+# Installs the pinned cargo-deb unless that version is already there.
+need_cargo_deb() {
+    if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $CARGO_DEB_VERSION" ] &&
+       [ "$(cargo deb --version 2>/dev/null)" != "$CARGO_DEB_VERSION" ]; then
+        cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
+    fi
+}
