@@ -1,8 +1,12 @@
 //! Integration tests: the jobs as built, run against real gzip, SQLite and
-//! PostgreSQL.
+//! PostgreSQL; the .deb checked by lintian and systemd-analyze; and the
+//! package installed, used, upgraded and purged on a real systemd.
 
 mod config;
+mod container;
 mod dump;
 mod harness;
 mod logger;
+mod package;
 mod postgres;
+mod system;

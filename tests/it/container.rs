@@ -1,0 +1,155 @@
+//! A real systemd (Debian 12) booted with systemd-nspawn, as in
+//! shared/notes/systemd-in-a-container.md: a root file system built once by
+//! mmdebstrap and cached, a fresh copy per container, commands run inside
+//! with nsenter.
+
+use crate::harness::{cmd, run, wait_for, Run, Sandbox};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// What the image holds besides minbase; change `IMAGE` with it.
+const PACKAGES: &str = "systemd,systemd-sysv,dbus,libpam-systemd,adduser,postgresql,sqlite3";
+const IMAGE: &str = "bookworm-timerapps-1.tar";
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The root file system tarball, built on first use.
+fn image() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e");
+    let tar = dir.join(IMAGE);
+    if !tar.exists() {
+        fs::create_dir_all(&dir).unwrap();
+        // mmdebstrap picks the format from the name: keep the .tar ending.
+        let partial = dir.join(format!("partial-{IMAGE}"));
+        let _ = fs::remove_file(&partial);
+        run(cmd("mmdebstrap")
+            .args(["--variant=minbase", "--quiet"])
+            .arg(format!("--include={PACKAGES}"))
+            .arg("bookworm")
+            .arg(&partial))
+        .ok();
+        fs::rename(&partial, &tar).unwrap();
+    }
+    tar
+}
+
+pub struct Container {
+    root: PathBuf,
+    nspawn: Child,
+    pid1: i32,
+    log: PathBuf,
+}
+
+impl Container {
+    /// Boots a fresh copy of the image with no network but loopback.
+    pub fn boot(sb: &Sandbox) -> Container {
+        let root = sb.mkdir("root");
+        run(cmd("tar").arg("-xf").arg(image()).arg("-C").arg(&root)).ok();
+        let log = sb.path("console.log");
+        let nspawn = cmd("systemd-nspawn")
+            .args([
+                "--register=no",
+                "--keep-unit",
+                "--private-network",
+                "--quiet",
+                "-D",
+            ])
+            .arg(&root)
+            .args(["-b", "--console=read-only"])
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(
+                fs::File::create(sb.path("nspawn.err")).unwrap(),
+            ))
+            .spawn()
+            .expect("systemd-nspawn (Debian package systemd-container) must be installed");
+        let mut c = Container {
+            root,
+            nspawn,
+            pid1: 0,
+            log,
+        };
+        // PID 1 inside is the child of systemd-nspawn once it runs systemd.
+        let children = format!("/proc/{0}/task/{0}/children", c.nspawn.id());
+        wait_for(
+            "systemd to start in the container",
+            Duration::from_secs(30),
+            || {
+                let first = fs::read_to_string(&children).unwrap_or_default();
+                c.pid1 = first
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                fs::read_to_string(format!("/proc/{}/comm", c.pid1))
+                    .is_ok_and(|comm| comm == "systemd\n")
+            },
+        );
+        // Its bus comes up a moment after; then wait for the boot to finish.
+        wait_for(
+            "the container's service manager",
+            Duration::from_secs(30),
+            || {
+                !c.exec(&["systemctl", "is-system-running"])
+                    .stdout
+                    .is_empty()
+            },
+        );
+        let state = c.exec(&["systemctl", "is-system-running", "--wait"]);
+        assert!(
+            state.stdout.trim() == "running",
+            "the container did not boot cleanly\n{state}\n{}",
+            c.exec(&["systemctl", "--failed", "--no-pager"])
+        );
+        c
+    }
+
+    /// Runs a command inside, as root, with a clean environment.
+    pub fn exec(&self, args: &[&str]) -> Run {
+        run(cmd("nsenter")
+            .arg("-t")
+            .arg(self.pid1.to_string())
+            .args(["-a", "env", "-i", &format!("PATH={PATH}"), "LC_ALL=C.UTF-8"])
+            .arg("DEBIAN_FRONTEND=noninteractive")
+            .args(args))
+    }
+
+    /// Runs a shell script inside, which must succeed; returns its stdout.
+    #[track_caller]
+    pub fn sh(&self, script: &str) -> String {
+        let r = self.exec(&["sh", "-ec", script]);
+        assert_eq!(r.code(), Some(0), "{r}\n--- console\n{}", self.console());
+        r.stdout.clone()
+    }
+
+    /// A path inside the container, seen from the host.
+    pub fn path(&self, inside: &str) -> PathBuf {
+        self.root.join(inside.trim_start_matches('/'))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn console(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let pid = self.nspawn.id() as i32;
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..300 {
+            if self.nspawn.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}

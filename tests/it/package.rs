@@ -1,0 +1,199 @@
+//! The built .deb, as users get it: its contents, lintian, and its units
+//! checked by systemd-analyze.
+
+use crate::harness::{cmd, run, sh, Sandbox};
+use std::path::{Path, PathBuf};
+
+/// The package built by packaging/build, or the one TIMERAPPS_DEB names.
+pub fn built_deb() -> PathBuf {
+    let deb = std::env::var_os("TIMERAPPS_DEB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+                "target/debian/timerapps_{}-1_amd64.deb",
+                env!("CARGO_PKG_VERSION")
+            ))
+        });
+    assert!(
+        deb.exists(),
+        "{} is missing: build it with packaging/build",
+        deb.display()
+    );
+    deb
+}
+
+fn field(deb: &Path, name: &str) -> String {
+    run(cmd("dpkg-deb").arg("-f").arg(deb).arg(name))
+        .ok()
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+const UNITS: [&str; 6] = [
+    "myapp.service",
+    "myapp.timer",
+    "otherapp.service",
+    "otherapp.timer",
+    "dump-database.service",
+    "dump-database.timer",
+];
+
+#[test]
+fn the_package_holds_the_jobs_units_settings_and_docs() {
+    let deb = built_deb();
+    let listing = run(cmd("dpkg-deb").arg("-c").arg(&deb)).ok().stdout.clone();
+    let mut expected: Vec<String> = ["myapp", "otherapp", "dump-database"]
+        .iter()
+        .flat_map(|b| [format!("./usr/bin/{b}"), format!("./etc/default/{b}")])
+        .collect();
+    expected.extend(
+        UNITS
+            .iter()
+            .map(|u| format!("./usr/lib/systemd/system/{u}")),
+    );
+    expected.extend(
+        [
+            "./usr/lib/sysusers.d/timerapps.conf",
+            "./usr/share/man/man1/myapp.1.gz",
+            "./usr/share/man/man1/otherapp.1.gz -> myapp.1.gz",
+            "./usr/share/man/man1/dump-database.1.gz",
+            "./usr/share/doc/timerapps/copyright",
+            "./usr/share/doc/timerapps/changelog.Debian.gz",
+        ]
+        .map(String::from),
+    );
+    for path in &expected {
+        assert!(
+            listing.lines().any(|l| l.ends_with(&format!(" {path}"))),
+            "{path} missing from the package:\n{listing}"
+        );
+    }
+    let sb = Sandbox::new("deb-control");
+    run(cmd("dpkg-deb").arg("-e").arg(&deb).arg(sb.path("DEBIAN"))).ok();
+    let conffiles = std::fs::read_to_string(sb.path("DEBIAN/conffiles")).unwrap();
+    let mut conffiles: Vec<&str> = conffiles.lines().collect();
+    conffiles.sort_unstable();
+    assert_eq!(
+        conffiles,
+        [
+            "/etc/default/dump-database",
+            "/etc/default/myapp",
+            "/etc/default/otherapp"
+        ]
+    );
+    assert_eq!(field(&deb, "Package"), "timerapps");
+    assert_eq!(field(&deb, "Architecture"), "amd64");
+    assert!(field(&deb, "Depends").contains("systemd"));
+    let users = std::fs::read_to_string(sb.path("DEBIAN/postinst")).unwrap();
+    assert!(users.contains("systemd-sysusers"), "{users}");
+    for b in ["myapp", "otherapp", "dump-database"] {
+        let root = sb.path("root");
+        run(cmd("dpkg-deb").arg("-x").arg(&deb).arg(&root)).ok();
+        let file = sh(&format!(
+            "file -b '{}'",
+            root.join("usr/bin").join(b).display()
+        ));
+        assert!(
+            file.contains("static-pie linked") || file.contains("statically linked"),
+            "{b}: {file}"
+        );
+    }
+    eprintln!(
+        "package size: {} bytes",
+        std::fs::metadata(&deb).unwrap().len()
+    );
+}
+
+#[test]
+fn lintian_finds_no_error_and_no_warning() {
+    let deb = built_deb();
+    let r = run(cmd("lintian")
+        .args(["--display-info", "--pedantic", "--tag-display-limit", "0"])
+        .arg(&deb));
+    let tags: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.len() > 2 && &l[1..3] == ": ")
+        .collect();
+    eprintln!("lintian tags:\n{}", tags.join("\n"));
+    let bad: Vec<&&str> = tags
+        .iter()
+        .filter(|t| t.starts_with("E:") || t.starts_with("W:"))
+        .collect();
+    assert!(bad.is_empty(), "lintian errors or warnings: {bad:#?}\n{r}");
+    assert!(
+        r.stderr.lines().all(|l| l.contains("root privileges")),
+        "{r}"
+    );
+}
+
+/// The package's files under `root`, beside the host's own units, so that
+/// systemd-analyze sees the installed system (and checks ExecStart= there).
+fn installed_root(sb: &Sandbox) -> PathBuf {
+    let root = sb.path("root");
+    run(cmd("dpkg-deb").arg("-x").arg(built_deb()).arg(&root)).ok();
+    sh(&format!(
+        "cp -an /usr/lib/systemd/system/. '{}/usr/lib/systemd/system/'",
+        root.display()
+    ));
+    root
+}
+
+fn verify(root: &Path, units: &[&str]) -> crate::harness::Run {
+    let paths = units
+        .iter()
+        .map(|u| root.join("usr/lib/systemd/system").join(u));
+    run(cmd("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(format!("--root={}", root.display()))
+        .args(paths))
+}
+
+#[test]
+fn every_unit_verifies_clean() {
+    let sb = Sandbox::new("verify");
+    let root = installed_root(&sb);
+    let r = verify(&root, &UNITS);
+    assert!(
+        r.code() == Some(0) && r.stdout.is_empty() && r.stderr.is_empty(),
+        "{r}"
+    );
+
+    // The check is not blind: a unit whose program is missing fails it.
+    std::fs::remove_file(root.join("usr/bin/otherapp")).unwrap();
+    let r = verify(&root, &["otherapp.service"]);
+    assert!(
+        r.code() != Some(0) && r.stderr.contains("/usr/bin/otherapp"),
+        "{r}"
+    );
+}
+
+#[test]
+fn services_are_hardened() {
+    let sb = Sandbox::new("security");
+    let root = installed_root(&sb);
+    for (service, limit) in [
+        ("myapp.service", 1.0),
+        ("otherapp.service", 1.0),
+        ("dump-database.service", 1.5),
+    ] {
+        let r = run(cmd("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(root.join("usr/lib/systemd/system").join(service)));
+        r.ok();
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains("Overall exposure level"))
+            .unwrap_or_default();
+        let score: f64 = line
+            .split(": ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level\n{r}"));
+        eprintln!("{service}: exposure {score} (limit {limit})");
+        assert!(score <= limit, "{service} exposure {score} > {limit}\n{r}");
+    }
+}

@@ -1,0 +1,352 @@
+//! The package end to end on a real systemd: install, timers, manual runs,
+//! dumps of a PostgreSQL inside the container, a failing dump, an upgrade,
+//! remove and purge. One test, because each step builds on the one before.
+
+use crate::container::Container;
+use crate::harness::{cmd, run, wait_for, Sandbox};
+use crate::package::built_deb;
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TIMERS: [&str; 3] = ["myapp.timer", "otherapp.timer", "dump-database.timer"];
+const DUMPS: &str = "/var/lib/timerapps/dumps";
+
+fn step(n: &str, started: Instant) {
+    eprintln!("[{:6.1} s] step {n}", started.elapsed().as_secs_f64());
+}
+
+/// The same package with the next Debian revision, as an upgrade.
+fn rebuilt_with_next_revision(sb: &Sandbox, deb: &Path) -> (String, std::path::PathBuf) {
+    let tree = sb.path("upgrade");
+    run(cmd("dpkg-deb").arg("-R").arg(deb).arg(&tree)).ok();
+    let control = tree.join("DEBIAN/control");
+    let text = fs::read_to_string(&control).unwrap();
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .unwrap();
+    let (upstream, revision) = version.rsplit_once('-').unwrap();
+    let next = format!("{upstream}-{}", revision.parse::<u32>().unwrap() + 1);
+    fs::write(
+        &control,
+        text.replace(
+            &format!("Version: {version}\n"),
+            &format!("Version: {next}\n"),
+        ),
+    )
+    .unwrap();
+    let out = sb.path(&format!("timerapps_{next}_amd64.deb"));
+    run(cmd("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&tree)
+        .arg(&out))
+    .ok();
+    (next, out)
+}
+
+/// Paths under the container's root that a package could leave behind,
+/// leaving out what changes on its own (journal, caches, database files).
+fn tree(c: &Container) -> BTreeSet<String> {
+    let skip = [
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var/tmp",
+        "var/cache",
+        "var/lib/apt",
+        "var/log/journal",
+        "var/log/apt",
+        "var/log/dpkg.log",
+        "var/log/alternatives.log",
+        "var/lib/postgresql",
+        "var/log/postgresql",
+        "var/lib/dpkg/triggers",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/status",
+        "var/lib/dpkg/status-old",
+        "var/lib/dpkg/lock",
+        "var/lib/dpkg/lock-frontend",
+        "var/lib/dpkg/diversions",
+        "var/lib/dpkg/diversions-old",
+        "var/lib/dpkg/available",
+        "var/lib/systemd/random-seed",
+    ];
+    walkdir::WalkDir::new(c.root())
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e.path().strip_prefix(c.root()).unwrap();
+            !skip.iter().any(|s| rel == Path::new(s))
+        })
+        .map(|e| {
+            format!(
+                "/{}",
+                e.unwrap().path().strip_prefix(c.root()).unwrap().display()
+            )
+        })
+        .collect()
+}
+
+fn lines(c: &Container, path: &str) -> usize {
+    fs::read_to_string(c.path(path))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+fn show(c: &Container, unit: &str, property: &str) -> String {
+    c.sh(&format!("systemctl show --value -p {property} {unit}"))
+        .trim()
+        .to_owned()
+}
+
+/// What `systemctl VERB unit` answers, such as is-active or is-enabled.
+fn state(c: &Container, verb: &str, unit: &str) -> String {
+    c.exec(&["systemctl", verb, unit]).stdout.trim().to_owned()
+}
+
+/// The messages of a unit in the journal.
+fn journal(c: &Container, unit: &str) -> String {
+    c.sh(&format!("journalctl -u {unit} --no-pager -o cat"))
+}
+
+fn dumps(c: &Container) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(c.path(DUMPS))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sql.gz"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn hashes(c: &Container) -> String {
+    c.sh(&format!("cd {DUMPS} && ls -A | sort | xargs sha256sum"))
+}
+
+#[test]
+fn the_package_on_a_real_systemd() {
+    let started = Instant::now();
+    let deb = built_deb();
+    let sb = Sandbox::new("e2e");
+    let (next, upgrade) = rebuilt_with_next_revision(&sb, &deb);
+    let c = Container::boot(&sb);
+    step("0: booted", started);
+    for d in [&deb, &upgrade] {
+        fs::copy(d, c.path("/root").join(d.file_name().unwrap())).unwrap();
+    }
+    let before = tree(&c);
+    let deb_inside = format!("/root/{}", deb.file_name().unwrap().to_string_lossy());
+
+    step("1: apt install enables and starts the timers", started);
+    c.sh(&format!("apt-get install -y {deb_inside} </dev/null"));
+    let installed = Instant::now();
+    let listed = c.sh("systemctl list-timers --all --no-pager");
+    for t in TIMERS {
+        assert_eq!(state(&c, "is-enabled", t), "enabled");
+        assert_eq!(state(&c, "is-active", t), "active");
+        assert!(listed.contains(t), "{t} not listed:\n{listed}");
+    }
+    let passwd = fs::read_to_string(c.path("/etc/passwd")).unwrap();
+    let user = passwd
+        .lines()
+        .find(|l| l.starts_with("timerapps:"))
+        .expect("user timerapps");
+    let fields: Vec<&str> = user.split(':').collect();
+    assert_eq!(fields[6], "/usr/sbin/nologin", "{user}");
+    assert!(!fields[5].starts_with("/home"), "{user}");
+    let uid: u32 = fields[2].parse().unwrap();
+    assert!(uid < 1000, "a system user: {user}");
+
+    step(
+        "2: both logs get a first line within 30 s, written by timerapps",
+        started,
+    );
+    for app in ["myapp", "otherapp"] {
+        let log = format!("/var/log/timerapps/{app}.log");
+        let remaining = Duration::from_secs(30).saturating_sub(installed.elapsed());
+        wait_for(&format!("a first line in {log}"), remaining, || {
+            lines(&c, &log) >= 1
+        });
+        assert_eq!(
+            fs::metadata(c.path(&log)).unwrap().uid(),
+            uid,
+            "{log} owner"
+        );
+        let text = fs::read_to_string(c.path(&log)).unwrap();
+        assert!(text.starts_with(&format!("[{app}] executed at ")), "{text}");
+        // The timer ran it, 5 s after it started, not the install.
+        let timer = show(&c, &format!("{app}.timer"), "ActiveEnterTimestampMonotonic");
+        let service = show(
+            &c,
+            &format!("{app}.service"),
+            "ExecMainStartTimestampMonotonic",
+        );
+        let delay = service.parse::<i64>().unwrap() - timer.parse::<i64>().unwrap();
+        assert!(
+            delay >= 4_000_000,
+            "{app}.service started {delay} µs after its timer"
+        );
+    }
+    // Not configured yet: the dump is skipped, not failed, and says why.
+    c.sh("systemctl start dump-database.service");
+    assert_ne!(state(&c, "is-failed", "dump-database.service"), "failed");
+    let messages = journal(&c, "dump-database.service");
+    assert!(
+        messages.contains("DUMP_COMMAND is not set")
+            && messages.contains("/etc/default/dump-database"),
+        "{messages}"
+    );
+
+    step("3: systemctl start myapp.service appends a line", started);
+    let n = lines(&c, "/var/log/timerapps/myapp.log");
+    c.sh("systemctl start myapp.service");
+    assert_eq!(lines(&c, "/var/log/timerapps/myapp.log"), n + 1);
+    let messages = journal(&c, "myapp.service");
+    assert!(
+        messages.contains("[myapp] wrote to /var/log/timerapps/myapp.log"),
+        "{messages}"
+    );
+
+    step(
+        "4: seven dumps of a PostgreSQL inside leave five; the newest restores",
+        started,
+    );
+    c.sh("runuser -u postgres -- psql -q -c 'CREATE ROLE timerapps LOGIN'
+          runuser -u postgres -- createdb -O timerapps shop
+          runuser -u timerapps -- psql -q -v ON_ERROR_STOP=1 -d shop -c \"
+            CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2));
+            INSERT INTO items SELECT i, 'item ' || md5(i::text), i * 0.5 FROM generate_series(1, 5000) i;\"");
+    c.sh("echo 'DUMP_COMMAND=\"pg_dump --no-password shop\"' >> /etc/default/dump-database");
+    for _ in 0..7 {
+        c.sh("systemctl start dump-database.service");
+    }
+    let kept = dumps(&c);
+    assert_eq!(kept.len(), 5, "{kept:?}");
+    for d in &kept {
+        let meta = fs::metadata(c.path(DUMPS).join(d)).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o600), "{d}");
+    }
+    let newest = format!("{DUMPS}/{}", kept.last().unwrap());
+    c.sh(&format!(
+        "runuser -u postgres -- createdb restored
+         gzip -dc {newest} | runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d restored >/dev/null"
+    ));
+    let table = |db: &str| {
+        c.sh(&format!("runuser -u postgres -- psql -At -d {db} -c 'COPY (SELECT * FROM items ORDER BY id) TO STDOUT'"))
+    };
+    let original = table("shop");
+    assert_eq!(original.lines().count(), 5000);
+    assert_eq!(
+        original,
+        table("restored"),
+        "the newest dump does not restore the table"
+    );
+
+    step(
+        "5: a failing DUMP_COMMAND fails the service and keeps the dumps",
+        started,
+    );
+    let hashed = hashes(&c);
+    c.sh("sed -i 's/pg_dump --no-password shop/pg_dump --no-password nosuchdb/' /etc/default/dump-database");
+    let r = c.exec(&["systemctl", "start", "dump-database.service"]);
+    assert_ne!(r.code(), Some(0), "{r}");
+    assert_eq!(state(&c, "is-failed", "dump-database.service"), "failed");
+    let messages = journal(&c, "dump-database.service");
+    assert!(
+        messages.contains("\"nosuchdb\" does not exist")
+            && messages.contains("DUMP_COMMAND exited with status 1"),
+        "{messages}"
+    );
+    assert_eq!(hashes(&c), hashed, "the dumps changed");
+
+    step(
+        "6: an upgrade keeps a disabled timer and an edited conffile",
+        started,
+    );
+    c.sh("systemctl disable --now otherapp.timer
+          echo LOGFILE=/var/log/timerapps/edited.log >> /etc/default/myapp");
+    let edited = fs::read(c.path("/etc/default/myapp")).unwrap();
+    c.sh(&format!(
+        "apt-get install -y /root/timerapps_{next}_amd64.deb </dev/null"
+    ));
+    assert_eq!(c.sh("dpkg-query -W -f '${Version}' timerapps"), next);
+    assert_eq!(state(&c, "is-enabled", "otherapp.timer"), "disabled");
+    assert_eq!(state(&c, "is-active", "otherapp.timer"), "inactive");
+    for t in ["myapp.timer", "dump-database.timer"] {
+        assert_eq!(state(&c, "is-enabled", t), "enabled");
+        assert_eq!(state(&c, "is-active", t), "active");
+    }
+    assert_eq!(fs::read(c.path("/etc/default/myapp")).unwrap(), edited);
+    c.sh("systemctl start myapp.service");
+    assert_eq!(
+        lines(&c, "/var/log/timerapps/edited.log"),
+        1,
+        "the edited setting is used"
+    );
+
+    step(
+        "7: remove stops and disables the timers; purge leaves only the dumps",
+        started,
+    );
+    c.sh("apt-get remove -y timerapps </dev/null");
+    let listed = c.sh("systemctl list-timers --all --no-pager");
+    for t in TIMERS {
+        assert_ne!(state(&c, "is-active", t), "active");
+        assert!(
+            !c.path("/etc/systemd/system/timers.target.wants")
+                .join(t)
+                .exists(),
+            "{t} still enabled"
+        );
+        assert!(!listed.contains(t), "{t} still listed:\n{listed}");
+    }
+    let r = c.exec(&["apt-get", "purge", "-y", "timerapps"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    // apt passes the maintainer script's stderr on to its own output.
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains(&format!("dumps are kept in {DUMPS}")), "{r}");
+    assert_eq!(dumps(&c), kept, "purge must keep every dump");
+    let after = tree(&c);
+    let removed: Vec<_> = before.difference(&after).collect();
+    assert!(
+        removed.is_empty(),
+        "purge removed what was there before: {removed:#?}"
+    );
+    let kept_paths: BTreeSet<String> = ["/var/lib/timerapps", DUMPS]
+        .iter()
+        .map(|p| p.to_string())
+        .chain(kept.iter().map(|d| format!("{DUMPS}/{d}")))
+        .collect();
+    // The user stays (Debian practice); creating it leaves the usual backups.
+    let user_files = [
+        "/etc/passwd-",
+        "/etc/group-",
+        "/etc/shadow-",
+        "/etc/gshadow-",
+        "/etc/.pwd.lock",
+    ];
+    let left: Vec<_> = after
+        .difference(&before)
+        .filter(|p| !kept_paths.contains(*p) && !user_files.contains(&p.as_str()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "purge left files of the package: {left:#?}"
+    );
+    assert!(passwd_has_user(&c), "purge keeps the user");
+    eprintln!(
+        "end-to-end wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn passwd_has_user(c: &Container) -> bool {
+    fs::read_to_string(c.path("/etc/passwd"))
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("timerapps:"))
+}
