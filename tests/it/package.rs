@@ -82,6 +82,14 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
             "/etc/default/otherapp"
         ]
     );
+    let md5sums = std::fs::read_to_string(sb.path("DEBIAN/md5sums")).unwrap();
+    for b in ["myapp", "otherapp", "dump-database"] {
+        assert!(md5sums.contains(&format!("  usr/bin/{b}\n")), "{md5sums}");
+    }
+    assert!(
+        !md5sums.contains("etc/default"),
+        "conffiles have no md5sums entry\n{md5sums}"
+    );
     assert_eq!(field(&deb, "Package"), "timerapps");
     assert_eq!(field(&deb, "Architecture"), "amd64");
     assert!(field(&deb, "Depends").contains("systemd"));

@@ -144,6 +144,8 @@ fn the_package_on_a_real_systemd() {
     step("1: apt install enables and starts the timers", started);
     c.sh(&format!("apt-get install -y {deb_inside} </dev/null"));
     let installed = Instant::now();
+    // Every installed file matches the package's md5sums.
+    assert_eq!(c.sh("dpkg --verify timerapps"), "");
     let listed = c.sh("systemctl list-timers --all --no-pager");
     for t in TIMERS {
         assert_eq!(state(&c, "is-enabled", t), "enabled");
