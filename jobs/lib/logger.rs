@@ -53,8 +53,7 @@ pub fn run(cfg: &Config) -> Result<()> {
     // lines stay whole and in order even where O_APPEND alone is not enough (NFS).
     file.lock_exclusive()
         .map_err(|e| failed("cannot lock LOGFILE", e))?;
-    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.6f");
-    let line = format!("[{}] executed at {now}\n", cfg.name);
+    let line = line(cfg.name, &chrono::Local::now().naive_local());
     (&file)
         .write_all(line.as_bytes())
         .map_err(|e| failed("cannot write to LOGFILE", e))?;
@@ -66,6 +65,24 @@ pub fn run(cfg: &Config) -> Result<()> {
         cfg.logfile.display()
     );
     Ok(())
+}
+
+/// `[NAME] executed at YYYY-MM-DD HH:MM:SS.ffffff` and a newline. Plain
+/// integer formatting keeps chrono's strftime engine out of the binary.
+fn line(name: &str, t: &chrono::NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    format!(
+        "[{name}] executed at {:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}\n",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        // chrono keeps a leap second as nanoseconds past 10^9; Python, whose
+        // lines these match, has none: it shows as the end of second 59.
+        t.nanosecond().min(999_999_999) / 1000,
+    )
 }
 
 fn open(path: &Path) -> Result<File> {
@@ -140,6 +157,21 @@ fn not_regular(path: &Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_have_microseconds_always() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let t = day.and_hms_micro_opt(3, 4, 5, 0).unwrap();
+        assert_eq!(
+            line("myapp", &t),
+            "[myapp] executed at 2026-01-02 03:04:05.000000\n"
+        );
+        let leap = day.and_hms_nano_opt(23, 59, 59, 1_500_000_000).unwrap();
+        assert_eq!(
+            line("x", &leap),
+            "[x] executed at 2026-01-02 23:59:59.999999\n"
+        );
+    }
 
     #[test]
     fn default_paths_match_the_reference() {
