@@ -13,6 +13,7 @@ pub struct Config {
     /// File-name prefix: dumps are `NAME-YYYYMMDDTHHMMSSZ.sql.gz`.
     pub name: String,
     pub level: u32,
+    pub threads: usize,
 }
 
 impl Config {
@@ -22,6 +23,7 @@ impl Config {
         let dir = config::absolute_path(env, "DUMP_DIR", DEFAULT_DIR)?;
         let keep = config::number(env, "DUMP_KEEP", 1, u32::MAX, 5)?;
         let level = config::number(env, "DUMP_GZIP_LEVEL", 1, 9, 6)?;
+        let threads = config::number(env, "DUMP_THREADS", 1, 64, available_cpus())?;
         let name = name(env)?;
         let command = command(env)?;
         Ok(Config {
@@ -30,8 +32,14 @@ impl Config {
             keep: usize::try_from(keep).unwrap_or(usize::MAX),
             name,
             level,
+            threads: threads as usize,
         })
     }
+}
+
+/// The CPUs this process may run on (affinity and cgroup quota included).
+fn available_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(64) as u32)
 }
 
 fn name(env: &dyn Source) -> Result<String> {

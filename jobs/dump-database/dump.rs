@@ -1,17 +1,13 @@
 use crate::child::{Child, Stop};
 use crate::config::Config;
+use crate::pgzip::{self, Failure};
 use crate::store::DumpDir;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Instant;
 use timerapps::{Error, Exit, Result};
-
-/// Sized for few system calls; the job's memory does not depend on the dump.
-const CHUNK: usize = 256 * 1024;
 
 pub fn run(cfg: &Config) -> Result<()> {
     let started = Instant::now();
@@ -24,7 +20,7 @@ pub fn run(cfg: &Config) -> Result<()> {
     stop.check()?;
 
     let mut child = Child::spawn(&cfg.command, &stop)?;
-    let streamed = compress(child.stdout(), temp.file(), temp.path(), cfg.level);
+    let streamed = compress(child.stdout(), temp.file(), temp.path(), cfg);
     if streamed.is_err() {
         child.terminate();
     }
@@ -59,39 +55,22 @@ pub fn run(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Streams the command's output through gzip into `out`; returns the bytes
-/// read and written.
-fn compress(mut input: impl Read, out: &File, path: &Path, level: u32) -> Result<(u64, u64)> {
-    let write_failed = |e: io::Error| {
-        Error::io(
+/// Streams the command's output through parallel gzip into `out`; returns
+/// the bytes read and written.
+fn compress(mut input: impl Read, mut out: &File, path: &Path, cfg: &Config) -> Result<(u64, u64)> {
+    pgzip::compress(&mut input, &mut out, cfg.level, cfg.threads).map_err(|failure| match failure {
+        Failure::Read(e) => Error::new(
+            Exit::Failure,
+            format!("cannot read the output of DUMP_COMMAND: {e}"),
+        ),
+        Failure::Write(e) => Error::io(
             Exit::Failure,
             "cannot write the dump to",
             path,
             &e,
             "check free space in DUMP_DIR; earlier dumps are untouched",
-        )
-    };
-    let mut gz = GzEncoder::new(out, Compression::new(level));
-    let mut buf = vec![0; CHUNK];
-    let mut read = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Error::new(
-                    Exit::Failure,
-                    format!("cannot read the output of DUMP_COMMAND: {e}"),
-                ))
-            }
-        };
-        gz.write_all(&buf[..n]).map_err(write_failed)?;
-        read += n as u64;
-    }
-    let out = gz.finish().map_err(write_failed)?;
-    let written = out.metadata().map_err(write_failed)?.len();
-    Ok((read, written))
+        ),
+    })
 }
 
 fn check_status(status: ExitStatus) -> Result<()> {

@@ -93,6 +93,18 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ),
         (
             "dump-database",
+            &[("DUMP_THREADS", "0")],
+            &[],
+            r#"DUMP_THREADS="0""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_THREADS", "65")],
+            &[],
+            r#"DUMP_THREADS="65""#,
+        ),
+        (
+            "dump-database",
             &[("DUMP_NAME", "")],
             &[],
             r#"DUMP_NAME="""#,

@@ -5,6 +5,7 @@ use crate::postgres::Postgres;
 use regex_lite::Regex;
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -105,7 +106,7 @@ fn postgres_dump_restores_to_equal_tables() {
     pg.sql("postgres", "CREATE DATABASE shop");
     pg.sql("shop", SHOP);
     let dir = sb.mkdir("dumps");
-    let command = format!("{} --no-password shop", pg.pg_dump().display());
+    let command = format!("{} --no-password shop", pg.program("pg_dump").display());
     let r = run(with_pg(&mut dump_job(&dir, &command), &pg, "postgres"));
     let (path, pruned) = published(&r);
     assert_eq!(pruned, 0);
@@ -143,7 +144,7 @@ fn postgres_password_comes_from_a_pgpass_file() {
     pg.sql("postgres", "SELECT pg_reload_conf()");
 
     let dir = sb.mkdir("dumps");
-    let command = format!("{} --no-password appdb", pg.pg_dump().display());
+    let command = format!("{} --no-password appdb", pg.program("pg_dump").display());
     let r = run(with_pg(&mut dump_job(&dir, &command), &pg, "app"));
     r.expect(1).stderr_has("password");
     assert!(dumps(&dir).is_empty() && temps(&dir).is_empty(), "{r}");
@@ -185,6 +186,31 @@ fn sqlite_dump_restores_to_the_same_database() {
     let original = dump_of(&db);
     assert!(original.contains("INSERT INTO notes"), "{original:.300}");
     assert_eq!(original, dump_of(&restored));
+}
+
+#[test]
+fn a_dump_of_many_blocks_is_one_gzip_stream_whatever_the_threads() {
+    let sb = Sandbox::new("threads");
+    let dir = sb.mkdir("dumps");
+    let expected = sh("seq 1 2000000");
+    for threads in ["1", "3"] {
+        let mut c = dump_job(&dir, "seq 1 2000000");
+        let (path, _) = published(&run(c.env("DUMP_THREADS", threads)));
+        assert!(
+            gunzip(&path) == expected,
+            "DUMP_THREADS={threads}: content differs"
+        );
+        // One member: this decoder stops after the first, where gzip would
+        // silently go on through several.
+        let mut first = String::new();
+        flate2::read::GzDecoder::new(fs::File::open(&path).unwrap())
+            .read_to_string(&mut first)
+            .unwrap();
+        assert!(
+            first == expected,
+            "DUMP_THREADS={threads}: more than one gzip member"
+        );
+    }
 }
 
 #[test]

@@ -119,14 +119,14 @@ impl Postgres {
     }
 
     /// `c` with the environment that connects libpq clients as the superuser.
-    fn superuser(&self, mut c: Command) -> Command {
+    pub fn superuser(&self, mut c: Command) -> Command {
         c.env("PGHOST", &self.socket).env("PGUSER", "postgres");
         c
     }
 
-    /// Where pg_dump is, for DUMP_COMMAND.
-    pub fn pg_dump(&self) -> PathBuf {
-        self.bin.join("pg_dump")
+    /// Where a PostgreSQL program (pg_dump, pgbench, ...) is.
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
     }
 }
 
