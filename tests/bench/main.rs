@@ -1,0 +1,436 @@
+//! Benchmarks timerapps against what it replaces and against its peers, and
+//! prints one Markdown table. Every figure is a median over several runs and
+//! every comparison a ratio to a reference measured in the same run; the
+//! targets are reported, never asserted.
+//!
+//! Run it with `tests/bench/run` (full) or `tests/bench/run --quick` (small
+//! sizes, few runs: what CI runs so that the benchmark keeps working).
+
+#[allow(dead_code)] // shared with tests/it; the benchmark uses a part of it
+#[path = "../it/harness.rs"]
+mod harness;
+#[allow(dead_code)]
+#[path = "../it/postgres.rs"]
+mod postgres;
+
+use harness::{bin, cmd, job, run, Sandbox};
+use postgres::Postgres;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Plan {
+    quick: bool,
+    /// Runs of each logger-like program.
+    logger_runs: usize,
+    /// Runs of the Python reference, which is slower.
+    python_runs: usize,
+    /// Runs of each dump pipeline.
+    dump_runs: usize,
+    /// pgbench scale factors: the small and the large dump.
+    scales: [u32; 2],
+}
+
+impl Plan {
+    fn from_args() -> Plan {
+        // cargo bench passes --bench; only --quick matters here.
+        let quick = std::env::args().any(|a| a == "--quick");
+        if quick {
+            Plan {
+                quick,
+                logger_runs: 30,
+                python_runs: 5,
+                dump_runs: 1,
+                scales: [1, 3],
+            }
+        } else {
+            Plan {
+                quick,
+                logger_runs: 300,
+                python_runs: 40,
+                dump_runs: 5,
+                scales: [3, 30],
+            }
+        }
+    }
+}
+
+/// One measured run: wall time and peak resident memory of the process.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    rss_kib: u64,
+}
+
+/// Runs `c` to completion; the peak RSS is the process's own, from wait4.
+fn measure(c: &mut Command) -> Sample {
+    let started = Instant::now();
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child,
+    // which it also reaps (so the Child is only dropped afterwards).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let wall = started.elapsed();
+    drop(child);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{c:?} failed: {status}"
+    );
+    Sample {
+        wall,
+        rss_kib: usage.ru_maxrss as u64,
+    }
+}
+
+/// Runs `c`, sampling its own peak RSS (VmHWM) while it runs: wait4 would
+/// report the largest of it and its children, and pg_dump is one of those.
+fn measure_polling(c: &mut Command) -> Sample {
+    let started = Instant::now();
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut rss_kib = 0;
+    let status = loop {
+        if let Ok(text) = fs::read_to_string(&status_file) {
+            let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+            if let Some(kib) = hwm.and_then(|v| v.trim().trim_end_matches(" kB").parse().ok()) {
+                rss_kib = kib;
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(status.success(), "{c:?} failed: {status}");
+    Sample {
+        wall: started.elapsed(),
+        rss_kib,
+    }
+}
+
+fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn wall(samples: &[Sample]) -> f64 {
+    median(samples.iter().map(|s| s.wall.as_secs_f64()).collect())
+}
+
+fn rss(samples: &[Sample]) -> u64 {
+    median(samples.iter().map(|s| s.rss_kib).collect())
+}
+
+/// A table row: what, our figure, the reference figure, their ratio, the target.
+struct Row {
+    what: String,
+    ours: String,
+    reference: String,
+    ratio: f64,
+    target: Target,
+}
+
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+    None,
+}
+
+impl Row {
+    fn print(&self) {
+        let (target, verdict) = match self.target {
+            Target::AtMost(t) => (
+                format!("≤ {t}×"),
+                if self.ratio <= t { "met" } else { "missed" },
+            ),
+            Target::AtLeast(t) => (
+                format!("≥ {t}×"),
+                if self.ratio >= t { "met" } else { "missed" },
+            ),
+            Target::None => (String::new(), ""),
+        };
+        println!(
+            "| {} | {} | {} | {:.2}× | {target} | {verdict} |",
+            self.what, self.ours, self.reference, self.ratio
+        );
+    }
+}
+
+fn ms(secs: f64) -> String {
+    format!("{:.2} ms", secs * 1e3)
+}
+
+fn kib(k: u64) -> String {
+    format!("{k} KiB")
+}
+
+/// The myapp script of the reference workshop, taken from the shared
+/// reference document at run time (the project does not copy it).
+fn reference_script(sb: &Sandbox) -> PathBuf {
+    let doc =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/000_954b32091c3d3beb.txt");
+    let text = fs::read_to_string(&doc).unwrap_or_else(|e| panic!("{}: {e}", doc.display()));
+    let start = text.find("```python\n").expect("a python block") + "```python\n".len();
+    let len = text[start..]
+        .find("```")
+        .expect("the end of the python block");
+    let script = sb.path("reference_myapp.py");
+    fs::write(&script, &text[start..start + len]).unwrap();
+    script
+}
+
+/// The empty program built with the release profile: the floor of any job.
+fn floor() -> PathBuf {
+    let floor = Path::new(bin("myapp"))
+        .with_file_name("examples")
+        .join("floor");
+    assert!(
+        floor.exists(),
+        "{} is missing: run tests/bench/run",
+        floor.display()
+    );
+    floor
+}
+
+fn logger(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
+    let log = sb.path("bench.log");
+    let script = reference_script(sb);
+    let floor = floor();
+    let mut ours = Vec::new();
+    let mut empty = Vec::new();
+    let mut python = Vec::new();
+    for i in 0..plan.logger_runs + 5 {
+        let a = measure(job("myapp").env("LOGFILE", &log));
+        let b = measure(&mut cmd(&floor));
+        // The first runs warm the caches and are not counted.
+        if i >= 5 {
+            ours.push(a);
+            empty.push(b);
+        }
+        if i < plan.python_runs {
+            python.push(measure(
+                cmd("/usr/bin/python3").arg(&script).env("LOGFILE", &log),
+            ));
+        }
+    }
+    let size = |p: &Path| fs::metadata(p).unwrap().len();
+    let (myapp_size, floor_size) = (size(Path::new(bin("myapp"))), size(&floor));
+    vec![
+        Row {
+            what: format!("myapp wall time per run (median of {})", ours.len()),
+            ours: ms(wall(&ours)),
+            reference: format!("floor {}", ms(wall(&empty))),
+            ratio: wall(&ours) / wall(&empty),
+            target: Target::AtMost(1.15),
+        },
+        Row {
+            what: "myapp speed against the reference Python script".into(),
+            ours: ms(wall(&ours)),
+            reference: format!("python3 {}", ms(wall(&python))),
+            ratio: wall(&python) / wall(&ours),
+            target: Target::AtLeast(40.0),
+        },
+        Row {
+            what: "myapp peak RSS".into(),
+            ours: kib(rss(&ours)),
+            reference: format!("floor {}, python3 {}", kib(rss(&empty)), kib(rss(&python))),
+            ratio: rss(&ours) as f64 / rss(&empty) as f64,
+            target: Target::AtMost(1.1),
+        },
+        Row {
+            what: "myapp binary size".into(),
+            ours: kib(myapp_size / 1024),
+            reference: format!("floor {}", kib(floor_size / 1024)),
+            ratio: myapp_size as f64 / floor_size as f64,
+            target: Target::AtMost(1.3),
+        },
+    ]
+}
+
+/// A pgbench database whose filler column holds random text, which
+/// compresses about like real tables (pgbench's blanks would squeeze 34×).
+fn database(pg: &Postgres, scale: u32) -> String {
+    let db = format!("bench{scale}");
+    pg.sql("postgres", &format!("CREATE DATABASE {db}"));
+    run(pg
+        .superuser(cmd(pg.program("pgbench")))
+        .args(["-q", "-i", "-s", &scale.to_string(), &db]))
+    .ok();
+    pg.sql(
+        &db,
+        "UPDATE pgbench_accounts SET filler = md5(random()::text)",
+    );
+    pg.sql(&db, "VACUUM FULL pgbench_accounts");
+    db
+}
+
+fn dump_job(pg: &Postgres, dir: &Path, db: &str) -> Command {
+    let mut c = pg.superuser(job("dump-database"));
+    c.env("DUMP_DIR", dir).env("DUMP_KEEP", "1").env(
+        "DUMP_COMMAND",
+        format!("{} {db}", pg.program("pg_dump").display()),
+    );
+    c
+}
+
+fn newest_dump(dir: &Path) -> PathBuf {
+    let mut dumps: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".sql.gz"))
+        .collect();
+    dumps.sort();
+    dumps.pop().expect("a dump")
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
+    let pg = Postgres::start(sb);
+    let [small, large] = plan.scales.map(|s| database(&pg, s));
+    let dir = sb.mkdir("dumps");
+    let pg_dump = pg.program("pg_dump");
+    let pipeline = |tail: &str| {
+        let mut c = pg.superuser(cmd("sh"));
+        c.arg("-ec")
+            .arg(format!("'{}' {large} {tail}", pg_dump.display()));
+        c
+    };
+    let gz = sb.path("gzip.gz");
+    let pz = sb.path("pigz.gz");
+    let (mut alone, mut gzip, mut pigz, mut ours) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..plan.dump_runs {
+        alone.push(measure(&mut pipeline("> /dev/null")));
+        gzip.push(measure(&mut pipeline(&format!(
+            "| gzip -6 > '{}'",
+            gz.display()
+        ))));
+        pigz.push(measure(&mut pipeline(&format!(
+            "| pigz -p 2 > '{}'",
+            pz.display()
+        ))));
+        ours.push(measure_polling(&mut dump_job(&pg, &dir, &large)));
+    }
+    let published = newest_dump(&dir);
+    // The published file is one gzip stream of what pg_dump writes, but for
+    // the random key of its \restrict lines.
+    let check = format!(
+        "gzip -t '{0}'
+         keyless() {{ grep -Ev '^.(un)?restrict '; }}
+         cmp <('{1}' {large} | keyless) <(gzip -dc '{0}' | keyless)",
+        published.display(),
+        pg_dump.display()
+    );
+    run(pg.superuser(cmd("bash")).arg("-ec").arg(check)).ok();
+    let size = |p: &Path| fs::metadata(p).unwrap().len();
+    // Before the runs on the small database prune it.
+    let ours_size = size(&published);
+    let read = run(pg
+        .superuser(cmd("sh"))
+        .arg("-ec")
+        .arg(format!("'{}' {large} | wc -c", pg_dump.display())))
+    .ok()
+    .stdout
+    .trim()
+    .parse::<u64>()
+    .unwrap();
+    let small_rss: Vec<Sample> = (0..plan.dump_runs)
+        .map(|_| measure_polling(&mut dump_job(&pg, &dir, &small)))
+        .collect();
+    let base = wall(&alone);
+    let secs = |s: f64| format!("{s:.2} s");
+    vec![
+        Row {
+            what: format!("dump of {} from PostgreSQL, default settings", mb(read)),
+            ours: secs(wall(&ours)),
+            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
+            ratio: wall(&ours) / base,
+            target: Target::AtMost(1.5),
+        },
+        Row {
+            what: "`pg_dump \\| gzip -6 > f.gz`".into(),
+            ours: secs(wall(&gzip)),
+            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
+            ratio: wall(&gzip) / base,
+            target: Target::None,
+        },
+        Row {
+            what: "`pg_dump \\| pigz -p 2 > f.gz`".into(),
+            ours: secs(wall(&pigz)),
+            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
+            ratio: wall(&pigz) / base,
+            target: Target::None,
+        },
+        Row {
+            what: "dump output size".into(),
+            ours: mb(ours_size),
+            reference: format!("gzip -6 {}", mb(size(&gz))),
+            ratio: ours_size as f64 / size(&gz) as f64,
+            target: Target::AtMost(1.02),
+        },
+        Row {
+            what: format!("dump-database peak RSS, pgbench scale {}", plan.scales[0]),
+            ours: kib(rss(&small_rss)),
+            reference: "16 MiB".into(),
+            ratio: rss(&small_rss) as f64 / 16384.0,
+            target: Target::AtMost(1.0),
+        },
+        Row {
+            what: format!("dump-database peak RSS, {}", mb(read)),
+            ours: kib(rss(&ours)),
+            reference: "16 MiB".into(),
+            ratio: rss(&ours) as f64 / 16384.0,
+            target: Target::AtMost(1.0),
+        },
+    ]
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .unwrap_or(": ?");
+    let os = fs::read_to_string("/etc/debian_version").unwrap_or_default();
+    format!(
+        "{} CPUs ({}), Debian {}, {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        model.trim_start_matches([':', ' ', '\t']),
+        os.trim(),
+        run(cmd("uname").arg("-r")).stdout.trim()
+    )
+}
+
+fn main() {
+    let plan = Plan::from_args();
+    let sb = Sandbox::new("bench");
+    let started = Instant::now();
+    let mut rows = logger(&plan, &sb);
+    rows.extend(dump(&plan, &sb));
+    let date = run(cmd("date").args(["-u", "+%Y-%m-%d"])).stdout;
+    println!(
+        "\ntimerapps benchmark ({}), {}, on {}: medians; ratios against a reference measured in the same run\n",
+        if plan.quick { "quick" } else { "full" },
+        date.trim(),
+        machine()
+    );
+    println!("| measure | timerapps | reference | ratio | target | |");
+    println!("|---|---|---|---|---|---|");
+    for row in &rows {
+        row.print();
+    }
+    eprintln!("\nbenchmark took {:.0} s", started.elapsed().as_secs_f64());
+}
