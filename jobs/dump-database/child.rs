@@ -157,9 +157,12 @@ impl<'a> Child<'a> {
                     libc::WEXITED | libc::WNOWAIT,
                 )
             };
+            if rc == 0 {
+                break Ok(());
+            }
             let err = std::io::Error::last_os_error();
-            if rc == 0 || err.kind() != std::io::ErrorKind::Interrupted {
-                break if rc == 0 { Ok(()) } else { Err(err) };
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                break Err(err);
             }
         };
         lock(&self.stop.shared).group = None;

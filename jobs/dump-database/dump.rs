@@ -35,6 +35,7 @@ pub fn run(cfg: &Config) -> Result<()> {
              published, earlier dumps are untouched",
         ));
     }
+    // A stop asked for while the command was ending still discards the dump.
     stop.check()?;
 
     let path = dir.publish(temp, &stamp)?;
