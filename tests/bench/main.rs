@@ -13,7 +13,7 @@ mod harness;
 #[path = "../it/postgres.rs"]
 mod postgres;
 
-use harness::{bin, cmd, job, run, Sandbox};
+use harness::{bin, cmd, job, measure, run, Sample, Sandbox};
 use postgres::Postgres;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -53,39 +53,6 @@ impl Plan {
                 scales: [3, 30],
             }
         }
-    }
-}
-
-/// One measured run: wall time and peak resident memory of the process.
-#[derive(Clone, Copy)]
-struct Sample {
-    wall: Duration,
-    rss_kib: u64,
-}
-
-/// Runs `c` to completion; the peak RSS is the process's own, from wait4.
-fn measure(c: &mut Command) -> Sample {
-    let started = Instant::now();
-    let child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child,
-    // which it also reaps (so the Child is only dropped afterwards).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    let wall = started.elapsed();
-    drop(child);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{c:?} failed: {status}"
-    );
-    Sample {
-        wall,
-        rss_kib: usage.ru_maxrss as u64,
     }
 }
 

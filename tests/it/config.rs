@@ -1,12 +1,4 @@
-use crate::harness::{job, run, sh, Sandbox};
-
-/// Every file below the sandbox with its size and mode.
-fn tree(sb: &Sandbox) -> String {
-    sh(&format!(
-        "cd '{}' && find . -printf '%p %s %m\\n' | sort",
-        sb.path("").display()
-    ))
-}
+use crate::harness::{job, run, Sandbox};
 
 /// A job, its variables and arguments, and how the error must show them.
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
@@ -168,14 +160,14 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         for (k, v) in *vars {
             c.env(k, v);
         }
-        let before = tree(&sb);
+        let before = sb.tree();
         let r = run(&mut c);
         r.expect(2)
             .stderr_has(&format!("{name}: "))
             .stderr_has(shown);
         assert_eq!(r.stderr.lines().count(), 1, "{r}");
         assert_eq!(r.stdout, "", "{r}");
-        assert_eq!(tree(&sb), before, "something was written\n{r}");
+        assert_eq!(sb.tree(), before, "something was written\n{r}");
     }
 }
 
@@ -189,12 +181,12 @@ fn dump_database_without_dump_command_is_not_configured() {
         if let Some(v) = unset {
             c.env("DUMP_COMMAND", v);
         }
-        let before = tree(&sb);
+        let before = sb.tree();
         let r = run(&mut c);
         r.expect(78)
             .stderr_has("DUMP_COMMAND is not set")
             .stderr_has("/etc/default/dump-database");
-        assert_eq!(tree(&sb), before, "{r}");
+        assert_eq!(sb.tree(), before, "{r}");
     }
 }
 

@@ -1,5 +1,5 @@
 use crate::harness::{
-    cmd, is_root, job, run, sh, snapshot, start, wait_for, Run, Running, Sandbox,
+    cmd, is_root, job, measure, run, sh, snapshot, start, wait_for, Run, Running, Sandbox,
 };
 use crate::postgres::Postgres;
 use regex_lite::Regex;
@@ -463,36 +463,20 @@ fn a_second_run_while_one_holds_the_lock_exits_75_and_changes_nothing() {
     running.wait(Duration::from_secs(30)).expect(143);
 }
 
-/// Peak resident memory of one run, in KiB, from wait4's rusage.
-#[allow(
-    clippy::zombie_processes,
-    reason = "wait4 reaps it and returns its rusage"
-)]
-fn peak_rss_kib(c: &mut Command) -> i64 {
-    let child = c.stdout(std::process::Stdio::null()).spawn().unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as i32;
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "status {status}"
-    );
-    usage.ru_maxrss
-}
-
 #[test]
 fn memory_does_not_grow_with_the_dump() {
     let sb = Sandbox::new("memory");
     let dir = sb.mkdir("dumps");
-    let rss = |mib: u32| {
+    let dump = |mib: u32| {
         let command = format!("sh -c 'yes \"INSERT INTO t VALUES (42, 0.5);\" | head -c {mib}M'");
-        peak_rss_kib(dump_job(&dir, &command).env("DUMP_GZIP_LEVEL", "1"))
+        measure(dump_job(&dir, &command).env("DUMP_GZIP_LEVEL", "1"))
     };
-    let small = rss(1);
-    let large = rss(256);
-    eprintln!("peak RSS: 1 MiB dump {small} KiB, 256 MiB dump {large} KiB");
+    let (small, large) = (dump(1), dump(256));
+    eprintln!(
+        "1 MiB dump: {} KiB peak, {:?}; 256 MiB dump: {} KiB peak, {:?}",
+        small.rss_kib, small.wall, large.rss_kib, large.wall
+    );
+    let (small, large) = (small.rss_kib, large.rss_kib);
     assert!(
         large < small + 4096,
         "memory grew with the dump: {small} KiB -> {large} KiB"

@@ -52,6 +52,16 @@ impl Sandbox {
         self.root.join(rel)
     }
 
+    /// Every path below the sandbox with its size and mode, to prove that a
+    /// run wrote nothing.
+    pub fn tree(&self) -> String {
+        let list = format!(
+            "cd '{}' && find . -printf '%p %s %m\\n' | sort",
+            self.root.display()
+        );
+        sh(&list)
+    }
+
     pub fn mkdir(&self, rel: &str) -> PathBuf {
         let p = self.path(rel);
         fs::create_dir_all(&p).unwrap();
@@ -221,6 +231,40 @@ pub fn run(c: &mut Command) -> Run {
 #[track_caller]
 pub fn sh(script: &str) -> String {
     run(cmd("sh").arg("-ec").arg(script)).ok().stdout.clone()
+}
+
+/// One finished run: its wall time and its peak resident memory.
+#[derive(Clone, Copy)]
+pub struct Sample {
+    pub wall: Duration,
+    pub rss_kib: u64,
+}
+
+/// Runs `c`, which must succeed; the peak RSS is wait4's: the largest of
+/// the process and the children it waited for.
+pub fn measure(c: &mut Command) -> Sample {
+    let started = Instant::now();
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child,
+    // which it also reaps (so the Child is only dropped afterwards).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let wall = started.elapsed();
+    drop(child);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{c:?} failed: {status}"
+    );
+    Sample {
+        wall,
+        rss_kib: usage.ru_maxrss as u64,
+    }
 }
 
 /// Polls `cond` until it holds, failing the test after `timeout`.

@@ -87,10 +87,7 @@ fn help_and_version() {
 /// line naming LOGFILE and the path, and leave the sandbox as it was.
 #[track_caller]
 fn refused(sb: &Sandbox, c: &mut std::process::Command, logfile: &std::path::Path, why: &str) {
-    let before = sh(&format!(
-        "cd '{}' && find . -printf '%p %s %m\\n' | sort",
-        sb.path("").display()
-    ));
+    let before = sb.tree();
     let r = run(c.env("LOGFILE", logfile));
     r.expect(73)
         .stderr_has("LOGFILE")
@@ -98,10 +95,7 @@ fn refused(sb: &Sandbox, c: &mut std::process::Command, logfile: &std::path::Pat
         .stderr_has(why);
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
     assert_eq!(r.stdout, "", "{r}");
-    let after = sh(&format!(
-        "cd '{}' && find . -printf '%p %s %m\\n' | sort",
-        sb.path("").display()
-    ));
+    let after = sb.tree();
     assert_eq!(before, after, "the sandbox changed\n{r}");
 }
 

@@ -95,9 +95,9 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
     assert!(field(&deb, "Depends").contains("systemd"));
     let users = std::fs::read_to_string(sb.path("DEBIAN/postinst")).unwrap();
     assert!(users.contains("systemd-sysusers"), "{users}");
+    let root = sb.path("root");
+    run(cmd("dpkg-deb").arg("-x").arg(&deb).arg(&root)).ok();
     for b in ["myapp", "otherapp", "dump-database"] {
-        let root = sb.path("root");
-        run(cmd("dpkg-deb").arg("-x").arg(&deb).arg(&root)).ok();
         let file = sh(&format!(
             "file -b '{}'",
             root.join("usr/bin").join(b).display()
