@@ -51,7 +51,9 @@ stopped by SIGINT/SIGTERM.
 ";
 
 fn main() -> ExitCode {
-    timerapps::main("dump-database", HELP, || {
-        dump::run(&config::Config::from_env(&Environment)?)
-    })
+    timerapps::main(
+        "dump-database",
+        || HELP.to_owned(),
+        || dump::run(&config::Config::from_env(&Environment)?),
+    )
 }

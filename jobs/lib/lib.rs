@@ -1,7 +1,8 @@
 //! Code shared by the timerapps jobs: the error type and its exit codes,
 //! typed parsing of environment variables, the common `main` glue, and the
-//! logger behind `myapp` and `otherapp`.
+//! logger behind `myapp` and `otherapp` with its allocator.
 
+pub mod arena;
 pub mod config;
 mod error;
 pub mod logger;
@@ -11,13 +12,18 @@ pub use error::{Error, Exit, Result};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-/// Handles `--help` and `--version`, rejects any other argument, runs `job`
-/// and turns its error into one line on stderr and the exit code.
-pub fn main(name: &str, help: &str, job: impl FnOnce() -> Result<()>) -> ExitCode {
+/// Handles `--help` (printing what `help` makes) and `--version`, rejects any
+/// other argument, runs `job` and turns its error into one line on stderr
+/// and the exit code.
+pub fn main(
+    name: &str,
+    help: impl FnOnce() -> String,
+    job: impl FnOnce() -> Result<()>,
+) -> ExitCode {
     let result = match parse_args(std::env::args_os().skip(1)) {
         Ok(Args::Run) => job(),
         Ok(Args::Help) => {
-            print!("{help}");
+            print!("{}", help());
             Ok(())
         }
         Ok(Args::Version) => {

@@ -14,13 +14,19 @@
 //! | 73 | LOGFILE cannot be opened: missing directory, a directory, not writable, not a regular file, or a symlink in a world-writable sticky directory |
 
 use std::process::ExitCode;
+use timerapps::arena::Arena;
 use timerapps::config::Environment;
 use timerapps::logger::{self, Config};
 
 const NAME: &str = "myapp";
 
+#[global_allocator]
+static ALLOC: Arena = Arena;
+
 fn main() -> ExitCode {
-    timerapps::main(NAME, &logger::help(NAME), || {
-        logger::run(&Config::from_env(NAME, &Environment)?)
-    })
+    timerapps::main(
+        NAME,
+        || logger::help(NAME),
+        || logger::run(&Config::from_env(NAME, &Environment)?),
+    )
 }

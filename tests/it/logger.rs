@@ -46,6 +46,38 @@ fn each_run_appends_one_line_in_local_time() {
     assert_eq!(text.lines().count(), 4, "{text}");
 }
 
+/// Named zones come from the tz database, with their summer time, as for
+/// Python; GNU date, another implementation, tells what the time was there.
+#[test]
+fn named_time_zones_follow_the_tz_database() {
+    let sb = Sandbox::new("logger-zones");
+    let log = sb.path("app.log");
+    let zones = [
+        "America/New_York",
+        ":Asia/Kolkata",
+        "Australia/Lord_Howe",
+        "Europe/Berlin",
+    ];
+    for tz in zones {
+        let date = || {
+            let now = run(cmd("date").env("TZ", tz).arg("+%Y-%m-%d %H:%M:%S"));
+            now.ok().stdout.trim().to_owned()
+        };
+        let before = date();
+        run(job("myapp").env("LOGFILE", &log).env("TZ", tz)).ok();
+        let after = date();
+        let text = fs::read_to_string(&log).unwrap();
+        let at = stamp(text.lines().last().unwrap())
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        // The strings sort as times do, but for the hour a zone repeats.
+        assert!(
+            before <= at && at <= after,
+            "TZ={tz}: myapp wrote {at}, date said {before} before and {after} after"
+        );
+    }
+}
+
 #[test]
 fn two_hundred_concurrent_runs_leave_two_hundred_whole_lines() {
     let sb = Sandbox::new("logger-concurrent");
