@@ -386,13 +386,25 @@ fn a_full_disk_keeps_earlier_dumps() {
 /// then hangs; returns once it is running.
 fn hanging_dump(dir: &Path, pidfile: &Path) -> (Running, i32) {
     let command = format!(
-        "sh -c 'echo $$ > {}; head -c 300000 /dev/urandom; exec sleep 60'",
+        "sh -c 'echo $$ > {}; head -c 100000 /dev/urandom; exec sleep 60'",
         pidfile.display()
     );
     let running = start(&mut dump_job(dir, &command));
     wait_for("the dump command to start", Duration::from_secs(30), || {
         fs::read_to_string(pidfile).is_ok_and(|s| s.ends_with('\n'))
     });
+    // Less than one 128 KiB block of input: the job has written the gzip
+    // header and holds the rest until the block fills, so the temp file
+    // stays as it is while the command sleeps.
+    wait_for(
+        "the gzip header in the temp file",
+        Duration::from_secs(30),
+        || {
+            let part = temps(dir).pop().map(|name| dir.join(name));
+            part.and_then(|p| fs::metadata(p).ok())
+                .is_some_and(|m| m.len() == 10)
+        },
+    );
     let pid = fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
     (running, pid)
 }
