@@ -11,7 +11,7 @@
 //! | `DUMP_KEEP` | how many dumps to keep, at least 1 | `5` |
 //! | `DUMP_NAME` | file-name prefix: letters, digits, `.`, `_`, `-` | `dump` |
 //! | `DUMP_GZIP_LEVEL` | gzip level, 1 (fastest) to 9 (smallest) | `6` |
-//! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use |
+//! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
 //!
 //! | exit | meaning |
 //! |---|---|
@@ -43,7 +43,8 @@ Environment:
   DUMP_KEEP        number of dumps to keep, at least 1 (default 5)
   DUMP_NAME        file-name prefix (default dump)
   DUMP_GZIP_LEVEL  1 (fastest) to 9 (smallest) (default 6)
-  DUMP_THREADS     compression threads, 1 to 64 (default: the CPUs the job may use)
+  DUMP_THREADS     compression threads, 1 to 64 (default: the CPUs the job may
+                   use, at most 4)
 
 Exit status: 0 published, 1 dump failed, 2 bad argument or value, 73 DUMP_DIR
 unusable, 75 another run holds the lock, 78 DUMP_COMMAND not set, 130/143
