@@ -9,7 +9,7 @@
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | the line was written |
-//! | 1 | locking or writing LOGFILE failed |
+//! | 1 | locking or writing LOGFILE failed, or the clock is set so far ahead that it has no calendar date |
 //! | 2 | bad argument, or LOGFILE empty or relative; nothing written |
 //! | 73 | LOGFILE cannot be opened: missing directory, a directory, not writable, not a regular file, or a symlink in a world-writable sticky directory |
 

@@ -105,7 +105,8 @@ fn busy_cpu() -> f64 {
     busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
-/// Runs `c` like `measure`, also returning the machine's busy CPU seconds.
+/// Runs `measure`, also returning the busy CPU seconds of the whole machine
+/// meanwhile.
 fn measure_cpu(measure: impl FnOnce() -> Sample) -> (Sample, f64) {
     let before = busy_cpu();
     let sample = measure();
