@@ -14,7 +14,11 @@ pub enum Exit {
     Usage,
     /// The output file or directory cannot be created or opened (EX_CANTCREAT).
     CantCreate,
-    /// Another run holds the lock; try again later (EX_TEMPFAIL).
+    /// Not allowed to act as asked, such as root on a directory it does
+    /// not own; nothing was changed (EX_NOPERM).
+    NoPermission,
+    /// Another run holds the lock, or this run lost it; try again later
+    /// (EX_TEMPFAIL).
     Locked,
     /// A required variable is not set (EX_CONFIG).
     NotConfigured,
@@ -28,6 +32,7 @@ impl Exit {
             Exit::Failure => 1,
             Exit::Usage => 2,
             Exit::CantCreate => 73,
+            Exit::NoPermission => 77,
             Exit::Locked => 75,
             Exit::NotConfigured => 78,
             Exit::Signal(n) => u8::try_from(128 + n).unwrap_or(u8::MAX),

@@ -1,16 +1,43 @@
 //! Code shared by the timerapps jobs: the error type and its exit codes,
-//! typed parsing of environment variables, the common `main` glue, and the
-//! logger behind `myapp` and `otherapp` with its allocator.
+//! typed parsing of environment variables, the common `main` glue, what a
+//! dump file is, and the logger behind `myapp` and `otherapp` with its
+//! allocator.
 
 pub mod arena;
 pub mod config;
+pub mod dumpfile;
 mod error;
 pub mod logger;
 
 pub use error::{Error, Exit, Result};
 
 use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Write};
 use std::process::ExitCode;
+
+/// Writes to stdout for the journal. A closed or broken stdout is no
+/// failure of the job: the work is done and its exit status says so.
+pub fn out(args: fmt::Arguments) {
+    let _ = io::stdout().lock().write_fmt(args);
+}
+
+/// Writes to stderr, like [`out`].
+pub fn err(args: fmt::Arguments) {
+    let _ = io::stderr().lock().write_fmt(args);
+}
+
+/// `println!` that never panics: see [`out`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that never panics: see [`err`].
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::err(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 /// Handles `--help` (printing what `help` makes) and `--version`, rejects any
 /// other argument, runs `job` and turns its error into one line on stderr
@@ -23,11 +50,11 @@ pub fn main(
     let result = match parse_args(std::env::args_os().skip(1)) {
         Ok(Args::Run) => job(),
         Ok(Args::Help) => {
-            print!("{}", help());
+            out(format_args!("{}", help()));
             Ok(())
         }
         Ok(Args::Version) => {
-            println!("{name} {}", env!("CARGO_PKG_VERSION"));
+            outln!("{name} {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Err(err) => Err(err),
@@ -35,7 +62,7 @@ pub fn main(
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("{name}: {err}");
+            errln!("{name}: {err}");
             ExitCode::from(err.exit().code())
         }
     }

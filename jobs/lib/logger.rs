@@ -58,13 +58,7 @@ pub fn run(cfg: &Config) -> Result<()> {
     (&file)
         .write_all(line.as_bytes())
         .map_err(|e| failed("cannot write to LOGFILE", e))?;
-    // A closed stdout must not turn a written line into a failed run.
-    let _ = writeln!(
-        io::stdout(),
-        "[{}] wrote to {}",
-        cfg.name,
-        cfg.logfile.display()
-    );
+    crate::outln!("[{}] wrote to {}", cfg.name, cfg.logfile.display());
     Ok(())
 }
 
