@@ -59,13 +59,15 @@ impl Stop {
 
     /// Fails with the signal's exit status once one has been received.
     pub fn check(&self) -> Result<()> {
+        self.check_after("the dump was discarded, earlier dumps are untouched")
+    }
+
+    /// Like [`Stop::check`], where `done` says what the run did anyway.
+    pub fn check_after(&self, done: &str) -> Result<()> {
         match lock(&self.shared).signal {
             Some(signal) => Err(Error::new(
                 Exit::Signal(signal),
-                format!(
-                    "stopped by {}; the dump was discarded, earlier dumps are untouched",
-                    signal_name(signal)
-                ),
+                format!("stopped by {}; {done}", signal_name(signal)),
             )),
             None => Ok(()),
         }

@@ -6,13 +6,13 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitStatus;
-use std::time::Instant;
-use timerapps::{Error, Exit, Result};
+use std::time::{Duration, Instant};
+use timerapps::{errln, outln, Error, Exit, Result};
 
 pub fn run(cfg: &Config) -> Result<()> {
     let started = Instant::now();
     let dir = DumpDir::open(&cfg.dir, &cfg.name)?;
-    let _lock = dir.lock()?;
+    let lock = dir.lock()?;
     let stop = Stop::install()?;
     dir.remove_stale_temps()?;
     let stamp = dir.free_stamp();
@@ -35,25 +35,58 @@ pub fn run(cfg: &Config) -> Result<()> {
              published, earlier dumps are untouched",
         ));
     }
-    // A stop asked for while the command was ending still discards the dump.
+    temp.sync()?;
+    // A stop asked for until now still discards the dump.
     stop.check()?;
+    let discarded = "this run's dump was discarded and nothing was published or pruned";
+    lock.check_held(discarded)?;
 
     let path = dir.publish(temp, &stamp)?;
-    let removed = dir.prune(cfg.keep, &path)?;
-    for old in &removed {
-        println!("removed old dump {}", old.display());
+    // Published: a stop asked for from here on ends the run after pruning.
+    lock.check_held(&format!(
+        "{} was published, old dumps were not pruned",
+        path.display()
+    ))?;
+    let pruned = dir.prune(cfg.keep, &stamp)?;
+    for old in &pruned.removed {
+        outln!("removed old dump {}", old.display());
+    }
+    for (future, ahead) in &pruned.future {
+        errln!(
+            "{} is named {} later than this run's dump, probably written while the clock \
+             was ahead: it does not count toward DUMP_KEEP and is never removed by this job; \
+             check it and remove it by hand",
+            future.display(),
+            span(*ahead)
+        );
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let removed = pruned.removed.len();
+    outln!(
         "dump-database: published {}: read {read} bytes, wrote {written} bytes, ratio {:.2}, \
-         {secs:.2} s, {:.1} MB/s, pruned {} old dump{}",
+         {secs:.2} s, {:.1} MB/s, pruned {removed} old dump{}",
         path.display(),
         read as f64 / written.max(1) as f64,
         read as f64 / 1e6 / secs.max(1e-6),
-        removed.len(),
-        if removed.len() == 1 { "" } else { "s" },
+        if removed == 1 { "" } else { "s" },
     );
-    Ok(())
+    stop.check_after(&format!(
+        "{} was published and old dumps pruned before stopping",
+        path.display()
+    ))
+}
+
+/// A duration as a person reads it: `45 s`, `3 min 20 s`, `5 h 12 min`,
+/// `2 d 4 h`.
+fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (days, hours, mins) {
+        (0, 0, 0) => format!("{secs} s"),
+        (0, 0, _) => format!("{mins} min {secs} s"),
+        (0, _, _) => format!("{hours} h {mins} min"),
+        _ => format!("{days} d {hours} h"),
+    }
 }
 
 /// Streams the command's output through parallel gzip into `out`; returns
@@ -91,4 +124,22 @@ fn check_status(status: ExitStatus) -> Result<()> {
              dumps are untouched"
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_as_a_person_would() {
+        let cases = [
+            (45, "45 s"),
+            (200, "3 min 20 s"),
+            (5 * 3600 + 12 * 60 + 7, "5 h 12 min"),
+            (2 * 86400 + 4 * 3600 + 59, "2 d 4 h"),
+        ];
+        for (secs, shown) in cases {
+            assert_eq!(span(Duration::from_secs(secs)), shown);
+        }
+    }
 }

@@ -1,35 +1,68 @@
-//! The dump directory: its lock, the temp file a dump is written to, the
-//! atomic publish, and the pruning of old dumps. Only names of this job's own
-//! pattern are ever created or removed.
+//! The dump directory: the lock of a DUMP_NAME, the temp file a dump is
+//! written to, the atomic publish, and the pruning of old dumps. Only files
+//! named as `timerapps::dumpfile` defines are ever created or removed.
 
 use chrono::Utc;
 use fs2::FileExt;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::CString;
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use timerapps::{Error, Exit, Result};
-
-const SUFFIX: &str = ".sql.gz";
-const TEMP_SUFFIX: &str = ".part";
+use timerapps::dumpfile::{Names, Stamp};
+use timerapps::{errln, Error, Exit, Result};
 
 pub struct DumpDir {
     dir: PathBuf,
-    name: String,
+    names: Names,
 }
 
-/// The time in a dump's name, `YYYYMMDDTHHMMSSZ` (UTC): sorts as it reads.
-fn is_stamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 16
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'T'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z'
+/// What pruning did: the dumps removed, and the dumps left alone because
+/// they are named later than this run's own dump.
+pub struct Pruned {
+    pub removed: Vec<PathBuf>,
+    pub future: Vec<(PathBuf, Duration)>,
+}
+
+/// The name the passwd database gives `uid`.
+fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: an all-zero passwd is valid; getpwuid_r writes only into it
+    // and into buf, within the length given, and sets found to it or null.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found);
+        (rc == 0 && !found.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(pw.pw_name)
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+}
+
+/// `NAME (uid N)`, or `uid N` where the passwd database has no name for it.
+fn user(uid: u32) -> String {
+    match user_name(uid) {
+        Some(name) => format!("{name} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
 impl DumpDir {
+    /// Checks DUMP_DIR before anything is written there.
     pub fn open(dir: &Path, name: &str) -> Result<DumpDir> {
         let meta = fs::metadata(dir).map_err(|e| {
             Error::io(
@@ -49,93 +82,121 @@ impl DumpDir {
                 ),
             ));
         }
+        // Root's lock file and dumps would lock the owner's own runs out.
+        if euid() == 0 && meta.uid() != 0 {
+            let as_owner = match user_name(meta.uid()) {
+                Some(name) => format!("with `runuser -u {name} -- dump-database`"),
+                None => format!("as uid {}", meta.uid()),
+            };
+            return Err(Error::new(
+                Exit::NoPermission,
+                format!(
+                    "DUMP_DIR {} belongs to {owner}, and files this run made there as root \
+                     would stop that user's runs; nothing was changed: run the job as the \
+                     service does, with `systemctl start dump-database`, or as the owner, \
+                     {as_owner}",
+                    dir.display(),
+                    owner = user(meta.uid()),
+                ),
+            ));
+        }
         Ok(DumpDir {
             dir: dir.to_owned(),
-            name: name.to_owned(),
+            names: Names::new(name),
         })
     }
 
-    fn dump_path(&self, stamp: &str) -> PathBuf {
-        self.dir.join(format!("{}-{stamp}{SUFFIX}", self.name))
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
     }
 
-    /// The stamp of a file name this job published, if it is one.
-    fn dump_stamp<'a>(&self, file: &'a str) -> Option<&'a str> {
-        let stamp = file
-            .strip_prefix(self.name.as_str())?
-            .strip_prefix('-')?
-            .strip_suffix(SUFFIX)?;
-        is_stamp(stamp).then_some(stamp)
-    }
-
-    fn is_temp(&self, file: &str) -> bool {
-        file.strip_prefix('.')
-            .and_then(|f| f.strip_suffix(TEMP_SUFFIX))
-            .and_then(|f| self.dump_stamp(f))
-            .is_some()
-    }
-
-    /// Holds the directory for this run: a second run gets [`Exit::Locked`]
-    /// and changes nothing.
-    pub fn lock(&self) -> Result<File> {
-        let path = self.dir.join(format!(".{}.lock", self.name));
+    /// Takes the lock of this DUMP_NAME: a second run gets [`Exit::Locked`]
+    /// and changes nothing. Only a regular file is used, never through a
+    /// symlink, and only while the lock path still names it.
+    pub fn lock(&self) -> Result<Lock> {
+        let path = self.path(&self.names.lock());
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // O_NONBLOCK: a FIFO planted here must not hang the run.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
-            .map_err(|e| {
-                Error::io(
-                    Exit::CantCreate,
-                    "cannot open the lock file",
-                    &path,
-                    &e,
-                    "DUMP_DIR must be writable by the user the job runs as",
-                )
-            })?;
-        match file.try_lock_exclusive() {
-            Ok(()) => Ok(file),
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => Err(Error::new(
-                Exit::Locked,
+            .map_err(|e| lock_open_error(&path, &e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(Exit::Failure, "cannot inspect", &path, &e, ""))?;
+        if !meta.is_file() {
+            return Err(Error::new(
+                Exit::CantCreate,
                 format!(
-                    "another dump-database run holds {}; this run changed nothing, try again \
-                     when that one has finished",
+                    "the lock file {} is not a regular file; remove it, and the next run \
+                     creates its own",
                     path.display()
                 ),
-            )),
-            Err(e) => Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
+            ));
         }
+        match file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                return Err(Error::new(
+                    Exit::Locked,
+                    format!(
+                        "another dump-database run holds {}; this run changed nothing, try \
+                         again when that one has finished",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
+        }
+        let lock = Lock { file, path };
+        lock.check_held("this run changed nothing")?;
+        Ok(lock)
     }
 
     /// Removes the temp files of runs that were killed or lost power. Only
     /// call it under the lock, when no run of this name can be writing one.
     pub fn remove_stale_temps(&self) -> Result<()> {
         for (file, path) in self.entries()? {
-            if self.is_temp(&file) {
-                fs::remove_file(&path).map_err(|e| {
-                    Error::io(
+            if !self.names.is_temp(&file) {
+                continue;
+            }
+            if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+                errln!(
+                    "{} is named like a temp file of this job but is not a regular file; it \
+                     is left alone: remove it",
+                    path.display()
+                );
+                continue;
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => errln!("removed {}, left by an interrupted run", path.display()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::io(
                         Exit::Failure,
                         "cannot remove stale temp file",
                         &path,
                         &e,
                         "",
-                    )
-                })?;
-                eprintln!("removed {}, left by an interrupted run", path.display());
+                    ))
+                }
             }
         }
         Ok(())
     }
 
-    /// A stamp no dump has yet; under the lock only a foreign process could
-    /// take it before publish, and publish refuses to overwrite all the same.
-    pub fn free_stamp(&self) -> String {
+    /// The stamp of now, or of the next second no entry of the directory
+    /// is named after yet (a dump, or anything else with its name).
+    pub fn free_stamp(&self) -> Stamp {
         loop {
             let now = Utc::now();
-            let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
-            if !self.dump_path(&stamp).exists() {
+            let stamp = Stamp::of(now);
+            let taken = self.path(&self.names.dump(&stamp)).symlink_metadata();
+            if taken.is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
                 return stamp;
             }
             let into_second = Duration::from_nanos(u64::from(now.timestamp_subsec_nanos()));
@@ -143,11 +204,10 @@ impl DumpDir {
         }
     }
 
-    /// Creates the temp file for the dump `stamp`, private to the job's user.
-    pub fn create_temp(&self, stamp: &str) -> Result<Temp> {
-        let path = self
-            .dir
-            .join(format!(".{}-{stamp}{SUFFIX}{TEMP_SUFFIX}", self.name));
+    /// Creates the temp file for the dump `stamp` under a name no other run
+    /// uses, private to the job's user.
+    pub fn create_temp(&self, stamp: &Stamp) -> Result<Temp> {
+        let path = self.path(&self.names.temp(stamp, random_tag()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -162,57 +222,111 @@ impl DumpDir {
                     "DUMP_DIR must be writable by the user the job runs as",
                 )
             })?;
-        Ok(Temp { path, file })
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(Exit::Failure, "cannot inspect", &path, &e, ""))?;
+        Ok(Temp { path, file, meta })
     }
 
-    /// Makes the finished temp file the dump `stamp`, durably: file data,
-    /// then the new name, then the directory entry reach the disk.
-    pub fn publish(&self, temp: Temp, stamp: &str) -> Result<PathBuf> {
-        let failed = |what: &str, path: &Path, e: io::Error| {
-            Error::io(Exit::Failure, what, path, &e, "earlier dumps are untouched")
+    /// Makes the temp file, synced by [`Temp::sync`], the dump `stamp`. The
+    /// link is made from the open file, not from its name, so whatever
+    /// happened to the name meanwhile, only the bytes this run wrote are
+    /// published; the new entry then reaches the disk.
+    pub fn publish(&self, temp: Temp, stamp: &Stamp) -> Result<PathBuf> {
+        let path = self.path(&self.names.dump(stamp));
+        let failed = |e: io::Error| {
+            Error::io(
+                Exit::Failure,
+                "cannot publish the dump as",
+                &path,
+                &e,
+                "earlier dumps are untouched",
+            )
         };
-        temp.file
-            .sync_all()
-            .map_err(|e| failed("cannot flush the dump to disk", &temp.path, e))?;
-        let path = self.dump_path(stamp);
-        // link() fails rather than replace an existing dump, which rename() would.
-        fs::hard_link(&temp.path, &path)
-            .map_err(|e| failed("cannot publish the dump as", &path, e))?;
+        // linkat() fails rather than replace an existing dump.
+        let from = CString::new(format!("/proc/self/fd/{}", temp.file.as_raw_fd()))
+            .expect("no NUL in a number");
+        let to = CString::new(path.as_os_str().as_bytes()).map_err(|e| failed(e.into()))?;
+        // SAFETY: both paths are NUL-terminated and outlive the call.
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            // An unlinked file cannot be linked again: someone removed it.
+            if temp.file.metadata().is_ok_and(|m| m.nlink() == 0) {
+                return Err(Error::new(
+                    Exit::Failure,
+                    format!(
+                        "the temp file {} was removed while the dump was written, by hand or \
+                         by a run that took over DUMP_DIR; nothing was published, earlier \
+                         dumps are untouched",
+                        temp.path.display()
+                    ),
+                ));
+            }
+            return Err(failed(e));
+        }
         drop(temp);
         self.sync()?;
         Ok(path)
     }
 
-    /// Removes all but the `keep` newest dumps of this name, never `current`.
-    /// Returns the paths removed.
-    pub fn prune(&self, keep: usize, current: &Path) -> Result<Vec<PathBuf>> {
-        let mut dumps: Vec<(String, PathBuf)> = self
-            .entries()?
-            .into_iter()
-            .filter_map(|(file, path)| Some((self.dump_stamp(&file)?.to_owned(), path)))
-            .filter(|(_, path)| path.symlink_metadata().is_ok_and(|m| m.is_file()))
-            .collect();
-        dumps.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-        let mut removed = Vec::new();
-        for (_, path) in dumps.into_iter().skip(keep) {
-            if path == current {
+    /// Keeps the `keep` newest dumps stamped no later than `current`, the
+    /// stamp of the dump just published, and removes the older ones. Dumps
+    /// stamped later, written while the clock was ahead, are neither counted
+    /// nor removed: they would otherwise stay "newest" and crowd out every
+    /// real dump.
+    pub fn prune(&self, keep: usize, current: &Stamp) -> Result<Pruned> {
+        let mut dumps = Vec::new();
+        let mut future = Vec::new();
+        for (file, path) in self.entries()? {
+            let Some(stamp) = self.names.dump_stamp(&file) else {
+                continue;
+            };
+            if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
                 continue;
             }
-            fs::remove_file(&path).map_err(|e| {
-                Error::io(
-                    Exit::Failure,
-                    &format!("published {} but cannot remove old dump", current.display()),
-                    &path,
-                    &e,
-                    "",
-                )
-            })?;
-            removed.push(path);
+            if stamp > *current {
+                future.push((path, stamp.after(current)));
+            } else {
+                dumps.push((stamp, path));
+            }
+        }
+        future.sort();
+        // Newest first. The dump just published has the latest stamp of
+        // these, so it is always kept.
+        dumps.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
+        let mut removed = Vec::new();
+        for (_, path) in dumps.into_iter().skip(keep) {
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                // Gone already: removed by hand, which is what was wanted.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::io(
+                        Exit::Failure,
+                        &format!(
+                            "published {} but cannot remove old dump",
+                            self.names.dump(current)
+                        ),
+                        &path,
+                        &e,
+                        "",
+                    ))
+                }
+            }
         }
         if !removed.is_empty() {
             self.sync()?;
         }
-        Ok(removed)
+        Ok(Pruned { removed, future })
     }
 
     fn entries(&self) -> Result<Vec<(String, PathBuf)>> {
@@ -235,11 +349,84 @@ impl DumpDir {
     }
 }
 
-/// The file a dump is written to; removed when dropped, so every failure,
-/// and a publish that linked it under its final name, leaves no temp file.
+/// Says exactly why the lock file cannot be opened, and what to do.
+fn lock_open_error(path: &Path, e: &io::Error) -> Error {
+    let existing = path.symlink_metadata().ok();
+    let hint = match (e.raw_os_error(), existing) {
+        (Some(libc::ELOOP), _) => {
+            "it is a symbolic link, which this job never follows: remove it, and the next run \
+             creates its own lock file"
+                .to_owned()
+        }
+        (_, Some(meta)) if !meta.is_file() => "it is not a regular file: remove it, and the \
+             next run creates its own lock file"
+            .to_owned(),
+        (Some(libc::EACCES | libc::EPERM), Some(meta)) if meta.uid() != euid() => format!(
+            "it belongs to {}, not to {}, which this run is (left by a run as another user?): \
+             remove it, and the next run creates its own",
+            user(meta.uid()),
+            user(euid())
+        ),
+        _ => "DUMP_DIR must be writable by the user the job runs as".to_owned(),
+    };
+    Error::io(
+        Exit::CantCreate,
+        "cannot open the lock file",
+        path,
+        e,
+        &hint,
+    )
+}
+
+/// 32 random bits for a temp file's name.
+fn random_tag() -> u32 {
+    let mut tag = [0u8; 4];
+    // SAFETY: getrandom writes at most tag.len() bytes into tag.
+    let got = unsafe { libc::getrandom(tag.as_mut_ptr().cast(), tag.len(), 0) };
+    if got != 4 {
+        // Still unique among the runs of one machine; create_new catches
+        // the rest.
+        return std::process::id() ^ Utc::now().timestamp_subsec_nanos();
+    }
+    u32::from_ne_bytes(tag)
+}
+
+/// The lock of a DUMP_NAME, held while this value lives.
+pub struct Lock {
+    file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Fails with [`Exit::Locked`] unless the lock path still names the file
+    /// this run locked. Where it does not (removed by hand, or flock(2) does
+    /// not exclude, as on NFS without locking), another run may be working in
+    /// DUMP_DIR; `outcome` says what that means for this run.
+    pub fn check_held(&self, outcome: &str) -> Result<()> {
+        let held = self.file.metadata().ok();
+        let named = self.path.symlink_metadata().ok();
+        match (held, named) {
+            (Some(held), Some(named)) if same_file(&held, &named) => Ok(()),
+            _ => Err(Error::new(
+                Exit::Locked,
+                format!(
+                    "lost the lock: {} is no longer the file this run locked (removed or \
+                     replaced), so another run may be working in DUMP_DIR; {outcome}",
+                    self.path.display()
+                ),
+            )),
+        }
+    }
+}
+
+/// The file a dump is written to; its name is removed when dropped, so
+/// every failure, and a publish that linked it under its final name, leaves
+/// no temp file.
 pub struct Temp {
     path: PathBuf,
     file: File,
+    /// What was created, to remove only that.
+    meta: Metadata,
 }
 
 impl Temp {
@@ -250,42 +437,32 @@ impl Temp {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Puts the written bytes on disk.
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_all().map_err(|e| {
+            Error::io(
+                Exit::Failure,
+                "cannot flush the dump to disk",
+                &self.path,
+                &e,
+                "earlier dumps are untouched",
+            )
+        })
+    }
 }
 
 impl Drop for Temp {
     fn drop(&mut self) {
+        let ours = self
+            .path
+            .symlink_metadata()
+            .is_ok_and(|now| same_file(&now, &self.meta));
+        if !ours {
+            return;
+        }
         if let Err(e) = fs::remove_file(&self.path) {
-            eprintln!("cannot remove temp file {}: {e}", self.path.display());
+            errln!("cannot remove temp file {}: {e}", self.path.display());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_own_names_match() {
-        let dir = DumpDir {
-            dir: PathBuf::from("/d"),
-            name: "dump".into(),
-        };
-        assert_eq!(
-            dir.dump_stamp("dump-20261121T101500Z.sql.gz"),
-            Some("20261121T101500Z")
-        );
-        for other in [
-            "dump-20261121T101500Z.sql",
-            "dump-20261121T1015Z.sql.gz",
-            "dump-other-20261121T101500Z.sql.gz",
-            "xdump-20261121T101500Z.sql.gz",
-            "dump-20261121T101500Z.sql.gz.part",
-            "notes.txt",
-        ] {
-            assert_eq!(dir.dump_stamp(other), None, "{other}");
-        }
-        assert!(dir.is_temp(".dump-20261121T101500Z.sql.gz.part"));
-        assert!(!dir.is_temp("dump-20261121T101500Z.sql.gz"));
-        assert!(!dir.is_temp(".other-20261121T101500Z.sql.gz.part"));
     }
 }

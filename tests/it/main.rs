@@ -5,6 +5,7 @@
 mod config;
 mod container;
 mod dump;
+mod faults;
 mod harness;
 mod logger;
 mod package;
