@@ -1,4 +1,5 @@
 use crate::harness::{job, run, Sandbox};
+use regex_lite::Regex;
 
 /// A job, its variables and arguments, and how the error must show them.
 type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
@@ -146,7 +147,26 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ),
         ("dump-database", &[], &["--keep=3"], r#""--keep=3""#),
     ];
-    assert!(cases.len() >= 15);
+    // Every variable a job documents, and its arguments, are tried.
+    for name in ["myapp", "otherapp", "dump-database"] {
+        let help = run(job(name).arg("--help")).ok().stdout.clone();
+        let documented = documented_variables(&help);
+        assert!(!documented.is_empty(), "{name} --help lists no variable");
+        for var in documented {
+            assert!(
+                cases
+                    .iter()
+                    .any(|(n, vars, ..)| *n == name && vars.iter().any(|(k, _)| *k == var)),
+                "no malformed {var} of {name} is tried"
+            );
+        }
+        assert!(
+            cases
+                .iter()
+                .any(|(n, _, args, _)| *n == name && !args.is_empty()),
+            "no bad argument of {name} is tried"
+        );
+    }
     for (name, vars, args, shown) in cases {
         let sb = Sandbox::new("config");
         let dumps = sb.mkdir("dumps");
@@ -169,6 +189,15 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         assert_eq!(r.stdout, "", "{r}");
         assert_eq!(sb.tree(), before, "something was written\n{r}");
     }
+}
+
+/// The variables in the Environment section of a job's --help.
+fn documented_variables(help: &str) -> Vec<String> {
+    let re = Regex::new(r"^  ([A-Z][A-Z_]+) ").unwrap();
+    help.lines()
+        .skip_while(|l| *l != "Environment:")
+        .filter_map(|l| re.captures(l).map(|c| c[1].to_owned()))
+        .collect()
 }
 
 #[test]

@@ -63,6 +63,17 @@ fn named_time_zones_follow_the_tz_database() {
             let now = run(cmd("date").env("TZ", tz).arg("+%Y-%m-%d %H:%M:%S"));
             now.ok().stdout.trim().to_owned()
         };
+        // A zone missing from the tz database reads as UTC, for date and
+        // the logger alike: then this test would prove nothing.
+        let offset = run(cmd("date").env("TZ", tz).arg("+%z"))
+            .ok()
+            .stdout
+            .clone();
+        assert_ne!(
+            offset.trim(),
+            "+0000",
+            "TZ={tz} reads as UTC: is tzdata installed?"
+        );
         let before = date();
         run(job("myapp").env("LOGFILE", &log).env("TZ", tz)).ok();
         let after = date();
