@@ -2,7 +2,8 @@
 //! into a temp file in DUMP_DIR, publishes it as `NAME-YYYYMMDDTHHMMSSZ.sql.gz`
 //! (UTC) only once the command succeeded and the file is on disk, then keeps
 //! the DUMP_KEEP newest dumps. A failed or interrupted run leaves every
-//! earlier dump as it was and no temp file behind.
+//! earlier dump as it was and no temp file behind. Dumps named later than
+//! this run's (a clock that was ahead) are neither counted nor removed.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -16,12 +17,13 @@
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | the dump was published and old dumps pruned |
-//! | 1 | the dump failed: command failed, was killed or wrote nothing, read or write error, publish or prune failed |
+//! | 1 | the dump failed: command failed, was killed or wrote nothing, read or write error, temp file removed meanwhile, publish or prune failed |
 //! | 2 | bad argument or malformed variable; nothing written |
-//! | 73 | DUMP_DIR missing, not a directory, or not writable |
-//! | 75 | another run holds the lock of DUMP_DIR; nothing changed |
+//! | 73 | DUMP_DIR missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file |
+//! | 75 | another run holds the lock of DUMP_NAME, or this run lost it; nothing published or pruned |
+//! | 77 | run as root on a DUMP_DIR another user owns; nothing written |
 //! | 78 | DUMP_COMMAND is not set; nothing written |
-//! | 130, 143 | stopped by SIGINT or SIGTERM (passed on to the command); the dump was discarded |
+//! | 130, 143 | stopped by SIGINT or SIGTERM (passed on to the command): the dump was discarded, or, if the signal came once it was published, old dumps were pruned first |
 
 mod child;
 mod config;
@@ -47,8 +49,9 @@ Environment:
                    use, at most 4)
 
 Exit status: 0 published, 1 dump failed, 2 bad argument or value, 73 DUMP_DIR
-unusable, 75 another run holds the lock, 78 DUMP_COMMAND not set, 130/143
-stopped by SIGINT/SIGTERM.
+or its lock file unusable, 75 another run holds the lock or this run lost it,
+77 root on another user's DUMP_DIR, 78 DUMP_COMMAND not set, 130/143 stopped
+by SIGINT/SIGTERM.
 ";
 
 fn main() -> ExitCode {
