@@ -100,6 +100,10 @@ impl<'a> Child<'a> {
         let (program, args) = command.split_first().expect("DUMP_COMMAND has a program");
         let child = Command::new(program)
             .args(args)
+            // The job alone speaks to the service manager (NotifyAccess=main).
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .process_group(0)

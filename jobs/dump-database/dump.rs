@@ -2,14 +2,27 @@ use crate::child::{Child, Stop};
 use crate::config::Config;
 use crate::pgzip::{self, Failure};
 use crate::store::DumpDir;
-use std::fs::File;
-use std::io::Read;
+use crate::supervise::{si, Supervisor};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use timerapps::{errln, outln, Error, Exit, Result};
 
+/// Runs the dump and tells the service manager how it went: what was
+/// published, or why nothing was.
 pub fn run(cfg: &Config) -> Result<()> {
+    let supervisor = Supervisor::start();
+    let result = dump(cfg, &supervisor);
+    supervisor.done(&match &result {
+        Ok(published) => published.clone(),
+        Err(e) => format!("failed: {e}"),
+    });
+    result.map(drop)
+}
+
+/// The run itself; returns what was published, for the status line.
+fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
     let started = Instant::now();
     let dir = DumpDir::open(&cfg.dir, &cfg.name)?;
     let lock = dir.lock()?;
@@ -20,11 +33,18 @@ pub fn run(cfg: &Config) -> Result<()> {
     stop.check()?;
 
     let mut child = Child::spawn(&cfg.command, &stop)?;
-    let streamed = compress(child.stdout(), temp.file(), temp.path(), cfg);
+    let progress = supervisor.progress();
+    let streamed = compress(
+        progress.reader(child.stdout()),
+        progress.writer(temp.file()),
+        temp.path(),
+        cfg,
+    );
     if streamed.is_err() {
         child.terminate();
     }
     let status = child.wait()?;
+    supervisor.finishing();
     stop.check()?;
     let (read, written) = streamed?;
     check_status(status)?;
@@ -73,6 +93,13 @@ pub fn run(cfg: &Config) -> Result<()> {
     stop.check_after(&format!(
         "{} was published and old dumps pruned before stopping",
         path.display()
+    ))?;
+    Ok(format!(
+        "published {}: {} read, {} written in {secs:.1} s, pruned {removed} old dump{}",
+        path.display(),
+        si(read),
+        si(written),
+        if removed == 1 { "" } else { "s" },
     ))
 }
 
@@ -91,7 +118,12 @@ fn span(d: Duration) -> String {
 
 /// Streams the command's output through parallel gzip into `out`; returns
 /// the bytes read and written.
-fn compress(mut input: impl Read, mut out: &File, path: &Path, cfg: &Config) -> Result<(u64, u64)> {
+fn compress(
+    mut input: impl Read,
+    mut out: impl Write,
+    path: &Path,
+    cfg: &Config,
+) -> Result<(u64, u64)> {
     pgzip::compress(&mut input, &mut out, cfg.level, cfg.threads).map_err(|failure| match failure {
         Failure::Read(e) => Error::new(
             Exit::Failure,

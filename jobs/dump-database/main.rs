@@ -30,6 +30,7 @@ mod config;
 mod dump;
 mod pgzip;
 mod store;
+mod supervise;
 
 use std::process::ExitCode;
 use timerapps::config::Environment;

@@ -131,6 +131,45 @@ impl Container {
         &self.root
     }
 
+    /// A property of a unit, as `systemctl show --value` prints it.
+    pub fn show(&self, unit: &str, property: &str) -> String {
+        self.sh(&format!("systemctl show --value -p {property} {unit}"))
+            .trim()
+            .to_owned()
+    }
+
+    /// What `systemctl VERB unit` answers, such as is-active or is-enabled.
+    pub fn state(&self, verb: &str, unit: &str) -> String {
+        self.exec(&["systemctl", verb, unit])
+            .stdout
+            .trim()
+            .to_owned()
+    }
+
+    /// The messages of a unit in the journal.
+    pub fn journal(&self, unit: &str) -> String {
+        self.sh(&format!("journalctl -u {unit} --no-pager -o cat"))
+    }
+
+    /// Stops timers whose runs a step does not test, and waits for any run
+    /// they started to end, so that none writes while the step checks.
+    pub fn quiet(&self, timers: &[&str]) {
+        for timer in timers {
+            self.sh(&format!("systemctl stop {timer}"));
+            let service = timer.replace(".timer", ".service");
+            wait_for(
+                &format!("{service} to end"),
+                Duration::from_secs(60),
+                || {
+                    let jobs = self.sh("systemctl list-jobs --no-legend");
+                    !jobs.contains(&service)
+                        && !["activating", "deactivating"]
+                            .contains(&self.state("is-active", &service).as_str())
+                },
+            );
+        }
+    }
+
     fn console(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

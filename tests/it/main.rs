@@ -8,6 +8,8 @@ mod dump;
 mod faults;
 mod harness;
 mod logger;
+mod notify;
 mod package;
 mod postgres;
+mod supervision;
 mod system;

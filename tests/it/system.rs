@@ -97,41 +97,6 @@ fn lines(c: &Container, path: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn show(c: &Container, unit: &str, property: &str) -> String {
-    c.sh(&format!("systemctl show --value -p {property} {unit}"))
-        .trim()
-        .to_owned()
-}
-
-/// What `systemctl VERB unit` answers, such as is-active or is-enabled.
-fn state(c: &Container, verb: &str, unit: &str) -> String {
-    c.exec(&["systemctl", verb, unit]).stdout.trim().to_owned()
-}
-
-/// The messages of a unit in the journal.
-fn journal(c: &Container, unit: &str) -> String {
-    c.sh(&format!("journalctl -u {unit} --no-pager -o cat"))
-}
-
-/// Stops timers whose runs a step does not test, and waits for any run
-/// they started to end, so that none writes while the step checks.
-fn quiet(c: &Container, timers: &[&str]) {
-    for timer in timers {
-        c.sh(&format!("systemctl stop {timer}"));
-        let service = timer.replace(".timer", ".service");
-        wait_for(
-            &format!("{service} to end"),
-            Duration::from_secs(60),
-            || {
-                let jobs = c.sh("systemctl list-jobs --no-legend");
-                !jobs.contains(&service)
-                    && !["activating", "deactivating"]
-                        .contains(&state(c, "is-active", &service).as_str())
-            },
-        );
-    }
-}
-
 fn dumps(c: &Container) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(c.path(DUMPS))
         .unwrap()
@@ -167,8 +132,8 @@ fn the_package_on_a_real_systemd() {
     assert_eq!(c.sh("dpkg --verify timerapps"), "");
     let listed = c.sh("systemctl list-timers --all --no-pager");
     for t in TIMERS {
-        assert_eq!(state(&c, "is-enabled", t), "enabled");
-        assert_eq!(state(&c, "is-active", t), "active");
+        assert_eq!(c.state("is-enabled", t), "enabled");
+        assert_eq!(c.state("is-active", t), "active");
         assert!(listed.contains(t), "{t} not listed:\n{listed}");
     }
     let passwd = fs::read_to_string(c.path("/etc/passwd")).unwrap();
@@ -183,7 +148,7 @@ fn the_package_on_a_real_systemd() {
     assert!(uid < 1000, "a system user: {user}");
     // Its first run (60 to 90 s after install) must not race the manual
     // dumps of steps 4 and 5.
-    quiet(&c, &["dump-database.timer"]);
+    c.quiet(&["dump-database.timer"]);
 
     step(
         "2: both logs get a first line within 30 s, written by timerapps",
@@ -203,23 +168,19 @@ fn the_package_on_a_real_systemd() {
         let text = fs::read_to_string(c.path(&log)).unwrap();
         assert!(text.starts_with(&format!("[{app}] executed at ")), "{text}");
         // The timer ran it, 5 s after it started, not the install.
-        let timer = show(&c, &format!("{app}.timer"), "ActiveEnterTimestampMonotonic");
-        let service = show(
-            &c,
-            &format!("{app}.service"),
-            "ExecMainStartTimestampMonotonic",
-        );
+        let timer = c.show(&format!("{app}.timer"), "ActiveEnterTimestampMonotonic");
+        let service = c.show(&format!("{app}.service"), "ExecMainStartTimestampMonotonic");
         let delay = service.parse::<i64>().unwrap() - timer.parse::<i64>().unwrap();
         assert!(
             delay >= 4_000_000,
             "{app}.service started {delay} µs after its timer"
         );
     }
-    quiet(&c, &["myapp.timer", "otherapp.timer"]);
+    c.quiet(&["myapp.timer", "otherapp.timer"]);
     // Not configured yet: the dump is skipped, not failed, and says why.
     c.sh("systemctl start dump-database.service");
-    assert_ne!(state(&c, "is-failed", "dump-database.service"), "failed");
-    let messages = journal(&c, "dump-database.service");
+    assert_ne!(c.state("is-failed", "dump-database.service"), "failed");
+    let messages = c.journal("dump-database.service");
     assert!(
         messages.contains("DUMP_COMMAND is not set")
             && messages.contains("/etc/default/dump-database"),
@@ -230,7 +191,7 @@ fn the_package_on_a_real_systemd() {
     let n = lines(&c, "/var/log/timerapps/myapp.log");
     c.sh("systemctl start myapp.service");
     assert_eq!(lines(&c, "/var/log/timerapps/myapp.log"), n + 1);
-    let messages = journal(&c, "myapp.service");
+    let messages = c.journal("myapp.service");
     assert!(
         messages.contains("[myapp] wrote to /var/log/timerapps/myapp.log"),
         "{messages}"
@@ -279,8 +240,8 @@ fn the_package_on_a_real_systemd() {
     c.sh("sed -i 's/pg_dump --no-password shop/pg_dump --no-password nosuchdb/' /etc/default/dump-database");
     let r = c.exec(&["systemctl", "start", "dump-database.service"]);
     assert_ne!(r.code(), Some(0), "{r}");
-    assert_eq!(state(&c, "is-failed", "dump-database.service"), "failed");
-    let messages = journal(&c, "dump-database.service");
+    assert_eq!(c.state("is-failed", "dump-database.service"), "failed");
+    let messages = c.journal("dump-database.service");
     assert!(
         messages.contains("\"nosuchdb\" does not exist")
             && messages.contains("DUMP_COMMAND exited with status 1"),
@@ -299,16 +260,16 @@ fn the_package_on_a_real_systemd() {
         "apt-get install -y /root/timerapps_{next}_amd64.deb </dev/null"
     ));
     assert_eq!(c.sh("dpkg-query -W -f '${Version}' timerapps"), next);
-    assert_eq!(state(&c, "is-enabled", "otherapp.timer"), "disabled");
-    assert_eq!(state(&c, "is-active", "otherapp.timer"), "inactive");
+    assert_eq!(c.state("is-enabled", "otherapp.timer"), "disabled");
+    assert_eq!(c.state("is-active", "otherapp.timer"), "inactive");
     for t in ["myapp.timer", "dump-database.timer"] {
-        assert_eq!(state(&c, "is-enabled", t), "enabled");
-        assert_eq!(state(&c, "is-active", t), "active");
+        assert_eq!(c.state("is-enabled", t), "enabled");
+        assert_eq!(c.state("is-active", t), "active");
     }
     assert_eq!(fs::read(c.path("/etc/default/myapp")).unwrap(), edited);
     // The upgrade restarted myapp.timer, which may have added a line of
     // its own before it was stopped: count from here.
-    quiet(&c, &["myapp.timer", "dump-database.timer"]);
+    c.quiet(&["myapp.timer", "dump-database.timer"]);
     let edited_log = "/var/log/timerapps/edited.log";
     let n = lines(&c, edited_log);
     c.sh("systemctl start myapp.service");
@@ -321,7 +282,7 @@ fn the_package_on_a_real_systemd() {
     c.sh("apt-get remove -y timerapps </dev/null");
     let listed = c.sh("systemctl list-timers --all --no-pager");
     for t in TIMERS {
-        assert_ne!(state(&c, "is-active", t), "active");
+        assert_ne!(c.state("is-active", t), "active");
         assert!(
             !c.path("/etc/systemd/system/timers.target.wants")
                 .join(t)

@@ -1,0 +1,148 @@
+//! dump-database supervised by a real systemd: progress in `systemctl
+//! status` while a dump runs, and a hung dump stopped by the watchdog as a
+//! clean failure, after which the timer's next run publishes again.
+
+use crate::container::Container;
+use crate::harness::{wait_for, Sandbox};
+use crate::package::built_deb;
+use std::fs;
+use std::time::{Duration, Instant};
+
+const DUMPS: &str = "/var/lib/timerapps/dumps";
+const SETTINGS: &str = "/etc/default/dump-database";
+
+fn configure(c: &Container, command: &str) {
+    fs::write(c.path(SETTINGS), format!("DUMP_COMMAND=\"{command}\"\n")).unwrap();
+}
+
+/// Every file in the dump directory with its checksum.
+fn hashes(c: &Container) -> String {
+    c.sh(&format!("cd {DUMPS} && ls -A | sort | xargs -r sha256sum"))
+}
+
+fn temps(c: &Container) -> Vec<String> {
+    fs::read_dir(c.path(DUMPS))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect()
+}
+
+fn dump_count(c: &Container) -> usize {
+    fs::read_dir(c.path(DUMPS))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("dump-") && name.ends_with(".sql.gz")
+        })
+        .count()
+}
+
+#[test]
+fn progress_and_watchdog_on_a_real_systemd() {
+    let started = Instant::now();
+    let deb = built_deb();
+    let sb = Sandbox::new("supervision");
+    let c = Container::boot(&sb);
+    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
+    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    c.quiet(&["myapp.timer", "otherapp.timer", "dump-database.timer"]);
+    let service = "dump-database.service";
+
+    eprintln!(
+        "[{:5.1} s] a slow dump shows its progress",
+        started.elapsed().as_secs_f64()
+    );
+    configure(
+        &c,
+        "sh -c 'for i in 1 2 3 4 5 6; do head -c 50000 /dev/urandom; sleep 1; done'",
+    );
+    c.sh(&format!("systemctl start --no-block {service}"));
+    let mut seen: Vec<String> = Vec::new();
+    wait_for("the slow dump to end", Duration::from_secs(60), || {
+        let status = c.show(service, "StatusText");
+        if status.starts_with("dumping: ") && seen.last() != Some(&status) {
+            seen.push(status);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        c.show(service, "ActiveState") == "inactive"
+    });
+    assert!(
+        seen.len() >= 3,
+        "the status line did not change while dumping: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|s| s.contains(" read, ") && s.ends_with("/s")),
+        "{seen:?}"
+    );
+    assert_eq!(c.show(service, "Result"), "success");
+    let last = c.show(service, "StatusText");
+    assert!(
+        last.starts_with(&format!("published {DUMPS}/dump-")) && last.contains("300 kB read"),
+        "after the run: {last:?}"
+    );
+    let status = c
+        .exec(&["systemctl", "status", "--no-pager", service])
+        .stdout;
+    assert!(status.contains("Status: \"published "), "{status}");
+
+    eprintln!(
+        "[{:5.1} s] a hung dump is stopped by the watchdog",
+        started.elapsed().as_secs_f64()
+    );
+    c.sh("mkdir -p /etc/systemd/system/dump-database.service.d
+          printf '[Service]\\nWatchdogSec=3s\\n' > /etc/systemd/system/dump-database.service.d/test.conf
+          systemctl daemon-reload");
+    let before = hashes(&c);
+    configure(&c, "sh -c 'head -c 1000 /dev/urandom; exec sleep 600'");
+    let at = Instant::now();
+    let r = c.exec(&["systemctl", "start", service]);
+    let took = at.elapsed();
+    assert_ne!(r.code(), Some(0), "{r}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(30),
+        "stopped after {took:?}\n{r}"
+    );
+    assert_eq!(c.show(service, "Result"), "watchdog");
+    assert!(
+        c.sh("systemctl --failed --no-legend --plain")
+            .contains(service),
+        "not listed as failed"
+    );
+    let journal = c.journal(service);
+    assert!(
+        journal.contains("stopped by SIGTERM; the dump was discarded"),
+        "{journal}"
+    );
+    assert!(
+        c.exec(&["pgrep", "-f", "sleep 600"]).stdout.is_empty(),
+        "the command's processes were left running"
+    );
+    assert!(temps(&c).is_empty(), "{:?}", temps(&c));
+    assert_eq!(hashes(&c), before, "earlier dumps changed");
+    let failed = c.show(service, "StatusText");
+    assert!(
+        failed.starts_with("failed: stopped by SIGTERM"),
+        "{failed:?}"
+    );
+
+    eprintln!(
+        "[{:5.1} s] the timer's next run publishes",
+        started.elapsed().as_secs_f64()
+    );
+    configure(&c, "echo after the watchdog");
+    c.sh("mkdir -p /etc/systemd/system/dump-database.timer.d
+          printf '[Timer]\\nOnActiveSec=\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' > /etc/systemd/system/dump-database.timer.d/test.conf
+          systemctl daemon-reload
+          systemctl start dump-database.timer");
+    let count = dump_count(&c);
+    wait_for(
+        "the timer's run to publish",
+        Duration::from_secs(60),
+        || dump_count(&c) == count + 1 && c.show(service, "ActiveState") == "inactive",
+    );
+    assert_eq!(c.show(service, "Result"), "success");
+    assert_ne!(c.state("is-failed", service), "failed");
+}
