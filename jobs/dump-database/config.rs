@@ -1,9 +1,13 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use timerapps::config::{self, Source};
 use timerapps::{Error, Exit, Result};
 
 /// Where dumps go when DUMP_DIR is unset: the unit's `StateDirectory=`.
 pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps";
+/// Where the settings are, for messages, when DUMP_SETTINGS is unset.
+pub const DEFAULT_SETTINGS: &str = "/etc/default/dump-database";
+/// Replaced in DUMP_COMMAND by where systemd put the service's credentials.
+const CREDENTIALS: &str = "${CREDENTIALS_DIRECTORY}";
 
 pub struct Config {
     /// Program and arguments, run without a shell.
@@ -31,7 +35,8 @@ impl Config {
             default_threads(available_cpus()),
         )?;
         let name = name(env)?;
-        let command = command(env)?;
+        let settings = config::absolute_path(env, "DUMP_SETTINGS", DEFAULT_SETTINGS)?;
+        let command = command(env, &settings)?;
         Ok(Config {
             command,
             dir,
@@ -76,33 +81,61 @@ fn name(env: &dyn Source) -> Result<String> {
     }
 }
 
-fn command(env: &dyn Source) -> Result<Vec<String>> {
+fn command(env: &dyn Source, settings: &Path) -> Result<Vec<String>> {
     let Some(value) = env.get("DUMP_COMMAND").filter(|v| !v.is_empty()) else {
         return Err(Error::new(
             Exit::NotConfigured,
-            "DUMP_COMMAND is not set, so there is nothing to dump; set it in \
-             /etc/default/dump-database, for example DUMP_COMMAND=\"pg_dump --no-password mydb\"",
+            format!(
+                "DUMP_COMMAND is not set, so there is nothing to dump; set it in {}, for \
+                 example DUMP_COMMAND=\"pg_dump --no-password mydb\"",
+                settings.display()
+            ),
         ));
     };
     let words = value.to_str().map(shell_words::split);
-    match words {
-        Some(Ok(words)) if !words.is_empty() => Ok(words),
-        Some(Ok(_)) => Err(config::invalid(
-            "DUMP_COMMAND",
-            &value,
-            "expected a command",
-        )),
-        Some(Err(_)) => Err(config::invalid(
-            "DUMP_COMMAND",
-            &value,
-            "a quote is not closed; quote words as a shell would",
-        )),
-        None => Err(config::invalid(
-            "DUMP_COMMAND",
-            &value,
-            "expected UTF-8 text",
-        )),
+    let words = match words {
+        Some(Ok(words)) if !words.is_empty() => words,
+        Some(Ok(_)) => {
+            return Err(config::invalid(
+                "DUMP_COMMAND",
+                &value,
+                "expected a command",
+            ))
+        }
+        Some(Err(_)) => {
+            return Err(config::invalid(
+                "DUMP_COMMAND",
+                &value,
+                "a quote is not closed; quote words as a shell would",
+            ))
+        }
+        None => {
+            return Err(config::invalid(
+                "DUMP_COMMAND",
+                &value,
+                "expected UTF-8 text",
+            ))
+        }
+    };
+    if !words.iter().any(|w| w.contains(CREDENTIALS)) {
+        return Ok(words);
     }
+    let credentials = env
+        .get("CREDENTIALS_DIRECTORY")
+        .and_then(|d| d.into_string().ok())
+        .filter(|d| d.starts_with('/'));
+    let Some(credentials) = credentials else {
+        return Err(config::invalid(
+            "DUMP_COMMAND",
+            &value,
+            "it uses ${CREDENTIALS_DIRECTORY}, which systemd sets only for a service with \
+             LoadCredential=; start the job through its service",
+        ));
+    };
+    Ok(words
+        .into_iter()
+        .map(|w| w.replace(CREDENTIALS, &credentials))
+        .collect())
 }
 
 #[cfg(test)]
@@ -132,6 +165,51 @@ mod tests {
         assert_eq!(err.exit(), Exit::NotConfigured);
         let err = Config::from_env(&[("DUMP_KEEP", "x")]).err().unwrap();
         assert_eq!(err.exit(), Exit::Usage);
+    }
+
+    #[test]
+    fn credentials_directory_is_put_into_the_command() {
+        let cfg = Config::from_env(&[
+            (
+                "DUMP_COMMAND",
+                "mariadb-dump '--defaults-extra-file=${CREDENTIALS_DIRECTORY}/my.cnf' db",
+            ),
+            (
+                "CREDENTIALS_DIRECTORY",
+                "/run/credentials/dump-database.service",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.command,
+            [
+                "mariadb-dump",
+                "--defaults-extra-file=/run/credentials/dump-database.service/my.cnf",
+                "db"
+            ]
+        );
+        let err = Config::from_env(&[("DUMP_COMMAND", "x ${CREDENTIALS_DIRECTORY}/a")])
+            .err()
+            .unwrap();
+        assert_eq!(err.exit(), Exit::Usage);
+        assert!(err.to_string().contains("LoadCredential="), "{err}");
+        // Other variables are the command's own business.
+        let cfg =
+            Config::from_env(&[("DUMP_COMMAND", "x ${HOME} $CREDENTIALS_DIRECTORY")]).unwrap();
+        assert_eq!(cfg.command, ["x", "${HOME}", "$CREDENTIALS_DIRECTORY"]);
+    }
+
+    #[test]
+    fn not_configured_names_the_settings_file() {
+        let err = Config::from_env(&[("DUMP_SETTINGS", "/etc/timerapps/dump-database/sales.conf")])
+            .err()
+            .unwrap();
+        assert_eq!(err.exit(), Exit::NotConfigured);
+        assert!(
+            err.to_string()
+                .contains("set it in /etc/timerapps/dump-database/sales.conf"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `DUMP_COMMAND` | dump command, split like a shell would and run without one; its stdout is the dump | required |
+//! | `DUMP_COMMAND` | dump command, split like a shell would and run without one; its stdout is the dump; `${CREDENTIALS_DIRECTORY}` in it becomes systemd's credentials directory | required |
 //! | `DUMP_DIR` | absolute path of the directory the dumps are kept in | `/var/lib/timerapps/dumps` |
 //! | `DUMP_KEEP` | how many dumps to keep, at least 1 | `5` |
 //! | `DUMP_NAME` | file-name prefix: letters, digits, `.`, `_`, `-` | `dump` |
 //! | `DUMP_GZIP_LEVEL` | gzip level, 1 (fastest) to 9 (smallest) | `6` |
 //! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
+//! | `DUMP_SETTINGS` | the file these are set in, named when DUMP_COMMAND is missing (set by the units) | `/etc/default/dump-database` |
 //!
 //! | exit | meaning |
 //! |---|---|
@@ -41,13 +42,17 @@ Runs DUMP_COMMAND, gzip-compresses its output and publishes it atomically as
 DUMP_DIR/DUMP_NAME-YYYYMMDDTHHMMSSZ.sql.gz, then keeps the DUMP_KEEP newest.
 
 Environment:
-  DUMP_COMMAND     dump command, split like a shell would, run without one (required)
+  DUMP_COMMAND     dump command, split like a shell would, run without one
+                   (required); ${CREDENTIALS_DIRECTORY} in it becomes the
+                   directory of the service's credentials (LoadCredential=)
   DUMP_DIR         directory of the dumps (default /var/lib/timerapps/dumps)
   DUMP_KEEP        number of dumps to keep, at least 1 (default 5)
   DUMP_NAME        file-name prefix (default dump)
   DUMP_GZIP_LEVEL  1 (fastest) to 9 (smallest) (default 6)
   DUMP_THREADS     compression threads, 1 to 64 (default: the CPUs the job may
                    use, at most 4)
+  DUMP_SETTINGS    the file these are set in, for messages (set by the units;
+                   default /etc/default/dump-database)
 
 Exit status: 0 published, 1 dump failed, 2 bad argument or value, 73 DUMP_DIR
 or its lock file unusable, 75 another run holds the lock or this run lost it,

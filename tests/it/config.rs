@@ -145,6 +145,18 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
             &[],
             r#"DUMP_KEEP="3\n4""#,
         ),
+        (
+            "dump-database",
+            &[("DUMP_SETTINGS", "sales.conf")],
+            &[],
+            r#"DUMP_SETTINGS="sales.conf""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_COMMAND", "cat ${CREDENTIALS_DIRECTORY}/x")],
+            &[],
+            "LoadCredential=",
+        ),
         ("dump-database", &[], &["--keep=3"], r#""--keep=3""#),
     ];
     // Every variable a job documents, and its arguments, are tried.

@@ -90,9 +90,9 @@ impl Container {
             "the container's service manager",
             Duration::from_secs(30),
             || {
-                !c.exec(&["systemctl", "is-system-running"])
-                    .stdout
-                    .is_empty()
+                // Before the bus is up it answers "offline" on stdout.
+                let r = c.exec(&["systemctl", "is-system-running"]);
+                !r.stdout.is_empty() && !r.stderr.contains("Failed to connect to bus")
             },
         );
         let state = c.exec(&["systemctl", "is-system-running", "--wait"]);

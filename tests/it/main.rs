@@ -7,6 +7,7 @@ mod container;
 mod dump;
 mod faults;
 mod harness;
+mod instances;
 mod logger;
 mod notify;
 mod package;

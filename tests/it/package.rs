@@ -30,13 +30,15 @@ fn field(deb: &Path, name: &str) -> String {
         .to_owned()
 }
 
-const UNITS: [&str; 6] = [
+const UNITS: [&str; 8] = [
     "myapp.service",
     "myapp.timer",
     "otherapp.service",
     "otherapp.timer",
     "dump-database.service",
     "dump-database.timer",
+    "dump-database@.service",
+    "dump-database@.timer",
 ];
 
 #[test]
@@ -79,7 +81,8 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
         [
             "/etc/default/dump-database",
             "/etc/default/myapp",
-            "/etc/default/otherapp"
+            "/etc/default/otherapp",
+            "/etc/timerapps/dump-database/NAME.conf.example",
         ]
     );
     let md5sums = std::fs::read_to_string(sb.path("DEBIAN/md5sums")).unwrap();
@@ -185,6 +188,7 @@ fn services_are_hardened() {
         ("myapp.service", 1.0),
         ("otherapp.service", 1.0),
         ("dump-database.service", 1.5),
+        ("dump-database@.service", 1.5),
     ] {
         let r = run(cmd("systemd-analyze")
             .args(["security", "--offline=true", "--no-pager"])
@@ -203,5 +207,70 @@ fn services_are_hardened() {
             .unwrap_or_else(|| panic!("no exposure level\n{r}"));
         eprintln!("{service}: exposure {score} (limit {limit})");
         assert!(score <= limit, "{service} exposure {score} > {limit}\n{r}");
+    }
+}
+
+/// The lines of a unit file that are settings, not comments or blanks.
+fn settings(unit: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("systemd")
+            .join(unit),
+    )
+    .unwrap();
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An instance is the default dump job but for where its settings, name
+/// and dumps are, and for an unconfigured instance failing: the template
+/// repeats the plain unit's hardening and supervision, and must not drift
+/// from it.
+#[test]
+fn an_instance_runs_as_the_default_dump_job_does() {
+    for (plain, template, differs) in [
+        (
+            "dump-database.service",
+            "dump-database@.service",
+            &[
+                "Description=",
+                "Environment=",
+                "EnvironmentFile=",
+                "StateDirectory=",
+                "SuccessExitStatus=",
+            ][..],
+        ),
+        (
+            "dump-database.timer",
+            "dump-database@.timer",
+            &["Description="][..],
+        ),
+    ] {
+        let keep = |lines: Vec<String>| -> Vec<String> {
+            lines
+                .into_iter()
+                .filter(|l| !differs.iter().any(|d| l.starts_with(d)))
+                .collect()
+        };
+        assert_eq!(
+            keep(settings(plain)),
+            keep(settings(template)),
+            "{template}"
+        );
+        let instance = settings(template);
+        for line in [
+            "EnvironmentFile=-/etc/timerapps/dump-database/%i.conf",
+            "Environment=DUMP_NAME=%i DUMP_DIR=/var/lib/timerapps/dumps/%i",
+            "StateDirectory=timerapps/dumps/%i",
+        ] {
+            if template.ends_with(".service") {
+                assert!(
+                    instance.iter().any(|l| l == line),
+                    "{template} lacks {line}"
+                );
+            }
+        }
     }
 }

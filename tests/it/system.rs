@@ -19,7 +19,7 @@ fn step(n: &str, started: Instant) {
 }
 
 /// The same package with the next Debian revision, as an upgrade.
-fn rebuilt_with_next_revision(sb: &Sandbox, deb: &Path) -> (String, std::path::PathBuf) {
+pub fn rebuilt_with_next_revision(sb: &Sandbox, deb: &Path) -> (String, std::path::PathBuf) {
     let tree = sb.path("upgrade");
     run(cmd("dpkg-deb").arg("-R").arg(deb).arg(&tree)).ok();
     let control = tree.join("DEBIAN/control");
