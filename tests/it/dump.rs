@@ -1,6 +1,7 @@
 use crate::harness::{
     cmd, is_root, job, measure, run, sh, snapshot, start, wait_for, Run, Running, Sandbox,
 };
+use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
 use regex_lite::Regex;
 use std::collections::BTreeMap;
@@ -478,4 +479,64 @@ fn memory_does_not_grow_with_the_dump() {
         large < small + 4096,
         "memory grew with the dump: {small} KiB -> {large} KiB"
     );
+}
+
+/// MariaDB, as the README documents it: the password in an option file
+/// the job gets from the service's credentials directory, never on a
+/// command line.
+#[test]
+fn mariadb_dump_with_an_option_file_restores_to_equal_tables() {
+    let sb = Sandbox::new("mariadb-roundtrip");
+    let db = Mariadb::start(&sb);
+    let password = "Pa55-in-an-option-file";
+    db.sql(
+        "",
+        &format!(
+            "CREATE DATABASE shop;
+             CREATE USER backup@localhost IDENTIFIED BY '{password}';
+             GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON shop.* TO backup@localhost;"
+        ),
+    );
+    db.sql(
+        "shop",
+        "CREATE TABLE customers (id INT PRIMARY KEY, name TEXT NOT NULL, note TEXT,
+                                 joined DATETIME) CHARACTER SET utf8mb4;
+         CREATE TABLE orders (id INT PRIMARY KEY, customer INT, total DECIMAL(12,2), raw BLOB);
+         INSERT INTO customers
+           SELECT seq, CONCAT('customer ', seq),
+                  IF(seq % 7 = 0, NULL, CONCAT('quote '' tab \\t backslash \\\\ é ✓ ', MD5(seq))),
+                  '2024-01-01' + INTERVAL seq MINUTE
+           FROM seq_1_to_3000;
+         INSERT INTO orders SELECT seq, 1 + seq % 3000, seq * 1.25, UNHEX(MD5(seq))
+           FROM seq_1_to_6000;",
+    );
+    let credentials = sb.mkdir("credentials");
+    let option_file = credentials.join("my.cnf");
+    fs::write(
+        &option_file,
+        format!(
+            "[client]\nuser=backup\npassword={password}\nsocket={}\n",
+            db.socket.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&option_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let dir = sb.mkdir("dumps");
+    let command =
+        "mariadb-dump --defaults-extra-file=${CREDENTIALS_DIRECTORY}/my.cnf --single-transaction shop";
+    let r = run(dump_job(&dir, command).env("CREDENTIALS_DIRECTORY", &credentials));
+    let (path, _) = published(&r);
+    assert!(!r.stderr.contains(password), "{r}");
+
+    db.restore(&path, "restored");
+    for table in ["customers", "orders"] {
+        let select = format!("SELECT * FROM {table} ORDER BY id");
+        let original = db.sql("shop", &select);
+        assert!(original.lines().count() >= 3000, "{table}: {original:.200}");
+        assert_eq!(
+            original,
+            db.sql("restored", &select),
+            "table {table} differs after restore"
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod faults;
 mod harness;
 mod instances;
 mod logger;
+mod mariadb;
 mod notify;
 mod package;
 mod postgres;
