@@ -1,5 +1,5 @@
-//! A real systemd (Debian 12) booted with systemd-nspawn, as in
-//! shared/notes/systemd-in-a-container.md: a root file system built once by
+//! A real systemd booted with systemd-nspawn, on each Debian release the
+//! package is proved on: a root file system built once per release by
 //! mmdebstrap and cached, a fresh copy per container, commands run inside
 //! with nsenter.
 
@@ -9,24 +9,43 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-/// What the image holds besides minbase; change `IMAGE` with it.
+/// What the image holds besides minbase; change `IMAGE_REVISION` with it.
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,libpam-systemd,adduser,postgresql,sqlite3";
-const IMAGE: &str = "bookworm-timerapps-1.tar";
+const IMAGE_REVISION: u32 = 1;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The root file system tarball, built on first use.
-fn image() -> PathBuf {
+/// The Debian releases the package is proved on.
+#[derive(Clone, Copy, Debug)]
+pub enum Release {
+    /// Debian 12: systemd 252, PostgreSQL 15.
+    Bookworm,
+    /// Debian 13: systemd 257, PostgreSQL 17.
+    Trixie,
+}
+
+impl Release {
+    fn suite(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+}
+
+/// The root file system tarball of `release`, built on first use.
+fn image(release: Release) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e");
-    let tar = dir.join(IMAGE);
+    let image = format!("{}-timerapps-{IMAGE_REVISION}.tar", release.suite());
+    let tar = dir.join(&image);
     if !tar.exists() {
         fs::create_dir_all(&dir).unwrap();
         // mmdebstrap picks the format from the name: keep the .tar ending.
-        let partial = dir.join(format!("partial-{IMAGE}"));
+        let partial = dir.join(format!("partial-{image}"));
         let _ = fs::remove_file(&partial);
         run(cmd("mmdebstrap")
             .args(["--variant=minbase", "--quiet"])
             .arg(format!("--include={PACKAGES}"))
-            .arg("bookworm")
+            .arg(release.suite())
             .arg(&partial))
         .ok();
         fs::rename(&partial, &tar).unwrap();
@@ -42,10 +61,16 @@ pub struct Container {
 }
 
 impl Container {
-    /// Boots a fresh copy of the image with no network but loopback.
-    pub fn boot(sb: &Sandbox) -> Container {
+    /// Boots a fresh copy of the image of `release`, with no network but
+    /// loopback.
+    pub fn boot(sb: &Sandbox, release: Release) -> Container {
         let root = sb.mkdir("root");
-        run(cmd("tar").arg("-xf").arg(image()).arg("-C").arg(&root)).ok();
+        run(cmd("tar")
+            .arg("-xf")
+            .arg(image(release))
+            .arg("-C")
+            .arg(&root))
+        .ok();
         let log = sb.path("console.log");
         let nspawn = cmd("systemd-nspawn")
             .args([

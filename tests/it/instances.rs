@@ -4,12 +4,12 @@
 //! over by LoadCredential=; broken instances fail alone; upgrade, remove
 //! and purge keep every instance's dumps and settings.
 
-use crate::container::Container;
+use crate::container::{Container, Release};
 use crate::harness::Sandbox;
 use crate::package::built_deb;
 use crate::system::rebuilt_with_next_revision;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
 const DUMPS: &str = "/var/lib/timerapps/dumps";
@@ -43,13 +43,22 @@ fn table(c: &Container, db: &str, table: &str) -> String {
 }
 
 #[test]
-fn instances_on_a_real_systemd() {
+fn instances_on_debian_12() {
+    instances_on(Release::Bookworm);
+}
+
+#[test]
+fn instances_on_debian_13() {
+    instances_on(Release::Trixie);
+}
+
+fn instances_on(release: Release) {
     let started = Instant::now();
     let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
     let deb = built_deb();
-    let sb = Sandbox::new("instances");
+    let sb = Sandbox::new(&format!("instances-{release:?}"));
     let (_, upgrade) = rebuilt_with_next_revision(&sb, &deb);
-    let c = Container::boot(&sb);
+    let c = Container::boot(&sb, release);
     fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
     fs::copy(&upgrade, c.path("/root/timerapps-next.deb")).unwrap();
     c.sh("apt-get install -y /root/timerapps.deb </dev/null");
@@ -73,22 +82,36 @@ fn instances_on_a_real_systemd() {
     ));
 
     step("root-only credentials, handed over by LoadCredential=");
+    // A connection service file holds the password: libpq ignores a pgpass
+    // file with group access, which credentials have on systemd 257.
+    c.sh("install -d -m 0700 /etc/timerapps/credentials");
     for (name, keep) in [("sales", 2), ("hr", 3)] {
-        c.sh(&format!(
-            "install -d -m 0700 /etc/timerapps/credentials
-             umask 077
-             echo '*:*:{name}:backup:{PASSWORD}' > /etc/timerapps/credentials/{name}.pgpass
-             mkdir -p /etc/systemd/system/dump-database@{name}.service.d
-             printf '[Service]\\nLoadCredential=pgpass:/etc/timerapps/credentials/{name}.pgpass\\nEnvironment=PGPASSFILE=%%d/pgpass\\n' \
-               > /etc/systemd/system/dump-database@{name}.service.d/credentials.conf"
+        let secret = c.path(&format!(
+            "/etc/timerapps/credentials/{name}.pg_service.conf"
         ));
         fs::write(
-            c.path(&format!("{INSTANCES}/{name}.conf")),
-            format!("DUMP_COMMAND=\"pg_dump --no-password --username=backup {name}\"\nDUMP_KEEP={keep}\n"),
+            &secret,
+            format!("[{name}]\nuser=backup\ndbname={name}\npassword={PASSWORD}\n"),
         )
         .unwrap();
-        let meta =
-            fs::metadata(c.path(&format!("/etc/timerapps/credentials/{name}.pgpass"))).unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+        let drop_in = c.path(&format!(
+            "/etc/systemd/system/dump-database@{name}.service.d"
+        ));
+        fs::create_dir_all(&drop_in).unwrap();
+        fs::write(
+            drop_in.join("credentials.conf"),
+            format!(
+                "[Service]\nLoadCredential=pg_service.conf:/etc/timerapps/credentials/{name}.pg_service.conf\nEnvironment=PGSERVICEFILE=%d/pg_service.conf\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            c.path(&format!("{INSTANCES}/{name}.conf")),
+            format!("DUMP_COMMAND=\"pg_dump --no-password service={name}\"\nDUMP_KEEP={keep}\n"),
+        )
+        .unwrap();
+        let meta = fs::metadata(&secret).unwrap();
         assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
     }
     let r = c.exec(&[
@@ -97,7 +120,7 @@ fn instances_on_a_real_systemd() {
         "timerapps",
         "--",
         "cat",
-        "/etc/timerapps/credentials/sales.pgpass",
+        "/etc/timerapps/credentials/sales.pg_service.conf",
     ]);
     assert!(
         r.code() != Some(0) && r.stderr.contains("Permission denied"),

@@ -2,7 +2,7 @@
 //! status` while a dump runs, and a hung dump stopped by the watchdog as a
 //! clean failure, after which the timer's next run publishes again.
 
-use crate::container::Container;
+use crate::container::{Container, Release};
 use crate::harness::{wait_for, Sandbox};
 use crate::package::built_deb;
 use std::fs;
@@ -40,11 +40,20 @@ fn dump_count(c: &Container) -> usize {
 }
 
 #[test]
-fn progress_and_watchdog_on_a_real_systemd() {
+fn progress_and_watchdog_on_debian_12() {
+    progress_and_watchdog_on(Release::Bookworm);
+}
+
+#[test]
+fn progress_and_watchdog_on_debian_13() {
+    progress_and_watchdog_on(Release::Trixie);
+}
+
+fn progress_and_watchdog_on(release: Release) {
     let started = Instant::now();
     let deb = built_deb();
-    let sb = Sandbox::new("supervision");
-    let c = Container::boot(&sb);
+    let sb = Sandbox::new(&format!("supervision-{release:?}"));
+    let c = Container::boot(&sb, release);
     fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
     c.sh("apt-get install -y /root/timerapps.deb </dev/null");
     c.quiet(&["myapp.timer", "otherapp.timer", "dump-database.timer"]);

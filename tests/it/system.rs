@@ -2,7 +2,7 @@
 //! dumps of a PostgreSQL inside the container, a failing dump, an upgrade,
 //! remove and purge. One test, because each step builds on the one before.
 
-use crate::container::Container;
+use crate::container::{Container, Release};
 use crate::harness::{cmd, run, wait_for, Sandbox};
 use crate::package::built_deb;
 use std::collections::BTreeSet;
@@ -112,12 +112,21 @@ fn hashes(c: &Container) -> String {
 }
 
 #[test]
-fn the_package_on_a_real_systemd() {
+fn the_package_on_debian_12() {
+    the_package_on(Release::Bookworm);
+}
+
+#[test]
+fn the_package_on_debian_13() {
+    the_package_on(Release::Trixie);
+}
+
+fn the_package_on(release: Release) {
     let started = Instant::now();
     let deb = built_deb();
-    let sb = Sandbox::new("e2e");
+    let sb = Sandbox::new(&format!("e2e-{release:?}"));
     let (next, upgrade) = rebuilt_with_next_revision(&sb, &deb);
-    let c = Container::boot(&sb);
+    let c = Container::boot(&sb, release);
     step("0: booted", started);
     for d in [&deb, &upgrade] {
         fs::copy(d, c.path("/root").join(d.file_name().unwrap())).unwrap();
