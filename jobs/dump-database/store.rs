@@ -271,6 +271,17 @@ impl DumpDir {
                     ),
                 ));
             }
+            if e.kind() == io::ErrorKind::NotFound {
+                // The file is still there: what is missing is /proc.
+                return Err(Error::io(
+                    Exit::Failure,
+                    "cannot publish the dump as",
+                    &path,
+                    &e,
+                    "the job links the finished file through /proc/self/fd, which must be \
+                     mounted; earlier dumps are untouched",
+                ));
+            }
             return Err(failed(e));
         }
         drop(temp);
