@@ -24,7 +24,7 @@ pub enum Release {
 }
 
 impl Release {
-    fn suite(self) -> &'static str {
+    pub fn suite(self) -> &'static str {
         match self {
             Release::Bookworm => "bookworm",
             Release::Trixie => "trixie",
@@ -32,19 +32,25 @@ impl Release {
     }
 }
 
-/// The root file system tarball of `release`, built on first use.
+/// The root file system tarball of `release` for the containers.
 fn image(release: Release) -> PathBuf {
+    let name = format!("{}-timerapps-{IMAGE_REVISION}.tar", release.suite());
+    rootfs(release, PACKAGES, &name)
+}
+
+/// A minbase root file system of `release` with `packages`, built by
+/// mmdebstrap on first use and kept as `file` (its ending, .tar or
+/// .tar.gz, picks the format).
+pub fn rootfs(release: Release, packages: &str, file: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e");
-    let image = format!("{}-timerapps-{IMAGE_REVISION}.tar", release.suite());
-    let tar = dir.join(&image);
+    let tar = dir.join(file);
     if !tar.exists() {
         fs::create_dir_all(&dir).unwrap();
-        // mmdebstrap picks the format from the name: keep the .tar ending.
-        let partial = dir.join(format!("partial-{image}"));
+        let partial = dir.join(format!("partial-{file}"));
         let _ = fs::remove_file(&partial);
         run(cmd("mmdebstrap")
             .args(["--variant=minbase", "--quiet"])
-            .arg(format!("--include={PACKAGES}"))
+            .arg(format!("--include={packages}"))
             .arg(release.suite())
             .arg(&partial))
         .ok();

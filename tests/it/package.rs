@@ -1,6 +1,7 @@
 //! The built .deb, as users get it: its contents, lintian, and its units
 //! checked by systemd-analyze.
 
+use crate::container::{rootfs, Release};
 use crate::harness::{cmd, run, sh, Sandbox};
 use std::path::{Path, PathBuf};
 
@@ -272,5 +273,36 @@ fn an_instance_runs_as_the_default_dump_job_does() {
                 );
             }
         }
+    }
+}
+
+/// Debian's own check of install and purge (piuparts), in a chroot of each
+/// release: the maintainer scripts run without a booted systemd there, and
+/// purge must leave no file of the package behind. The base has systemd,
+/// as every system the package is for does, so that only the package's
+/// own files are judged.
+#[test]
+fn piuparts_installs_and_purges_cleanly() {
+    for release in [Release::Bookworm, Release::Trixie] {
+        let base = rootfs(
+            release,
+            "systemd,systemd-sysv",
+            &format!("{}-piuparts-1.tar.gz", release.suite()),
+        );
+        let sb = Sandbox::new(&format!("piuparts-{release:?}"));
+        let r = run(cmd("piuparts")
+            .args(["--no-upgrade-test", "--keep-sources-list"])
+            // Made by trixie's debconf whenever apt installs anything (the
+            // package uses no debconf); Debian 12's piuparts predates it.
+            .arg("--ignore=/var/cache/debconf/tmp.ci/")
+            .arg(format!("--distribution={}", release.suite()))
+            .arg(format!("--basetgz={}", base.display()))
+            .arg("--log-file")
+            .arg(sb.path("piuparts.log"))
+            .arg(built_deb()));
+        assert!(
+            r.code() == Some(0) && r.stdout.contains("PASS: All tests."),
+            "piuparts on {release:?}\n{r}"
+        );
     }
 }
