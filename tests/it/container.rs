@@ -129,8 +129,18 @@ impl Container {
         let state = c.exec(&["systemctl", "is-system-running", "--wait"]);
         assert!(
             state.stdout.trim() == "running",
-            "the container did not boot cleanly\n{state}\n{}",
-            c.exec(&["systemctl", "--failed", "--no-pager"])
+            "the container did not boot cleanly\n{state}\n{}\n{}\n--- console\n{}",
+            c.exec(&["systemctl", "--failed", "--no-pager"]),
+            c.exec(&[
+                "journalctl",
+                "--no-pager",
+                "-b",
+                "-p",
+                "warning",
+                "-n",
+                "50"
+            ]),
+            c.console()
         );
         c
     }

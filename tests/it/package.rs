@@ -31,27 +31,47 @@ fn field(deb: &Path, name: &str) -> String {
         .to_owned()
 }
 
-const UNITS: [&str; 8] = [
-    "myapp.service",
-    "myapp.timer",
-    "otherapp.service",
-    "otherapp.timer",
-    "dump-database.service",
-    "dump-database.timer",
-    "dump-database@.service",
-    "dump-database@.timer",
-];
+/// The units in systemd/, all of which the package ships: the one list of
+/// the jobs' units.
+pub fn units() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let mut units: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    units.sort();
+    units
+}
+
+/// The packaged units of one kind (`timer`, `service`) but the templates.
+pub fn packaged(kind: &str) -> Vec<String> {
+    let suffix = format!(".{kind}");
+    units()
+        .into_iter()
+        .filter(|u| u.ends_with(&suffix) && !u.contains('@'))
+        .collect()
+}
+
+/// The jobs: one binary, settings file and service each.
+fn jobs() -> Vec<String> {
+    packaged("service")
+        .iter()
+        .map(|s| s.trim_end_matches(".service").to_owned())
+        .collect()
+}
 
 #[test]
 fn the_package_holds_the_jobs_units_settings_and_docs() {
     let deb = built_deb();
     let listing = run(cmd("dpkg-deb").arg("-c").arg(&deb)).ok().stdout.clone();
-    let mut expected: Vec<String> = ["myapp", "otherapp", "dump-database"]
+    let jobs = jobs();
+    assert_eq!(jobs, ["dump-database", "myapp", "otherapp"]);
+    let mut expected: Vec<String> = jobs
         .iter()
         .flat_map(|b| [format!("./usr/bin/{b}"), format!("./etc/default/{b}")])
         .collect();
     expected.extend(
-        UNITS
+        units()
             .iter()
             .map(|u| format!("./usr/lib/systemd/system/{u}")),
     );
@@ -87,7 +107,7 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
         ]
     );
     let md5sums = std::fs::read_to_string(sb.path("DEBIAN/md5sums")).unwrap();
-    for b in ["myapp", "otherapp", "dump-database"] {
+    for b in &jobs {
         assert!(md5sums.contains(&format!("  usr/bin/{b}\n")), "{md5sums}");
     }
     assert!(
@@ -97,11 +117,24 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
     assert_eq!(field(&deb, "Package"), "timerapps");
     assert_eq!(field(&deb, "Architecture"), "amd64");
     assert!(field(&deb, "Depends").contains("systemd"));
-    let users = std::fs::read_to_string(sb.path("DEBIAN/postinst")).unwrap();
-    assert!(users.contains("systemd-sysusers"), "{users}");
+    let postinst = std::fs::read_to_string(sb.path("DEBIAN/postinst")).unwrap();
+    assert!(postinst.contains("systemd-sysusers"), "{postinst}");
+    // packaging/build wrote the packaged units into the scripts.
+    for (script, kinds) in [
+        ("postinst", &["timer"][..]),
+        ("prerm", &["timer", "service"][..]),
+        ("postrm", &["timer"][..]),
+    ] {
+        let text = std::fs::read_to_string(sb.path("DEBIAN").join(script)).unwrap();
+        for kind in kinds {
+            let var = format!("{}S", kind.to_uppercase());
+            let line = format!("{var}=\"{}\"", packaged(kind).join(" "));
+            assert!(text.contains(&line), "{script} lacks {line}\n{text}");
+        }
+    }
     let root = sb.path("root");
     run(cmd("dpkg-deb").arg("-x").arg(&deb).arg(&root)).ok();
-    for b in ["myapp", "otherapp", "dump-database"] {
+    for b in &jobs {
         let file = sh(&format!(
             "file -b '{}'",
             root.join("usr/bin").join(b).display()
@@ -166,7 +199,9 @@ fn verify(root: &Path, units: &[&str]) -> crate::harness::Run {
 fn every_unit_verifies_clean() {
     let sb = Sandbox::new("verify");
     let root = installed_root(&sb);
-    let r = verify(&root, &UNITS);
+    let units = units();
+    let units: Vec<&str> = units.iter().map(String::as_str).collect();
+    let r = verify(&root, &units);
     assert!(
         r.code() == Some(0) && r.stdout.is_empty() && r.stderr.is_empty(),
         "{r}"

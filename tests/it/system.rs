@@ -4,14 +4,13 @@
 
 use crate::container::{Container, Release};
 use crate::harness::{cmd, run, wait_for, Sandbox};
-use crate::package::built_deb;
+use crate::package::{built_deb, packaged};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const TIMERS: [&str; 3] = ["myapp.timer", "otherapp.timer", "dump-database.timer"];
 const DUMPS: &str = "/var/lib/timerapps/dumps";
 
 fn step(n: &str, started: Instant) {
@@ -140,7 +139,7 @@ fn the_package_on(release: Release) {
     // Every installed file matches the package's md5sums.
     assert_eq!(c.sh("dpkg --verify timerapps"), "");
     let listed = c.sh("systemctl list-timers --all --no-pager");
-    for t in TIMERS {
+    for t in &packaged("timer") {
         assert_eq!(c.state("is-enabled", t), "enabled");
         assert_eq!(c.state("is-active", t), "active");
         assert!(listed.contains(t), "{t} not listed:\n{listed}");
@@ -290,7 +289,7 @@ fn the_package_on(release: Release) {
     );
     c.sh("apt-get remove -y timerapps </dev/null");
     let listed = c.sh("systemctl list-timers --all --no-pager");
-    for t in TIMERS {
+    for t in &packaged("timer") {
         assert_ne!(c.state("is-active", t), "active");
         assert!(
             !c.path("/etc/systemd/system/timers.target.wants")
