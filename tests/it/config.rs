@@ -160,7 +160,8 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ("dump-database", &[], &["--keep=3"], r#""--keep=3""#),
     ];
     // Every variable a job documents, and its arguments, are tried.
-    for name in ["myapp", "otherapp", "dump-database"] {
+    for name in &crate::package::jobs() {
+        let name = name.as_str();
         let help = run(job(name).arg("--help")).ok().stdout.clone();
         let documented = documented_variables(&help);
         assert!(!documented.is_empty(), "{name} --help lists no variable");

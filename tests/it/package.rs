@@ -53,7 +53,7 @@ pub fn packaged(kind: &str) -> Vec<String> {
 }
 
 /// The jobs: one binary, settings file and service each.
-fn jobs() -> Vec<String> {
+pub fn jobs() -> Vec<String> {
     packaged("service")
         .iter()
         .map(|s| s.trim_end_matches(".service").to_owned())
