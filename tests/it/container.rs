@@ -3,7 +3,7 @@
 //! mmdebstrap and cached, a fresh copy per container, commands run inside
 //! with nsenter.
 
-use crate::harness::{cmd, run, wait_for, Run, Sandbox};
+use crate::harness::{cmd, run, stop, wait_for, Run, Sandbox};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -220,16 +220,6 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let pid = self.nspawn.id() as i32;
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        for _ in 0..300 {
-            if self.nspawn.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.nspawn.kill();
-        let _ = self.nspawn.wait();
+        stop(&mut self.nspawn);
     }
 }

@@ -267,6 +267,20 @@ pub fn measure(c: &mut Command) -> Sample {
     }
 }
 
+/// Stops a server the test started: SIGTERM, 30 s to exit, then SIGKILL.
+pub fn stop(child: &mut Child) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    for _ in 0..300 {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Polls `cond` until it holds, failing the test after `timeout`.
 #[track_caller]
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {

@@ -3,8 +3,7 @@
 //! Run as root, it is told so (`--user=root`); root logs in through the
 //! socket, other accounts with a password.
 
-use crate::harness::{cmd, run, wait_for, Sandbox};
-use std::fs;
+use crate::harness::{cmd, run, stop, wait_for, Sandbox};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -87,16 +86,6 @@ impl Mariadb {
 
 impl Drop for Mariadb {
     fn drop(&mut self) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(self.server.id() as i32, libc::SIGTERM) };
-        for _ in 0..300 {
-            if self.server.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        let _ = fs::remove_file(&self.socket);
+        stop(&mut self.server);
     }
 }
