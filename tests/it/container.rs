@@ -121,9 +121,13 @@ impl Container {
             "the container's service manager",
             Duration::from_secs(30),
             || {
-                // Before the bus is up it answers "offline" on stdout.
+                // Until /run/systemd/system exists it answers "offline" without
+                // trying the bus; then, until the bus is up, it fails to connect.
                 let r = c.exec(&["systemctl", "is-system-running"]);
-                !r.stdout.is_empty() && !r.stderr.contains("Failed to connect to bus")
+                let state = r.stdout.trim();
+                !state.is_empty()
+                    && state != "offline"
+                    && !r.stderr.contains("Failed to connect to bus")
             },
         );
         let state = c.exec(&["systemctl", "is-system-running", "--wait"]);
