@@ -1,9 +1,8 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use timerapps::config::{self, Source};
+use timerapps::dumpfile::Location;
 use timerapps::{Error, Exit, Result};
 
-/// Where dumps go when DUMP_DIR is unset: the unit's `StateDirectory=`.
-pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps";
 /// Where the settings are, for messages, when DUMP_SETTINGS is unset.
 pub const DEFAULT_SETTINGS: &str = "/etc/default/dump-database";
 /// Replaced in DUMP_COMMAND by where systemd put the service's credentials.
@@ -12,10 +11,8 @@ const CREDENTIALS: &str = "${CREDENTIALS_DIRECTORY}";
 pub struct Config {
     /// Program and arguments, run without a shell.
     pub command: Vec<String>,
-    pub dir: PathBuf,
-    pub keep: usize,
-    /// File-name prefix: dumps are `NAME-YYYYMMDDTHHMMSSZ.sql.gz`.
-    pub name: String,
+    /// DUMP_DIR, DUMP_NAME and DUMP_KEEP.
+    pub location: Location,
     pub level: u32,
     pub threads: usize,
 }
@@ -24,8 +21,7 @@ impl Config {
     pub fn from_env(env: &dyn Source) -> Result<Config> {
         // Malformed values are reported before a missing DUMP_COMMAND, so the
         // whole file is right once the job stops saying "not configured".
-        let dir = config::absolute_path(env, "DUMP_DIR", DEFAULT_DIR)?;
-        let keep = config::number(env, "DUMP_KEEP", 1, u32::MAX, 5)?;
+        let location = Location::from_env(env)?;
         let level = config::number(env, "DUMP_GZIP_LEVEL", 1, 9, 6)?;
         let threads = config::number(
             env,
@@ -34,14 +30,11 @@ impl Config {
             64,
             default_threads(available_cpus()),
         )?;
-        let name = name(env)?;
         let settings = config::absolute_path(env, "DUMP_SETTINGS", DEFAULT_SETTINGS)?;
         let command = command(env, &settings)?;
         Ok(Config {
             command,
-            dir,
-            keep: usize::try_from(keep).unwrap_or(usize::MAX),
-            name,
+            location,
             level,
             threads: threads as usize,
         })
@@ -59,26 +52,6 @@ fn available_cpus() -> u32 {
 /// each thread costs about 0.7 MiB.
 fn default_threads(cpus: u32) -> u32 {
     cpus.clamp(1, 4)
-}
-
-fn name(env: &dyn Source) -> Result<String> {
-    let Some(value) = env.get("DUMP_NAME") else {
-        return Ok("dump".to_owned());
-    };
-    let valid = value.to_str().filter(|s| {
-        (1..=64).contains(&s.len())
-            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    });
-    match valid {
-        Some(s) => Ok(s.to_owned()),
-        None => Err(config::invalid(
-            "DUMP_NAME",
-            &value,
-            "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (default dump)",
-        )),
-    }
 }
 
 fn command(env: &dyn Source, settings: &Path) -> Result<Vec<String>> {
@@ -141,13 +114,16 @@ fn command(env: &dyn Source, settings: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use timerapps::dumpfile::DEFAULT_DIR;
 
     #[test]
     fn defaults() {
         let cfg = Config::from_env(&[("DUMP_COMMAND", "pg_dump 'my db'")]).unwrap();
         assert_eq!(cfg.command, ["pg_dump", "my db"]);
-        assert_eq!(cfg.dir, PathBuf::from(DEFAULT_DIR));
-        assert_eq!((cfg.keep, cfg.level, cfg.name.as_str()), (5, 6, "dump"));
+        assert_eq!(cfg.location.dir, PathBuf::from(DEFAULT_DIR));
+        let (keep, name) = (cfg.location.keep, cfg.location.names.name());
+        assert_eq!((keep, cfg.level, name), (5, 6, "dump"));
     }
 
     #[test]
@@ -210,15 +186,5 @@ mod tests {
                 .contains("set it in /etc/timerapps/dump-database/sales.conf"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn names() {
-        for good in ["dump", "db1.main", "a-b_c"] {
-            assert!(name(&[("DUMP_NAME", good)]).is_ok(), "{good}");
-        }
-        for bad in ["", ".x", "-x", "a/b", "a b", "é"] {
-            assert!(name(&[("DUMP_NAME", bad)]).is_err(), "{bad}");
-        }
     }
 }

@@ -24,7 +24,7 @@ pub fn run(cfg: &Config) -> Result<()> {
 /// The run itself; returns what was published, for the status line.
 fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
     let started = Instant::now();
-    let dir = DumpDir::open(&cfg.dir, &cfg.name)?;
+    let dir = DumpDir::open(&cfg.location)?;
     let lock = dir.lock()?;
     let stop = Stop::install()?;
     dir.remove_stale_temps()?;
@@ -67,7 +67,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
         "{} was published, old dumps were not pruned",
         path.display()
     ))?;
-    let pruned = dir.prune(cfg.keep, &stamp)?;
+    let pruned = dir.prune(cfg.location.keep, &stamp)?;
     for old in &pruned.removed {
         outln!("removed old dump {}", old.display());
     }

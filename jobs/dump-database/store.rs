@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use timerapps::dumpfile::{Names, Stamp};
+use timerapps::dumpfile::{Dump, Location, Names, Stamp};
 use timerapps::{errln, Error, Exit, Result};
 
 pub struct DumpDir {
@@ -63,7 +63,8 @@ fn same_file(a: &Metadata, b: &Metadata) -> bool {
 
 impl DumpDir {
     /// Checks DUMP_DIR before anything is written there.
-    pub fn open(dir: &Path, name: &str) -> Result<DumpDir> {
+    pub fn open(location: &Location) -> Result<DumpDir> {
+        let dir = location.dir.as_path();
         let meta = fs::metadata(dir).map_err(|e| {
             Error::io(
                 Exit::CantCreate,
@@ -102,7 +103,7 @@ impl DumpDir {
         }
         Ok(DumpDir {
             dir: dir.to_owned(),
-            names: Names::new(name),
+            names: location.names.clone(),
         })
     }
 
@@ -295,27 +296,21 @@ impl DumpDir {
     /// nor removed: they would otherwise stay "newest" and crowd out every
     /// real dump.
     pub fn prune(&self, keep: usize, current: &Stamp) -> Result<Pruned> {
-        let mut dumps = Vec::new();
-        let mut future = Vec::new();
-        for (file, path) in self.entries()? {
-            let Some(stamp) = self.names.dump_stamp(&file) else {
-                continue;
-            };
-            if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
-                continue;
-            }
-            if stamp > *current {
-                future.push((path, stamp.after(current)));
-            } else {
-                dumps.push((stamp, path));
-            }
-        }
-        future.sort();
+        let listed = self
+            .names
+            .dumps(&self.dir)
+            .map_err(|e| Error::io(Exit::Failure, "cannot list DUMP_DIR", &self.dir, &e, ""))?;
         // Newest first. The dump just published has the latest stamp of
-        // these, so it is always kept.
-        dumps.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
+        // those not in the future, so it is always kept.
+        let (future, dumps): (Vec<_>, Vec<_>) =
+            listed.into_iter().partition(|d| d.stamp > *current);
+        let mut future: Vec<_> = future
+            .into_iter()
+            .map(|d| (d.path, d.stamp.after(current)))
+            .collect();
+        future.sort();
         let mut removed = Vec::new();
-        for (_, path) in dumps.into_iter().skip(keep) {
+        for Dump { path, .. } in dumps.into_iter().skip(keep) {
             match fs::remove_file(&path) {
                 Ok(()) => removed.push(path),
                 // Gone already: removed by hand, which is what was wanted.

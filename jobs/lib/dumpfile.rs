@@ -10,10 +10,69 @@
 //!   drawn by that run (0.1.0 wrote `.NAME-STAMP.sql.gz.part`, still
 //!   recognised so that an upgrade sweeps what it left);
 //! - the lock of the runs of NAME is `.NAME.lock`.
+//!
+//! [`Location`] reads where a job's dumps are and how many it keeps from the
+//! variables the job and the `timerapps` command both read.
 
+use crate::config::{self, Source};
+use crate::Result;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Where dumps go when DUMP_DIR is unset: the unit's `StateDirectory=`.
+pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps";
+
+/// Where one job keeps its dumps: DUMP_DIR, DUMP_NAME and DUMP_KEEP.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub dir: PathBuf,
+    pub names: Names,
+    pub keep: usize,
+}
+
+impl Location {
+    pub fn from_env(env: &dyn Source) -> Result<Location> {
+        let dir = config::absolute_path(env, "DUMP_DIR", DEFAULT_DIR)?;
+        let keep = config::number(env, "DUMP_KEEP", 1, u32::MAX, 5)?;
+        Ok(Location {
+            dir,
+            names: Names::new(&name(env)?),
+            keep: usize::try_from(keep).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+fn name(env: &dyn Source) -> Result<String> {
+    let Some(value) = env.get("DUMP_NAME") else {
+        return Ok("dump".to_owned());
+    };
+    let valid = value.to_str().filter(|s| {
+        (1..=64).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    });
+    match valid {
+        Some(s) => Ok(s.to_owned()),
+        None => Err(config::invalid(
+            "DUMP_NAME",
+            &value,
+            "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (default dump)",
+        )),
+    }
+}
+
+/// A published dump: a regular file named as a dump of its name.
+#[derive(Clone, Debug)]
+pub struct Dump {
+    pub stamp: Stamp,
+    pub path: PathBuf,
+    pub size: u64,
+}
 
 /// The ending of every dump.
 pub const SUFFIX: &str = ".sql.gz";
@@ -91,6 +150,33 @@ impl Names {
             .strip_prefix('-')?
             .strip_suffix(SUFFIX)?;
         Stamp::parse(stamp)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The dumps of this name in `dir`, newest first. Entries named as
+    /// dumps that are not regular files (symlinks included) are not dumps.
+    pub fn dumps(&self, dir: &Path) -> io::Result<Vec<Dump>> {
+        let mut dumps = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let Some(stamp) = entry.file_name().to_str().and_then(|f| self.dump_stamp(f)) else {
+                continue;
+            };
+            let path = entry.path();
+            match path.symlink_metadata() {
+                Ok(meta) if meta.is_file() => dumps.push(Dump {
+                    stamp,
+                    path,
+                    size: meta.len(),
+                }),
+                _ => {}
+            }
+        }
+        dumps.sort_unstable_by_key(|d| std::cmp::Reverse(d.stamp));
+        Ok(dumps)
     }
 
     /// Whether `file` is named as a temp file of a run of this name.
@@ -181,5 +267,18 @@ mod tests {
         ] {
             assert!(!names.is_temp(other), "{other}");
         }
+    }
+
+    #[test]
+    fn locations() {
+        for good in ["dump", "db1.main", "a-b_c"] {
+            let loc = Location::from_env(&[("DUMP_NAME", good)]).unwrap();
+            assert_eq!(loc.names.name(), good);
+        }
+        for bad in ["", ".x", "-x", "a/b", "a b", "é"] {
+            assert!(Location::from_env(&[("DUMP_NAME", bad)]).is_err(), "{bad}");
+        }
+        let loc = Location::from_env(&[("DUMP_DIR", "/srv/d"), ("DUMP_KEEP", "9")]).unwrap();
+        assert_eq!((loc.dir, loc.keep), (PathBuf::from("/srv/d"), 9));
     }
 }

@@ -4,6 +4,7 @@
 //! allocator.
 
 pub mod arena;
+pub mod atomic;
 pub mod config;
 pub mod dumpfile;
 mod error;
