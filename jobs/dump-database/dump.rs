@@ -2,11 +2,12 @@ use crate::child::{Child, Stop};
 use crate::config::Config;
 use crate::pgzip::{self, Failure};
 use crate::store::DumpDir;
-use crate::supervise::{si, Supervisor};
+use crate::supervise::Supervisor;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitStatus;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use timerapps::human::{si, span};
 use timerapps::{errln, outln, Error, Exit, Result};
 
 /// Runs the dump and tells the service manager how it went: what was
@@ -103,19 +104,6 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
     ))
 }
 
-/// A duration as a person reads it: `45 s`, `3 min 20 s`, `5 h 12 min`,
-/// `2 d 4 h`.
-fn span(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, mins, secs) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
-    match (days, hours, mins) {
-        (0, 0, 0) => format!("{secs} s"),
-        (0, 0, _) => format!("{mins} min {secs} s"),
-        (0, _, _) => format!("{hours} h {mins} min"),
-        _ => format!("{days} d {hours} h"),
-    }
-}
-
 /// Streams the command's output through parallel gzip into `out`; returns
 /// the bytes read and written.
 fn compress(
@@ -156,22 +144,4 @@ fn check_status(status: ExitStatus) -> Result<()> {
              dumps are untouched"
         ),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spans_read_as_a_person_would() {
-        let cases = [
-            (45, "45 s"),
-            (200, "3 min 20 s"),
-            (5 * 3600 + 12 * 60 + 7, "5 h 12 min"),
-            (2 * 86400 + 4 * 3600 + 59, "2 d 4 h"),
-        ];
-        for (secs, shown) in cases {
-            assert_eq!(span(Duration::from_secs(secs)), shown);
-        }
-    }
 }

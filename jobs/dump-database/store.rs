@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timerapps::dumpfile::{Dump, Location, Names, Stamp};
-use timerapps::{errln, Error, Exit, Result};
+use timerapps::{errln, euid, Error, Exit, Result};
 
 pub struct DumpDir {
     dir: PathBuf,
@@ -50,11 +50,6 @@ fn user(uid: u32) -> String {
         Some(name) => format!("{name} (uid {uid})"),
         None => format!("uid {uid}"),
     }
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
 }
 
 fn same_file(a: &Metadata, b: &Metadata) -> bool {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use timerapps::human::si;
 
 /// How often the status line is refreshed, at most.
 const TICK: Duration = Duration::from_secs(1);
@@ -191,44 +192,9 @@ fn report(shared: &Shared, watchdog: Option<Duration>) {
     }
 }
 
-/// Bytes with an SI prefix and three significant digits: `950 B`,
-/// `30.5 MB`, `1.21 GB`.
-pub fn si(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 999.5 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let digits = match value {
-        _ if unit == 0 || value >= 99.95 => 0,
-        _ if value >= 9.995 => 1,
-        _ => 2,
-    };
-    format!("{value:.digits$} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_with_three_digits() {
-        let cases = [
-            (0, "0 B"),
-            (950, "950 B"),
-            (999, "999 B"),
-            (1000, "1.00 kB"),
-            (30_500_000, "30.5 MB"),
-            (305_000_000, "305 MB"),
-            (999_700_000, "1.00 GB"),
-            (1_210_000_000, "1.21 GB"),
-        ];
-        for (bytes, shown) in cases {
-            assert_eq!(si(bytes), shown, "{bytes}");
-        }
-    }
 
     #[test]
     fn counted_readers_and_writers_add_up() {

@@ -106,6 +106,11 @@ impl Stamp {
             .map(Stamp)
     }
 
+    /// Seconds since the Unix epoch.
+    pub fn unix_seconds(&self) -> i64 {
+        self.0.and_utc().timestamp()
+    }
+
     /// How much later than `earlier` this stamp is; zero if it is not.
     pub fn after(&self, earlier: &Stamp) -> Duration {
         (self.0 - earlier.0).to_std().unwrap_or_default()

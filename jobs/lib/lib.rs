@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod config;
 pub mod dumpfile;
 mod error;
+pub mod human;
 pub mod logger;
 
 pub use error::{Error, Exit, Result};
@@ -16,6 +17,12 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
+
+/// The user this process acts as.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
 
 /// Writes to stdout for the journal. A closed or broken stdout is no
 /// failure of the job: the work is done and its exit status says so.

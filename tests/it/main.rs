@@ -2,6 +2,7 @@
 //! PostgreSQL; the .deb checked by lintian and systemd-analyze; and the
 //! package installed, used, upgraded and purged on a real systemd.
 
+mod command;
 mod config;
 mod container;
 mod dump;

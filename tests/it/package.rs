@@ -81,6 +81,9 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
             "./usr/share/man/man1/myapp.1.gz",
             "./usr/share/man/man1/otherapp.1.gz -> myapp.1.gz",
             "./usr/share/man/man1/dump-database.1.gz",
+            "./usr/bin/timerapps",
+            "./usr/share/man/man1/timerapps.1.gz",
+            "./usr/share/bash-completion/completions/timerapps",
             "./usr/share/doc/timerapps/copyright",
             "./usr/share/doc/timerapps/changelog.Debian.gz",
         ]

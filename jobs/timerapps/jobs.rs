@@ -1,0 +1,327 @@
+//! Which jobs there are, and what each one is configured with. The jobs are
+//! the timers in systemd/ (written into the binary at build time); the
+//! instances of a template are found from systemd and from the directory its
+//! units read their settings from.
+
+use crate::systemd::{ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use timerapps::config::Source;
+use timerapps::{Error, Exit, Result};
+
+include!(concat!(env!("OUT_DIR"), "/jobs.rs"));
+
+/// The program of the jobs that keep dumps.
+const DUMP_PROGRAM: &str = "dump-database";
+/// An instance loaded only to learn where a template's instances keep their
+/// settings; systemd forgets it again once nothing refers to it.
+const PROBE: &str = "timerapps-probe";
+
+/// A job: a timer and the service it starts, `NAME.timer` and `NAME.service`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Job {
+    name: String,
+}
+
+impl Job {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn timer(&self) -> String {
+        format!("{}.timer", self.name)
+    }
+
+    pub fn service(&self) -> String {
+        format!("{}.service", self.name)
+    }
+
+    /// `NAME` of an instance `TEMPLATE@NAME`.
+    pub fn instance(&self) -> Option<&str> {
+        self.name.split_once('@').map(|(_, i)| i)
+    }
+
+    /// What the user typed: `myapp`, `myapp.timer`, `myapp.service` or
+    /// `dump-database@NAME` (with either suffix too).
+    pub fn parse(arg: &str) -> Option<Job> {
+        let base = arg
+            .strip_suffix(".timer")
+            .or_else(|| arg.strip_suffix(".service"))
+            .unwrap_or(arg);
+        let known = match base.split_once('@') {
+            None => JOBS.contains(&base),
+            Some((template, instance)) => {
+                JOBS.contains(&format!("{template}@").as_str()) && valid_instance(instance)
+            }
+        };
+        known.then(|| Job {
+            name: base.to_owned(),
+        })
+    }
+
+    /// Parses `arg`, or says which jobs there are (asking systemd for the
+    /// instances, if it can be reached).
+    pub fn resolve(arg: &str) -> Result<Job> {
+        Job::parse(arg).ok_or_else(|| {
+            let listed = Systemd::connect().and_then(|sd| all(&sd));
+            let mut known: Vec<String> = match listed {
+                Ok(jobs) => jobs.into_iter().map(|j| j.name).collect(),
+                Err(_) => plain().into_iter().map(|j| j.name).collect(),
+            };
+            known.extend(templates().map(|t| format!("{t}NAME")));
+            Error::new(
+                Exit::Usage,
+                format!("unknown job {arg:?}; the jobs are: {}", known.join(", ")),
+            )
+        })
+    }
+}
+
+/// Characters systemd allows in an instance name, before its escaping.
+fn valid_instance(instance: &str) -> bool {
+    !instance.is_empty()
+        && instance.len() <= 200
+        && instance != PROBE
+        && instance
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'\\'))
+}
+
+fn plain() -> Vec<Job> {
+    JOBS.iter()
+        .filter(|j| !j.ends_with('@'))
+        .map(|j| Job {
+            name: (*j).to_owned(),
+        })
+        .collect()
+}
+
+fn templates() -> impl Iterator<Item = &'static str> {
+    JOBS.iter().copied().filter(|j| j.ends_with('@'))
+}
+
+/// Every job: the plain ones, then each template's instances that have a
+/// settings file, or whose timer is enabled or running.
+pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
+    let mut jobs = plain();
+    for template in templates() {
+        let mut names: Vec<String> = configured(sd, template)?
+            .into_iter()
+            .map(|i| format!("{template}{i}"))
+            .collect();
+        let pattern = format!("{template}*.timer");
+        let loaded = sd
+            .manager()?
+            .list_units_by_patterns(&[], &[&pattern])
+            .map_err(crate::systemd::failed("cannot list the instances"))?;
+        for unit in loaded {
+            let Some(job) = unit.0.strip_suffix(".timer").and_then(Job::parse) else {
+                continue;
+            };
+            let timer: UnitProxy = sd.unit(&unit.0)?;
+            let enabled = timer.unit_file_state().unwrap_or_default() == "enabled";
+            if enabled || unit.3 == "active" {
+                names.push(job.name);
+            }
+        }
+        names.sort();
+        names.dedup();
+        jobs.extend(names.into_iter().map(|name| Job { name }));
+    }
+    Ok(jobs)
+}
+
+/// The instances of `template` that have a settings file.
+fn configured(sd: &Systemd, template: &str) -> Result<Vec<String>> {
+    let probe: ServiceProxy = sd.unit(&format!("{template}{PROBE}.service"))?;
+    let files = probe.environment_files().unwrap_or_default();
+    let mut instances = Vec::new();
+    for (file, _) in files {
+        let Some((dir, pattern)) = file.rsplit_once('/') else {
+            continue;
+        };
+        let Some((before, after)) = pattern.split_once(PROBE) else {
+            continue;
+        };
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let instance = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(before))
+                .and_then(|n| n.strip_suffix(after));
+            if let Some(instance) = instance.filter(|i| valid_instance(i)) {
+                instances.push(instance.to_owned());
+            }
+        }
+    }
+    Ok(instances)
+}
+
+/// What a job's service runs with: its `Environment=` and the files of its
+/// `EnvironmentFile=`, read as systemd reads them (the files win).
+pub struct Settings {
+    vars: Vec<(String, String)>,
+    /// Files named by `EnvironmentFile=`: (path, optional, exists).
+    pub files: Vec<(PathBuf, bool, bool)>,
+    /// Files that could not be read, with why.
+    pub unreadable: Vec<String>,
+    pub keeps_dumps: bool,
+}
+
+impl Source for Settings {
+    fn get(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into())
+    }
+}
+
+impl Settings {
+    pub fn of(sd: &Systemd, job: &Job) -> Result<Settings> {
+        let unit = job.service();
+        let service: ServiceProxy = sd.unit(&unit)?;
+        let read = crate::systemd::failed(&format!("cannot read the settings of {unit}"));
+        let program = service.exec_start().map_err(&read)?;
+        let keeps_dumps = program
+            .first()
+            .is_some_and(|c| Path::new(&c.0).file_name() == Some(DUMP_PROGRAM.as_ref()));
+        let mut vars: Vec<(String, String)> = service
+            .environment()
+            .map_err(&read)?
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut files = Vec::new();
+        let mut unreadable = Vec::new();
+        for (file, optional) in service.environment_files().map_err(&read)? {
+            let path = PathBuf::from(&file);
+            match fs::read_to_string(&path) {
+                Ok(text) => {
+                    vars.extend(parse_env_file(&text));
+                    files.push((path, optional, true));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    files.push((path, optional, false))
+                }
+                Err(e) => {
+                    unreadable.push(format!("cannot read {file}: {e}"));
+                    files.push((path, optional, true));
+                }
+            }
+        }
+        Ok(Settings {
+            vars,
+            files,
+            unreadable,
+            keeps_dumps,
+        })
+    }
+}
+
+/// `KEY=VALUE` lines as systemd's `EnvironmentFile=` reads them: `#` and
+/// `;` start comments, a value may be quoted ('…' as is, "…" with
+/// backslash escapes), a backslash at the end of a line continues it.
+pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    let mut logical = String::new();
+    for line in text.lines() {
+        if let Some(continued) = line.strip_suffix('\\') {
+            logical.push_str(continued);
+            continue;
+        }
+        logical.push_str(line);
+        let entry = std::mem::take(&mut logical);
+        let entry = entry.trim();
+        if entry.is_empty() || entry.starts_with(['#', ';']) {
+            continue;
+        }
+        let Some((key, value)) = entry.split_once('=') else {
+            continue;
+        };
+        vars.push((key.trim().to_owned(), unquote(value.trim())));
+    }
+    vars
+}
+
+fn unquote(value: &str) -> String {
+    if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        return inner.to_owned();
+    }
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return value.to_owned();
+    };
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The timer's state, for `status`.
+pub fn timer<'a>(sd: &'a Systemd, job: &Job) -> Result<(UnitProxy<'a>, TimerProxy<'a>)> {
+    let unit = job.timer();
+    Ok((sd.unit(&unit)?, sd.unit(&unit)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_to_jobs() {
+        for (arg, name) in [
+            ("myapp", "myapp"),
+            ("myapp.timer", "myapp"),
+            ("otherapp.service", "otherapp"),
+            ("dump-database", "dump-database"),
+            ("dump-database@sales", "dump-database@sales"),
+            ("dump-database@sales.timer", "dump-database@sales"),
+        ] {
+            assert_eq!(
+                Job::parse(arg).map(|j| j.name),
+                Some(name.to_owned()),
+                "{arg}"
+            );
+        }
+        for bad in [
+            "nope",
+            "myapp.socket",
+            "myapp@x",
+            "dump-database@",
+            "dump-database@a/b",
+            "dump-database@a b",
+            "dump-database@timerapps-probe",
+        ] {
+            assert_eq!(Job::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn environment_files_read_as_systemd_reads_them() {
+        let text = "# comment\n; also\nA=1\n B = two words \nC='single $x'\nD=\"dq \\\"x\\\"\"\nE=con\\\ntinued\nnot a var\n";
+        let vars = parse_env_file(text);
+        let get = |k: &str| {
+            vars.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("A"), Some("1"));
+        assert_eq!(get("B"), Some("two words"));
+        assert_eq!(get("C"), Some("single $x"));
+        assert_eq!(get("D"), Some("dq \"x\""));
+        assert_eq!(get("E"), Some("continued"));
+        assert_eq!(vars.len(), 5);
+    }
+}

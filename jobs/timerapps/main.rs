@@ -1,0 +1,175 @@
+//! `timerapps`: every job at a glance, its schedule set safely, a run now,
+//! and its dumps verified. It talks to systemd over D-Bus.
+//!
+//! JOB is `myapp`, `otherapp`, `dump-database` or `dump-database@NAME`,
+//! with or without `.timer` or `.service`.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `NO_COLOR` | set and not empty: no color, even on a terminal | unset |
+//!
+//! | exit | meaning |
+//! |---|---|
+//! | 0 | done; for `status`, every job shown is healthy; for `verify`, every dump is intact |
+//! | 1 | a job shown failed or its newest dump is older than two periods; the run failed; a dump is damaged or none is kept; systemd cannot be reached or refused |
+//! | 2 | bad argument: unknown job or command, invalid calendar expression; nothing changed |
+//! | 77 | a command that changes something, run by a user other than root; nothing changed |
+//! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
+
+mod control;
+mod jobs;
+mod schedule;
+mod status;
+mod systemd;
+mod verify;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::process::ExitCode;
+use timerapps::{errln, euid, Error, Exit, Result};
+
+#[derive(Parser)]
+#[command(
+    name = "timerapps",
+    version,
+    about = "See, schedule, run and verify the timerapps jobs",
+    after_help = "JOB is myapp, otherapp, dump-database or dump-database@NAME, with or \
+                  without .timer or .service.\n\nExit status: 0 done and healthy, 1 a job \
+                  failed or is stale, a run failed or a dump is damaged, 2 bad argument, \
+                  77 not root, 78 instance settings missing."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show each job's timer, schedule, last and next run, and newest dump
+    /// (the default command); exit 1 if one failed or is stale.
+    Status {
+        /// Print JSON, for monitoring.
+        #[arg(long)]
+        json: bool,
+        /// The jobs to show (default: every job).
+        #[arg(value_name = "JOB")]
+        jobs: Vec<String>,
+    },
+    /// Run JOB on CALENDAR (a systemd calendar expression) instead of its
+    /// packaged interval; --default restores the packaged schedule.
+    Schedule {
+        #[arg(value_name = "JOB")]
+        job: String,
+        #[arg(
+            value_name = "CALENDAR",
+            required_unless_present = "default",
+            conflicts_with = "default"
+        )]
+        calendar: Option<String>,
+        /// Remove the schedule set by timerapps.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Enable JOB's timer and start it now.
+    Enable {
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
+    /// Disable JOB's timer and stop it now.
+    Disable {
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
+    /// Run JOB now, wait for it and print what it wrote; exit 0 only if it
+    /// succeeded.
+    Run {
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
+    /// Decompress each kept dump of JOB end to end; exit 1 if one is damaged.
+    Verify {
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
+    /// Print the completion script for SHELL (for packaging).
+    #[command(hide = true)]
+    Completion {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
+    match run(cli.command.unwrap_or(Command::Status {
+        json: false,
+        jobs: Vec::new(),
+    })) {
+        Ok(code) => code,
+        Err(err) => {
+            errln!("timerapps: {err}");
+            ExitCode::from(err.exit().code())
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    let healthy = match command {
+        Command::Status { json, jobs } => status::run(&jobs, json)?,
+        Command::Schedule {
+            job,
+            calendar,
+            default,
+        } => {
+            root_only("schedule")?;
+            schedule::run(&job, calendar.as_deref().filter(|_| !default))?
+        }
+        Command::Enable { job } => {
+            root_only("enable")?;
+            control::enable(&job)?
+        }
+        Command::Disable { job } => {
+            root_only("disable")?;
+            control::disable(&job)?
+        }
+        Command::Run { job } => {
+            root_only("run")?;
+            control::run(&job)?
+        }
+        Command::Verify { job } => verify::run(&job)?,
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "timerapps",
+                &mut std::io::stdout(),
+            );
+            true
+        }
+    };
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Commands that change something refuse other users before touching anything.
+fn root_only(command: &str) -> Result<()> {
+    if euid() == 0 {
+        return Ok(());
+    }
+    Err(Error::new(
+        Exit::NoPermission,
+        format!("{command} changes the system's timers and needs root; nothing was changed: run it with sudo"),
+    ))
+}

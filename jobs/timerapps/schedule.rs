@@ -1,0 +1,156 @@
+//! `schedule`: a job's timer on a calendar expression, through a drop-in
+//! that replaces the packaged interval, or back to the packaged schedule.
+
+use crate::jobs::Job;
+use crate::status::schedule_words;
+use crate::systemd::{failed, Systemd, TimerProxy, UnitProxy};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use timerapps::{atomic, outln, Error, Exit, Result};
+
+/// Where the admin's drop-ins go (`systemctl edit` writes there too).
+const ADMIN_UNITS: &str = "/etc/systemd/system";
+/// The drop-in this command writes, and only it: purge removes files of
+/// this name that start with [`MARK`]. It sorts before `override.conf`, so
+/// what an admin sets with `systemctl edit` still wins.
+pub const DROP_IN: &str = "50-timerapps-schedule.conf";
+const MARK: &str = "# Written by \"timerapps schedule\"";
+
+pub fn run(arg: &str, calendar: Option<&str>) -> Result<bool> {
+    let job = Job::resolve(arg)?;
+    // Checked before systemd is asked anything, so that an invalid
+    // expression changes nothing.
+    let calendar = calendar.map(parse).transpose()?;
+    let sd = Systemd::connect()?;
+    let timer = job.timer();
+    let dir = PathBuf::from(ADMIN_UNITS).join(format!("{timer}.d"));
+    match &calendar {
+        Some(cal) => write(&dir, &cal.normalized)?,
+        None => remove(&dir)?,
+    }
+    sd.manager()?
+        .reload()
+        .map_err(failed("cannot reload systemd"))?;
+    let state: UnitProxy = sd.unit(&timer)?;
+    if state.active_state().unwrap_or_default() == "active" {
+        sd.job("restart", &timer)?;
+    }
+    match calendar {
+        Some(cal) => {
+            outln!("{timer}: OnCalendar={}", cal.normalized);
+            outln!("next runs:");
+            for next in &cal.next {
+                outln!("  {next}");
+            }
+        }
+        None => {
+            let t: TimerProxy = sd.unit(&timer)?;
+            outln!("{timer}: packaged schedule, {}", schedule_words(&t));
+        }
+    }
+    Ok(true)
+}
+
+/// A calendar expression as systemd reads it.
+struct Calendar {
+    normalized: String,
+    next: Vec<String>,
+}
+
+/// Checks `expr` with systemd's own parser (systemd-analyze calendar).
+fn parse(expr: &str) -> Result<Calendar> {
+    let invalid = |why: &str| {
+        Error::new(
+            Exit::Usage,
+            format!("invalid calendar expression {expr:?}: {why}; nothing was changed"),
+        )
+    };
+    // One line of a unit file: anything else would add settings of its own.
+    if expr.trim().is_empty() || expr.chars().any(|c| c.is_control()) || expr.ends_with('\\') {
+        return Err(invalid(
+            "expected one line, such as \"daily\" or \"*-*-* 02:30\"",
+        ));
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["calendar", "--iterations=3", "--"])
+        .arg(expr)
+        .env("LC_ALL", "C")
+        // The timers run in the system's time zone, not the caller's.
+        .env_remove("TZ")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::io(
+                Exit::Failure,
+                "cannot run",
+                Path::new("systemd-analyze"),
+                &e,
+                "it comes with systemd",
+            )
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(invalid(stderr.trim()));
+    }
+    let mut normalized = None;
+    let mut next = Vec::new();
+    for line in stdout.lines() {
+        let Some((key, value)) = line.split_once(": ") else {
+            continue;
+        };
+        match key.trim() {
+            "Normalized form" => normalized = Some(value.trim().to_owned()),
+            k if k == "Next elapse" || k.starts_with("Iter. #") || k.starts_with("Iteration #") => {
+                next.push(value.trim().to_owned())
+            }
+            _ => {}
+        }
+    }
+    let Some(normalized) = normalized else {
+        return Err(Error::new(
+            Exit::Failure,
+            format!("systemd-analyze calendar printed no normalized form for {expr:?}: {stdout}"),
+        ));
+    };
+    if next.first().is_none_or(|n| n == "never") {
+        return Err(invalid("it never elapses from now on"));
+    }
+    Ok(Calendar { normalized, next })
+}
+
+fn write(dir: &Path, calendar: &str) -> Result<()> {
+    let failed = |e: std::io::Error| {
+        Error::io(
+            Exit::Failure,
+            "cannot write the schedule in",
+            dir,
+            &e,
+            "nothing was changed",
+        )
+    };
+    fs::create_dir_all(dir).map_err(failed)?;
+    let text = format!(
+        "{MARK}; \"timerapps schedule JOB --default\" removes it.\n\
+         [Timer]\n\
+         # An empty value drops the packaged interval; then the calendar alone.\n\
+         OnCalendar=\n\
+         OnCalendar={calendar}\n\
+         # On the marks given, and a run missed while the machine was off soon after boot.\n\
+         RandomizedDelaySec=0\n\
+         AccuracySec=1s\n\
+         Persistent=true\n"
+    );
+    atomic::replace(dir, DROP_IN, text.as_bytes(), 0o644).map_err(failed)
+}
+
+fn remove(dir: &Path) -> Result<()> {
+    let removed = atomic::remove(dir, DROP_IN)
+        .map_err(|e| Error::io(Exit::Failure, "cannot remove the schedule in", dir, &e, ""))?;
+    if removed {
+        // Left behind only if the admin has drop-ins of their own there.
+        let _ = fs::remove_dir(dir);
+    }
+    Ok(())
+}

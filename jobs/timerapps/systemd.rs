@@ -1,0 +1,243 @@
+//! The service manager over D-Bus: its Manager, Unit, Timer and Service
+//! interfaces, and starting or stopping a unit and waiting for the job.
+//!
+//! Everyone, root too, goes through the system bus: systemd's private
+//! socket labels its messages with a well-known name as sender, which zbus
+//! refuses (it accepts only unique names there).
+
+use std::path::Path;
+use std::time::Duration;
+use timerapps::{Error, Exit, Result};
+use zbus::blocking::proxy::Builder as ProxyBuilder;
+use zbus::blocking::{connection, Connection, MessageIterator};
+use zbus::message::Type;
+use zbus::proxy;
+use zbus::proxy::{CacheProperties, Defaults};
+use zbus::zvariant::OwnedObjectPath;
+use zbus::MatchRule;
+
+/// Reloading a large system takes seconds; a systemd that answers nothing
+/// for this long is stuck, and saying so beats hanging.
+const METHOD_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1",
+    gen_async = false
+)]
+pub trait Manager {
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reload(&self) -> zbus::Result<()>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    #[allow(clippy::type_complexity)]
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<(String, String, String)>)>;
+    fn disable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    #[allow(clippy::type_complexity)]
+    fn list_units_by_patterns(
+        &self,
+        states: &[&str],
+        patterns: &[&str],
+    ) -> zbus::Result<
+        Vec<(
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            u32,
+            String,
+            OwnedObjectPath,
+        )>,
+    >;
+}
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+pub trait Unit {
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn unit_file_state(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "InvocationID")]
+    fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
+}
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Timer",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+pub trait Timer {
+    /// (base such as `OnUnitActiveUSec`, value in µs, next elapse)
+    #[zbus(property)]
+    fn timers_monotonic(&self) -> zbus::Result<Vec<(String, u64, u64)>>;
+    /// (base `OnCalendar`, normalized expression, next elapse)
+    #[zbus(property)]
+    fn timers_calendar(&self) -> zbus::Result<Vec<(String, String, u64)>>;
+    #[zbus(property, name = "NextElapseUSecRealtime")]
+    fn next_elapse_realtime(&self) -> zbus::Result<u64>;
+    #[zbus(property, name = "NextElapseUSecMonotonic")]
+    fn next_elapse_monotonic(&self) -> zbus::Result<u64>;
+    #[zbus(property, name = "LastTriggerUSec")]
+    fn last_trigger(&self) -> zbus::Result<u64>;
+}
+
+/// One `ExecStart=` command: path, argv, ignore failure, then timestamps
+/// and the status of its last run.
+pub type ExecCommand = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+pub trait Service {
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn exec_main_start_timestamp(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn exec_main_exit_timestamp(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+    #[zbus(property)]
+    fn environment(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn environment_files(&self) -> zbus::Result<Vec<(String, bool)>>;
+    #[zbus(property)]
+    fn exec_start(&self) -> zbus::Result<Vec<ExecCommand>>;
+}
+
+/// A connection to the system's service manager.
+pub struct Systemd {
+    conn: Connection,
+}
+
+/// The error for a failed call, saying what was being done.
+pub fn failed(what: &str) -> impl Fn(zbus::Error) -> Error {
+    let what = what.to_string();
+    move |e| {
+        let reason = match &e {
+            zbus::Error::MethodError(_, Some(text), _) => text.clone(),
+            _ => e.to_string(),
+        };
+        let hint =
+            if reason.contains("Access denied") || reason.contains("Interactive authentication") {
+                "; run it as root"
+            } else {
+                ""
+            };
+        Error::new(Exit::Failure, format!("{what}: {reason}{hint}"))
+    }
+}
+
+impl Systemd {
+    pub fn connect() -> Result<Systemd> {
+        // sd_booted(3): the one test of whether systemd runs this machine.
+        if !Path::new("/run/systemd/system").is_dir() {
+            return Err(Error::new(
+                Exit::Failure,
+                "systemd is not running on this machine (no /run/systemd/system): the jobs are \
+                 run by systemd timers, and timerapps talks to systemd",
+            ));
+        }
+        let conn = connection::Builder::system()
+            .and_then(|b| b.method_timeout(METHOD_TIMEOUT).build())
+            .map_err(|e| {
+                Error::new(
+                    Exit::Failure,
+                    format!(
+                        "cannot connect to the system bus: {e}; is D-Bus (package dbus) \
+                         installed and running?"
+                    ),
+                )
+            })?;
+        Ok(Systemd { conn })
+    }
+
+    pub fn manager(&self) -> Result<ManagerProxy<'_>> {
+        ManagerProxy::builder(&self.conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .map_err(failed("cannot reach systemd's manager"))
+    }
+
+    /// A proxy on `unit`'s object, loading the unit if need be.
+    pub fn unit<'a, P>(&'a self, unit: &str) -> Result<P>
+    where
+        P: From<zbus::Proxy<'a>> + Defaults,
+    {
+        let path = self
+            .manager()?
+            .load_unit(unit)
+            .map_err(failed(&format!("cannot load {unit}")))?;
+        ProxyBuilder::<P>::new(&self.conn)
+            .path(path)
+            .and_then(|b| b.cache_properties(CacheProperties::No).build())
+            .map_err(failed(&format!("cannot reach {unit}")))
+    }
+
+    /// Asks for `what` ("start", "stop" or "restart") on `unit` and waits
+    /// until systemd has done it; returns the job's result ("done",
+    /// "failed", "canceled", ...). For a oneshot service, the start job
+    /// ends with its run.
+    pub fn job(&self, what: &str, unit: &str) -> Result<String> {
+        let manager = self.manager()?;
+        manager
+            .subscribe()
+            .map_err(failed("cannot follow systemd's jobs"))?;
+        // Listening before the job exists: it may end before the reply.
+        let rule = MatchRule::builder()
+            .msg_type(Type::Signal)
+            .path("/org/freedesktop/systemd1")
+            .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
+            .and_then(|b| b.member("JobRemoved"))
+            .map_err(failed("cannot follow systemd's jobs"))?
+            .build();
+        let signals = MessageIterator::for_match_rule(rule, &self.conn, None)
+            .map_err(failed("cannot follow systemd's jobs"))?;
+        let asked = format!("cannot {what} {unit}");
+        let job = match what {
+            "start" => manager.start_unit(unit, "replace"),
+            "stop" => manager.stop_unit(unit, "replace"),
+            _ => manager.restart_unit(unit, "replace"),
+        }
+        .map_err(failed(&asked))?;
+        for message in signals {
+            let message = message.map_err(failed(&asked))?;
+            let body = message.body();
+            let Ok((_, path, _, result)) =
+                body.deserialize::<(u32, OwnedObjectPath, String, String)>()
+            else {
+                continue;
+            };
+            if path == job {
+                return Ok(result);
+            }
+        }
+        Err(Error::new(
+            Exit::Failure,
+            format!("{asked}: the connection to systemd closed"),
+        ))
+    }
+}

@@ -1,0 +1,357 @@
+//! The `timerapps` command: against a real systemd in a container with the
+//! package installed (status, schedule, run, verify, enable, disable across
+//! an upgrade, purge), and on this machine where no systemd runs.
+
+use crate::container::{Container, Release};
+use crate::harness::{bin, cmd, is_root, run, wait_for, Sandbox};
+use crate::package::built_deb;
+use crate::system::rebuilt_with_next_revision;
+use std::fs;
+use std::time::{Duration, Instant};
+
+const DUMPS: &str = "/var/lib/timerapps/dumps";
+const DROP_IN: &str = "/etc/systemd/system/myapp.timer.d/50-timerapps-schedule.conf";
+
+fn json(c: &Container, args: &str) -> (Option<i32>, serde_json::Value) {
+    let r = c.exec(&["sh", "-c", &format!("timerapps status --json {args}")]);
+    let value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"));
+    (r.code(), value)
+}
+
+fn job<'a>(rows: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job"] == name)
+        .unwrap_or_else(|| panic!("no row for {name} in {rows:#}"))
+}
+
+fn log_lines(c: &Container) -> Vec<String> {
+    fs::read_to_string(c.path("/var/log/timerapps/myapp.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn configure(c: &Container, file: &str, command: &str) {
+    fs::write(
+        c.path(file),
+        format!("DUMP_COMMAND=\"{command}\"\nDUMP_KEEP=3\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_command_on_debian_12() {
+    the_command_on(Release::Bookworm);
+}
+
+#[test]
+fn the_command_on_debian_13() {
+    the_command_on(Release::Trixie);
+}
+
+fn the_command_on(release: Release) {
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
+    let deb = built_deb();
+    let sb = Sandbox::new(&format!("command-{release:?}"));
+    let (_, upgrade) = rebuilt_with_next_revision(&sb, &deb);
+    let c = Container::boot(&sb, release);
+    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
+    fs::copy(&upgrade, c.path("/root/timerapps-next.deb")).unwrap();
+    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    c.quiet(&["otherapp.timer", "dump-database.timer"]);
+
+    step("status shows every job, as root and as another user");
+    let (code, rows) = json(&c, "");
+    assert_eq!(code, Some(0), "{rows:#}");
+    let names: Vec<_> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["job"].clone())
+        .collect();
+    assert_eq!(names, ["dump-database", "myapp", "otherapp"], "{rows:#}");
+    assert_eq!(job(&rows, "myapp")["enabled"], "enabled");
+    assert_eq!(
+        job(&rows, "myapp")["schedule"],
+        "every 5 min 0 s, first 5 s after start"
+    );
+    let table = c.exec(&["runuser", "-u", "nobody", "--", "timerapps"]);
+    assert_eq!(table.code(), Some(0), "{table}");
+    assert!(table.stdout.starts_with("JOB "), "{table}");
+    assert!(table.stdout.contains("\nmyapp "), "{table}");
+    assert!(!table.stdout.contains('\x1b'), "color when piped: {table}");
+
+    step("bash completes the commands");
+    let completed = c.sh("bash -c '. /usr/share/bash-completion/completions/timerapps
+                  COMP_WORDS=(timerapps sch); COMP_CWORD=1; COMP_LINE=\"timerapps sch\"
+                  _timerapps timerapps sch timerapps; echo \"${COMPREPLY[*]}\"'");
+    assert_eq!(completed.trim(), "schedule");
+
+    step("changing anything needs root");
+    let r = c.exec(&[
+        "runuser",
+        "-u",
+        "nobody",
+        "--",
+        "timerapps",
+        "schedule",
+        "myapp",
+        "daily",
+    ]);
+    assert_eq!(r.code(), Some(77), "{r}");
+    assert!(r.stderr.contains("needs root"), "{r}");
+    assert!(!c.path(DROP_IN).exists());
+    let r = c.exec(&["timerapps", "enable", "nope"]);
+    assert_eq!(r.code(), Some(2), "{r}");
+    assert!(r.stderr.contains("dump-database@NAME"), "{r}");
+
+    step("a calendar schedule: runs on its marks, next run as systemd computes it");
+    let r = c.exec(&["timerapps", "schedule", "myapp.timer", "*:*:0/10"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("OnCalendar=*-*-* *:*:00/10"), "{r}");
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.starts_with("  ")).count(),
+        3,
+        "{r}"
+    );
+    let before = log_lines(&c).len();
+    wait_for(
+        "two runs on the new schedule",
+        Duration::from_secs(30),
+        || log_lines(&c).len() >= before + 2,
+    );
+    for line in &log_lines(&c)[before..] {
+        // "[myapp] executed at YYYY-MM-DD HH:MM:SS.ffffff": on a 10 s mark,
+        // within AccuracySec=1s.
+        let second: u32 = line[line.len() - 9..line.len() - 7].parse().unwrap();
+        assert!(second % 10 <= 1, "not on a mark: {line}");
+    }
+    wait_for(
+        "status to agree with systemd-analyze",
+        Duration::from_secs(10),
+        || {
+            let analyzed = c.sh(
+                "date -d \"$(systemd-analyze calendar '*:*:0/10' | sed -n 's/^ *Next elapse: //p')\" +%s",
+            );
+            let (_, rows) = json(&c, "myapp");
+            let next = job(&rows, "myapp")["next_run"]["usec"].as_u64();
+            let next = next.unwrap_or_else(|| panic!("no next run: {rows:#}")) / 1_000_000;
+            analyzed.trim().parse::<u64>().unwrap() == next
+        },
+    );
+    let (_, rows) = json(&c, "myapp");
+    assert_eq!(job(&rows, "myapp")["calendar"][0], "*-*-* *:*:00/10");
+
+    step("an invalid expression changes nothing");
+    let written = fs::read(c.path(DROP_IN)).unwrap();
+    let r = c.exec(&["timerapps", "schedule", "myapp", "*:*:0/10 bogus"]);
+    assert_eq!(r.code(), Some(2), "{r}");
+    assert!(
+        r.stderr.contains("Failed to parse calendar specification"),
+        "{r}"
+    );
+    let r = c.exec(&[
+        "timerapps",
+        "schedule",
+        "myapp",
+        "daily\nExecStart=/bin/false",
+    ]);
+    assert_eq!(r.code(), Some(2), "{r}");
+    assert_eq!(fs::read(c.path(DROP_IN)).unwrap(), written);
+
+    step("--default brings back the packaged schedule");
+    let r = c.exec(&["timerapps", "schedule", "myapp", "--default"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(!c.path(DROP_IN).exists());
+    assert_eq!(c.show("myapp.timer", "TimersCalendar"), "");
+    assert!(c
+        .show("myapp.timer", "TimersMonotonic")
+        .contains("OnUnitActiveUSec=5min"));
+    c.quiet(&["myapp.timer"]);
+
+    step("run: a failing dump fails with its own message, a good one publishes");
+    configure(
+        &c,
+        "/etc/default/dump-database",
+        "sh -c 'echo cannot-reach-db >&2; exit 3'",
+    );
+    let r = c.exec(&["timerapps", "run", "dump-database"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stdout.contains("cannot-reach-db"), "{r}");
+    assert!(
+        r.stdout.contains("dump-database: DUMP_COMMAND"),
+        "the job's own error line: {r}"
+    );
+    let (code, rows) = json(&c, "dump-database");
+    assert_eq!(code, Some(1), "{rows:#}");
+    assert_eq!(
+        job(&rows, "dump-database")["last_run"]["result"],
+        "exit-code"
+    );
+    configure(&c, "/etc/default/dump-database", "seq 1 200000");
+    for _ in 0..3 {
+        let r = c.exec(&["timerapps", "run", "dump-database.service"]);
+        assert_eq!(r.code(), Some(0), "{r}");
+        assert!(r.stdout.contains("dump-database: published "), "{r}");
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let (code, rows) = json(&c, "dump-database");
+    assert_eq!(code, Some(0), "{rows:#}");
+    let dumps = &job(&rows, "dump-database")["dumps"];
+    assert_eq!(
+        (dumps["count"].as_u64(), dumps["keep"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let newest = dumps["newest"]["file"].as_str().unwrap().to_owned();
+    assert!(
+        newest.starts_with("dump-") && newest.ends_with(".sql.gz"),
+        "{dumps:#}"
+    );
+
+    step("verify finds a truncated and a flipped dump and passes the other");
+    let mut files: Vec<_> = fs::read_dir(c.path(DUMPS))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+        .collect();
+    files.sort();
+    let r = c.exec(&["timerapps", "verify", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        3,
+        "{r}"
+    );
+    let truncated = fs::read(&files[0]).unwrap();
+    fs::write(&files[0], &truncated[..truncated.len() * 2 / 3]).unwrap();
+    let mut flipped = fs::read(&files[1]).unwrap();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    fs::write(&files[1], &flipped).unwrap();
+    let r = c.exec(&["timerapps", "verify", "dump-database"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    for (file, state) in [
+        (&files[0], "DAMAGED"),
+        (&files[1], "DAMAGED"),
+        (&files[2], "ok"),
+    ] {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(state) && l.contains(name)),
+            "{name} should be {state}: {r}"
+        );
+    }
+    let r = c.exec(&["timerapps", "verify", "myapp"]);
+    assert_eq!(r.code(), Some(2), "{r}");
+
+    step("an instance without settings is not enabled; a hung one shows watchdog");
+    let r = c.exec(&["timerapps", "enable", "dump-database@ghost"]);
+    assert_eq!(r.code(), Some(78), "{r}");
+    assert!(
+        r.stderr.contains("/etc/timerapps/dump-database/ghost.conf"),
+        "{r}"
+    );
+    assert_eq!(
+        c.state("is-enabled", "dump-database@ghost.timer"),
+        "disabled"
+    );
+    configure(
+        &c,
+        "/etc/timerapps/dump-database/slow.conf",
+        "sh -c 'head -c 1000 /dev/urandom; exec sleep 600'",
+    );
+    c.sh("mkdir -p /etc/systemd/system/dump-database@slow.service.d
+          printf '[Service]\\nWatchdogSec=3s\\n' > /etc/systemd/system/dump-database@slow.service.d/test.conf
+          systemctl daemon-reload");
+    let r = c.exec(&["timerapps", "enable", "dump-database@slow"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(c.state("is-enabled", "dump-database@slow.timer"), "enabled");
+    c.quiet(&["dump-database@slow.timer"]);
+    let r = c.exec(&["timerapps", "run", "dump-database@slow"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stdout.contains("watchdog"), "{r}");
+    let (code, rows) = json(&c, "");
+    assert_eq!(code, Some(1), "{rows:#}");
+    let slow = job(&rows, "dump-database@slow");
+    assert_eq!(slow["last_run"]["result"], "watchdog", "{slow:#}");
+    assert_eq!(slow["healthy"], false);
+    assert_eq!(job(&rows, "myapp")["healthy"], true);
+    let table = c.exec(&["timerapps"]);
+    assert_eq!(table.code(), Some(1), "{table}");
+    assert!(table.stdout.contains("\n! dump-database@slow "), "{table}");
+    assert!(
+        table
+            .stdout
+            .contains("dump-database@slow: last run failed: watchdog"),
+        "{table}"
+    );
+    c.sh("timerapps disable dump-database@slow");
+
+    step("disable survives an upgrade; purge removes only the command's drop-ins");
+    let r = c.exec(&["timerapps", "disable", "otherapp"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let r = c.exec(&["timerapps", "schedule", "otherapp", "daily"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    c.sh("apt-get install -y /root/timerapps-next.deb </dev/null");
+    assert_eq!(c.state("is-enabled", "otherapp.timer"), "disabled");
+    assert_eq!(c.state("is-active", "otherapp.timer"), "inactive");
+    assert_eq!(c.state("is-enabled", "myapp.timer"), "enabled");
+    let ours = "/etc/systemd/system/otherapp.timer.d/50-timerapps-schedule.conf";
+    assert!(c.path(ours).exists(), "an upgrade keeps the schedule");
+    let admins = "/etc/systemd/system/myapp.timer.d/override.conf";
+    c.sh("mkdir -p /etc/systemd/system/myapp.timer.d
+          printf '[Timer]\\nAccuracySec=2s\\n' > /etc/systemd/system/myapp.timer.d/override.conf
+          cp /etc/systemd/system/myapp.timer.d/override.conf \
+             /etc/systemd/system/myapp.timer.d/50-timerapps-schedule.conf");
+    c.sh("apt-get purge -y timerapps </dev/null");
+    assert!(!c.path(ours).exists());
+    assert!(!c.path("/etc/systemd/system/otherapp.timer.d").exists());
+    assert!(c.path(admins).exists(), "purge removed the admin's drop-in");
+    assert!(
+        c.path("/etc/systemd/system/myapp.timer.d/50-timerapps-schedule.conf")
+            .exists(),
+        "purge removed a file the command did not write"
+    );
+    step("done");
+}
+
+/// Where no systemd runs (a private /run here), the command says so
+/// at once instead of hanging.
+#[test]
+fn without_systemd_the_command_says_so() {
+    assert!(is_root(), "the test needs root for a mount namespace");
+    let r = run(cmd("timeout")
+        .args(["20", "unshare", "-m", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs none /run && exec {} status",
+            bin("timerapps")
+        )));
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stderr.contains("systemd is not running"), "{r}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
+}
+
+#[test]
+fn unknown_jobs_and_arguments_are_usage_errors() {
+    let r = run(cmd(bin("timerapps")).args(["status", "nope"]));
+    assert_eq!(r.code(), Some(2), "{r}");
+    for job in ["dump-database", "myapp", "otherapp", "dump-database@NAME"] {
+        assert!(r.stderr.contains(job), "{job} not listed: {r}");
+    }
+    let r = run(cmd(bin("timerapps")).arg("frobnicate"));
+    assert_eq!(r.code(), Some(2), "{r}");
+    let r = run(cmd(bin("timerapps")).args(["schedule", "myapp", "not a calendar"]));
+    assert_eq!(r.code(), Some(2), "{r}");
+    assert!(
+        r.stderr.contains("Failed to parse calendar specification"),
+        "{r}"
+    );
+    let r = run(cmd(bin("timerapps")).args(["schedule", "myapp"]));
+    assert_eq!(r.code(), Some(2), "{r}");
+}
