@@ -26,10 +26,14 @@ pub fn si(bytes: u64) -> String {
 pub fn span(d: Duration) -> String {
     let s = d.as_secs();
     let (days, hours, mins, secs) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+    // The larger unit, and the next one unless it is zero.
     match (days, hours, mins) {
         (0, 0, 0) => format!("{secs} s"),
+        (0, 0, _) if secs == 0 => format!("{mins} min"),
         (0, 0, _) => format!("{mins} min {secs} s"),
+        (0, _, _) if mins == 0 => format!("{hours} h"),
         (0, _, _) => format!("{hours} h {mins} min"),
+        _ if hours == 0 => format!("{days} d"),
         _ => format!("{days} d {hours} h"),
     }
 }
@@ -62,6 +66,9 @@ mod tests {
             (200, "3 min 20 s"),
             (5 * 3600 + 12 * 60 + 7, "5 h 12 min"),
             (2 * 86400 + 4 * 3600 + 59, "2 d 4 h"),
+            (600, "10 min"),
+            (3600 + 59, "1 h"),
+            (86400 + 60, "1 d"),
         ];
         for (secs, shown) in cases {
             assert_eq!(span(Duration::from_secs(secs)), shown);

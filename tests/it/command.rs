@@ -77,7 +77,7 @@ fn the_command_on(release: Release) {
     assert_eq!(job(&rows, "myapp")["enabled"], "enabled");
     assert_eq!(
         job(&rows, "myapp")["schedule"],
-        "every 5 min 0 s, first 5 s after start"
+        "every 5 min, first 5 s after start"
     );
     let table = c.exec(&["runuser", "-u", "nobody", "--", "timerapps"]);
     assert_eq!(table.code(), Some(0), "{table}");
@@ -283,6 +283,7 @@ fn the_command_on(release: Release) {
     assert_eq!(slow["healthy"], false);
     assert_eq!(job(&rows, "myapp")["healthy"], true);
     let table = c.exec(&["timerapps"]);
+    eprintln!("{}", table.stdout);
     assert_eq!(table.code(), Some(1), "{table}");
     assert!(table.stdout.contains("\n! dump-database@slow "), "{table}");
     assert!(
