@@ -1,7 +1,8 @@
-//! Code shared by the timerapps jobs: the error type and its exit codes,
-//! typed parsing of environment variables, the common `main` glue, what a
-//! dump file is, and the logger behind `myapp` and `otherapp` with its
-//! allocator.
+//! Code shared by the timerapps jobs and the `timerapps` command: the error
+//! type and its exit codes, typed parsing of environment variables, the
+//! common `main` glue, what a dump file is and where a job keeps its dumps,
+//! replacing a file atomically, sizes and durations for people, and the
+//! logger behind `myapp` and `otherapp` with its allocator.
 
 pub mod arena;
 pub mod atomic;

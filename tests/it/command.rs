@@ -294,6 +294,28 @@ fn the_command_on(release: Release) {
     );
     c.sh("timerapps disable dump-database@slow");
 
+    step("a dump older than two periods stands out");
+    configure(&c, "/etc/timerapps/dump-database/old.conf", "true");
+    c.sh(
+        "install -d -o timerapps -g timerapps -m 0700 /var/lib/timerapps/dumps/old
+          echo x | gzip > /var/lib/timerapps/dumps/old/old-20200101T000000Z.sql.gz",
+    );
+    let (code, rows) = json(&c, "dump-database@old");
+    assert_eq!(code, Some(1), "{rows:#}");
+    let old = job(&rows, "dump-database@old");
+    assert_eq!(old["period_seconds"], 600, "{old:#}");
+    assert_eq!(
+        old["dumps"]["newest"]["file"],
+        "old-20200101T000000Z.sql.gz"
+    );
+    assert!(
+        old["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("more than two periods (20 min)"),
+        "{old:#}"
+    );
+
     step("disable survives an upgrade; purge removes only the command's drop-ins");
     let r = c.exec(&["timerapps", "disable", "otherapp"]);
     assert_eq!(r.code(), Some(0), "{r}");
