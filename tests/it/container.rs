@@ -42,6 +42,10 @@ fn image(release: Release) -> PathBuf {
 /// mmdebstrap on first use and kept as `file` (its ending, .tar or
 /// .tar.gz, picks the format).
 pub fn rootfs(release: Release, packages: &str, file: &str) -> PathBuf {
+    // Tests run in threads: two building the same image at once would write
+    // one partial file together and boot a corrupt system.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e");
     let tar = dir.join(file);
     if !tar.exists() {
