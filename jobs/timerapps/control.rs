@@ -1,7 +1,7 @@
 //! `enable`, `disable` and `run`.
 
 use crate::jobs::{Job, Settings};
-use crate::systemd::{failed, ServiceProxy, Systemd, UnitProxy};
+use crate::systemd::{failed, Scope, ServiceProxy, Systemd, UnitProxy};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use timerapps::human::span;
@@ -9,9 +9,9 @@ use timerapps::{outln, Error, Exit, Result};
 
 /// Enables the timer (at boot) and starts it (now). An instance whose
 /// settings file is missing is refused: it would only fail.
-pub fn enable(arg: &str) -> Result<bool> {
-    let job = Job::resolve(arg)?;
-    let sd = Systemd::connect()?;
+pub fn enable(arg: &str, scope: Scope) -> Result<bool> {
+    let job = Job::resolve(arg, scope)?;
+    let sd = Systemd::connect(scope)?;
     if job.instance().is_some() {
         let settings = Settings::of(&sd, &job)?;
         if let Some((missing, _, _)) = settings.files.iter().find(|(_, _, exists)| !exists) {
@@ -40,9 +40,9 @@ pub fn enable(arg: &str) -> Result<bool> {
 
 /// Disables the timer (at boot) and stops it (now); a run in progress goes
 /// on to its end.
-pub fn disable(arg: &str) -> Result<bool> {
-    let job = Job::resolve(arg)?;
-    let sd = Systemd::connect()?;
+pub fn disable(arg: &str, scope: Scope) -> Result<bool> {
+    let job = Job::resolve(arg, scope)?;
+    let sd = Systemd::connect(scope)?;
     let manager = sd.manager()?;
     let timer = job.timer();
     let changes = manager
@@ -68,16 +68,16 @@ fn print_changes(changes: &[(String, String, String)]) {
 
 /// Starts the job's service, waits for its run to end, prints the lines it
 /// wrote during this run, and says how it ended.
-pub fn run(arg: &str) -> Result<bool> {
-    let job = Job::resolve(arg)?;
-    let sd = Systemd::connect()?;
+pub fn run(arg: &str, scope: Scope) -> Result<bool> {
+    let job = Job::resolve(arg, scope)?;
+    let sd = Systemd::connect(scope)?;
     let unit = job.service();
     let outcome = sd.job("start", &unit)?;
     let service: ServiceProxy = sd.unit(&unit)?;
     let state: UnitProxy = sd.unit(&unit)?;
     let read = failed("cannot read how the run ended");
     let invocation = state.invocation_id().map_err(&read)?;
-    print_journal(&invocation);
+    print_journal(&invocation, scope);
     let result = service.result().map_err(&read)?;
     let status = service.exec_main_status().map_err(&read)?;
     let took = match (
@@ -111,7 +111,7 @@ pub fn seconds(d: Duration) -> String {
 
 /// The lines the run wrote (its stdout and stderr), from the journal,
 /// found by the run's invocation ID.
-fn print_journal(invocation: &[u8]) {
+fn print_journal(invocation: &[u8], scope: Scope) {
     if invocation.is_empty() {
         return;
     }
@@ -124,11 +124,17 @@ fn print_journal(invocation: &[u8]) {
         .stderr(Stdio::null())
         .status();
     let shown = Command::new("journalctl")
+        // A user reads their own journal file, which --user picks.
+        .args((scope == Scope::User).then_some("--user"))
         .args(["--no-pager", "--quiet", "--output=cat"])
         .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
         .stdin(Stdio::null())
         .status();
     if !shown.is_ok_and(|s| s.success()) {
-        outln!("(the run's lines could not be read from the journal; see journalctl -u)");
+        let how = match scope {
+            Scope::System => "journalctl -u",
+            Scope::User => "journalctl --user -u",
+        };
+        outln!("(the run's lines could not be read from the journal; see {how})");
     }
 }

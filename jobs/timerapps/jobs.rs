@@ -3,7 +3,7 @@
 //! instances of a template are found from systemd and from the directory its
 //! units read their settings from.
 
-use crate::systemd::{ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use crate::systemd::{Scope, ServiceProxy, Systemd, TimerProxy, UnitProxy};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -43,16 +43,18 @@ impl Job {
     }
 
     /// What the user typed: `myapp`, `myapp.timer`, `myapp.service` or
-    /// `dump-database@NAME` (with either suffix too).
-    pub fn parse(arg: &str) -> Option<Job> {
+    /// `dump-database@NAME` (with either suffix too), among the jobs of
+    /// `scope`'s manager.
+    pub fn parse(arg: &str, scope: Scope) -> Option<Job> {
         let base = arg
             .strip_suffix(".timer")
             .or_else(|| arg.strip_suffix(".service"))
             .unwrap_or(arg);
+        let jobs = known(scope);
         let known = match base.split_once('@') {
-            None => JOBS.contains(&base),
+            None => jobs.contains(&base),
             Some((template, instance)) => {
-                JOBS.contains(&format!("{template}@").as_str()) && valid_instance(instance)
+                jobs.contains(&format!("{template}@").as_str()) && valid_instance(instance)
             }
         };
         known.then(|| Job {
@@ -62,14 +64,14 @@ impl Job {
 
     /// Parses `arg`, or says which jobs there are (asking systemd for the
     /// instances, if it can be reached).
-    pub fn resolve(arg: &str) -> Result<Job> {
-        Job::parse(arg).ok_or_else(|| {
-            let listed = Systemd::connect().and_then(|sd| all(&sd));
+    pub fn resolve(arg: &str, scope: Scope) -> Result<Job> {
+        Job::parse(arg, scope).ok_or_else(|| {
+            let listed = Systemd::connect(scope).and_then(|sd| all(&sd));
             let mut known: Vec<String> = match listed {
                 Ok(jobs) => jobs.into_iter().map(|j| j.name).collect(),
-                Err(_) => plain().into_iter().map(|j| j.name).collect(),
+                Err(_) => plain(scope).into_iter().map(|j| j.name).collect(),
             };
-            known.extend(templates().map(|t| format!("{t}NAME")));
+            known.extend(templates(scope).map(|t| format!("{t}NAME")));
             Error::new(
                 Exit::Usage,
                 format!("unknown job {arg:?}; the jobs are: {}", known.join(", ")),
@@ -88,8 +90,17 @@ fn valid_instance(instance: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'\\'))
 }
 
-fn plain() -> Vec<Job> {
-    JOBS.iter()
+/// The jobs whose units the package ships for `scope`'s manager.
+fn known(scope: Scope) -> &'static [&'static str] {
+    match scope {
+        Scope::System => JOBS,
+        Scope::User => USER_JOBS,
+    }
+}
+
+fn plain(scope: Scope) -> Vec<Job> {
+    known(scope)
+        .iter()
         .filter(|j| !j.ends_with('@'))
         .map(|j| Job {
             name: (*j).to_owned(),
@@ -97,15 +108,16 @@ fn plain() -> Vec<Job> {
         .collect()
 }
 
-fn templates() -> impl Iterator<Item = &'static str> {
-    JOBS.iter().copied().filter(|j| j.ends_with('@'))
+fn templates(scope: Scope) -> impl Iterator<Item = &'static str> {
+    known(scope).iter().copied().filter(|j| j.ends_with('@'))
 }
 
 /// Every job: the plain ones, then each template's instances that have a
 /// settings file, or whose timer is enabled or running.
 pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
-    let mut jobs = plain();
-    for template in templates() {
+    let scope = sd.scope();
+    let mut jobs = plain(scope);
+    for template in templates(scope) {
         let mut names: Vec<String> = configured(sd, template)?
             .into_iter()
             .map(|i| format!("{template}{i}"))
@@ -116,7 +128,11 @@ pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
             .list_units_by_patterns(&[], &[&pattern])
             .map_err(crate::systemd::failed("cannot list the instances"))?;
         for unit in loaded {
-            let Some(job) = unit.0.strip_suffix(".timer").and_then(Job::parse) else {
+            let Some(job) = unit
+                .0
+                .strip_suffix(".timer")
+                .and_then(|n| Job::parse(n, scope))
+            else {
                 continue;
             };
             let timer: UnitProxy = sd.unit(&unit.0)?;
@@ -289,7 +305,7 @@ mod tests {
             ("dump-database@sales.timer", "dump-database@sales"),
         ] {
             assert_eq!(
-                Job::parse(arg).map(|j| j.name),
+                Job::parse(arg, Scope::System).map(|j| j.name),
                 Some(name.to_owned()),
                 "{arg}"
             );
@@ -303,8 +319,25 @@ mod tests {
             "dump-database@a b",
             "dump-database@timerapps-probe",
         ] {
-            assert_eq!(Job::parse(bad), None, "{bad}");
+            assert_eq!(Job::parse(bad, Scope::System), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn users_have_their_own_jobs() {
+        for (arg, name) in [
+            ("myapp", "myapp"),
+            ("otherapp.timer", "otherapp"),
+            ("dump-database@mine", "dump-database@mine"),
+        ] {
+            assert_eq!(
+                Job::parse(arg, Scope::User).map(|j| j.name),
+                Some(name.to_owned()),
+                "{arg}"
+            );
+        }
+        // The default dump is the system's: a user names each database.
+        assert_eq!(Job::parse("dump-database", Scope::User), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! and its dumps verified. It talks to systemd over D-Bus.
 //!
 //! JOB is `myapp`, `otherapp`, `dump-database` or `dump-database@NAME`,
-//! with or without `.timer` or `.service`.
+//! with or without `.timer` or `.service`. With `--user` it acts on the
+//! caller's own service manager (`systemctl --user`), where the jobs are
+//! `myapp`, `otherapp` and `dump-database@NAME`, and needs no root.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -13,7 +15,7 @@
 //! | 0 | done; for `status`, every job shown is healthy; for `verify`, every dump is intact |
 //! | 1 | a job shown failed or its newest dump is older than two periods; the run failed; a dump is damaged or none is kept; systemd cannot be reached or refused |
 //! | 2 | bad argument: unknown job or command, invalid calendar expression; nothing changed |
-//! | 77 | a command that changes something, run by a user other than root; nothing changed |
+//! | 77 | a command that changes the system's timers, run by a user other than root (without `--user`); nothing changed |
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
 
 mod control;
@@ -25,6 +27,7 @@ mod verify;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
+use systemd::Scope;
 use timerapps::{errln, euid, Error, Exit, Result};
 
 #[derive(Parser)]
@@ -33,11 +36,15 @@ use timerapps::{errln, euid, Error, Exit, Result};
     version,
     about = "See, schedule, run and verify the timerapps jobs",
     after_help = "JOB is myapp, otherapp, dump-database or dump-database@NAME, with or \
-                  without .timer or .service.\n\nExit status: 0 done and healthy, 1 a job \
+                  without .timer or .service; with --user (your own timers, no root \
+                  needed) myapp, otherapp or dump-database@NAME.\n\nExit status: 0 done and healthy, 1 a job \
                   failed or is stale, a run failed or a dump is damaged, 2 bad argument, \
                   77 not root, 78 instance settings missing."
 )]
 struct Cli {
+    /// Act on your own service manager (systemctl --user), not the system's.
+    #[arg(long, global = true)]
+    user: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -110,10 +117,12 @@ fn main() -> ExitCode {
             });
         }
     };
-    match run(cli.command.unwrap_or(Command::Status {
+    let scope = if cli.user { Scope::User } else { Scope::System };
+    let command = cli.command.unwrap_or(Command::Status {
         json: false,
         jobs: Vec::new(),
-    })) {
+    });
+    match run(command, scope) {
         Ok(code) => code,
         Err(err) => {
             errln!("timerapps: {err}");
@@ -122,30 +131,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<ExitCode> {
+fn run(command: Command, scope: Scope) -> Result<ExitCode> {
     let healthy = match command {
-        Command::Status { json, jobs } => status::run(&jobs, json)?,
+        Command::Status { json, jobs } => status::run(&jobs, json, scope)?,
         Command::Schedule {
             job,
             calendar,
             default,
         } => {
-            root_only("schedule")?;
-            schedule::run(&job, calendar.as_deref().filter(|_| !default))?
+            root_only("schedule", scope)?;
+            schedule::run(&job, calendar.as_deref().filter(|_| !default), scope)?
         }
         Command::Enable { job } => {
-            root_only("enable")?;
-            control::enable(&job)?
+            root_only("enable", scope)?;
+            control::enable(&job, scope)?
         }
         Command::Disable { job } => {
-            root_only("disable")?;
-            control::disable(&job)?
+            root_only("disable", scope)?;
+            control::disable(&job, scope)?
         }
         Command::Run { job } => {
-            root_only("run")?;
-            control::run(&job)?
+            root_only("run", scope)?;
+            control::run(&job, scope)?
         }
-        Command::Verify { job } => verify::run(&job)?,
+        Command::Verify { job } => verify::run(&job, scope)?,
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,
@@ -163,13 +172,17 @@ fn run(command: Command) -> Result<ExitCode> {
     })
 }
 
-/// Commands that change something refuse other users before touching anything.
-fn root_only(command: &str) -> Result<()> {
-    if euid() == 0 {
+/// Commands that change the system's timers refuse other users before
+/// touching anything; a user's own manager is theirs to change.
+fn root_only(command: &str, scope: Scope) -> Result<()> {
+    if euid() == 0 || scope == Scope::User {
         return Ok(());
     }
     Err(Error::new(
         Exit::NoPermission,
-        format!("{command} changes the system's timers and needs root; nothing was changed: run it with sudo"),
+        format!(
+            "{command} changes the system's timers and needs root; nothing was changed: run it \
+             with sudo, or with --user for your own timers"
+        ),
     ))
 }

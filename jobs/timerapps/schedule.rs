@@ -3,28 +3,27 @@
 
 use crate::jobs::Job;
 use crate::status::schedule_words;
-use crate::systemd::{failed, Systemd, TimerProxy, UnitProxy};
+use crate::systemd::{failed, Scope, Systemd, TimerProxy, UnitProxy};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use timerapps::{atomic, outln, Error, Exit, Result};
 
-/// Where the admin's drop-ins go (`systemctl edit` writes there too).
-const ADMIN_UNITS: &str = "/etc/systemd/system";
 /// The drop-in this command writes, and only it: purge removes files of
 /// this name that start with [`MARK`]. It sorts before `override.conf`, so
 /// what an admin sets with `systemctl edit` still wins.
 pub const DROP_IN: &str = "50-timerapps-schedule.conf";
 const MARK: &str = "# Written by \"timerapps schedule\"";
 
-pub fn run(arg: &str, calendar: Option<&str>) -> Result<bool> {
-    let job = Job::resolve(arg)?;
+pub fn run(arg: &str, calendar: Option<&str>, scope: Scope) -> Result<bool> {
+    let job = Job::resolve(arg, scope)?;
     // Checked before systemd is asked anything, so that an invalid
     // expression changes nothing.
     let calendar = calendar.map(parse).transpose()?;
-    let sd = Systemd::connect()?;
+    let sd = Systemd::connect(scope)?;
     let timer = job.timer();
-    let dir = PathBuf::from(ADMIN_UNITS).join(format!("{timer}.d"));
+    // Where the admin's (or the user's) drop-ins go; `systemctl edit` too.
+    let dir = scope.config_dir()?.join(format!("{timer}.d"));
     match &calendar {
         Some(cal) => write(&dir, &cal.normalized)?,
         None => remove(&dir)?,

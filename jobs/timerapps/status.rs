@@ -2,7 +2,7 @@
 
 use crate::control::seconds;
 use crate::jobs::{self, Job, Settings};
-use crate::systemd::{failed, ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use crate::systemd::{failed, Scope, ServiceProxy, Systemd, TimerProxy, UnitProxy};
 use chrono::{DateTime, Local, TimeZone};
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -69,12 +69,12 @@ struct Newest {
 }
 
 /// Prints the jobs' status; true if every job shown is healthy.
-pub fn run(args: &[String], json: bool) -> Result<bool> {
+pub fn run(args: &[String], json: bool, scope: Scope) -> Result<bool> {
     let named = args
         .iter()
-        .map(|a| Job::resolve(a))
+        .map(|a| Job::resolve(a, scope))
         .collect::<Result<Vec<_>>>()?;
-    let sd = Systemd::connect()?;
+    let sd = Systemd::connect(scope)?;
     let jobs = if named.is_empty() {
         jobs::all(&sd)?
     } else {

@@ -1,11 +1,13 @@
 //! The service manager over D-Bus: its Manager, Unit, Timer and Service
 //! interfaces, and starting or stopping a unit and waiting for the job.
 //!
-//! Everyone, root too, goes through the system bus: systemd's private
-//! socket labels its messages with a well-known name as sender, which zbus
-//! refuses (it accepts only unique names there).
+//! Everyone, root too, goes through a bus: the system bus for the system's
+//! manager, the user's own bus (dbus-user-session) for their manager.
+//! systemd's private sockets label their messages with a well-known name as
+//! sender, which zbus refuses (it accepts only unique names there).
 
-use std::path::Path;
+use std::env;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timerapps::{Error, Exit, Result};
 use zbus::blocking::proxy::Builder as ProxyBuilder;
@@ -128,9 +130,45 @@ pub trait Service {
     fn exec_start(&self) -> zbus::Result<Vec<ExecCommand>>;
 }
 
-/// A connection to the system's service manager.
+/// Which service manager: the system's, or the caller's own (`--user`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    System,
+    User,
+}
+
+impl Scope {
+    /// Where this manager reads the admin's (or the user's) units and
+    /// drop-ins, as `systemctl edit` writes them.
+    pub fn config_dir(self) -> Result<PathBuf> {
+        match self {
+            Scope::System => Ok(PathBuf::from("/etc/systemd/system")),
+            // As systemd finds it: $XDG_CONFIG_HOME, or ~/.config.
+            Scope::User => env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| {
+                    env::var_os("HOME")
+                        .map(PathBuf::from)
+                        .filter(|p| p.is_absolute())
+                        .map(|h| h.join(".config"))
+                })
+                .map(|c| c.join("systemd/user"))
+                .ok_or_else(|| {
+                    Error::new(
+                        Exit::Failure,
+                        "neither XDG_CONFIG_HOME nor HOME is set: cannot tell where your \
+                         units' settings go",
+                    )
+                }),
+        }
+    }
+}
+
+/// A connection to a service manager.
 pub struct Systemd {
     conn: Connection,
+    scope: Scope,
 }
 
 /// The error for a failed call, saying what was being done.
@@ -152,7 +190,7 @@ pub fn failed(what: &str) -> impl Fn(zbus::Error) -> Error {
 }
 
 impl Systemd {
-    pub fn connect() -> Result<Systemd> {
+    pub fn connect(scope: Scope) -> Result<Systemd> {
         // sd_booted(3): the one test of whether systemd runs this machine.
         if !Path::new("/run/systemd/system").is_dir() {
             return Err(Error::new(
@@ -161,18 +199,27 @@ impl Systemd {
                  run by systemd timers, and timerapps talks to systemd",
             ));
         }
-        let conn = connection::Builder::system()
+        let (builder, hint) = match scope {
+            Scope::System => (
+                connection::Builder::system(),
+                "the system bus: is D-Bus (package dbus) installed and running?",
+            ),
+            // $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus.
+            Scope::User => (
+                connection::Builder::session(),
+                "your user bus ($XDG_RUNTIME_DIR/bus): is the package dbus-user-session \
+                 installed, and your user manager running (log in, or \
+                 \"loginctl enable-linger\")?",
+            ),
+        };
+        let conn = builder
             .and_then(|b| b.method_timeout(METHOD_TIMEOUT).build())
-            .map_err(|e| {
-                Error::new(
-                    Exit::Failure,
-                    format!(
-                        "cannot connect to the system bus: {e}; is D-Bus (package dbus) \
-                         installed and running?"
-                    ),
-                )
-            })?;
-        Ok(Systemd { conn })
+            .map_err(|e| Error::new(Exit::Failure, format!("cannot connect to {hint} ({e})")))?;
+        Ok(Systemd { conn, scope })
+    }
+
+    pub fn scope(&self) -> Scope {
+        self.scope
     }
 
     pub fn manager(&self) -> Result<ManagerProxy<'_>> {

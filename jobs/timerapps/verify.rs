@@ -1,7 +1,7 @@
 //! `verify`: each kept dump of a job decompressed end to end.
 
 use crate::jobs::{Job, Settings};
-use crate::systemd::Systemd;
+use crate::systemd::{Scope, Systemd};
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{self, Read};
@@ -12,9 +12,9 @@ use timerapps::{outln, Error, Exit, Result};
 
 /// Prints a line per dump, newest first; true if every one is intact and
 /// there is at least one.
-pub fn run(arg: &str) -> Result<bool> {
-    let job = Job::resolve(arg)?;
-    let sd = Systemd::connect()?;
+pub fn run(arg: &str, scope: Scope) -> Result<bool> {
+    let job = Job::resolve(arg, scope)?;
+    let sd = Systemd::connect(scope)?;
     let settings = Settings::of(&sd, &job)?;
     if !settings.keeps_dumps {
         return Err(Error::new(
@@ -27,7 +27,8 @@ pub fn run(arg: &str) -> Result<bool> {
     }
     let location = Location::from_env(&settings)?;
     let dumps = location.names.dumps(&location.dir).map_err(|e| {
-        let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+        // A user's own dumps are theirs; the system's are the job user's.
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied && scope == Scope::System {
             "run it as root"
         } else {
             ""
