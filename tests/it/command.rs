@@ -18,7 +18,8 @@ fn json(c: &Container, args: &str) -> (Option<i32>, serde_json::Value) {
     (r.code(), value)
 }
 
-fn job<'a>(rows: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+/// The row of job `name` in `timerapps status --json`.
+pub fn job<'a>(rows: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     rows.as_array()
         .unwrap()
         .iter()

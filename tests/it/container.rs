@@ -10,8 +10,9 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// What the image holds besides minbase; change `IMAGE_REVISION` with it.
-const PACKAGES: &str = "systemd,systemd-sysv,dbus,libpam-systemd,adduser,postgresql,sqlite3";
-const IMAGE_REVISION: u32 = 1;
+const PACKAGES: &str =
+    "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,adduser,postgresql,sqlite3";
+const IMAGE_REVISION: u32 = 2;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The Debian releases the package is proved on.

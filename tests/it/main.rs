@@ -16,3 +16,4 @@ mod package;
 mod postgres;
 mod supervision;
 mod system;
+mod user;

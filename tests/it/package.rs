@@ -34,10 +34,21 @@ fn field(deb: &Path, name: &str) -> String {
 /// The units in systemd/, all of which the package ships: the one list of
 /// the jobs' units.
 pub fn units() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    units_in("systemd")
+}
+
+/// The units for users' own managers, in systemd/user/.
+pub fn user_units() -> Vec<String> {
+    units_in("systemd/user")
+}
+
+fn units_in(dir: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut units: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     units.sort();
     units
@@ -45,8 +56,12 @@ pub fn units() -> Vec<String> {
 
 /// The packaged units of one kind (`timer`, `service`) but the templates.
 pub fn packaged(kind: &str) -> Vec<String> {
+    but_templates(units(), kind)
+}
+
+fn but_templates(units: Vec<String>, kind: &str) -> Vec<String> {
     let suffix = format!(".{kind}");
-    units()
+    units
         .into_iter()
         .filter(|u| u.ends_with(&suffix) && !u.contains('@'))
         .collect()
@@ -74,6 +89,23 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
         units()
             .iter()
             .map(|u| format!("./usr/lib/systemd/system/{u}")),
+    );
+    let user_units = user_units();
+    assert_eq!(
+        user_units,
+        [
+            "dump-database@.service",
+            "dump-database@.timer",
+            "myapp.service",
+            "myapp.timer",
+            "otherapp.service",
+            "otherapp.timer"
+        ]
+    );
+    expected.extend(
+        user_units
+            .iter()
+            .map(|u| format!("./usr/lib/systemd/user/{u}")),
     );
     expected.extend(
         [
@@ -123,15 +155,27 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
     let postinst = std::fs::read_to_string(sb.path("DEBIAN/postinst")).unwrap();
     assert!(postinst.contains("systemd-sysusers"), "{postinst}");
     // packaging/build wrote the packaged units into the scripts.
-    for (script, kinds) in [
-        ("postinst", &["timer"][..]),
-        ("prerm", &["timer", "service"][..]),
-        ("postrm", &["timer"][..]),
+    for (script, kinds, user_kinds) in [
+        ("postinst", &["timer"][..], &["timer"][..]),
+        (
+            "prerm",
+            &["timer", "service"][..],
+            &["timer", "service"][..],
+        ),
+        ("postrm", &["timer"][..], &[][..]),
     ] {
         let text = std::fs::read_to_string(sb.path("DEBIAN").join(script)).unwrap();
-        for kind in kinds {
-            let var = format!("{}S", kind.to_uppercase());
-            let line = format!("{var}=\"{}\"", packaged(kind).join(" "));
+        let lines = kinds
+            .iter()
+            .map(|k| (format!("{}S", k.to_uppercase()), packaged(k)))
+            .chain(user_kinds.iter().map(|k| {
+                (
+                    format!("USER_{}S", k.to_uppercase()),
+                    but_templates(user_units.clone(), k),
+                )
+            }));
+        for (var, units) in lines {
+            let line = format!("{var}=\"{}\"", units.join(" "));
             assert!(text.contains(&line), "{script} lacks {line}\n{text}");
         }
     }

@@ -1,0 +1,281 @@
+//! Per-user timers: the package's user units in an ordinary user's own
+//! manager, kept running without a login by lingering, on a real systemd
+//! in a container with the package installed.
+
+use crate::command::job as row;
+use crate::container::{Container, Release};
+use crate::harness::{wait_for, Run, Sandbox};
+use crate::package::{built_deb, user_units};
+use std::time::{Duration, Instant};
+
+const USER: &str = "alice";
+const HOME: &str = "/home/alice";
+
+#[test]
+fn users_timers_on_debian_12() {
+    users_timers_on(Release::Bookworm);
+}
+
+#[test]
+fn users_timers_on_debian_13() {
+    users_timers_on(Release::Trixie);
+}
+
+/// A user's login environment, without a session: what `systemctl --user`
+/// and `timerapps --user` need to find the user's manager.
+struct User<'a> {
+    c: &'a Container,
+    uid: String,
+}
+
+impl User<'_> {
+    fn exec(&self, script: &str) -> Run {
+        self.c.exec(&[
+            "runuser",
+            "-u",
+            USER,
+            "--",
+            "env",
+            &format!("HOME={HOME}"),
+            &format!("XDG_RUNTIME_DIR=/run/user/{}", self.uid),
+            "sh",
+            "-ec",
+            script,
+        ])
+    }
+
+    /// Runs `script` as the user; it must succeed. Returns its stdout.
+    #[track_caller]
+    fn sh(&self, script: &str) -> String {
+        let r = self.exec(script);
+        assert_eq!(r.code(), Some(0), "{r}");
+        r.stdout
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let r = self.exec("timerapps --user status --json");
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"))
+    }
+
+    /// The value of `key` in the environment of a unit in the user's manager.
+    fn env_of(&self, unit: &str, key: &str) -> String {
+        let env = self.sh(&format!(
+            "systemctl --user show --value -p Environment {unit}"
+        ));
+        env.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{unit} sets no {key}: {env}"))
+            .to_owned()
+    }
+}
+
+/// The classes of the open sessions but the user managers' own (systemd
+/// 256 and later list a "manager" session for each).
+fn login_sessions(c: &Container) -> String {
+    c.sh(
+        "for s in $(loginctl list-sessions --no-legend | awk '{print $1}'); do
+              loginctl show-session \"$s\" -p Class --value
+          done | grep -v '^manager' || true",
+    )
+}
+
+fn lines(c: &Container, file: &str) -> usize {
+    c.sh(&format!("cat '{file}' 2>/dev/null || true"))
+        .lines()
+        .count()
+}
+
+fn users_timers_on(release: Release) {
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
+    let deb = built_deb();
+    let sb = Sandbox::new(&format!("user-{release:?}"));
+    let c = Container::boot(&sb, release);
+    std::fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
+    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    let system_timers = ["myapp.timer", "otherapp.timer", "dump-database.timer"];
+    let system_state = |c: &Container| {
+        system_timers
+            .iter()
+            .map(|t| format!("{} {}", c.state("is-enabled", t), c.state("is-active", t)))
+            .collect::<Vec<_>>()
+    };
+    let system_before = system_state(&c);
+    assert_eq!(system_before, ["enabled active"; 3]);
+
+    step("an ordinary user with a database of their own and no session");
+    c.sh(&format!(
+        "adduser --disabled-password --gecos '' {USER} >/dev/null"
+    ));
+    let uid = c.sh(&format!("id -u {USER}")).trim().to_owned();
+    let alice = User { c: &c, uid };
+    alice.sh("mkdir -p ~/.config/timerapps/dump-database
+         sqlite3 ~/sales.db \"create table t(id integer primary key, word text);
+                              insert into t(word) values ('one'), ('two'), ('été');\"
+         printf '%s\\n' 'DUMP_COMMAND=\"sqlite3 -readonly '\"$HOME\"'/sales.db .dump\"' \
+                        'DUMP_KEEP=2' > ~/.config/timerapps/dump-database/sales.conf");
+
+    step("lingering starts the user's manager without a login");
+    c.sh(&format!("loginctl enable-linger {USER}"));
+    let manager = format!("user@{}.service", alice.uid);
+    wait_for(
+        "the user's manager and bus",
+        Duration::from_secs(30),
+        || {
+            c.state("is-active", &manager) == "active"
+                && c.exec(&["test", "-S", &format!("/run/user/{}/bus", alice.uid)])
+                    .code()
+                    == Some(0)
+        },
+    );
+    assert_eq!(login_sessions(&c), "");
+
+    step("the user units verify clean where they run");
+    let units: Vec<String> = user_units()
+        .iter()
+        .map(|u| format!("/usr/lib/systemd/user/{u}"))
+        .collect();
+    let r = alice.exec(&format!(
+        "systemd-analyze --user verify --man=no {}",
+        units.join(" ")
+    ));
+    assert!(
+        r.code() == Some(0) && r.stdout.is_empty() && r.stderr.is_empty(),
+        "{r}"
+    );
+    // Not blind: a unit of the same kind whose program is missing fails.
+    let r = alice.exec(
+        "sed 's|^ExecStart=.*|ExecStart=/usr/bin/missing|' /usr/lib/systemd/user/myapp.service \
+             > /tmp/broken.service
+         systemd-analyze --user verify --man=no /tmp/broken.service",
+    );
+    assert!(
+        r.code() != Some(0) && r.stderr.contains("/usr/bin/missing"),
+        "{r}"
+    );
+
+    step("myapp.timer in the user's manager writes the user's own log");
+    alice.sh("systemctl --user enable --now myapp.timer");
+    let log = alice.env_of("myapp.service", "LOGFILE");
+    assert!(log.starts_with(&format!("{HOME}/")), "{log}");
+    // First run 5 s after the start, plus up to 10 s of random delay.
+    wait_for("the first line", Duration::from_secs(40), || {
+        lines(&c, &log) >= 1
+    });
+    let text = c.sh(&format!("cat '{log}'"));
+    assert!(text.starts_with("[myapp] executed at "), "{text}");
+    assert_eq!(c.sh(&format!("stat -c %U '{log}'")).trim(), USER);
+    assert_eq!(login_sessions(&c), "");
+
+    step("a dump-database@ instance of the user dumps their SQLite database");
+    let r = alice.exec("timerapps --user enable dump-database@sales");
+    assert_eq!(r.code(), Some(0), "{r}");
+    for _ in 0..3 {
+        let r = alice.exec("timerapps --user run dump-database@sales");
+        assert_eq!(r.code(), Some(0), "{r}");
+        assert!(r.stdout.contains("published"), "{r}");
+        // One stamp a second.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let dir = alice.env_of("dump-database@sales.service", "DUMP_DIR");
+    assert!(dir.starts_with(&format!("{HOME}/")), "{dir}");
+    let dumps = c.sh(&format!("ls '{dir}' | grep '^sales-.*\\.sql\\.gz$'"));
+    let dumps: Vec<&str> = dumps.lines().collect();
+    assert_eq!(dumps.len(), 2, "DUMP_KEEP=2: {dumps:?}");
+    let newest = format!("{dir}/{}", dumps.last().unwrap());
+    assert_eq!(c.sh(&format!("stat -c %U '{newest}'")).trim(), USER);
+    alice.sh(&format!(
+        "gzip -t '{newest}'
+         gzip -dc '{newest}' | sqlite3 /tmp/restored.db
+         sqlite3 ~/sales.db .dump > /tmp/a; sqlite3 /tmp/restored.db .dump > /tmp/b
+         cmp /tmp/a /tmp/b"
+    ));
+    let r = alice.exec("timerapps --user verify dump-database@sales");
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout.lines().filter(|l| l.starts_with("ok ")).count(), 2);
+
+    step("timerapps --user status shows both jobs with their last and next runs");
+    let rows = alice.status();
+    for job in ["myapp", "dump-database@sales"] {
+        let r = row(&rows, job);
+        assert_eq!(r["enabled"], "enabled", "{r:#}");
+        assert_eq!(r["last_run"]["result"], "success", "{r:#}");
+        assert!(r["next_run"]["usec"].as_u64().unwrap() > 0, "{r:#}");
+        assert_eq!(r["healthy"], true, "{r:#}");
+    }
+    assert_eq!(row(&rows, "dump-database@sales")["dumps"]["count"], 2);
+    assert_eq!(row(&rows, "otherapp")["enabled"], "disabled");
+    let table = alice.sh("timerapps --user");
+    assert!(table.contains("\ndump-database@sales "), "{table}");
+
+    step("timerapps --user schedule: the user's timer on a calendar");
+    let r = alice.exec("timerapps --user schedule myapp '*:*:0/5'");
+    assert_eq!(r.code(), Some(0), "{r}");
+    let dropin = format!("{HOME}/.config/systemd/user/myapp.timer.d/50-timerapps-schedule.conf");
+    assert!(c.path(&dropin).exists(), "{r}");
+    let before = lines(&c, &log);
+    wait_for("runs every 5 s", Duration::from_secs(30), || {
+        lines(&c, &log) >= before + 2
+    });
+
+    step("an upgrade has running user managers read the changed user units");
+    c.sh("echo '# changed' >> /usr/lib/systemd/user/myapp.service");
+    let reload = || alice.sh("systemctl --user show --value -p NeedDaemonReload myapp.service");
+    assert_eq!(reload().trim(), "yes");
+    c.sh("apt-get install -y --reinstall /root/timerapps.deb </dev/null");
+    assert_eq!(reload().trim(), "no");
+    assert_eq!(
+        alice.sh("systemctl --user is-active myapp.timer").trim(),
+        "active"
+    );
+
+    step("remove and purge stop the user's timers and leave the user's files");
+    let kept = [
+        log.clone(),
+        newest.clone(),
+        dropin.clone(),
+        format!("{HOME}/.config/timerapps/dump-database/sales.conf"),
+        format!("{HOME}/.config/systemd/user/timers.target.wants/myapp.timer"),
+        format!("{HOME}/.config/systemd/user/timers.target.wants/dump-database@sales.timer"),
+    ];
+    c.sh("apt-get purge -y timerapps </dev/null");
+    for timer in ["myapp.timer", "dump-database@sales.timer"] {
+        let r = alice.exec(&format!("systemctl --user is-active {timer}"));
+        assert_ne!(r.stdout.trim(), "active", "{timer} still runs\n{r}");
+    }
+    for file in &kept {
+        assert!(
+            c.path(file).symlink_metadata().is_ok(),
+            "purge removed {file}"
+        );
+    }
+
+    step("a reinstall starts the myapp timer the user had enabled");
+    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    assert_eq!(
+        alice.sh("systemctl --user is-active myapp.timer").trim(),
+        "active"
+    );
+    let before = lines(&c, &log);
+    wait_for("runs every 5 s again", Duration::from_secs(30), || {
+        lines(&c, &log) > before
+    });
+
+    step("without lingering the user's timers stop; the system's run on");
+    c.sh(&format!("loginctl disable-linger {USER}"));
+    // Gone from the user's view at once; on systemd 257 in a container the
+    // manager's unit may stay "deactivating" after its processes ended.
+    wait_for(
+        "the user's manager to stop",
+        Duration::from_secs(30),
+        || c.state("is-active", &manager) != "active",
+    );
+    let stopped = lines(&c, &log);
+    std::thread::sleep(Duration::from_secs(11));
+    assert_eq!(lines(&c, &log), stopped, "myapp ran without the manager");
+    assert_eq!(system_state(&c), system_before);
+    assert_eq!(
+        c.sh("stat -c %U /var/log/timerapps/myapp.log").trim(),
+        "timerapps"
+    );
+}
