@@ -208,6 +208,19 @@ fn users_timers_on(release: Release) {
     let table = alice.sh("timerapps --user");
     assert!(table.contains("\ndump-database@sales "), "{table}");
 
+    step("timerapps --user enable and disable, in the user's manager alone");
+    alice.sh("timerapps --user enable otherapp");
+    assert_eq!(
+        alice
+            .sh("systemctl --user is-enabled otherapp.timer")
+            .trim(),
+        "enabled"
+    );
+    alice.sh("timerapps --user disable otherapp");
+    let r = alice.exec("systemctl --user is-active otherapp.timer");
+    assert_eq!(r.stdout.trim(), "inactive", "{r}");
+    assert_eq!(c.state("is-enabled", "otherapp.timer"), "enabled");
+
     step("timerapps --user schedule: the user's timer on a calendar");
     let r = alice.exec("timerapps --user schedule myapp '*:*:0/5'");
     assert_eq!(r.code(), Some(0), "{r}");
