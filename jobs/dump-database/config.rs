@@ -1,6 +1,7 @@
+use crate::compress::Compression;
 use std::path::Path;
 use timerapps::config::{self, Source};
-use timerapps::dumpfile::Location;
+use timerapps::dumpfile::{Form, Location};
 use timerapps::{Error, Exit, Result};
 
 /// Where the settings are, for messages, when DUMP_SETTINGS is unset.
@@ -11,9 +12,9 @@ const CREDENTIALS: &str = "${CREDENTIALS_DIRECTORY}";
 pub struct Config {
     /// Program and arguments, run without a shell.
     pub command: Vec<String>,
-    /// DUMP_DIR, DUMP_NAME and DUMP_KEEP.
+    /// DUMP_DIR, DUMP_NAME, DUMP_EXTENSION and DUMP_KEEP.
     pub location: Location,
-    pub level: u32,
+    pub compression: Compression,
     pub threads: usize,
 }
 
@@ -22,7 +23,7 @@ impl Config {
         // Malformed values are reported before a missing DUMP_COMMAND, so the
         // whole file is right once the job stops saying "not configured".
         let location = Location::from_env(env)?;
-        let level = config::number(env, "DUMP_GZIP_LEVEL", 1, 9, 6)?;
+        let compression = compression(env)?;
         let threads = config::number(
             env,
             "DUMP_THREADS",
@@ -35,10 +36,38 @@ impl Config {
         Ok(Config {
             command,
             location,
-            level,
+            compression,
             threads: threads as usize,
         })
     }
+}
+
+/// DUMP_COMPRESS and the level of what it chose. Both levels are checked
+/// whichever is chosen, so that a file is found wrong before it matters.
+fn compression(env: &dyn Source) -> Result<Compression> {
+    let gzip = config::number(env, "DUMP_GZIP_LEVEL", 1, 9, 6)?;
+    // Levels above 19 need zstd's --ultra windows, of up to 128 MiB each.
+    let zstd = config::number(env, "DUMP_ZSTD_LEVEL", 1, 19, 3)?;
+    let form = match env.get("DUMP_COMPRESS") {
+        None => Form::Gzip,
+        Some(value) => Form::ALL
+            .into_iter()
+            .find(|f| value.to_str() == Some(f.setting()))
+            .ok_or_else(|| {
+                config::invalid(
+                    "DUMP_COMPRESS",
+                    &value,
+                    "expected gzip, zstd or none (default gzip)",
+                )
+            })?,
+    };
+    Ok(match form {
+        Form::Gzip => Compression::Gzip { level: gzip },
+        Form::Zstd => Compression::Zstd {
+            level: i32::try_from(zstd).expect("at most 19"),
+        },
+        Form::Plain => Compression::None,
+    })
 }
 
 /// The CPUs this process may run on (affinity and cgroup quota included).
@@ -123,7 +152,48 @@ mod tests {
         assert_eq!(cfg.command, ["pg_dump", "my db"]);
         assert_eq!(cfg.location.dir, PathBuf::from(DEFAULT_DIR));
         let (keep, name) = (cfg.location.keep, cfg.location.names.name());
-        assert_eq!((keep, cfg.level, name), (5, 6, "dump"));
+        assert_eq!((keep, name), (5, "dump"));
+        assert_eq!(cfg.compression, Compression::Gzip { level: 6 });
+    }
+
+    #[test]
+    fn compression_and_its_levels() {
+        let with = |vars: &[(&str, &str)]| {
+            let mut env = [("DUMP_COMMAND", "x"); 4];
+            env[..vars.len()].copy_from_slice(vars);
+            Config::from_env(&env).map(|c| c.compression)
+        };
+        assert_eq!(
+            with(&[("DUMP_COMPRESS", "zstd")]).unwrap(),
+            Compression::Zstd { level: 3 }
+        );
+        assert_eq!(
+            with(&[("DUMP_COMPRESS", "zstd"), ("DUMP_ZSTD_LEVEL", "19")]).unwrap(),
+            Compression::Zstd { level: 19 }
+        );
+        assert_eq!(
+            with(&[("DUMP_COMPRESS", "gzip"), ("DUMP_GZIP_LEVEL", "9")]).unwrap(),
+            Compression::Gzip { level: 9 }
+        );
+        assert_eq!(
+            with(&[("DUMP_COMPRESS", "none")]).unwrap(),
+            Compression::None
+        );
+        for bad in [
+            [("DUMP_COMPRESS", "xz"), ("DUMP_GZIP_LEVEL", "6")],
+            [("DUMP_COMPRESS", "ZSTD"), ("DUMP_GZIP_LEVEL", "6")],
+            [("DUMP_COMPRESS", ""), ("DUMP_GZIP_LEVEL", "6")],
+            [("DUMP_COMPRESS", "zstd"), ("DUMP_ZSTD_LEVEL", "0")],
+            [("DUMP_COMPRESS", "zstd"), ("DUMP_ZSTD_LEVEL", "22")],
+            [("DUMP_COMPRESS", "zstd"), ("DUMP_ZSTD_LEVEL", "-1")],
+            // A bad level is an error whichever compression is chosen.
+            [("DUMP_COMPRESS", "none"), ("DUMP_ZSTD_LEVEL", "fast")],
+            [("DUMP_COMPRESS", "zstd"), ("DUMP_GZIP_LEVEL", "10")],
+        ] {
+            let err = with(&bad).unwrap_err();
+            assert_eq!(err.exit(), Exit::Usage, "{bad:?}");
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
     }
 
     #[test]

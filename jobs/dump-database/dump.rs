@@ -1,6 +1,7 @@
 use crate::child::{Child, Stop};
+use crate::compress;
 use crate::config::Config;
-use crate::pgzip::{self, Failure};
+use crate::pgzip::Failure;
 use crate::store::DumpDir;
 use crate::supervise::Supervisor;
 use std::io::{Read, Write};
@@ -30,7 +31,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
     let stop = Stop::install()?;
     dir.remove_stale_temps()?;
     let stamp = dir.free_stamp();
-    let temp = dir.create_temp(&stamp)?;
+    let temp = dir.create_temp(&stamp, cfg.compression.form())?;
     stop.check()?;
 
     let mut child = Child::spawn(&cfg.command, &stop)?;
@@ -62,7 +63,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
     let discarded = "this run's dump was discarded and nothing was published or pruned";
     lock.check_held(discarded)?;
 
-    let path = dir.publish(temp, &stamp)?;
+    let path = dir.publish(temp)?;
     // Published: a stop asked for from here on ends the run after pruning.
     lock.check_held(&format!(
         "{} was published, old dumps were not pruned",
@@ -104,26 +105,28 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
     ))
 }
 
-/// Streams the command's output through parallel gzip into `out`; returns
-/// the bytes read and written.
+/// Streams the command's output in the chosen form into `out`; returns the
+/// bytes read and written.
 fn compress(
     mut input: impl Read,
     mut out: impl Write,
     path: &Path,
     cfg: &Config,
 ) -> Result<(u64, u64)> {
-    pgzip::compress(&mut input, &mut out, cfg.level, cfg.threads).map_err(|failure| match failure {
-        Failure::Read(e) => Error::new(
-            Exit::Failure,
-            format!("cannot read the output of DUMP_COMMAND: {e}"),
-        ),
-        Failure::Write(e) => Error::io(
-            Exit::Failure,
-            "cannot write the dump to",
-            path,
-            &e,
-            "check free space in DUMP_DIR; earlier dumps are untouched",
-        ),
+    compress::compress(&mut input, &mut out, cfg.compression, cfg.threads).map_err(|failure| {
+        match failure {
+            Failure::Read(e) => Error::new(
+                Exit::Failure,
+                format!("cannot read the output of DUMP_COMMAND: {e}"),
+            ),
+            Failure::Write(e) => Error::io(
+                Exit::Failure,
+                "cannot write the dump to",
+                path,
+                &e,
+                "check free space in DUMP_DIR; earlier dumps are untouched",
+            ),
+        }
     })
 }
 

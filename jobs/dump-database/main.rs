@@ -1,9 +1,11 @@
-//! `dump-database`: runs DUMP_COMMAND, gzip-compresses its standard output
-//! into a temp file in DUMP_DIR, publishes it as `NAME-YYYYMMDDTHHMMSSZ.sql.gz`
-//! (UTC) only once the command succeeded and the file is on disk, then keeps
-//! the DUMP_KEEP newest dumps. A failed or interrupted run leaves every
-//! earlier dump as it was and no temp file behind. Dumps named later than
-//! this run's (a clock that was ahead) are neither counted nor removed.
+//! `dump-database`: runs DUMP_COMMAND, compresses its standard output with
+//! gzip or zstd (or keeps it as written) into a temp file in DUMP_DIR,
+//! publishes it as `NAME-YYYYMMDDTHHMMSSZ.EXT.gz`, `.EXT.zst` or `.EXT` (UTC)
+//! only once the command succeeded and the file is on disk, then keeps the
+//! DUMP_KEEP newest dumps of NAME, whatever their form. A failed or
+//! interrupted run leaves every earlier dump as it was and no temp file
+//! behind. Dumps named later than this run's (a clock that was ahead) are
+//! neither counted nor removed.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -11,7 +13,10 @@
 //! | `DUMP_DIR` | absolute path of the directory the dumps are kept in | `/var/lib/timerapps/dumps` |
 //! | `DUMP_KEEP` | how many dumps to keep, at least 1 | `5` |
 //! | `DUMP_NAME` | file-name prefix: letters, digits, `.`, `_`, `-` | `dump` |
+//! | `DUMP_COMPRESS` | `gzip`, `zstd`, or `none` to keep the command's bytes as they are (for `pg_dump -Fc`) | `gzip` |
 //! | `DUMP_GZIP_LEVEL` | gzip level, 1 (fastest) to 9 (smallest) | `6` |
+//! | `DUMP_ZSTD_LEVEL` | zstd level, 1 (fastest) to 19 (smallest) | `3` |
+//! | `DUMP_EXTENSION` | what the dump is, before the compression's suffix: letters, digits, `_`, `-` (`dump` for `pg_dump -Fc`) | `sql` |
 //! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
 //! | `DUMP_SETTINGS` | the file these are set in, named when DUMP_COMMAND is missing (set by the units) | `/etc/default/dump-database` |
 //!
@@ -27,6 +32,7 @@
 //! | 130, 143 | stopped by SIGINT or SIGTERM (passed on to the command): the dump was discarded, or, if the signal came once it was published, old dumps were pruned first |
 
 mod child;
+mod compress;
 mod config;
 mod dump;
 mod pgzip;
@@ -38,8 +44,9 @@ use timerapps::config::Environment;
 
 const HELP: &str = "Usage: dump-database [--help | --version]
 
-Runs DUMP_COMMAND, gzip-compresses its output and publishes it atomically as
-DUMP_DIR/DUMP_NAME-YYYYMMDDTHHMMSSZ.sql.gz, then keeps the DUMP_KEEP newest.
+Runs DUMP_COMMAND, compresses its output and publishes it atomically as
+DUMP_DIR/DUMP_NAME-YYYYMMDDTHHMMSSZ.sql.gz (.sql.zst with zstd, .sql with
+none), then keeps the DUMP_KEEP newest of that name in any of these forms.
 
 Environment:
   DUMP_COMMAND     dump command, split like a shell would, run without one
@@ -48,7 +55,12 @@ Environment:
   DUMP_DIR         directory of the dumps (default /var/lib/timerapps/dumps)
   DUMP_KEEP        number of dumps to keep, at least 1 (default 5)
   DUMP_NAME        file-name prefix (default dump)
+  DUMP_COMPRESS    gzip, zstd, or none to keep the output as it is (default
+                   gzip)
   DUMP_GZIP_LEVEL  1 (fastest) to 9 (smallest) (default 6)
+  DUMP_ZSTD_LEVEL  1 (fastest) to 19 (smallest) (default 3)
+  DUMP_EXTENSION   the name's extension before .gz or .zst (default sql; dump
+                   for pg_dump -Fc)
   DUMP_THREADS     compression threads, 1 to 64 (default: the CPUs the job may
                    use, at most 4)
   DUMP_SETTINGS    the file these are set in, for messages (set by the units;

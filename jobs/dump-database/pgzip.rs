@@ -334,27 +334,4 @@ mod tests {
             "{parallel} vs {single}"
         );
     }
-
-    #[test]
-    fn errors_say_which_side_failed() {
-        struct Broken;
-        impl Read for Broken {
-            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-                Err(io::Error::other("read"))
-            }
-        }
-        impl Write for Broken {
-            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-                Err(io::Error::other("write"))
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let data = sample(3 * BLOCK);
-        let r = compress(&mut Broken, &mut Vec::new(), 6, 2);
-        assert!(matches!(r, Err(Failure::Read(_))));
-        let r = compress(&mut &data[..], &mut Broken, 6, 2);
-        assert!(matches!(r, Err(Failure::Write(_))));
-    }
 }

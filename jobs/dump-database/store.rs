@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use timerapps::dumpfile::{Dump, Location, Names, Stamp};
+use timerapps::dumpfile::{Dump, Form, Location, Names, Stamp};
 use timerapps::{errln, euid, Error, Exit, Result};
 
 pub struct DumpDir {
@@ -186,13 +186,19 @@ impl DumpDir {
     }
 
     /// The stamp of now, or of the next second no entry of the directory
-    /// is named after yet (a dump, or anything else with its name).
+    /// is named after yet in any form (a dump, or anything else with its
+    /// name), so that no two dumps share a stamp.
     pub fn free_stamp(&self) -> Stamp {
         loop {
             let now = Utc::now();
             let stamp = Stamp::of(now);
-            let taken = self.path(&self.names.dump(&stamp)).symlink_metadata();
-            if taken.is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            let free = Form::ALL.iter().all(|form| {
+                let taken = self
+                    .path(&self.names.dump(&stamp, *form))
+                    .symlink_metadata();
+                taken.is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            });
+            if free {
                 return stamp;
             }
             let into_second = Duration::from_nanos(u64::from(now.timestamp_subsec_nanos()));
@@ -200,10 +206,10 @@ impl DumpDir {
         }
     }
 
-    /// Creates the temp file for the dump `stamp` under a name no other run
-    /// uses, private to the job's user.
-    pub fn create_temp(&self, stamp: &Stamp) -> Result<Temp> {
-        let path = self.path(&self.names.temp(stamp, random_tag()));
+    /// Creates the temp file for the dump `stamp` in `form` under a name no
+    /// other run uses, private to the job's user.
+    pub fn create_temp(&self, stamp: &Stamp, form: Form) -> Result<Temp> {
+        let path = self.path(&self.names.temp(stamp, form, random_tag()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -221,15 +227,21 @@ impl DumpDir {
         let meta = file
             .metadata()
             .map_err(|e| Error::io(Exit::Failure, "cannot inspect", &path, &e, ""))?;
-        Ok(Temp { path, file, meta })
+        Ok(Temp {
+            path,
+            file,
+            meta,
+            dump: self.path(&self.names.dump(stamp, form)),
+        })
     }
 
-    /// Makes the temp file, synced by [`Temp::sync`], the dump `stamp`. The
+    /// Makes the temp file, synced by [`Temp::sync`], the dump it was
+    /// created for. The
     /// link is made from the open file, not from its name, so whatever
     /// happened to the name meanwhile, only the bytes this run wrote are
     /// published; the new entry then reaches the disk.
-    pub fn publish(&self, temp: Temp, stamp: &Stamp) -> Result<PathBuf> {
-        let path = self.path(&self.names.dump(stamp));
+    pub fn publish(&self, temp: Temp) -> Result<PathBuf> {
+        let path = temp.dump.clone();
         let failed = |e: io::Error| {
             Error::io(
                 Exit::Failure,
@@ -313,10 +325,7 @@ impl DumpDir {
                 Err(e) => {
                     return Err(Error::io(
                         Exit::Failure,
-                        &format!(
-                            "published {} but cannot remove old dump",
-                            self.names.dump(current)
-                        ),
+                        &format!("published the dump of {current} but cannot remove old dump"),
                         &path,
                         &e,
                         "",
@@ -428,6 +437,8 @@ pub struct Temp {
     file: File,
     /// What was created, to remove only that.
     meta: Metadata,
+    /// The name it is published under.
+    dump: PathBuf,
 }
 
 impl Temp {

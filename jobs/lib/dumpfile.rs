@@ -2,11 +2,14 @@
 //! publishes, prunes and sweeps, so that every part that looks at a dump
 //! directory agrees on which files are dumps and which are not.
 //!
-//! For `DUMP_NAME` NAME, in its `DUMP_DIR`:
-//! - a dump is `NAME-YYYYMMDDTHHMMSSZ.sql.gz`, stamped with the UTC second
-//!   its run started; the stamp must be a real date and time;
-//! - the file a run writes before publishing is
-//!   `.NAME-YYYYMMDDTHHMMSSZ.sql.gz.TAG.part`, with TAG 8 lowercase hex digits
+//! For `DUMP_NAME` NAME and `DUMP_EXTENSION` EXT, in its `DUMP_DIR`:
+//! - a dump is `NAME-YYYYMMDDTHHMMSSZ.EXT` followed by the suffix of its
+//!   [`Form`]: `.gz`, `.zst` or nothing. It is stamped with the UTC second
+//!   its run started; the stamp must be a real date and time. Dumps of
+//!   every form count together, so that changing the compression rotates
+//!   the old form out in time order;
+//! - the file a run writes before publishing is the dump's name with a dot
+//!   before it and `.TAG.part` after it, TAG being 8 lowercase hex digits
 //!   drawn by that run (0.1.0 wrote `.NAME-STAMP.sql.gz.part`, still
 //!   recognised so that an upgrade sweeps what it left);
 //! - the lock of the runs of NAME is `.NAME.lock`.
@@ -40,9 +43,33 @@ impl Location {
         let keep = config::number(env, "DUMP_KEEP", 1, u32::MAX, 5)?;
         Ok(Location {
             dir,
-            names: Names::new(&name(env)?),
+            names: Names::new(&name(env)?, &extension(env)?),
             keep: usize::try_from(keep).unwrap_or(usize::MAX),
         })
+    }
+}
+
+/// DUMP_EXTENSION: one word, so that the form's suffix is always the last
+/// one and a name reads the same to the job and to the admin.
+fn extension(env: &dyn Source) -> Result<String> {
+    let Some(value) = env.get("DUMP_EXTENSION") else {
+        return Ok(DEFAULT_EXTENSION.to_owned());
+    };
+    let valid = value.to_str().filter(|s| {
+        (1..=16).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+            && !Form::ALL.iter().any(|f| f.suffix().get(1..) == Some(*s))
+            && !matches!(*s, "part" | "lock")
+    });
+    match valid {
+        Some(s) => Ok(s.to_owned()),
+        None => Err(config::invalid(
+            "DUMP_EXTENSION",
+            &value,
+            "expected 1 to 16 letters, digits, '_' or '-', without dots and other than gz, \
+             zst, part or lock: the compression adds its own suffix (default sql)",
+        )),
     }
 }
 
@@ -70,12 +97,51 @@ fn name(env: &dyn Source) -> Result<String> {
 #[derive(Clone, Debug)]
 pub struct Dump {
     pub stamp: Stamp,
+    pub form: Form,
     pub path: PathBuf,
     pub size: u64,
 }
 
-/// The ending of every dump.
-pub const SUFFIX: &str = ".sql.gz";
+/// How a dump's bytes are stored: compressed by the job, or as the dump
+/// command wrote them (`none`, for a command that compresses itself, such
+/// as `pg_dump -Fc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    Gzip,
+    Zstd,
+    Plain,
+}
+
+impl Form {
+    pub const ALL: [Form; 3] = [Form::Gzip, Form::Zstd, Form::Plain];
+
+    /// The DUMP_COMPRESS value that chooses it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Form::Gzip => "gzip",
+            Form::Zstd => "zstd",
+            Form::Plain => "none",
+        }
+    }
+
+    /// What follows the extension in the name of a dump of this form.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Form::Gzip => ".gz",
+            Form::Zstd => ".zst",
+            Form::Plain => "",
+        }
+    }
+}
+
+impl fmt::Display for Form {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.setting())
+    }
+}
+
+/// DUMP_EXTENSION when unset.
+pub const DEFAULT_EXTENSION: &str = "sql";
 const TEMP_SUFFIX: &str = ".part";
 const STAMP_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
@@ -123,38 +189,42 @@ impl fmt::Display for Stamp {
     }
 }
 
-/// The files of one `DUMP_NAME`.
+/// The files of one `DUMP_NAME` with one `DUMP_EXTENSION`.
 #[derive(Clone, Debug)]
 pub struct Names {
     name: String,
+    extension: String,
 }
 
 impl Names {
-    pub fn new(name: &str) -> Names {
+    pub fn new(name: &str, extension: &str) -> Names {
         Names {
             name: name.to_owned(),
+            extension: extension.to_owned(),
         }
     }
 
-    pub fn dump(&self, stamp: &Stamp) -> String {
-        format!("{}-{stamp}{SUFFIX}", self.name)
+    pub fn dump(&self, stamp: &Stamp, form: Form) -> String {
+        format!("{}-{stamp}.{}{}", self.name, self.extension, form.suffix())
     }
 
-    pub fn temp(&self, stamp: &Stamp, tag: u32) -> String {
-        format!(".{}.{tag:08x}{TEMP_SUFFIX}", self.dump(stamp))
+    pub fn temp(&self, stamp: &Stamp, form: Form, tag: u32) -> String {
+        format!(".{}.{tag:08x}{TEMP_SUFFIX}", self.dump(stamp, form))
     }
 
     pub fn lock(&self) -> String {
         format!(".{}.lock", self.name)
     }
 
-    /// The stamp of `file` if it is named as a dump of this name.
-    pub fn dump_stamp(&self, file: &str) -> Option<Stamp> {
-        let stamp = file
-            .strip_prefix(self.name.as_str())?
-            .strip_prefix('-')?
-            .strip_suffix(SUFFIX)?;
-        Stamp::parse(stamp)
+    /// The stamp and form of `file` if it is named as a dump of this name.
+    pub fn parse(&self, file: &str) -> Option<(Stamp, Form)> {
+        let rest = file.strip_prefix(self.name.as_str())?.strip_prefix('-')?;
+        let (stamp, rest) = (rest.get(..16)?, rest.get(16..)?);
+        let suffix = rest
+            .strip_prefix('.')?
+            .strip_prefix(self.extension.as_str())?;
+        let form = Form::ALL.into_iter().find(|f| f.suffix() == suffix)?;
+        Some((Stamp::parse(stamp)?, form))
     }
 
     pub fn name(&self) -> &str {
@@ -167,13 +237,14 @@ impl Names {
         let mut dumps = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
-            let Some(stamp) = entry.file_name().to_str().and_then(|f| self.dump_stamp(f)) else {
+            let Some((stamp, form)) = entry.file_name().to_str().and_then(|f| self.parse(f)) else {
                 continue;
             };
             let path = entry.path();
             match path.symlink_metadata() {
                 Ok(meta) if meta.is_file() => dumps.push(Dump {
                     stamp,
+                    form,
                     path,
                     size: meta.len(),
                 }),
@@ -201,7 +272,7 @@ impl Names {
             }
             _ => rest,
         };
-        self.dump_stamp(untagged).is_some()
+        self.parse(untagged).is_some()
     }
 }
 
@@ -240,13 +311,22 @@ mod tests {
 
     #[test]
     fn only_own_names_match() {
-        let names = Names::new("dump");
+        let names = Names::new("dump", "sql");
         let s = stamp("20261121T101500Z");
-        assert_eq!(names.dump(&s), "dump-20261121T101500Z.sql.gz");
-        assert_eq!(names.dump_stamp("dump-20261121T101500Z.sql.gz"), Some(s));
+        assert_eq!(names.dump(&s, Form::Gzip), "dump-20261121T101500Z.sql.gz");
+        assert_eq!(names.dump(&s, Form::Zstd), "dump-20261121T101500Z.sql.zst");
+        assert_eq!(names.dump(&s, Form::Plain), "dump-20261121T101500Z.sql");
+        for form in Form::ALL {
+            assert_eq!(names.parse(&names.dump(&s, form)), Some((s, form)));
+        }
         assert_eq!(names.lock(), ".dump.lock");
         for other in [
-            "dump-20261121T101500Z.sql",
+            "dump-20261121T101500Z.sql.bz2",
+            "dump-20261121T101500Z.sql.gz.zst",
+            "dump-20261121T101500Z.dump",
+            "dump-20261121T101500Z.sqlx",
+            "dump-20261121T101500Z.gz",
+            "dump-20261121T101500Z",
             "dump-20261121T1015Z.sql.gz",
             "dump-20261399T101500Z.sql.gz",
             "dump-other-20261121T101500Z.sql.gz",
@@ -255,11 +335,24 @@ mod tests {
             ".dump.lock",
             "notes.txt",
         ] {
-            assert_eq!(names.dump_stamp(other), None, "{other}");
+            assert_eq!(names.parse(other), None, "{other}");
         }
-        let temp = names.temp(&s, 0xab12);
+        let custom = Names::new("dump", "dump");
+        assert_eq!(
+            custom.parse("dump-20261121T101500Z.dump"),
+            Some((s, Form::Plain))
+        );
+        assert_eq!(custom.parse("dump-20261121T101500Z.sql"), None);
+        let temp = names.temp(&s, Form::Gzip, 0xab12);
         assert_eq!(temp, ".dump-20261121T101500Z.sql.gz.0000ab12.part");
-        for own in [temp.as_str(), ".dump-20261121T101500Z.sql.gz.part"] {
+        let zst = names.temp(&s, Form::Zstd, 7);
+        let plain = names.temp(&s, Form::Plain, 7);
+        for own in [
+            temp.as_str(),
+            &zst,
+            &plain,
+            ".dump-20261121T101500Z.sql.gz.part",
+        ] {
             assert!(names.is_temp(own), "{own}");
         }
         for other in [
@@ -267,10 +360,35 @@ mod tests {
             ".dump-20261121T101500Z.sql.gz.0000AB12.part",
             ".dump-20261121T101500Z.sql.gz.ab12.part",
             ".dump-20261121T101500Z.sql.gz.x.part",
+            ".dump-20261121T101500Z.sql.xz.00000007.part",
             ".other-20261121T101500Z.sql.gz.0000ab12.part",
             ".dump-20261121T101500Z.sql.gz",
         ] {
             assert!(!names.is_temp(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn extensions() {
+        let loc = Location::from_env(&[("DUMP_EXTENSION", "dump")]).unwrap();
+        assert_eq!(
+            loc.names.dump(&stamp("20261121T101500Z"), Form::Plain),
+            "dump-20261121T101500Z.dump"
+        );
+        for bad in [
+            "",
+            "sql.gz",
+            ".sql",
+            "gz",
+            "zst",
+            "part",
+            "lock",
+            "a/b",
+            "x y",
+            "abcdefghijklmnopq",
+        ] {
+            let err = Location::from_env(&[("DUMP_EXTENSION", bad)]).unwrap_err();
+            assert!(err.to_string().starts_with("DUMP_EXTENSION="), "{err}");
         }
     }
 

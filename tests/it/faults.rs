@@ -460,7 +460,7 @@ fn entries_named_like_the_jobs_own_do_not_fail_the_run() {
 fn the_lock_is_per_dump_name_not_per_directory() {
     let sb = Sandbox::new("lock-per-name");
     let (dir, _) = two_good_dumps(&sb, "dumps");
-    let (running, _) = hanging_dump(&dir, &sb.path("dump.pid"));
+    let (running, _) = hanging_dump(&dir, &sb.path("dump.pid"), "gzip");
     let r = run(dump_job(&dir, "echo other")
         .env("DUMP_NAME", "other")
         .env("DUMP_KEEP", "1"));

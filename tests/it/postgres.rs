@@ -106,15 +106,31 @@ impl Postgres {
             .clone()
     }
 
-    /// Restores a gzip-compressed SQL dump into a new database `db`.
+    /// Restores a dump of any form into a new database `db`.
     #[track_caller]
     pub fn restore(&self, dump: &Path, db: &str) -> Run {
         self.sql("postgres", &format!("CREATE DATABASE {db}"));
-        let script = format!(
-            "gzip -dc '{}' | '{}' -X -q -v ON_ERROR_STOP=1 -d {db}",
-            dump.display(),
-            self.bin.join("psql").display()
-        );
+        let name = dump.to_string_lossy();
+        // By the dump's form: a custom-format archive goes to pg_restore,
+        // SQL to psql, through its decompressor.
+        let script = if name.ends_with(".dump") {
+            format!(
+                "'{}' --exit-on-error -d {db} '{name}'",
+                self.bin.join("pg_restore").display()
+            )
+        } else {
+            let cat = if name.ends_with(".gz") {
+                "gzip -dc"
+            } else if name.ends_with(".zst") {
+                "zstd -dcq"
+            } else {
+                "cat"
+            };
+            format!(
+                "{cat} '{name}' | '{}' -X -q -v ON_ERROR_STOP=1 -d {db}",
+                self.bin.join("psql").display()
+            )
+        };
         run(self.superuser(cmd("sh")).arg("-ec").arg(script))
     }
 
