@@ -63,6 +63,8 @@ struct Dumps {
 #[derive(Serialize)]
 struct Newest {
     file: String,
+    /// gzip, zstd or none, as DUMP_COMPRESS names them.
+    form: &'static str,
     stamped: When,
     age_seconds: u64,
     size: u64,
@@ -210,6 +212,7 @@ fn dumps(
                         .unwrap_or_default()
                         .to_string_lossy()
                         .into(),
+                    form: d.form.setting(),
                     stamped: when(stamped),
                     age_seconds: now.saturating_sub(stamped) / 1_000_000,
                     size: d.size,

@@ -251,6 +251,36 @@ fn the_command_on(release: Release) {
     let r = c.exec(&["timerapps", "verify", "myapp"]);
     assert_eq!(r.code(), Some(2), "{r}");
 
+    step("zstd and uncompressed dumps count with the gzip ones; status and verify read them");
+    for compress in ["zstd", "none"] {
+        let file = c.path("/etc/default/dump-database");
+        let settings = fs::read_to_string(&file).unwrap();
+        fs::write(&file, format!("{settings}DUMP_COMPRESS={compress}\n")).unwrap();
+        let r = c.exec(&["timerapps", "run", "dump-database"]);
+        assert_eq!(r.code(), Some(0), "{r}");
+        std::thread::sleep(Duration::from_millis(1100));
+        configure(&c, "/etc/default/dump-database", "seq 1 200000");
+    }
+    let (_, rows) = json(&c, "dump-database");
+    let dumps = &job(&rows, "dump-database")["dumps"];
+    assert_eq!(dumps["count"].as_u64(), Some(3), "{dumps:#}");
+    assert_eq!(dumps["newest"]["form"], "none", "{dumps:#}");
+    let newest = dumps["newest"]["file"].as_str().unwrap();
+    assert!(newest.ends_with(".sql"), "{dumps:#}");
+    // The two damaged gzip dumps were the oldest, so pruned.
+    let r = c.exec(&["timerapps", "verify", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    for ending in [".sql.gz", ".sql.zst", ".sql"] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with("ok ")
+                && l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|f| f.ends_with(ending))),
+            "no ok line for {ending}: {r}"
+        );
+    }
+    assert!(r.stdout.contains("no checksum to check"), "{r}");
+
     step("an instance without settings is not enabled; a hung one shows watchdog");
     let r = c.exec(&["timerapps", "enable", "dump-database@ghost"]);
     assert_eq!(r.code(), Some(78), "{r}");
