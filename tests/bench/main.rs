@@ -283,16 +283,18 @@ fn database(pg: &Postgres, scale: u32) -> String {
     db
 }
 
-fn dump_job(pg: &Postgres, dir: &Path, db: &str) -> Command {
+fn dump_job(pg: &Postgres, dir: &Path, db: &str, compress: &str) -> Command {
     let command = format!("{} {db}", pg.program("pg_dump").display());
-    compress_job(pg, dir, &command)
+    compress_job(pg, dir, &command, compress)
 }
 
-/// dump-database at default settings, running `command` as its dump.
-fn compress_job(pg: &Postgres, dir: &Path, command: &str) -> Command {
+/// dump-database at default settings for `compress`, running `command` as
+/// its dump.
+fn compress_job(pg: &Postgres, dir: &Path, command: &str, compress: &str) -> Command {
     let mut c = pg.superuser(job("dump-database"));
     c.env("DUMP_DIR", dir)
         .env("DUMP_KEEP", "1")
+        .env("DUMP_COMPRESS", compress)
         .env("DUMP_COMMAND", command);
     c
 }
@@ -301,7 +303,12 @@ fn newest_dump(dir: &Path) -> PathBuf {
     let mut dumps: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".sql.gz"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("dump-")
+        })
         .collect();
     dumps.sort();
     dumps.pop().expect("a dump")
@@ -311,10 +318,26 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
+/// The wall times of each pipeline, one run of each per round.
+#[derive(Default)]
+struct Runs {
+    alone: Vec<Sample>,
+    alone_cpu: Vec<f64>,
+    to_file: Vec<Sample>,
+    gzip: Vec<Sample>,
+    pigz: Vec<Sample>,
+    zstd: Vec<Sample>,
+    ours: Vec<Sample>,
+    fast: Vec<Sample>,
+    ours_zstd: Vec<Sample>,
+    ours_none: Vec<Sample>,
+}
+
 fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
     let pg = Postgres::start(sb);
     let [small, large] = plan.scales.map(|s| database(&pg, s));
-    let dir = sb.mkdir("dumps");
+    let dirs = ["gzip", "gzip-2", "zstd", "none"].map(|d| sb.mkdir(&format!("dumps-{d}")));
+    let [dir, fast_dir, zstd_dir, none_dir] = &dirs;
     let pg_dump = pg.program("pg_dump");
     let pipeline = |tail: &str| {
         let mut c = pg.superuser(cmd("sh"));
@@ -322,139 +345,245 @@ fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
             .arg(format!("'{}' {large} {tail}", pg_dump.display()));
         c
     };
-    let gz = sb.path("gzip.gz");
-    let pz = sb.path("pigz.gz");
-    let fast_dir = sb.mkdir("dumps-level-2");
-    let (mut alone, mut alone_cpu, mut gzip, mut pigz) = (vec![], vec![], vec![], vec![]);
-    let (mut ours, mut fast) = (vec![], vec![]);
+    let out = |name: &str| sb.path(name).display().to_string();
+    let (gz, pz, zs, raw) = (
+        out("gzip.gz"),
+        out("pigz.gz"),
+        out("cli.zst"),
+        out("dump.sql"),
+    );
+    let mut r = Runs::default();
     for _ in 0..plan.dump_runs {
         let (sample, cpu) = measure_cpu(|| measure(&mut pipeline("> /dev/null")));
-        alone.push(sample);
-        alone_cpu.push(cpu);
-        gzip.push(measure(&mut pipeline(&format!(
-            "| gzip -6 > '{}'",
-            gz.display()
+        r.alone.push(sample);
+        r.alone_cpu.push(cpu);
+        // What keeping the bytes as written cannot beat: writing them to a
+        // file of the same file system and flushing it, as the job does.
+        r.to_file
+            .push(measure(&mut pipeline(&format!("> '{raw}'; sync '{raw}'"))));
+        r.gzip
+            .push(measure(&mut pipeline(&format!("| gzip -6 > '{gz}'"))));
+        r.pigz
+            .push(measure(&mut pipeline(&format!("| pigz -p 2 > '{pz}'"))));
+        r.zstd.push(measure(&mut pipeline(&format!(
+            "| zstd -q -3 -T2 > '{zs}'"
         ))));
-        pigz.push(measure(&mut pipeline(&format!(
-            "| pigz -p 2 > '{}'",
-            pz.display()
-        ))));
-        ours.push(measure_polling(&mut dump_job(&pg, &dir, &large)));
-        fast.push(measure(
-            dump_job(&pg, &fast_dir, &large).env("DUMP_GZIP_LEVEL", "2"),
+        r.ours
+            .push(measure_polling(&mut dump_job(&pg, dir, &large, "gzip")));
+        r.fast.push(measure(
+            dump_job(&pg, fast_dir, &large, "gzip").env("DUMP_GZIP_LEVEL", "2"),
         ));
+        r.ours_zstd.push(measure_polling(&mut dump_job(
+            &pg, zstd_dir, &large, "zstd",
+        )));
+        r.ours_none
+            .push(measure(&mut dump_job(&pg, none_dir, &large, "none")));
     }
-    let published = newest_dump(&dir);
-    // The published file is one gzip stream of what pg_dump writes, but for
-    // the random key of its \restrict lines.
+    // Each published file is what pg_dump writes, but for the random key of
+    // its \restrict lines.
     let check = format!(
-        "gzip -t '{0}'
+        "gzip -t '{gz}'; zstd -qt '{zs}'
          keyless() {{ grep -Ev '^.(un)?restrict '; }}
-         cmp <('{1}' {large} | keyless) <(gzip -dc '{0}' | keyless)",
-        published.display(),
-        pg_dump.display()
+         '{pg_dump}' {large} | keyless > '{raw}.expected'
+         cmp '{raw}.expected' <(gzip -dc '{ours}' | keyless)
+         cmp '{raw}.expected' <(zstd -qdc '{ours_zstd}' | keyless)
+         cmp '{raw}.expected' <(keyless < '{ours_none}')
+         rm '{raw}.expected'",
+        pg_dump = pg_dump.display(),
+        ours = newest_dump(dir).display(),
+        ours_zstd = newest_dump(zstd_dir).display(),
+        ours_none = newest_dump(none_dir).display(),
     );
     run(pg.superuser(cmd("bash")).arg("-ec").arg(check)).ok();
     let size = |p: &Path| fs::metadata(p).unwrap().len();
     // Before later runs prune them.
-    let ours_size = size(&published);
-    let fast_size = size(&newest_dump(&fast_dir));
+    let [ours_size, fast_size, zstd_size] =
+        [dir, fast_dir, zstd_dir].map(|d| size(&newest_dump(d)));
+    let gzip_size = size(Path::new(&gz));
+    let read = size(Path::new(&raw));
     // What compressing alone costs: the same bytes, from a file.
-    let raw = sb.path("dump.sql");
-    run(&mut pipeline(&format!("> '{}'", raw.display()))).ok();
-    let read = size(&raw);
-    let compress_cpu: Vec<f64> = (0..plan.dump_runs)
-        .map(|_| {
-            let command = format!("cat '{}'", raw.display());
-            measure_cpu(|| measure(&mut compress_job(&pg, &fast_dir, &command))).1
-        })
-        .collect();
+    let compress_cpu = |compress: &str| {
+        let runs = (0..plan.dump_runs).map(|_| {
+            let command = format!("cat '{raw}'");
+            measure_cpu(|| measure(&mut compress_job(&pg, fast_dir, &command, compress))).1
+        });
+        median(runs.collect())
+    };
+    let (gzip_cpu, zstd_cpu) = (compress_cpu("gzip"), compress_cpu("zstd"));
     fs::remove_file(&raw).unwrap();
-    let small_rss: Vec<Sample> = (0..plan.dump_runs)
-        .map(|_| measure_polling(&mut dump_job(&pg, &dir, &small)))
-        .collect();
-    let base = wall(&alone);
+    let small_rss = |compress: &str| {
+        let runs =
+            (0..plan.dump_runs).map(|_| measure_polling(&mut dump_job(&pg, dir, &small, compress)));
+        rss(&runs.collect::<Vec<_>>())
+    };
+    let (small_rss, small_zstd_rss) = (small_rss("gzip"), small_rss("zstd"));
+
+    let base = wall(&r.alone);
     let secs = |s: f64| format!("{s:.2} s");
+    let alone = format!("`pg_dump > /dev/null` {}", secs(base));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (producer_cpu, compress_cpu) = (median(alone_cpu), median(compress_cpu));
+    let producer_cpu = median(r.alone_cpu);
     // No dump is faster than pg_dump alone, nor than the CPUs can do both jobs.
-    let least = base.max((producer_cpu + compress_cpu) / cpus as f64);
+    let least = |compress_cpu: f64| base.max((producer_cpu + compress_cpu) / cpus as f64);
+    let (least_gzip, least_zstd) = (least(gzip_cpu), least(zstd_cpu));
+    let (ours, zstd, none) = (wall(&r.ours), wall(&r.ours_zstd), wall(&r.ours_none));
+    let row = |what: String, ours: f64, reference: String, of: f64, target| Row {
+        what,
+        ours: secs(ours),
+        reference,
+        ratio: ours / of,
+        target,
+    };
+    let size_row = |what: &str, ours: u64, target| Row {
+        what: what.into(),
+        ours: mb(ours),
+        reference: format!("gzip -6 {}", mb(gzip_size)),
+        ratio: ours as f64 / gzip_size as f64,
+        target,
+    };
+    let rss_row = |what: String, peak: u64, limit_mib: u64| Row {
+        what,
+        ours: kib(peak),
+        reference: format!("{limit_mib} MiB"),
+        ratio: peak as f64 / (limit_mib * 1024) as f64,
+        target: Target::AtMost(1.0),
+    };
+    let large_name = mb(read);
     vec![
-        Row {
-            what: format!("dump of {} from PostgreSQL, default settings", mb(read)),
-            ours: secs(wall(&ours)),
-            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
-            ratio: wall(&ours) / base,
-            target: Target::AtMost(1.5),
-        },
-        Row {
-            what: format!(
-                "least time for it here: CPU of pg_dump and its server ({}) and of \
+        row(
+            format!("dump of {large_name} from PostgreSQL, default settings (gzip)"),
+            ours,
+            alone.clone(),
+            base,
+            Target::AtMost(1.5),
+        ),
+        row(
+            format!(
+                "least time for a gzip dump here: CPU of pg_dump and its server ({}) and of \
                  compressing at default settings ({}), over {cpus} CPUs",
                 secs(producer_cpu),
-                secs(compress_cpu)
+                secs(gzip_cpu)
             ),
-            ours: secs(least),
-            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
-            ratio: least / base,
-            target: Target::None,
-        },
+            least_gzip,
+            alone.clone(),
+            base,
+            Target::None,
+        ),
+        row(
+            "gzip dump against that least time".into(),
+            ours,
+            format!("least {}", secs(least_gzip)),
+            least_gzip,
+            Target::AtMost(1.05),
+        ),
         Row {
-            what: "dump-database against that least time".into(),
-            ours: secs(wall(&ours)),
-            reference: format!("least {}", secs(least)),
-            ratio: wall(&ours) / least,
-            target: Target::None,
+            what: "speed against `pg_dump \\| pigz -p 2 > f.gz`".into(),
+            ours: secs(ours),
+            reference: format!("pigz {}", secs(wall(&r.pigz))),
+            ratio: wall(&r.pigz) / ours,
+            target: Target::AtLeast(1.2),
         },
-        Row {
-            what: "the same dump with `DUMP_GZIP_LEVEL=2`".into(),
-            ours: secs(wall(&fast)),
-            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
-            ratio: wall(&fast) / base,
-            target: Target::None,
-        },
-        Row {
-            what: "`pg_dump \\| gzip -6 > f.gz`".into(),
-            ours: secs(wall(&gzip)),
-            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
-            ratio: wall(&gzip) / base,
-            target: Target::None,
-        },
-        Row {
-            what: "`pg_dump \\| pigz -p 2 > f.gz`".into(),
-            ours: secs(wall(&pigz)),
-            reference: format!("`pg_dump > /dev/null` {}", secs(base)),
-            ratio: wall(&pigz) / base,
-            target: Target::None,
-        },
-        Row {
-            what: "dump output size".into(),
-            ours: mb(ours_size),
-            reference: format!("gzip -6 {}", mb(size(&gz))),
-            ratio: ours_size as f64 / size(&gz) as f64,
-            target: Target::AtMost(1.02),
-        },
-        Row {
-            what: "output size with `DUMP_GZIP_LEVEL=2`".into(),
-            ours: mb(fast_size),
-            reference: format!("gzip -6 {}", mb(size(&gz))),
-            ratio: fast_size as f64 / size(&gz) as f64,
-            target: Target::None,
-        },
-        Row {
-            what: format!("dump-database peak RSS, pgbench scale {}", plan.scales[0]),
-            ours: kib(rss(&small_rss)),
-            reference: "16 MiB".into(),
-            ratio: rss(&small_rss) as f64 / 16384.0,
-            target: Target::AtMost(1.0),
-        },
-        Row {
-            what: format!("dump-database peak RSS, {}", mb(read)),
-            ours: kib(rss(&ours)),
-            reference: "16 MiB".into(),
-            ratio: rss(&ours) as f64 / 16384.0,
-            target: Target::AtMost(1.0),
-        },
+        row(
+            "the same dump with `DUMP_GZIP_LEVEL=2`".into(),
+            wall(&r.fast),
+            alone.clone(),
+            base,
+            Target::None,
+        ),
+        row(
+            "`pg_dump \\| gzip -6 > f.gz`".into(),
+            wall(&r.gzip),
+            alone.clone(),
+            base,
+            Target::None,
+        ),
+        row(
+            "`pg_dump \\| pigz -p 2 > f.gz`".into(),
+            wall(&r.pigz),
+            alone.clone(),
+            base,
+            Target::None,
+        ),
+        size_row("gzip dump output size", ours_size, Target::AtMost(1.02)),
+        size_row(
+            "output size with `DUMP_GZIP_LEVEL=2`",
+            fast_size,
+            Target::None,
+        ),
+        row(
+            "the same dump with `DUMP_COMPRESS=zstd`".into(),
+            zstd,
+            alone.clone(),
+            base,
+            Target::None,
+        ),
+        row(
+            "zstd dump against `pg_dump \\| zstd -3 -T2 > f.zst`".into(),
+            zstd,
+            format!("zstd CLI {}", secs(wall(&r.zstd))),
+            wall(&r.zstd),
+            Target::AtMost(1.0),
+        ),
+        row(
+            "zstd dump against the gzip dump".into(),
+            zstd,
+            format!("gzip dump {}", secs(ours)),
+            ours,
+            Target::AtMost(0.7),
+        ),
+        row(
+            format!(
+                "least time for a zstd dump here: CPU of pg_dump and its server and of \
+                 compressing with zstd ({}), over {cpus} CPUs",
+                secs(zstd_cpu)
+            ),
+            least_zstd,
+            alone.clone(),
+            base,
+            Target::None,
+        ),
+        row(
+            "zstd dump against that least time".into(),
+            zstd,
+            format!("least {}", secs(least_zstd)),
+            least_zstd,
+            Target::None,
+        ),
+        size_row("zstd dump output size", zstd_size, Target::AtMost(1.0)),
+        row(
+            "the same dump with `DUMP_COMPRESS=none`".into(),
+            none,
+            alone.clone(),
+            base,
+            Target::None,
+        ),
+        row(
+            "uncompressed dump against writing it to a file and flushing it".into(),
+            none,
+            format!("`pg_dump > f; sync f` {}", secs(wall(&r.to_file))),
+            wall(&r.to_file),
+            Target::None,
+        ),
+        rss_row(
+            format!("gzip dump peak RSS, pgbench scale {}", plan.scales[0]),
+            small_rss,
+            16,
+        ),
+        rss_row(
+            format!("gzip dump peak RSS, {large_name}"),
+            rss(&r.ours),
+            16,
+        ),
+        rss_row(
+            format!("zstd dump peak RSS, pgbench scale {}", plan.scales[0]),
+            small_zstd_rss,
+            64,
+        ),
+        rss_row(
+            format!("zstd dump peak RSS, {large_name}"),
+            rss(&r.ours_zstd),
+            64,
+        ),
     ]
 }
 
