@@ -337,15 +337,16 @@ fn child_of(parent: i32) -> i32 {
     pid
 }
 
-/// The job run under strace, which holds the given system call for 3 s
-/// once it is done (strace's fault injection): a window in which a signal
-/// lands at that very step.
+/// The job run under strace, which holds the given system call for 10 s
+/// once it is done (strace's fault injection): a window, wide enough for a
+/// machine busy with the rest of the suite, in which a signal lands at that
+/// very step.
 fn traced(dir: &Path, syscall: &str) -> Command {
     let mut c = cmd("strace");
     c.args(["-f", "-qq", "-o", "/dev/null", "-e"])
         .arg(format!("trace={syscall}"))
         .arg("-e")
-        .arg(format!("inject={syscall}:delay_exit=3000000:when=1"))
+        .arg(format!("inject={syscall}:delay_exit=10000000:when=1"))
         .arg(bin("dump-database"))
         .env("DUMP_DIR", dir)
         .env("DUMP_COMMAND", "echo fresh")
@@ -392,7 +393,7 @@ fn sigterm_while_flushing_discards_the_dump() {
     let tracer = start(&mut traced(&dir, "fsync"));
     let job = child_of(tracer.pid());
     // The stream is whole (gzip -t passes) only once the job is about to
-    // flush it, which the tracer holds for 3 s.
+    // flush it, which the tracer holds for 10 s.
     wait_for("a whole gzip stream", Duration::from_secs(30), || {
         temps(&dir).pop().is_some_and(|t| {
             cmd("gzip")
