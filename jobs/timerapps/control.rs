@@ -117,19 +117,33 @@ fn print_journal(invocation: &[u8], scope: Scope) {
     }
     let id: String = invocation.iter().map(|b| format!("{b:02x}")).collect();
     // journald takes the last lines of a stream asynchronously: have it
-    // write all it has before reading.
-    let _ = Command::new("journalctl")
-        .arg("--sync")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let shown = Command::new("journalctl")
-        // A user reads their own journal file, which --user picks.
-        .args((scope == Scope::User).then_some("--user"))
-        .args(["--no-pager", "--quiet", "--output=cat"])
-        .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
-        .stdin(Stdio::null())
-        .status();
+    // write all it has before reading, and since on systemd 252 that does
+    // not cover a stream it has not read yet, look again for a second
+    // while the run seems to have written nothing.
+    let mut shown = Err(std::io::Error::other("not read"));
+    for _ in 0..10 {
+        let _ = Command::new("journalctl")
+            .arg("--sync")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        shown = Command::new("journalctl")
+            // A user reads their own journal file, which --user picks.
+            .args((scope == Scope::User).then_some("--user"))
+            .args(["--no-pager", "--quiet", "--output=cat"])
+            .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output();
+        if shown.as_ref().is_ok_and(|o| !o.stdout.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown = shown.map(|o| {
+        timerapps::out(format_args!("{}", String::from_utf8_lossy(&o.stdout)));
+        o.status
+    });
     if !shown.is_ok_and(|s| s.success()) {
         let how = match scope {
             Scope::System => "journalctl -u",

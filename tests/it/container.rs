@@ -7,6 +7,7 @@ use crate::harness::{cmd, run, stop, wait_for, Run, Sandbox};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// What the image holds besides minbase; change `IMAGE_REVISION` with it.
@@ -69,6 +70,31 @@ pub struct Container {
     nspawn: Child,
     pid1: i32,
     log: PathBuf,
+    /// The container's own cgroups, removed once it has stopped.
+    cgroups: Vec<PathBuf>,
+}
+
+/// Shell commands that move the shell into `cgroups`.
+fn join(cgroups: &[PathBuf]) -> String {
+    cgroups
+        .iter()
+        .map(|c| format!("echo $$ > '{}/cgroup.procs'; ", c.display()))
+        .collect()
+}
+
+/// Where this machine mounts its cgroup hierarchies that systemd uses: the
+/// unified one alone, or systemd's named one and the unified one beside the
+/// v1 controllers.
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.to_owned()];
+    }
+    ["systemd", "unified"]
+        .map(|h| root.join(h))
+        .into_iter()
+        .filter(|h| h.join("cgroup.procs").exists())
+        .collect()
 }
 
 impl Container {
@@ -83,27 +109,61 @@ impl Container {
             .arg(&root))
         .ok();
         let log = sb.path("console.log");
-        let nspawn = cmd("systemd-nspawn")
+        static BOOTED: AtomicU32 = AtomicU32::new(0);
+        let machine = format!(
+            "timerapps-{}-{}",
+            std::process::id(),
+            BOOTED.fetch_add(1, Ordering::Relaxed)
+        );
+        // nspawn with --keep-unit makes the container's cgroups under its own
+        // cgroup. Left in ours, every container of the suite would share one
+        // tree, and one container's systemd would kill or remove another's
+        // services (seen as 219/CGROUP and "Failed to spawn executor"), so
+        // each gets its own, in every cgroup hierarchy of the machine. The
+        // machine name, otherwise the root's directory name "root" for all,
+        // keeps their state in /run/systemd/nspawn apart too.
+        let cgroups: Vec<PathBuf> = cgroup_hierarchies()
+            .into_iter()
+            .map(|h| h.join(&machine))
+            .collect();
+        for cgroup in &cgroups {
+            fs::create_dir(cgroup).unwrap();
+        }
+        assert!(
+            Path::new("/usr/bin/systemd-nspawn").exists(),
+            "systemd-nspawn (Debian package systemd-container) must be installed"
+        );
+        let nspawn = cmd("sh")
+            .arg("-ec")
+            .arg(format!("{}exec \"$@\"", join(&cgroups)))
             .args([
+                "sh",
+                "systemd-nspawn",
                 "--register=no",
                 "--keep-unit",
                 "--private-network",
                 "--quiet",
+                "--machine",
+                &machine,
                 "-D",
             ])
             .arg(&root)
             .args(["-b", "--console=read-only"])
+            // cgroup v2 inside, as Debian 12 and 13 boot by default, whatever
+            // layout the host has.
+            .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
             .stdout(fs::File::create(&log).unwrap())
             .stderr(Stdio::from(
                 fs::File::create(sb.path("nspawn.err")).unwrap(),
             ))
             .spawn()
-            .expect("systemd-nspawn (Debian package systemd-container) must be installed");
+            .unwrap();
         let mut c = Container {
             root,
             nspawn,
             pid1: 0,
             log,
+            cgroups,
         };
         // PID 1 inside is the child of systemd-nspawn once it runs systemd.
         let children = format!("/proc/{0}/task/{0}/children", c.nspawn.id());
@@ -154,10 +214,14 @@ impl Container {
         c
     }
 
-    /// Runs a command inside, as root, with a clean environment.
+    /// Runs a command inside, as root, with a clean environment, from the
+    /// cgroup the container's own cgroups are in, as a process of the host
+    /// would be.
     pub fn exec(&self, args: &[&str]) -> Run {
-        run(cmd("nsenter")
-            .arg("-t")
+        run(cmd("sh")
+            .arg("-ec")
+            .arg(format!("{}exec \"$@\"", join(&self.cgroups)))
+            .args(["sh", "nsenter", "-t"])
             .arg(self.pid1.to_string())
             .args(["-a", "env", "-i", &format!("PATH={PATH}"), "LC_ALL=C.UTF-8"])
             .arg("DEBIAN_FRONTEND=noninteractive")
@@ -230,5 +294,17 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         stop(&mut self.nspawn);
+        // Whatever the container's systemd left, deepest first; a cgroup
+        // that still holds a process stays.
+        for cgroup in &self.cgroups {
+            for dir in walkdir::WalkDir::new(cgroup)
+                .contents_first(true)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_dir())
+            {
+                let _ = fs::remove_dir(dir.path());
+            }
+        }
     }
 }
