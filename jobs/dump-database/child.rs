@@ -2,13 +2,13 @@
 //! SIGINT to it, so that stopping the job stops the dump and the job still
 //! cleans up.
 
+use jobkit::{Error, Exit, Result};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
-use timerapps::{Error, Exit, Result};
 
 #[derive(Default)]
 struct Shared {

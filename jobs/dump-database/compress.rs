@@ -3,9 +3,9 @@
 //! bytes as they are. Each streams with memory that does not depend on the
 //! size of the dump.
 
-use crate::pgzip::{self, Failure};
+use crate::pgzip;
+use jobkit::dumpfile::Form;
 use std::io::{self, Read, Write};
-use timerapps::dumpfile::Form;
 use zstd::stream::raw::CParameter;
 
 /// What DUMP_COMPRESS, DUMP_GZIP_LEVEL and DUMP_ZSTD_LEVEL chose.
@@ -21,14 +21,21 @@ impl Compression {
         match self {
             Compression::Gzip { .. } => Form::Gzip,
             Compression::Zstd { .. } => Form::Zstd,
-            Compression::None => Form::Plain,
+            Compression::None => Form::None,
         }
     }
 }
 
+/// Which side of the stream failed.
+#[derive(Debug)]
+pub enum Failure {
+    Read(io::Error),
+    Write(io::Error),
+}
+
 /// Reads a block at a time: the size zstd's streaming API asks for, and
 /// large enough that a plain copy costs a few system calls per megabyte.
-const BLOCK: usize = 128 * 1024;
+const READ_BLOCK: usize = 128 * 1024;
 /// The input each zstd worker compresses at once.
 const ZSTD_JOB: u32 = 4 << 20;
 
@@ -44,7 +51,7 @@ pub fn compress(
         Compression::Gzip { level } => pgzip::compress(input, out, level, threads),
         Compression::Zstd { level } => zstd(input, out, level, threads),
         Compression::None => {
-            let mut out = Counted::new(out);
+            let mut out = CountingWriter::new(out);
             let read = copy(input, &mut out)?;
             out.flush().map_err(Failure::Write)?;
             Ok((read, out.count))
@@ -58,7 +65,7 @@ fn zstd(
     level: i32,
     threads: usize,
 ) -> Result<(u64, u64), Failure> {
-    let mut out = Counted::new(out);
+    let mut out = CountingWriter::new(out);
     let mut encoder = zstd::stream::write::Encoder::new(&mut out, level).map_err(Failure::Write)?;
     // The frame carries a checksum of the contents, which `zstd -t` and
     // `timerapps verify` check, as gzip's CRC-32 is checked.
@@ -82,7 +89,7 @@ fn zstd(
 /// Copies `input` to `out` a block at a time, telling a failed read from a
 /// failed write.
 fn copy(input: &mut impl Read, out: &mut impl Write) -> Result<u64, Failure> {
-    let mut buf = vec![0; BLOCK];
+    let mut buf = vec![0; READ_BLOCK];
     let mut read = 0;
     loop {
         let n = match input.read(&mut buf) {
@@ -97,18 +104,18 @@ fn copy(input: &mut impl Read, out: &mut impl Write) -> Result<u64, Failure> {
 }
 
 /// Counts what reaches the file.
-struct Counted<W> {
+struct CountingWriter<W> {
     inner: W,
     count: u64,
 }
 
-impl<W> Counted<W> {
+impl<W> CountingWriter<W> {
     fn new(inner: W) -> Self {
-        Counted { inner, count: 0 }
+        CountingWriter { inner, count: 0 }
     }
 }
 
-impl<W: Write> Write for Counted<W> {
+impl<W: Write> Write for CountingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count += n as u64;
@@ -134,7 +141,7 @@ mod tests {
 
     #[test]
     fn zstd_roundtrips_with_a_checksum_on_any_threads() {
-        for len in [0, 1, BLOCK - 1, BLOCK + 1, 3 << 20] {
+        for len in [0, 1, READ_BLOCK - 1, READ_BLOCK + 1, 3 << 20] {
             for threads in [1, 2, 4] {
                 let data = sample(len);
                 let mut out = Vec::new();
@@ -150,7 +157,7 @@ mod tests {
 
     #[test]
     fn none_copies_the_bytes_as_they_are() {
-        let data = sample(BLOCK * 3 + 5);
+        let data = sample(READ_BLOCK * 3 + 5);
         let mut out = Vec::new();
         let counts = compress(&mut &data[..], &mut out, Compression::None, 2).unwrap();
         assert_eq!(counts, (data.len() as u64, data.len() as u64));

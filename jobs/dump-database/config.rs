@@ -1,8 +1,8 @@
 use crate::compress::Compression;
+use jobkit::config::{self, Source};
+use jobkit::dumpfile::{Form, Location};
+use jobkit::{Error, Exit, Result};
 use std::path::Path;
-use timerapps::config::{self, Source};
-use timerapps::dumpfile::{Form, Location};
-use timerapps::{Error, Exit, Result};
 
 /// Where the settings are, for messages, when DUMP_SETTINGS is unset.
 pub const DEFAULT_SETTINGS: &str = "/etc/default/dump-database";
@@ -66,7 +66,7 @@ fn compression(env: &dyn Source) -> Result<Compression> {
         Form::Zstd => Compression::Zstd {
             level: i32::try_from(zstd).expect("at most 19"),
         },
-        Form::Plain => Compression::None,
+        Form::None => Compression::None,
     })
 }
 
@@ -143,8 +143,8 @@ fn command(env: &dyn Source, settings: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobkit::dumpfile::DEFAULT_DIR;
     use std::path::PathBuf;
-    use timerapps::dumpfile::DEFAULT_DIR;
 
     #[test]
     fn defaults() {

@@ -1,15 +1,15 @@
 use crate::child::{Child, Stop};
 use crate::compress;
+use crate::compress::Failure;
 use crate::config::Config;
-use crate::pgzip::Failure;
 use crate::store::DumpDir;
 use crate::supervise::Supervisor;
+use jobkit::human::{si, span};
+use jobkit::{errln, outln, Error, Exit, Result};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Instant;
-use timerapps::human::{si, span};
-use timerapps::{errln, outln, Error, Exit, Result};
 
 /// Runs the dump and tells the service manager how it went: what was
 /// published, or why nothing was.

@@ -39,8 +39,8 @@ mod pgzip;
 mod store;
 mod supervise;
 
+use jobkit::config::Environment;
 use std::process::ExitCode;
-use timerapps::config::Environment;
 
 const HELP: &str = "Usage: dump-database [--help | --version]
 
@@ -73,7 +73,7 @@ by SIGINT/SIGTERM.
 ";
 
 fn main() -> ExitCode {
-    timerapps::main(
+    jobkit::run_job(
         "dump-database",
         || HELP.to_owned(),
         || dump::run(&config::Config::from_env(&Environment)?),

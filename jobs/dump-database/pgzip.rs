@@ -7,22 +7,17 @@
 //! At most `2 × threads` blocks are between the reader and the file at any
 //! time, so memory does not depend on the size of the input.
 
+use crate::compress::Failure;
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Mutex, PoisonError};
 
-const BLOCK: usize = 128 * 1024;
+/// The input each worker deflates at once.
+const GZIP_JOB: usize = 128 * 1024;
 /// Deflate's window: what a block may refer back to.
 const WINDOW: usize = 32 * 1024;
-
-/// Which side of the stream failed.
-#[derive(Debug)]
-pub enum Failure {
-    Read(io::Error),
-    Write(io::Error),
-}
 
 /// Compresses all of `input` into `out` with `threads` workers at `level`
 /// (1–9); returns the bytes read and the bytes written.
@@ -93,7 +88,7 @@ fn produce<W: Write>(
             break;
         }
         read += data.len() as u64;
-        let full = data.len() == BLOCK;
+        let full = data.len() == GZIP_JOB;
         let tail = data[data.len().saturating_sub(WINDOW)..].to_vec();
         let job = Job {
             seq: dispatched,
@@ -120,9 +115,9 @@ fn produce<W: Write>(
 
 /// Reads a whole block into `data`, or what is left before the end of the input.
 fn fill(input: &mut impl Read, mut data: Vec<u8>) -> Result<Vec<u8>, Failure> {
-    data.resize(BLOCK, 0);
+    data.resize(GZIP_JOB, 0);
     let mut len = 0;
-    while len < BLOCK {
+    while len < GZIP_JOB {
         match input.read(&mut data[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
@@ -315,7 +310,15 @@ mod tests {
 
     #[test]
     fn one_gzip_member_whatever_the_size_and_threads() {
-        for len in [0, 1, WINDOW, BLOCK - 1, BLOCK, BLOCK + 1, 5 * BLOCK + 17] {
+        for len in [
+            0,
+            1,
+            WINDOW,
+            GZIP_JOB - 1,
+            GZIP_JOB,
+            GZIP_JOB + 1,
+            5 * GZIP_JOB + 17,
+        ] {
             for threads in [1, 2, 3, 8] {
                 roundtrip(&sample(len), threads);
             }
@@ -324,7 +327,7 @@ mod tests {
 
     #[test]
     fn ratio_stays_that_of_single_stream_gzip() {
-        let data = sample(40 * BLOCK);
+        let data = sample(40 * GZIP_JOB);
         let parallel = roundtrip(&data, 4).len();
         let mut single = GzEncoder::new(Vec::new(), Compression::new(6));
         single.write_all(&data).unwrap();

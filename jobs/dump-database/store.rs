@@ -1,9 +1,11 @@
 //! The dump directory: the lock of a DUMP_NAME, the temp file a dump is
 //! written to, the atomic publish, and the pruning of old dumps. Only files
-//! named as `timerapps::dumpfile` defines are ever created or removed.
+//! named as `jobkit::dumpfile` defines are ever created or removed.
 
 use chrono::Utc;
 use fs2::FileExt;
+use jobkit::dumpfile::{Dump, Form, Location, Names, Stamp};
+use jobkit::{errln, euid, Error, Exit, Result};
 use std::ffi::CString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
@@ -12,8 +14,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use timerapps::dumpfile::{Dump, Form, Location, Names, Stamp};
-use timerapps::{errln, euid, Error, Exit, Result};
 
 pub struct DumpDir {
     dir: PathBuf,

@@ -9,13 +9,13 @@
 //! when `WATCHDOG_USEC` is set for this process; the first one, at the start,
 //! arms the watchdog, so a command that never writes a byte is caught too.
 
+use jobkit::human::si;
 use sd_notify::NotifyState;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use timerapps::human::si;
 
 /// How often the status line is refreshed, at most.
 const TICK: Duration = Duration::from_secs(1);
@@ -28,15 +28,15 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn reader<R: Read>(&self, inner: R) -> Counted<'_, R> {
-        Counted {
+    pub fn reader<R: Read>(&self, inner: R) -> Metered<'_, R> {
+        Metered {
             inner,
             count: &self.read,
         }
     }
 
-    pub fn writer<W: Write>(&self, inner: W) -> Counted<'_, W> {
-        Counted {
+    pub fn writer<W: Write>(&self, inner: W) -> Metered<'_, W> {
+        Metered {
             inner,
             count: &self.written,
         }
@@ -50,13 +50,13 @@ impl Progress {
     }
 }
 
-/// A reader or writer that adds the bytes it moves to a counter.
-pub struct Counted<'a, T> {
+/// A reader or writer that adds the bytes it moves to the progress meter.
+pub struct Metered<'a, T> {
     inner: T,
     count: &'a AtomicU64,
 }
 
-impl<R: Read> Read for Counted<'_, R> {
+impl<R: Read> Read for Metered<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
@@ -64,7 +64,7 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-impl<W: Write> Write for Counted<'_, W> {
+impl<W: Write> Write for Metered<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);

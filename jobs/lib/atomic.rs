@@ -121,6 +121,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root (a mount namespace); tests/run runs it"]
     fn a_write_that_fails_part_way_keeps_the_old_file_and_leaves_no_temp() {
         let dir = scratch("full");
         // Scoped threads: the mount namespace dies with the thread.
@@ -146,6 +147,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root (a mount namespace); tests/run runs it"]
     fn a_read_only_directory_keeps_the_old_file() {
         let dir = scratch("ro");
         std::thread::scope(|s| {

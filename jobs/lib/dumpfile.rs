@@ -55,14 +55,7 @@ fn extension(env: &dyn Source) -> Result<String> {
     let Some(value) = env.get("DUMP_EXTENSION") else {
         return Ok(DEFAULT_EXTENSION.to_owned());
     };
-    let valid = value.to_str().filter(|s| {
-        (1..=16).contains(&s.len())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
-            && !Form::ALL.iter().any(|f| f.suffix().get(1..) == Some(*s))
-            && !matches!(*s, "part" | "lock")
-    });
-    match valid {
+    match value.to_str().filter(|s| valid_extension(s)) {
         Some(s) => Ok(s.to_owned()),
         None => Err(config::invalid(
             "DUMP_EXTENSION",
@@ -73,22 +66,40 @@ fn extension(env: &dyn Source) -> Result<String> {
     }
 }
 
+fn valid_extension(s: &str) -> bool {
+    (1..=16).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        && !Form::ALL.iter().any(|f| f.suffix().get(1..) == Some(s))
+        && !matches!(s, "part" | "lock")
+}
+
+/// The rule for a DUMP_NAME, and so for an instance's name: 1 to 64
+/// letters, digits, `.`, `_` or `-`, starting with a letter or digit. Such a
+/// name needs no escaping in a unit name or a file name, and cannot be
+/// mistaken for a hidden file, a path or an option.
+pub const NAME_RULE: &str =
+    "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit";
+
+/// Whether `name` follows [`NAME_RULE`].
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 fn name(env: &dyn Source) -> Result<String> {
     let Some(value) = env.get("DUMP_NAME") else {
         return Ok("dump".to_owned());
     };
-    let valid = value.to_str().filter(|s| {
-        (1..=64).contains(&s.len())
-            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    });
-    match valid {
+    match value.to_str().filter(|s| valid_name(s)) {
         Some(s) => Ok(s.to_owned()),
         None => Err(config::invalid(
             "DUMP_NAME",
             &value,
-            "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (default dump)",
+            &format!("expected {NAME_RULE} (default dump)"),
         )),
     }
 }
@@ -109,18 +120,18 @@ pub struct Dump {
 pub enum Form {
     Gzip,
     Zstd,
-    Plain,
+    None,
 }
 
 impl Form {
-    pub const ALL: [Form; 3] = [Form::Gzip, Form::Zstd, Form::Plain];
+    pub const ALL: [Form; 3] = [Form::Gzip, Form::Zstd, Form::None];
 
     /// The DUMP_COMPRESS value that chooses it.
     pub fn setting(self) -> &'static str {
         match self {
             Form::Gzip => "gzip",
             Form::Zstd => "zstd",
-            Form::Plain => "none",
+            Form::None => "none",
         }
     }
 
@@ -129,7 +140,7 @@ impl Form {
         match self {
             Form::Gzip => ".gz",
             Form::Zstd => ".zst",
-            Form::Plain => "",
+            Form::None => "",
         }
     }
 }
@@ -276,6 +287,32 @@ impl Names {
     }
 }
 
+/// Whether `file` is a lock or a temp file that runs of some DUMP_NAME
+/// with some DUMP_EXTENSION leave in their DUMP_DIR: the files that are
+/// never dumps, which the package sweeps when it is removed.
+pub fn is_run_file(file: &str) -> bool {
+    if let Some(name) = file.strip_prefix('.').and_then(|f| f.strip_suffix(".lock")) {
+        if valid_name(name) {
+            return true;
+        }
+    }
+    // `.NAME-STAMP.EXT[.gz|.zst][.TAG].part`: NAME may hold '-', so try
+    // each one as the one before the stamp.
+    let Some(temp) = file
+        .strip_prefix('.')
+        .and_then(|f| f.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    temp.match_indices('-').any(|(at, _)| {
+        let (name, rest) = (&temp[..at], &temp[at + 1..]);
+        // After the stamp and its dot: the extension, up to the next dot.
+        let ext = rest.get(17..).and_then(|r| r.split('.').next());
+        valid_name(name)
+            && ext.is_some_and(|ext| valid_extension(ext) && Names::new(name, ext).is_temp(file))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +352,7 @@ mod tests {
         let s = stamp("20261121T101500Z");
         assert_eq!(names.dump(&s, Form::Gzip), "dump-20261121T101500Z.sql.gz");
         assert_eq!(names.dump(&s, Form::Zstd), "dump-20261121T101500Z.sql.zst");
-        assert_eq!(names.dump(&s, Form::Plain), "dump-20261121T101500Z.sql");
+        assert_eq!(names.dump(&s, Form::None), "dump-20261121T101500Z.sql");
         for form in Form::ALL {
             assert_eq!(names.parse(&names.dump(&s, form)), Some((s, form)));
         }
@@ -340,13 +377,13 @@ mod tests {
         let custom = Names::new("dump", "dump");
         assert_eq!(
             custom.parse("dump-20261121T101500Z.dump"),
-            Some((s, Form::Plain))
+            Some((s, Form::None))
         );
         assert_eq!(custom.parse("dump-20261121T101500Z.sql"), None);
         let temp = names.temp(&s, Form::Gzip, 0xab12);
         assert_eq!(temp, ".dump-20261121T101500Z.sql.gz.0000ab12.part");
         let zst = names.temp(&s, Form::Zstd, 7);
-        let plain = names.temp(&s, Form::Plain, 7);
+        let plain = names.temp(&s, Form::None, 7);
         for own in [
             temp.as_str(),
             &zst,
@@ -369,10 +406,39 @@ mod tests {
     }
 
     #[test]
+    fn run_files_of_any_name_and_extension() {
+        let s = stamp("20261121T101500Z");
+        let names = Names::new("db-main.x", "dump");
+        for own in [
+            ".dump.lock".to_owned(),
+            names.lock(),
+            names.temp(&s, Form::Gzip, 0xab12),
+            names.temp(&s, Form::None, 1),
+            Names::new("dump", "sql").temp(&s, Form::Zstd, 7),
+            ".dump-20261121T101500Z.sql.gz.part".to_owned(),
+        ] {
+            assert!(is_run_file(&own), "{own}");
+        }
+        for other in [
+            names.dump(&s, Form::Gzip),
+            ".lock".to_owned(),
+            "..lock".to_owned(),
+            ".-x.lock".to_owned(),
+            ".notes.part".to_owned(),
+            ".dump-20261121T101500Z.sql.xz.part".to_owned(),
+            ".dump-2026.sql.gz.part".to_owned(),
+            "dump.lock".to_owned(),
+            ".bash_history".to_owned(),
+        ] {
+            assert!(!is_run_file(&other), "{other}");
+        }
+    }
+
+    #[test]
     fn extensions() {
         let loc = Location::from_env(&[("DUMP_EXTENSION", "dump")]).unwrap();
         assert_eq!(
-            loc.names.dump(&stamp("20261121T101500Z"), Form::Plain),
+            loc.names.dump(&stamp("20261121T101500Z"), Form::None),
             "dump-20261121T101500Z.dump"
         );
         for bad in [

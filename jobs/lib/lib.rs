@@ -11,6 +11,7 @@ pub mod dumpfile;
 mod error;
 pub mod human;
 pub mod logger;
+pub mod manifest;
 
 pub use error::{Error, Exit, Result};
 
@@ -48,10 +49,10 @@ macro_rules! errln {
     ($($arg:tt)*) => { $crate::err(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-/// Handles `--help` (printing what `help` makes) and `--version`, rejects any
-/// other argument, runs `job` and turns its error into one line on stderr
-/// and the exit code.
-pub fn main(
+/// A job's whole `main`: handles `--help` (printing what `help` makes) and
+/// `--version`, rejects any other argument, runs `job` and turns its error
+/// into one line on stderr and the exit code.
+pub fn run_job(
     name: &str,
     help: impl FnOnce() -> String,
     job: impl FnOnce() -> Result<()>,

@@ -13,10 +13,10 @@
 //! | 2 | bad argument, or LOGFILE empty or relative; nothing written |
 //! | 73 | LOGFILE cannot be opened: missing directory, a directory, not writable, not a regular file, or a symlink in a world-writable sticky directory |
 
+use jobkit::arena::Arena;
+use jobkit::config::Environment;
+use jobkit::logger::{self, Config};
 use std::process::ExitCode;
-use timerapps::arena::Arena;
-use timerapps::config::Environment;
-use timerapps::logger::{self, Config};
 
 const NAME: &str = "otherapp";
 
@@ -24,7 +24,7 @@ const NAME: &str = "otherapp";
 static ALLOC: Arena = Arena;
 
 fn main() -> ExitCode {
-    timerapps::main(
+    jobkit::run_job(
         NAME,
         || logger::help(NAME),
         || logger::run(&Config::from_env(NAME, &Environment)?),

@@ -1,19 +1,18 @@
 //! `enable`, `disable` and `run`.
 
+use crate::format::seconds;
 use crate::jobs::{Job, Settings};
-use crate::systemd::{failed, Scope, ServiceProxy, Systemd, UnitProxy};
+use crate::systemd::{failed, Scope, ServiceProxy, Systemd, UnitProxy, Verb};
+use jobkit::{outln, Error, Exit, Result};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use timerapps::human::span;
-use timerapps::{outln, Error, Exit, Result};
 
 /// Enables the timer (at boot) and starts it (now). An instance whose
 /// settings file is missing is refused: it would only fail.
-pub fn enable(arg: &str, scope: Scope) -> Result<bool> {
-    let job = Job::resolve(arg, scope)?;
+pub fn enable(job: &Job, scope: Scope) -> Result<bool> {
     let sd = Systemd::connect(scope)?;
     if job.instance().is_some() {
-        let settings = Settings::of(&sd, &job)?;
+        let settings = Settings::of(&sd, job)?;
         if let Some((missing, _, _)) = settings.files.iter().find(|(_, _, exists)| !exists) {
             return Err(Error::new(
                 Exit::NotConfigured,
@@ -33,15 +32,14 @@ pub fn enable(arg: &str, scope: Scope) -> Result<bool> {
         .map_err(failed(&format!("cannot enable {timer}")))?;
     print_changes(&changes);
     manager.reload().map_err(failed("cannot reload systemd"))?;
-    let result = sd.job("start", &timer)?;
+    let result = sd.job(Verb::Start, &timer)?;
     outln!("{timer}: enabled, start {result}");
     Ok(result == "done")
 }
 
 /// Disables the timer (at boot) and stops it (now); a run in progress goes
 /// on to its end.
-pub fn disable(arg: &str, scope: Scope) -> Result<bool> {
-    let job = Job::resolve(arg, scope)?;
+pub fn disable(job: &Job, scope: Scope) -> Result<bool> {
     let sd = Systemd::connect(scope)?;
     let manager = sd.manager()?;
     let timer = job.timer();
@@ -50,7 +48,7 @@ pub fn disable(arg: &str, scope: Scope) -> Result<bool> {
         .map_err(failed(&format!("cannot disable {timer}")))?;
     print_changes(&changes);
     manager.reload().map_err(failed("cannot reload systemd"))?;
-    let result = sd.job("stop", &timer)?;
+    let result = sd.job(Verb::Stop, &timer)?;
     outln!("{timer}: disabled, stop {result}");
     Ok(result == "done")
 }
@@ -68,11 +66,10 @@ fn print_changes(changes: &[(String, String, String)]) {
 
 /// Starts the job's service, waits for its run to end, prints the lines it
 /// wrote during this run, and says how it ended.
-pub fn run(arg: &str, scope: Scope) -> Result<bool> {
-    let job = Job::resolve(arg, scope)?;
+pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let sd = Systemd::connect(scope)?;
     let unit = job.service();
-    let outcome = sd.job("start", &unit)?;
+    let outcome = sd.job(Verb::Start, &unit)?;
     let service: ServiceProxy = sd.unit(&unit)?;
     let state: UnitProxy = sd.unit(&unit)?;
     let read = failed("cannot read how the run ended");
@@ -98,15 +95,6 @@ pub fn run(arg: &str, scope: Scope) -> Result<bool> {
         outln!("{unit}: failed ({result}, exit status {status}){took}");
     }
     Ok(succeeded)
-}
-
-/// A short duration with a decimal for seconds: `0.4 s`, `3 min 20 s`.
-pub fn seconds(d: Duration) -> String {
-    if d < Duration::from_secs(60) {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        span(d)
-    }
 }
 
 /// The lines the run wrote (its stdout and stderr), from the journal,
@@ -141,7 +129,7 @@ fn print_journal(invocation: &[u8], scope: Scope) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let shown = shown.map(|o| {
-        timerapps::out(format_args!("{}", String::from_utf8_lossy(&o.stdout)));
+        jobkit::out(format_args!("{}", String::from_utf8_lossy(&o.stdout)));
         o.status
     });
     if !shown.is_ok_and(|s| s.success()) {

@@ -1,19 +1,17 @@
 //! Which jobs there are, and what each one is configured with. The jobs are
-//! the timers in systemd/ (written into the binary at build time); the
-//! instances of a template are found from systemd and from the directory its
-//! units read their settings from.
+//! those of the manifest (`jobkit::manifest`); the instances of a template
+//! are found from systemd and from the directory its units read their
+//! settings from.
 
 use crate::systemd::{Scope, ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use jobkit::config::Source;
+use jobkit::dumpfile::{self, NAME_RULE};
+use jobkit::manifest::{self, Program, Shape, Variant};
+use jobkit::{Error, Exit, Result};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use timerapps::config::Source;
-use timerapps::{Error, Exit, Result};
 
-include!(concat!(env!("OUT_DIR"), "/jobs.rs"));
-
-/// The program of the jobs that keep dumps.
-const DUMP_PROGRAM: &str = "dump-database";
 /// An instance loaded only to learn where a template's instances keep their
 /// settings; systemd forgets it again once nothing refers to it.
 const PROBE: &str = "timerapps-probe";
@@ -45,19 +43,26 @@ impl Job {
     /// What the user typed: `myapp`, `myapp.timer`, `myapp.service` or
     /// `dump-database@NAME` (with either suffix too), among the jobs of
     /// `scope`'s manager.
-    pub fn parse(arg: &str, scope: Scope) -> Option<Job> {
+    pub fn parse(arg: &str, scope: Scope) -> std::result::Result<Job, Unknown> {
         let base = arg
             .strip_suffix(".timer")
             .or_else(|| arg.strip_suffix(".service"))
             .unwrap_or(arg);
-        let jobs = known(scope);
-        let known = match base.split_once('@') {
-            None => jobs.contains(&base),
+        let manager = scope.manager();
+        let (name, shape) = match base.split_once('@') {
+            None => (base, Shape::Plain),
             Some((template, instance)) => {
-                jobs.contains(&format!("{template}@").as_str()) && valid_instance(instance)
+                if !valid_instance(instance) {
+                    return Err(Unknown::BadInstance);
+                }
+                (template, Shape::Template)
             }
         };
-        known.then(|| Job {
+        let known = manifest::Job::named(name).is_some_and(|j| j.has(Variant { manager, shape }));
+        if !known {
+            return Err(Unknown::NoSuchJob);
+        }
+        Ok(Job {
             name: base.to_owned(),
         })
     }
@@ -65,51 +70,53 @@ impl Job {
     /// Parses `arg`, or says which jobs there are (asking systemd for the
     /// instances, if it can be reached).
     pub fn resolve(arg: &str, scope: Scope) -> Result<Job> {
-        Job::parse(arg, scope).ok_or_else(|| {
-            let listed = Systemd::connect(scope).and_then(|sd| all(&sd));
-            let mut known: Vec<String> = match listed {
-                Ok(jobs) => jobs.into_iter().map(|j| j.name).collect(),
-                Err(_) => plain(scope).into_iter().map(|j| j.name).collect(),
-            };
-            known.extend(templates(scope).map(|t| format!("{t}NAME")));
-            Error::new(
+        match Job::parse(arg, scope) {
+            Ok(job) => Ok(job),
+            Err(Unknown::BadInstance) => Err(Error::new(
                 Exit::Usage,
-                format!("unknown job {arg:?}; the jobs are: {}", known.join(", ")),
-            )
-        })
+                format!(
+                    "invalid instance name in {arg:?}: an instance is named as its dumps are \
+                     (DUMP_NAME), with {NAME_RULE}; nothing was changed"
+                ),
+            )),
+            Err(Unknown::NoSuchJob) => {
+                let listed = Systemd::connect(scope).and_then(|sd| all(&sd));
+                let mut known: Vec<String> = match listed {
+                    Ok(jobs) => jobs.into_iter().map(|j| j.name).collect(),
+                    Err(_) => plain(scope).into_iter().map(|j| j.name).collect(),
+                };
+                known.extend(templates(scope).map(|t| format!("{t}NAME")));
+                Err(Error::new(
+                    Exit::Usage,
+                    format!("unknown job {arg:?}; the jobs are: {}", known.join(", ")),
+                ))
+            }
+        }
     }
 }
 
-/// Characters systemd allows in an instance name, before its escaping.
+/// Why a name is not a job.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unknown {
+    NoSuchJob,
+    BadInstance,
+}
+
+/// An instance is named as its dumps are: its name is its DUMP_NAME.
 fn valid_instance(instance: &str) -> bool {
-    !instance.is_empty()
-        && instance.len() <= 200
-        && instance != PROBE
-        && instance
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-' | b'\\'))
-}
-
-/// The jobs whose units the package ships for `scope`'s manager.
-fn known(scope: Scope) -> &'static [&'static str] {
-    match scope {
-        Scope::System => JOBS,
-        Scope::User => USER_JOBS,
-    }
+    dumpfile::valid_name(instance) && instance != PROBE
 }
 
 fn plain(scope: Scope) -> Vec<Job> {
-    known(scope)
-        .iter()
-        .filter(|j| !j.ends_with('@'))
+    Variant::jobs(scope.manager(), Shape::Plain)
         .map(|j| Job {
-            name: (*j).to_owned(),
+            name: j.name.to_owned(),
         })
         .collect()
 }
 
-fn templates(scope: Scope) -> impl Iterator<Item = &'static str> {
-    known(scope).iter().copied().filter(|j| j.ends_with('@'))
+fn templates(scope: Scope) -> impl Iterator<Item = String> {
+    manifest::templates(scope.manager()).into_iter()
 }
 
 /// Every job: the plain ones, then each template's instances that have a
@@ -118,7 +125,7 @@ pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
     let scope = sd.scope();
     let mut jobs = plain(scope);
     for template in templates(scope) {
-        let mut names: Vec<String> = configured(sd, template)?
+        let mut names: Vec<String> = configured(sd, &template)?
             .into_iter()
             .map(|i| format!("{template}{i}"))
             .collect();
@@ -129,15 +136,15 @@ pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
             .map_err(crate::systemd::failed("cannot list the instances"))?;
         for unit in loaded {
             let Some(job) = unit
-                .0
+                .name
                 .strip_suffix(".timer")
-                .and_then(|n| Job::parse(n, scope))
+                .and_then(|n| Job::parse(n, scope).ok())
             else {
                 continue;
             };
-            let timer: UnitProxy = sd.unit(&unit.0)?;
+            let timer: UnitProxy = sd.unit(&unit.name)?;
             let enabled = timer.unit_file_state().unwrap_or_default() == "enabled";
-            if enabled || unit.3 == "active" {
+            if enabled || unit.active_state == "active" {
                 names.push(job.name);
             }
         }
@@ -204,9 +211,12 @@ impl Settings {
         let service: ServiceProxy = sd.unit(&unit)?;
         let read = crate::systemd::failed(&format!("cannot read the settings of {unit}"));
         let program = service.exec_start().map_err(&read)?;
-        let keeps_dumps = program
-            .first()
-            .is_some_and(|c| Path::new(&c.0).file_name() == Some(DUMP_PROGRAM.as_ref()));
+        let keeps_dumps = program.first().is_some_and(|c| {
+            let program = Path::new(&c.0).file_name().and_then(|n| n.to_str());
+            program
+                .and_then(manifest::Job::named)
+                .is_some_and(|j| j.program == Program::Dump)
+        });
         let mut vars: Vec<(String, String)> = service
             .environment()
             .map_err(&read)?
@@ -306,20 +316,34 @@ mod tests {
         ] {
             assert_eq!(
                 Job::parse(arg, Scope::System).map(|j| j.name),
-                Some(name.to_owned()),
+                Ok(name.to_owned()),
                 "{arg}"
             );
         }
+        for bad in ["nope", "myapp.socket", "myapp@x", "nope@x"] {
+            assert_eq!(
+                Job::parse(bad, Scope::System),
+                Err(Unknown::NoSuchJob),
+                "{bad}"
+            );
+        }
+        let long = format!("dump-database@{}", "a".repeat(65));
         for bad in [
-            "nope",
-            "myapp.socket",
-            "myapp@x",
             "dump-database@",
+            "dump-database@..",
+            "dump-database@.x",
+            "dump-database@a:b",
+            "dump-database@a\\x2db",
             "dump-database@a/b",
             "dump-database@a b",
             "dump-database@timerapps-probe",
+            &long,
         ] {
-            assert_eq!(Job::parse(bad, Scope::System), None, "{bad}");
+            assert_eq!(
+                Job::parse(bad, Scope::System),
+                Err(Unknown::BadInstance),
+                "{bad}"
+            );
         }
     }
 
@@ -332,12 +356,15 @@ mod tests {
         ] {
             assert_eq!(
                 Job::parse(arg, Scope::User).map(|j| j.name),
-                Some(name.to_owned()),
+                Ok(name.to_owned()),
                 "{arg}"
             );
         }
         // The default dump is the system's: a user names each database.
-        assert_eq!(Job::parse("dump-database", Scope::User), None);
+        assert_eq!(
+            Job::parse("dump-database", Scope::User),
+            Err(Unknown::NoSuchJob)
+        );
     }
 
     #[test]

@@ -19,16 +19,19 @@
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
 
 mod control;
+mod format;
 mod jobs;
 mod schedule;
 mod status;
+mod sweep;
 mod systemd;
 mod verify;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use jobkit::{errln, euid, Error, Exit, Result};
+use jobs::Job;
 use std::process::ExitCode;
 use systemd::Scope;
-use timerapps::{errln, euid, Error, Exit, Result};
 
 #[derive(Parser)]
 #[command(
@@ -97,6 +100,10 @@ enum Command {
         #[arg(value_name = "JOB")]
         job: String,
     },
+    /// Remove the lock and temp files of dump runs (for the package's
+    /// removal).
+    #[command(hide = true)]
+    SweepRunFiles,
     /// Print the completion script for SHELL (for packaging).
     #[command(hide = true)]
     Completion {
@@ -134,27 +141,39 @@ fn main() -> ExitCode {
 fn run(command: Command, scope: Scope) -> Result<ExitCode> {
     let healthy = match command {
         Command::Status { json, jobs } => status::run(&jobs, json, scope)?,
+        // Each job is checked before anything else, so that a bad name is
+        // refused the same way for every user and nothing is changed.
         Command::Schedule {
             job,
             calendar,
             default,
         } => {
+            let job = Job::resolve(&job, scope)?;
+            let calendar = calendar.filter(|_| !default);
+            let calendar = calendar.as_deref().map(schedule::parse).transpose()?;
             root_only("schedule", scope)?;
-            schedule::run(&job, calendar.as_deref().filter(|_| !default), scope)?
+            schedule::run(&job, calendar, scope)?
         }
         Command::Enable { job } => {
+            let job = Job::resolve(&job, scope)?;
             root_only("enable", scope)?;
             control::enable(&job, scope)?
         }
         Command::Disable { job } => {
+            let job = Job::resolve(&job, scope)?;
             root_only("disable", scope)?;
             control::disable(&job, scope)?
         }
         Command::Run { job } => {
+            let job = Job::resolve(&job, scope)?;
             root_only("run", scope)?;
             control::run(&job, scope)?
         }
-        Command::Verify { job } => verify::run(&job, scope)?,
+        Command::Verify { job } => verify::run(&Job::resolve(&job, scope)?, scope)?,
+        Command::SweepRunFiles => {
+            root_only("sweep-run-files", scope)?;
+            sweep::run()?
+        }
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -1,25 +1,18 @@
 //! `schedule`: a job's timer on a calendar expression, through a drop-in
 //! that replaces the packaged interval, or back to the packaged schedule.
 
+use crate::format::schedule_words;
 use crate::jobs::Job;
-use crate::status::schedule_words;
-use crate::systemd::{failed, Scope, Systemd, TimerProxy, UnitProxy};
+use crate::systemd::{failed, Scope, Systemd, TimerProxy, UnitProxy, Verb};
+use jobkit::manifest::{SCHEDULE_DROP_IN as DROP_IN, SCHEDULE_MARK as MARK};
+use jobkit::{atomic, outln, Error, Exit, Result};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use timerapps::{atomic, outln, Error, Exit, Result};
 
-/// The drop-in this command writes, and only it: purge removes files of
-/// this name that start with [`MARK`]. It sorts before `override.conf`, so
-/// what an admin sets with `systemctl edit` still wins.
-pub const DROP_IN: &str = "50-timerapps-schedule.conf";
-const MARK: &str = "# Written by \"timerapps schedule\"";
-
-pub fn run(arg: &str, calendar: Option<&str>, scope: Scope) -> Result<bool> {
-    let job = Job::resolve(arg, scope)?;
-    // Checked before systemd is asked anything, so that an invalid
-    // expression changes nothing.
-    let calendar = calendar.map(parse).transpose()?;
+/// Sets `calendar` (checked by [`parse`]), or the packaged schedule for
+/// `None`.
+pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> {
     let sd = Systemd::connect(scope)?;
     let timer = job.timer();
     // Where the admin's (or the user's) drop-ins go; `systemctl edit` too.
@@ -33,7 +26,7 @@ pub fn run(arg: &str, calendar: Option<&str>, scope: Scope) -> Result<bool> {
         .map_err(failed("cannot reload systemd"))?;
     let state: UnitProxy = sd.unit(&timer)?;
     if state.active_state().unwrap_or_default() == "active" {
-        sd.job("restart", &timer)?;
+        sd.job(Verb::Restart, &timer)?;
     }
     match calendar {
         Some(cal) => {
@@ -45,20 +38,37 @@ pub fn run(arg: &str, calendar: Option<&str>, scope: Scope) -> Result<bool> {
         }
         None => {
             let t: TimerProxy = sd.unit(&timer)?;
-            outln!("{timer}: packaged schedule, {}", schedule_words(&t));
+            let read = failed(&format!("cannot read the schedule of {timer}"));
+            let calendar: Vec<String> = t
+                .timers_calendar()
+                .map_err(&read)?
+                .into_iter()
+                .map(|(_, spec, _)| spec)
+                .collect();
+            let monotonic: Vec<(String, u64)> = t
+                .timers_monotonic()
+                .map_err(&read)?
+                .into_iter()
+                .map(|(base, usec, _)| (base, usec))
+                .collect();
+            outln!(
+                "{timer}: packaged schedule, {}",
+                schedule_words(&calendar, &monotonic)
+            );
         }
     }
     Ok(true)
 }
 
 /// A calendar expression as systemd reads it.
-struct Calendar {
+pub struct Calendar {
     normalized: String,
     next: Vec<String>,
 }
 
-/// Checks `expr` with systemd's own parser (systemd-analyze calendar).
-fn parse(expr: &str) -> Result<Calendar> {
+/// Checks `expr` with systemd's own parser (systemd-analyze calendar),
+/// before anything is asked or changed.
+pub fn parse(expr: &str) -> Result<Calendar> {
     let invalid = |why: &str| {
         Error::new(
             Exit::Usage,

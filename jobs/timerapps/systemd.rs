@@ -6,17 +6,17 @@
 //! systemd's private sockets label their messages with a well-known name as
 //! sender, which zbus refuses (it accepts only unique names there).
 
+use jobkit::manifest::Manager;
+use jobkit::{Error, Exit, Result};
+use serde::Deserialize;
 use std::env;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-use timerapps::{Error, Exit, Result};
 use zbus::blocking::proxy::Builder as ProxyBuilder;
-use zbus::blocking::{connection, Connection, MessageIterator};
-use zbus::message::Type;
+use zbus::blocking::{connection, Connection};
 use zbus::proxy;
 use zbus::proxy::{CacheProperties, Defaults};
-use zbus::zvariant::OwnedObjectPath;
-use zbus::MatchRule;
+use zbus::zvariant::{OwnedObjectPath, Type};
 
 /// Reloading a large system takes seconds; a systemd that answers nothing
 /// for this long is stuck, and saying so beats hanging.
@@ -47,25 +47,51 @@ pub trait Manager {
         files: &[&str],
         runtime: bool,
     ) -> zbus::Result<Vec<(String, String, String)>>;
-    #[allow(clippy::type_complexity)]
     fn list_units_by_patterns(
         &self,
         states: &[&str],
         patterns: &[&str],
-    ) -> zbus::Result<
-        Vec<(
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            OwnedObjectPath,
-            u32,
-            String,
-            OwnedObjectPath,
-        )>,
-    >;
+    ) -> zbus::Result<Vec<UnitRow>>;
+    /// A job ended: its id, object path, unit and result ("done",
+    /// "failed", "canceled", ...).
+    #[zbus(signal)]
+    fn job_removed(&self, id: u32, job: OwnedObjectPath, unit: String, result: String);
+}
+
+/// One row of `ListUnits`/`ListUnitsByPatterns`, as systemd sends it: every
+/// field, in its order, though only some are read.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, Type)]
+pub struct UnitRow {
+    pub name: String,
+    pub description: String,
+    pub load_state: String,
+    /// active, inactive, failed, activating, ...
+    pub active_state: String,
+    pub sub_state: String,
+    pub following: String,
+    pub path: OwnedObjectPath,
+    pub job_id: u32,
+    pub job_type: String,
+    pub job_path: OwnedObjectPath,
+}
+
+/// What to ask of a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Verb {
+    fn word(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+        }
+    }
 }
 
 #[proxy(
@@ -138,6 +164,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The manager's name in the jobs' manifest.
+    pub fn manager(self) -> Manager {
+        match self {
+            Scope::System => Manager::System,
+            Scope::User => Manager::User,
+        }
+    }
+
     /// Where this manager reads the admin's (or the user's) units and
     /// drop-ins, as `systemctl edit` writes them.
     pub fn config_dir(self) -> Result<PathBuf> {
@@ -175,24 +209,27 @@ pub struct Systemd {
 pub fn failed(what: &str) -> impl Fn(zbus::Error) -> Error {
     let what = what.to_string();
     move |e| {
-        let reason = match &e {
-            zbus::Error::MethodError(_, Some(text), _) => text.clone(),
-            _ => e.to_string(),
+        let (name, reason) = match &e {
+            zbus::Error::MethodError(name, text, _) => (
+                Some(name.as_str()),
+                text.clone().unwrap_or_else(|| name.to_string()),
+            ),
+            _ => (None, e.to_string()),
         };
-        let hint =
-            if reason.contains("Access denied") || reason.contains("Interactive authentication") {
-                "; run it as root"
-            } else {
-                ""
-            };
+        let hint = match name {
+            Some(
+                "org.freedesktop.DBus.Error.AccessDenied"
+                | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+            ) => "; run it as root",
+            _ => "",
+        };
         Error::new(Exit::Failure, format!("{what}: {reason}{hint}"))
     }
 }
 
 impl Systemd {
     pub fn connect(scope: Scope) -> Result<Systemd> {
-        // sd_booted(3): the one test of whether systemd runs this machine.
-        if !Path::new("/run/systemd/system").is_dir() {
+        if !sd_notify::booted().unwrap_or(false) {
             return Err(Error::new(
                 Exit::Failure,
                 "systemd is not running on this machine (no /run/systemd/system): the jobs are \
@@ -244,42 +281,28 @@ impl Systemd {
             .map_err(failed(&format!("cannot reach {unit}")))
     }
 
-    /// Asks for `what` ("start", "stop" or "restart") on `unit` and waits
-    /// until systemd has done it; returns the job's result ("done",
-    /// "failed", "canceled", ...). For a oneshot service, the start job
-    /// ends with its run.
-    pub fn job(&self, what: &str, unit: &str) -> Result<String> {
+    /// Asks for `verb` on `unit` and waits until systemd has done it;
+    /// returns the job's result ("done", "failed", "canceled", ...). For a
+    /// oneshot service, the start job ends with its run.
+    pub fn job(&self, verb: Verb, unit: &str) -> Result<String> {
         let manager = self.manager()?;
-        manager
-            .subscribe()
-            .map_err(failed("cannot follow systemd's jobs"))?;
+        let follow = failed("cannot follow systemd's jobs");
+        manager.subscribe().map_err(&follow)?;
         // Listening before the job exists: it may end before the reply.
-        let rule = MatchRule::builder()
-            .msg_type(Type::Signal)
-            .path("/org/freedesktop/systemd1")
-            .and_then(|b| b.interface("org.freedesktop.systemd1.Manager"))
-            .and_then(|b| b.member("JobRemoved"))
-            .map_err(failed("cannot follow systemd's jobs"))?
-            .build();
-        let signals = MessageIterator::for_match_rule(rule, &self.conn, None)
-            .map_err(failed("cannot follow systemd's jobs"))?;
-        let asked = format!("cannot {what} {unit}");
-        let job = match what {
-            "start" => manager.start_unit(unit, "replace"),
-            "stop" => manager.stop_unit(unit, "replace"),
-            _ => manager.restart_unit(unit, "replace"),
+        let removed = manager.receive_job_removed().map_err(&follow)?;
+        let asked = format!("cannot {} {unit}", verb.word());
+        let job = match verb {
+            Verb::Start => manager.start_unit(unit, "replace"),
+            Verb::Stop => manager.stop_unit(unit, "replace"),
+            Verb::Restart => manager.restart_unit(unit, "replace"),
         }
         .map_err(failed(&asked))?;
-        for message in signals {
-            let message = message.map_err(failed(&asked))?;
-            let body = message.body();
-            let Ok((_, path, _, result)) =
-                body.deserialize::<(u32, OwnedObjectPath, String, String)>()
-            else {
+        for signal in removed {
+            let Ok(args) = signal.args() else {
                 continue;
             };
-            if path == job {
-                return Ok(result);
+            if args.job == job {
+                return Ok(args.result);
             }
         }
         Err(Error::new(

@@ -4,18 +4,17 @@
 use crate::jobs::{Job, Settings};
 use crate::systemd::{Scope, Systemd};
 use flate2::read::MultiGzDecoder;
+use jobkit::dumpfile::{Dump, Form, Location};
+use jobkit::human::si;
+use jobkit::{outln, Error, Exit, Result};
 use std::fs::File;
 use std::io::{self, Read};
-use timerapps::dumpfile::{Dump, Form, Location};
-use timerapps::human::si;
-use timerapps::{outln, Error, Exit, Result};
 
 /// Prints a line per dump, newest first; true if every one is intact and
 /// there is at least one.
-pub fn run(arg: &str, scope: Scope) -> Result<bool> {
-    let job = Job::resolve(arg, scope)?;
+pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let sd = Systemd::connect(scope)?;
-    let settings = Settings::of(&sd, &job)?;
+    let settings = Settings::of(&sd, job)?;
     if !settings.keeps_dumps {
         return Err(Error::new(
             Exit::Usage,
@@ -53,7 +52,7 @@ pub fn run(arg: &str, scope: Scope) -> Result<bool> {
     let mut intact = true;
     for dump in &dumps {
         match check(dump) {
-            Ok(size) if dump.form == Form::Plain => outln!(
+            Ok(size) if dump.form == Form::None => outln!(
                 "ok       {}  {}, read to its end; kept as the command wrote it, so there is \
                  no checksum to check: check it with the tool that reads it",
                 dump.path.display(),
@@ -85,7 +84,7 @@ fn check(dump: &Dump) -> io::Result<u64> {
     let (magic, name): (&[u8], _) = match dump.form {
         Form::Gzip => (&[0x1f, 0x8b], "gzip"),
         Form::Zstd => (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
-        Form::Plain => (&[], ""),
+        Form::None => (&[], ""),
     };
     let mut file = File::open(&dump.path)?;
     let mut start = vec![0; magic.len()];
@@ -104,7 +103,7 @@ fn check(dump: &Dump) -> io::Result<u64> {
     match dump.form {
         Form::Gzip => io::copy(&mut MultiGzDecoder::new(file), &mut io::sink()).map_err(truncated),
         Form::Zstd => io::copy(&mut zstd::Decoder::new(file)?, &mut io::sink()).map_err(truncated),
-        Form::Plain => match io::copy(&mut &file, &mut io::sink())? {
+        Form::None => match io::copy(&mut &file, &mut io::sink())? {
             0 => Err(invalid("empty")),
             size => Ok(size),
         },
@@ -122,7 +121,7 @@ mod tests {
         let path = dir.join(format!("dump.{form}"));
         std::fs::write(&path, bytes).unwrap();
         Dump {
-            stamp: timerapps::dumpfile::Stamp::parse("20261122T000000Z").unwrap(),
+            stamp: jobkit::dumpfile::Stamp::parse("20261122T000000Z").unwrap(),
             form,
             size: bytes.len() as u64,
             path,
@@ -154,7 +153,7 @@ mod tests {
             (Form::Gzip, &gz),
             (Form::Zstd, &zst),
             (Form::Zstd, &zst_checked),
-            (Form::Plain, &text),
+            (Form::None, &text),
         ] {
             let size = check(&dump(&dir, form, bytes)).unwrap();
             assert_eq!(size, text.len() as u64, "{form}");
@@ -173,7 +172,7 @@ mod tests {
             let e = check(&dump(&dir, form, &text)).unwrap_err();
             assert_eq!(e.to_string(), format!("not in {form} format"));
         }
-        let e = check(&dump(&dir, Form::Plain, b"")).unwrap_err();
+        let e = check(&dump(&dir, Form::None, b"")).unwrap_err();
         assert_eq!(e.to_string(), "empty");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -3,14 +3,22 @@
 //! an upgrade, purge), and on this machine where no systemd runs.
 
 use crate::container::{Container, Release};
-use crate::harness::{bin, cmd, is_root, run, wait_for, Sandbox};
+use crate::harness::{bin, cmd, dump_files, is_root, names, run, wait_for, Sandbox};
 use crate::package::built_deb;
 use crate::system::rebuilt_with_next_revision;
+use jobkit::dumpfile::{Form, Stamp};
+use jobkit::manifest::{self, Manager, Shape, Variant};
 use std::fs;
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = "/var/lib/timerapps/dumps";
-const DROP_IN: &str = "/etc/systemd/system/myapp.timer.d/50-timerapps-schedule.conf";
+const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+
+fn drop_in(timer: &str) -> String {
+    format!(
+        "/etc/systemd/system/{timer}.d/{}",
+        manifest::SCHEDULE_DROP_IN
+    )
+}
 
 fn json(c: &Container, args: &str) -> (Option<i32>, serde_json::Value) {
     let r = c.exec(&["sh", "-c", &format!("timerapps status --json {args}")]);
@@ -44,11 +52,13 @@ fn configure(c: &Container, file: &str, command: &str) {
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn the_command_on_debian_12() {
     the_command_on(Release::Bookworm);
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn the_command_on_debian_13() {
     the_command_on(Release::Trixie);
 }
@@ -68,13 +78,16 @@ fn the_command_on(release: Release) {
     step("status shows every job, as root and as another user");
     let (code, rows) = json(&c, "");
     assert_eq!(code, Some(0), "{rows:#}");
-    let names: Vec<_> = rows
+    let shown: Vec<_> = rows
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["job"].clone())
         .collect();
-    assert_eq!(names, ["dump-database", "myapp", "otherapp"], "{rows:#}");
+    let plain: Vec<_> = Variant::jobs(Manager::System, Shape::Plain)
+        .map(|j| j.name)
+        .collect();
+    assert_eq!(shown, plain, "{rows:#}");
     assert_eq!(job(&rows, "myapp")["enabled"], "enabled");
     assert_eq!(
         job(&rows, "myapp")["schedule"],
@@ -105,7 +118,17 @@ fn the_command_on(release: Release) {
     ]);
     assert_eq!(r.code(), Some(77), "{r}");
     assert!(r.stderr.contains("needs root"), "{r}");
-    assert!(!c.path(DROP_IN).exists());
+    assert!(!c.path(&drop_in("myapp.timer")).exists());
+    let before = c.sh("find /etc/systemd /run/systemd/system | sort");
+    for name in ["dump-database@..", "dump-database@a:b"] {
+        let r = c.exec(&["timerapps", "schedule", name, "daily"]);
+        assert_eq!(r.code(), Some(2), "{r}");
+    }
+    let after = c.sh("find /etc/systemd /run/systemd/system | sort");
+    assert_eq!(
+        before, after,
+        "a refused instance name changed systemd's files"
+    );
     let r = c.exec(&["timerapps", "enable", "nope"]);
     assert_eq!(r.code(), Some(2), "{r}");
     assert!(r.stderr.contains("dump-database@NAME"), "{r}");
@@ -148,7 +171,7 @@ fn the_command_on(release: Release) {
     assert_eq!(job(&rows, "myapp")["calendar"][0], "*-*-* *:*:00/10");
 
     step("an invalid expression changes nothing");
-    let written = fs::read(c.path(DROP_IN)).unwrap();
+    let written = fs::read(c.path(&drop_in("myapp.timer"))).unwrap();
     let r = c.exec(&["timerapps", "schedule", "myapp", "*:*:0/10 bogus"]);
     assert_eq!(r.code(), Some(2), "{r}");
     assert!(
@@ -162,12 +185,12 @@ fn the_command_on(release: Release) {
         "daily\nExecStart=/bin/false",
     ]);
     assert_eq!(r.code(), Some(2), "{r}");
-    assert_eq!(fs::read(c.path(DROP_IN)).unwrap(), written);
+    assert_eq!(fs::read(c.path(&drop_in("myapp.timer"))).unwrap(), written);
 
     step("--default brings back the packaged schedule");
     let r = c.exec(&["timerapps", "schedule", "myapp", "--default"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    assert!(!c.path(DROP_IN).exists());
+    assert!(!c.path(&drop_in("myapp.timer")).exists());
     assert_eq!(c.show("myapp.timer", "TimersCalendar"), "");
     assert!(c
         .show("myapp.timer", "TimersMonotonic")
@@ -208,18 +231,17 @@ fn the_command_on(release: Release) {
         (Some(3), Some(3))
     );
     let newest = dumps["newest"]["file"].as_str().unwrap().to_owned();
-    assert!(
-        newest.starts_with("dump-") && newest.ends_with(".sql.gz"),
+    assert_eq!(
+        names("dump").parse(&newest).map(|(_, f)| f),
+        Some(Form::Gzip),
         "{dumps:#}"
     );
 
     step("verify finds a truncated and a flipped dump and passes the other");
-    let mut files: Vec<_> = fs::read_dir(c.path(DUMPS))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+    let files: Vec<_> = dump_files(&names("dump"), &c.path(DUMPS))
+        .iter()
+        .map(|f| c.path(DUMPS).join(f))
         .collect();
-    files.sort();
     let r = c.exec(&["timerapps", "verify", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert_eq!(
@@ -266,17 +288,23 @@ fn the_command_on(release: Release) {
     assert_eq!(dumps["count"].as_u64(), Some(3), "{dumps:#}");
     assert_eq!(dumps["newest"]["form"], "none", "{dumps:#}");
     let newest = dumps["newest"]["file"].as_str().unwrap();
-    assert!(newest.ends_with(".sql"), "{dumps:#}");
+    assert_eq!(
+        names("dump").parse(newest).map(|(_, f)| f),
+        Some(Form::None),
+        "{dumps:#}"
+    );
     // The two damaged gzip dumps were the oldest, so pruned.
     let r = c.exec(&["timerapps", "verify", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    for ending in [".sql.gz", ".sql.zst", ".sql"] {
+    for form in Form::ALL {
         assert!(
             r.stdout.lines().any(|l| l.starts_with("ok ")
                 && l.split_whitespace()
                     .nth(1)
-                    .is_some_and(|f| f.ends_with(ending))),
-            "no ok line for {ending}: {r}"
+                    .and_then(|f| f.rsplit('/').next())
+                    .and_then(|f| names("dump").parse(f))
+                    .is_some_and(|(_, f)| f == form)),
+            "no ok line for {form}: {r}"
         );
     }
     assert!(r.stdout.contains("no checksum to check"), "{r}");
@@ -327,18 +355,16 @@ fn the_command_on(release: Release) {
 
     step("a dump older than two periods stands out");
     configure(&c, "/etc/timerapps/dump-database/old.conf", "true");
-    c.sh(
-        "install -d -o timerapps -g timerapps -m 0700 /var/lib/timerapps/dumps/old
-          echo x | gzip > /var/lib/timerapps/dumps/old/old-20200101T000000Z.sql.gz",
-    );
+    let old_dump = names("old").dump(&Stamp::parse("20200101T000000Z").unwrap(), Form::Gzip);
+    c.sh(&format!(
+        "install -d -o timerapps -g timerapps -m 0700 {DUMPS}/old
+          echo x | gzip > {DUMPS}/old/{old_dump}"
+    ));
     let (code, rows) = json(&c, "dump-database@old");
     assert_eq!(code, Some(1), "{rows:#}");
     let old = job(&rows, "dump-database@old");
     assert_eq!(old["period_seconds"], 600, "{old:#}");
-    assert_eq!(
-        old["dumps"]["newest"]["file"],
-        "old-20200101T000000Z.sql.gz"
-    );
+    assert_eq!(old["dumps"]["newest"]["file"], old_dump.as_str());
     assert!(
         old["problems"][0]
             .as_str()
@@ -356,20 +382,21 @@ fn the_command_on(release: Release) {
     assert_eq!(c.state("is-enabled", "otherapp.timer"), "disabled");
     assert_eq!(c.state("is-active", "otherapp.timer"), "inactive");
     assert_eq!(c.state("is-enabled", "myapp.timer"), "enabled");
-    let ours = "/etc/systemd/system/otherapp.timer.d/50-timerapps-schedule.conf";
-    assert!(c.path(ours).exists(), "an upgrade keeps the schedule");
+    let ours = drop_in("otherapp.timer");
+    assert!(c.path(&ours).exists(), "an upgrade keeps the schedule");
     let admins = "/etc/systemd/system/myapp.timer.d/override.conf";
-    c.sh("mkdir -p /etc/systemd/system/myapp.timer.d
+    c.sh(&format!(
+        "mkdir -p /etc/systemd/system/myapp.timer.d
           printf '[Timer]\\nAccuracySec=2s\\n' > /etc/systemd/system/myapp.timer.d/override.conf
-          cp /etc/systemd/system/myapp.timer.d/override.conf \
-             /etc/systemd/system/myapp.timer.d/50-timerapps-schedule.conf");
+          cp /etc/systemd/system/myapp.timer.d/override.conf {}",
+        drop_in("myapp.timer")
+    ));
     c.sh("apt-get purge -y timerapps </dev/null");
-    assert!(!c.path(ours).exists());
+    assert!(!c.path(&ours).exists());
     assert!(!c.path("/etc/systemd/system/otherapp.timer.d").exists());
     assert!(c.path(admins).exists(), "purge removed the admin's drop-in");
     assert!(
-        c.path("/etc/systemd/system/myapp.timer.d/50-timerapps-schedule.conf")
-            .exists(),
+        c.path(&drop_in("myapp.timer")).exists(),
         "purge removed a file the command did not write"
     );
     step("done");
@@ -378,6 +405,7 @@ fn the_command_on(release: Release) {
 /// Where no systemd runs (a private /run here), the command says so
 /// at once instead of hanging.
 #[test]
+#[ignore = "needs root: tests/run"]
 fn without_systemd_the_command_says_so() {
     assert!(is_root(), "the test needs root for a mount namespace");
     let r = run(cmd("timeout")
@@ -391,12 +419,48 @@ fn without_systemd_the_command_says_so() {
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
 }
 
+/// An instance is named as its dumps are: a name that cannot be a
+/// DUMP_NAME is refused before anything is asked or written, by every
+/// command and for every user.
+#[test]
+fn instance_names_follow_the_dump_name_rule() {
+    let long = format!("dump-database@{}", "a".repeat(100));
+    for name in ["dump-database@..", "dump-database@a:b", long.as_str()] {
+        for args in [
+            &["schedule", name, "daily"][..],
+            &["enable", name],
+            &["disable", name],
+            &["run", name],
+            &["verify", name],
+            &["status", name],
+            &["--user", "schedule", name, "daily"],
+        ] {
+            let r = run(cmd(bin("timerapps")).args(args));
+            assert_eq!(r.code(), Some(2), "{r}");
+            r.stderr_has("invalid instance name")
+                .stderr_has(jobkit::dumpfile::NAME_RULE);
+            assert_eq!(r.stderr.lines().count(), 1, "{r}");
+        }
+        for dir in ["/etc/systemd/system", "/run/systemd/system"] {
+            let made = std::path::Path::new(dir).join(format!("{name}.timer.d"));
+            assert!(!made.exists(), "{} was created", made.display());
+        }
+    }
+}
+
 #[test]
 fn unknown_jobs_and_arguments_are_usage_errors() {
     let r = run(cmd(bin("timerapps")).args(["status", "nope"]));
     assert_eq!(r.code(), Some(2), "{r}");
-    for job in ["dump-database", "myapp", "otherapp", "dump-database@NAME"] {
-        assert!(r.stderr.contains(job), "{job} not listed: {r}");
+    let jobs = Variant::jobs(Manager::System, Shape::Plain)
+        .map(|j| j.name.to_owned())
+        .chain(
+            manifest::templates(Manager::System)
+                .into_iter()
+                .map(|t| format!("{t}NAME")),
+        );
+    for job in jobs {
+        assert!(r.stderr.contains(&job), "{job} not listed: {r}");
     }
     let r = run(cmd(bin("timerapps")).arg("frobnicate"));
     assert_eq!(r.code(), Some(2), "{r}");

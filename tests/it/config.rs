@@ -1,3 +1,6 @@
+//! Configuration as the jobs read it: malformed values, a missing
+//! DUMP_COMMAND or DUMP_DIR, and the variables each --help documents.
+
 use crate::harness::{job, run, Sandbox};
 use regex_lite::Regex;
 
@@ -208,8 +211,7 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ("dump-database", &[], &["--keep=3"], r#""--keep=3""#),
     ];
     // Every variable a job documents, and its arguments, are tried.
-    for name in &crate::package::jobs() {
-        let name = name.as_str();
+    for name in jobkit::manifest::JOBS.iter().map(|j| j.name) {
         let help = run(job(name).arg("--help")).ok().stdout.clone();
         let documented = documented_variables(&help);
         assert!(!documented.is_empty(), "{name} --help lists no variable");

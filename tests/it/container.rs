@@ -267,6 +267,12 @@ impl Container {
 
     /// Stops timers whose runs a step does not test, and waits for any run
     /// they started to end, so that none writes while the step checks.
+    /// [`Container::quiet`] for every timer the package enables.
+    pub fn quiet_all(&self) {
+        let timers = crate::package::packaged(jobkit::manifest::Kind::Timer);
+        self.quiet(&timers.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
     pub fn quiet(&self, timers: &[&str]) {
         for timer in timers {
             self.sh(&format!("systemctl stop {timer}"));

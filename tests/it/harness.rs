@@ -1,6 +1,7 @@
 //! A small harness: a fresh directory per test, commands run with a clean
 //! environment and a timeout, and every failure printed with its context.
 
+use jobkit::dumpfile::{Form, Names, Stamp, DEFAULT_EXTENSION};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
@@ -24,6 +25,27 @@ pub fn bin(name: &str) -> &'static str {
         "timerapps" => env!("CARGO_BIN_EXE_timerapps"),
         _ => panic!("no binary {name}"),
     }
+}
+
+/// The dump files of DUMP_NAME `name` with the default DUMP_EXTENSION, as
+/// the library names them: the tests never spell a dump's name.
+pub fn names(name: &str) -> Names {
+    Names::new(name, DEFAULT_EXTENSION)
+}
+
+/// The name of the default job's dump stamped `stamp` (`YYYYMMDDTHHMMSSZ`).
+pub fn dump_name(stamp: &str, form: Form) -> String {
+    names("dump").dump(&Stamp::parse(stamp).expect("a valid stamp"), form)
+}
+
+/// The dumps of `names` in `dir`, oldest first, by file name.
+pub fn dump_files(names: &Names, dir: &Path) -> Vec<String> {
+    let mut dumps = names.dumps(dir).unwrap_or_default();
+    dumps.reverse();
+    dumps
+        .iter()
+        .map(|d| d.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 pub fn is_root() -> bool {

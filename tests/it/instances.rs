@@ -5,28 +5,20 @@
 //! and purge keep every instance's dumps and settings.
 
 use crate::container::{Container, Release};
-use crate::harness::Sandbox;
+use crate::harness::{dump_files, names, Sandbox};
 use crate::package::built_deb;
 use crate::system::rebuilt_with_next_revision;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = "/var/lib/timerapps/dumps";
+const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
 const INSTANCES: &str = "/etc/timerapps/dump-database";
 const PASSWORD: &str = "s3cret-only-root-reads";
 
 /// The dumps of one instance, oldest first.
 fn dumps(c: &Container, name: &str) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(c.path(&format!("{DUMPS}/{name}")))
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&format!("{name}-")) && n.ends_with(".sql.gz"))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    dump_files(&names(name), &c.path(&format!("{DUMPS}/{name}")))
 }
 
 fn published(c: &Container, name: &str) -> usize {
@@ -43,11 +35,13 @@ fn table(c: &Container, db: &str, table: &str) -> String {
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn instances_on_debian_12() {
     instances_on(Release::Bookworm);
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn instances_on_debian_13() {
     instances_on(Release::Trixie);
 }
@@ -62,7 +56,7 @@ fn instances_on(release: Release) {
     fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
     fs::copy(&upgrade, c.path("/root/timerapps-next.deb")).unwrap();
     c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet(&["myapp.timer", "otherapp.timer", "dump-database.timer"]);
+    c.quiet_all();
     assert!(c.path(&format!("{INSTANCES}/NAME.conf.example")).exists());
 
     step("two databases, readable only with a password");
@@ -169,6 +163,9 @@ fn instances_on(release: Release) {
             "{name}"
         );
     }
+    // Their timers start them every 2 s: stopped, each shows how its last
+    // run ended, not a run in progress.
+    c.quiet(&["dump-database@broken.timer", "dump-database@ghost.timer"]);
     let broken = c.journal("dump-database@broken.service");
     assert!(
         broken.contains("dump-database: DUMP_KEEP=\"many\" is invalid"),

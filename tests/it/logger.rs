@@ -1,3 +1,6 @@
+//! myapp and otherapp: the line the reference scripts write, in local time,
+//! whole under concurrency, and bad log files refused.
+
 use crate::harness::{cmd, is_root, job, run, sh, snapshot, start, user_ids, Sandbox, TIMEOUT};
 use chrono::{Duration as Span, NaiveDateTime, Utc};
 use regex_lite::Regex;

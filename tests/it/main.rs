@@ -1,19 +1,37 @@
-//! Integration tests: the jobs as built, run against real gzip, SQLite and
-//! PostgreSQL; the .deb checked by lintian and systemd-analyze; and the
-//! package installed, used, upgraded and purged on a real systemd.
+//! Integration tests: the jobs as built, run against real gzip, SQLite,
+//! PostgreSQL and MariaDB; the .deb checked by lintian, systemd-analyze and
+//! piuparts; and the package installed, used, upgraded and purged on a real
+//! systemd. Plain `cargo test` runs the tests that need no root, server,
+//! package or container; the others are ignored with the reason, and
+//! `tests/run` runs them all.
 
+/// `timerapps` refuses bad jobs and names up front, and works on a real systemd.
 mod command;
+/// A malformed setting exits 2 with one line naming it, and writes nothing.
 mod config;
+/// Helper: systemd booted in a container, on Debian 12 and 13.
 mod container;
+/// dump-database publishes, rotates and restores real dumps in every form.
 mod dump;
+/// dump-database never loses a good dump to faults or operator mistakes.
 mod faults;
+/// Helper: a fresh directory per test, clean environments, timeouts.
 mod harness;
+/// Instances run one database each, with root-only credentials.
 mod instances;
+/// The loggers write the reference scripts' line, whole, in local time.
 mod logger;
+/// Helper: a real MariaDB server for one test.
 mod mariadb;
+/// dump-database's status and watchdog pings reach the service manager.
 mod notify;
+/// The .deb holds what it should, and lintian, systemd-analyze and piuparts pass it.
 mod package;
+/// Helper: a real PostgreSQL cluster for one test.
 mod postgres;
+/// The watchdog stops a hung dump on a real systemd, and progress shows.
 mod supervision;
+/// The package end to end: install, runs, upgrade, remove and purge.
 mod system;
+/// Users' own timers run in their managers and leave the system's alone.
 mod user;

@@ -3,12 +3,12 @@
 //! clean failure, after which the timer's next run publishes again.
 
 use crate::container::{Container, Release};
-use crate::harness::{wait_for, Sandbox};
+use crate::harness::{dump_files, names, wait_for, Sandbox};
 use crate::package::built_deb;
 use std::fs;
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = "/var/lib/timerapps/dumps";
+const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
 const SETTINGS: &str = "/etc/default/dump-database";
 
 fn configure(c: &Container, command: &str) {
@@ -29,22 +29,17 @@ fn temps(c: &Container) -> Vec<String> {
 }
 
 fn dump_count(c: &Container) -> usize {
-    fs::read_dir(c.path(DUMPS))
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("dump-") && name.ends_with(".sql.gz")
-        })
-        .count()
+    dump_files(&names("dump"), &c.path(DUMPS)).len()
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn progress_and_watchdog_on_debian_12() {
     progress_and_watchdog_on(Release::Bookworm);
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn progress_and_watchdog_on_debian_13() {
     progress_and_watchdog_on(Release::Trixie);
 }
@@ -56,7 +51,7 @@ fn progress_and_watchdog_on(release: Release) {
     let c = Container::boot(&sb, release);
     fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
     c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet(&["myapp.timer", "otherapp.timer", "dump-database.timer"]);
+    c.quiet_all();
     let service = "dump-database.service";
 
     eprintln!(

@@ -3,15 +3,16 @@
 //! remove and purge. One test, because each step builds on the one before.
 
 use crate::container::{Container, Release};
-use crate::harness::{cmd, run, wait_for, Sandbox};
+use crate::harness::{cmd, dump_files, names, run, wait_for, Sandbox};
 use crate::package::{built_deb, packaged};
+use jobkit::manifest::Kind;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = "/var/lib/timerapps/dumps";
+const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
 
 fn step(n: &str, started: Instant) {
     eprintln!("[{:6.1} s] step {n}", started.elapsed().as_secs_f64());
@@ -97,13 +98,7 @@ fn lines(c: &Container, path: &str) -> usize {
 }
 
 fn dumps(c: &Container) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(c.path(DUMPS))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".sql.gz"))
-        .collect();
-    names.sort();
-    names
+    dump_files(&names("dump"), &c.path(DUMPS))
 }
 
 fn hashes(c: &Container) -> String {
@@ -111,11 +106,13 @@ fn hashes(c: &Container) -> String {
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn the_package_on_debian_12() {
     the_package_on(Release::Bookworm);
 }
 
 #[test]
+#[ignore = "boots a container: tests/run"]
 fn the_package_on_debian_13() {
     the_package_on(Release::Trixie);
 }
@@ -139,7 +136,7 @@ fn the_package_on(release: Release) {
     // Every installed file matches the package's md5sums.
     assert_eq!(c.sh("dpkg --verify timerapps"), "");
     let listed = c.sh("systemctl list-timers --all --no-pager");
-    for t in &packaged("timer") {
+    for t in &packaged(Kind::Timer) {
         assert_eq!(c.state("is-enabled", t), "enabled");
         assert_eq!(c.state("is-active", t), "active");
         assert!(listed.contains(t), "{t} not listed:\n{listed}");
@@ -289,7 +286,7 @@ fn the_package_on(release: Release) {
     );
     c.sh("apt-get remove -y timerapps </dev/null");
     let listed = c.sh("systemctl list-timers --all --no-pager");
-    for t in &packaged("timer") {
+    for t in &packaged(Kind::Timer) {
         assert_ne!(c.state("is-active", t), "active");
         assert!(
             !c.path("/etc/systemd/system/timers.target.wants")

@@ -1,0 +1,276 @@
+//! The one list of the jobs: which jobs there are, the units each ships in
+//! which service manager, their settings files, state directories and man
+//! pages, and the drop-in `timerapps schedule` writes.
+//!
+//! Everything else reads it: the unit files in `systemd/` are written from
+//! it (`packaging/debian/units.rs`), the maintainer scripts are filled in
+//! from it (`packaging/debian/main.rs`), and the `timerapps` command and the
+//! tests take their jobs from it. A job added here needs no edit to any
+//! maintainer script.
+
+use std::fmt;
+
+/// What a job's program does, which decides its service's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// Appends a line to a log (`myapp`, `otherapp`).
+    Logger,
+    /// Dumps a database (`dump-database`).
+    Dump,
+}
+
+/// Which service manager a unit is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Manager {
+    /// The system's: units in `/usr/lib/systemd/system`, run as the user
+    /// `timerapps`.
+    System,
+    /// Each user's own (`systemctl --user`): units in
+    /// `/usr/lib/systemd/user`, run as that user, enabled for nobody.
+    User,
+}
+
+/// A job's units in one manager: `NAME.service` and `NAME.timer`, or the
+/// templates `NAME@.service` and `NAME@.timer` of its instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Shape {
+    Plain,
+    Template,
+}
+
+/// One pair of units a job ships: its service and its timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Variant {
+    pub manager: Manager,
+    pub shape: Shape,
+}
+
+/// How often a job's timer starts it, and how it spreads the starts.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    /// `OnActiveSec=`: the first run after the timer starts.
+    pub first: &'static str,
+    /// `OnUnitActiveSec=`, and the same in words for its Description.
+    pub every: (&'static str, &'static str),
+    /// `AccuracySec=`, when the job needs better than systemd's minute.
+    pub accuracy: Option<&'static str>,
+    /// `RandomizedDelaySec=`: so that many machines do not start at once.
+    pub spread: &'static str,
+}
+
+/// A job: a program in `/usr/bin`, its man page, and the units that run it.
+#[derive(Debug)]
+pub struct Job {
+    /// The program, and the base name of its units and settings files.
+    pub name: &'static str,
+    pub program: Program,
+    /// The man page in section 1 the units point to.
+    pub man: &'static str,
+    /// The units it ships, in the order they are listed.
+    pub variants: &'static [Variant],
+    pub schedule: Schedule,
+}
+
+const SYSTEM: Variant = Variant {
+    manager: Manager::System,
+    shape: Shape::Plain,
+};
+const SYSTEM_TEMPLATE: Variant = Variant {
+    manager: Manager::System,
+    shape: Shape::Template,
+};
+const USER: Variant = Variant {
+    manager: Manager::User,
+    shape: Shape::Plain,
+};
+const USER_TEMPLATE: Variant = Variant {
+    manager: Manager::User,
+    shape: Shape::Template,
+};
+
+/// Every job.
+pub const JOBS: &[Job] = &[
+    Job {
+        name: "dump-database",
+        program: Program::Dump,
+        man: "dump-database",
+        // A user has no default database: they name each one.
+        variants: &[SYSTEM, SYSTEM_TEMPLATE, USER_TEMPLATE],
+        schedule: Schedule {
+            first: "1min",
+            every: ("10min", "10 minutes"),
+            accuracy: None,
+            spread: "30s",
+        },
+    },
+    Job {
+        name: "myapp",
+        program: Program::Logger,
+        man: "myapp",
+        variants: &[SYSTEM, USER],
+        schedule: Schedule {
+            first: "5s",
+            every: ("5min", "5 minutes"),
+            accuracy: Some("1s"),
+            spread: "10s",
+        },
+    },
+    Job {
+        name: "otherapp",
+        program: Program::Logger,
+        man: "otherapp",
+        variants: &[SYSTEM, USER],
+        schedule: Schedule {
+            first: "5s",
+            every: ("10min", "10 minutes"),
+            accuracy: Some("1s"),
+            spread: "20s",
+        },
+    },
+];
+
+/// The system user the system's units run as (`packaging/debian/sysusers.conf`).
+pub const USER_NAME: &str = "timerapps";
+/// The logs of the system's loggers: `LogsDirectory=timerapps`.
+pub const LOG_DIR: &str = "/var/log/timerapps";
+/// The system's dumps: `StateDirectory=timerapps/dumps`, and each
+/// instance's in a directory of its name below.
+pub const DUMPS_DIR: &str = crate::dumpfile::DEFAULT_DIR;
+/// The admin's settings beside `/etc/default`: a directory per template.
+pub const CONFIG_DIR: &str = "/etc/timerapps";
+
+/// The drop-in `timerapps schedule` writes, and only it: purge removes
+/// files of this name that start with [`SCHEDULE_MARK`]. It sorts before
+/// `override.conf`, so what an admin sets with `systemctl edit` still wins.
+pub const SCHEDULE_DROP_IN: &str = "50-timerapps-schedule.conf";
+/// The first line of [`SCHEDULE_DROP_IN`].
+pub const SCHEDULE_MARK: &str = "# Written by \"timerapps schedule\"";
+
+/// The kinds of unit a variant is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Service,
+    Timer,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Service, Kind::Timer];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::Timer => "timer",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.suffix())
+    }
+}
+
+impl Manager {
+    /// Where the package installs this manager's units.
+    pub fn unit_dir(self) -> &'static str {
+        match self {
+            Manager::System => "/usr/lib/systemd/system",
+            Manager::User => "/usr/lib/systemd/user",
+        }
+    }
+}
+
+impl Job {
+    /// The job named `name`.
+    pub fn named(name: &str) -> Option<&'static Job> {
+        JOBS.iter().find(|j| j.name == name)
+    }
+
+    /// Whether it ships `variant`.
+    pub fn has(&self, variant: Variant) -> bool {
+        self.variants.contains(&variant)
+    }
+
+    /// The unit's base name: `myapp`, or `dump-database@` for a template.
+    pub fn unit_base(&self, shape: Shape) -> String {
+        match shape {
+            Shape::Plain => self.name.to_owned(),
+            Shape::Template => format!("{}@", self.name),
+        }
+    }
+
+    /// The unit's file name: `myapp.timer`, `dump-database@.service`.
+    pub fn unit(&self, shape: Shape, kind: Kind) -> String {
+        format!("{}.{kind}", self.unit_base(shape))
+    }
+
+    /// The file the service of `variant` reads its settings from
+    /// (`EnvironmentFile=`), with the unit specifiers systemd fills in.
+    pub fn settings_file(&self, variant: Variant) -> String {
+        let name = self.name;
+        match (variant.manager, variant.shape) {
+            (Manager::System, Shape::Plain) => format!("/etc/default/{name}"),
+            (Manager::System, Shape::Template) => format!("{}/%i.conf", self.instances_dir()),
+            // %E: $XDG_CONFIG_HOME, or ~/.config.
+            (Manager::User, Shape::Plain) => format!("%E/timerapps/{name}.conf"),
+            (Manager::User, Shape::Template) => format!("%E/timerapps/{name}/%i.conf"),
+        }
+    }
+
+    /// The directory of the system's instance settings files of this job.
+    pub fn instances_dir(&self) -> String {
+        format!("{CONFIG_DIR}/{}", self.name)
+    }
+}
+
+impl Variant {
+    /// The variants of every job that have `manager` and `shape`.
+    pub fn jobs(manager: Manager, shape: Shape) -> impl Iterator<Item = &'static Job> {
+        JOBS.iter()
+            .filter(move |j| j.has(Variant { manager, shape }))
+    }
+}
+
+/// The units of `kind` that `manager` runs as they are, templates left out
+/// (those are enabled per instance by the admin or the user).
+pub fn plain_units(manager: Manager, kind: Kind) -> Vec<String> {
+    Variant::jobs(manager, Shape::Plain)
+        .map(|j| j.unit(Shape::Plain, kind))
+        .collect()
+}
+
+/// The templates' base names in `manager`: `dump-database@`.
+pub fn templates(manager: Manager) -> Vec<String> {
+    Variant::jobs(manager, Shape::Template)
+        .map(|j| j.unit_base(Shape::Template))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_paths() {
+        let dump = Job::named("dump-database").unwrap();
+        assert_eq!(
+            dump.unit(Shape::Template, Kind::Timer),
+            "dump-database@.timer"
+        );
+        assert_eq!(
+            dump.settings_file(SYSTEM_TEMPLATE),
+            "/etc/timerapps/dump-database/%i.conf"
+        );
+        assert_eq!(dump.settings_file(SYSTEM), "/etc/default/dump-database");
+        assert_eq!(
+            plain_units(Manager::System, Kind::Timer),
+            ["dump-database.timer", "myapp.timer", "otherapp.timer"]
+        );
+        assert_eq!(
+            plain_units(Manager::User, Kind::Service),
+            ["myapp.service", "otherapp.service"]
+        );
+        assert_eq!(templates(Manager::User), ["dump-database@"]);
+        assert!(Job::named("timerapps").is_none());
+    }
+}

@@ -1,0 +1,131 @@
+//! What status knows of a job, read from systemd and from the job's dump
+//! directory, before anything is judged or shown.
+
+use crate::jobs::{self, Job, Settings};
+use crate::systemd::{failed, ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use jobkit::dumpfile::{Dump, Location};
+use jobkit::{Error, Result};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A job's timer, its service's last run and its dumps, as read.
+pub struct Facts {
+    pub job: Job,
+    /// The timer's unit file state: enabled, disabled, ...
+    pub enabled: String,
+    /// The timer's state: active, inactive, failed.
+    pub timer_state: String,
+    /// The normalized `OnCalendar=` expressions in effect.
+    pub calendar: Vec<String>,
+    /// `TimersMonotonic`: (base such as `OnUnitActiveUSec`, µs).
+    pub monotonic: Vec<(String, u64)>,
+    /// When the timer last started the service, µs since the epoch; 0 never.
+    pub last_trigger: u64,
+    /// The next run, µs since the epoch; 0 none.
+    pub next: u64,
+    /// The service's state: activating while it runs, failed, ...
+    pub service_state: String,
+    /// success, exit-code, signal, watchdog, timeout, ... as systemd says.
+    pub result: String,
+    pub started: u64,
+    pub exited: u64,
+    pub status: i32,
+    /// For a job that keeps dumps.
+    pub dumps: Option<DumpFacts>,
+}
+
+/// Where a job's dumps are and what is there.
+pub enum DumpFacts {
+    /// The settings name no valid place.
+    Invalid(Error),
+    Read {
+        location: Location,
+        /// The dumps, newest first, or why they could not be listed.
+        listed: std::result::Result<Vec<Dump>, String>,
+        /// A settings file that could not be read.
+        unreadable: Option<String>,
+    },
+}
+
+pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
+    let (timer_unit, timer) = jobs::timer(sd, job)?;
+    let service: ServiceProxy = sd.unit(&job.service())?;
+    let service_unit: UnitProxy = sd.unit(&job.service())?;
+    let read = failed("cannot read the state of a job");
+    let calendar = timer
+        .timers_calendar()
+        .map_err(&read)?
+        .into_iter()
+        .map(|(_, spec, _)| spec)
+        .collect();
+    let monotonic = timer
+        .timers_monotonic()
+        .map_err(&read)?
+        .into_iter()
+        .map(|(base, usec, _)| (base, usec))
+        .collect();
+    let settings = Settings::of(sd, job)?;
+    let dumps = settings.keeps_dumps.then(|| dump_facts(&settings));
+    Ok(Facts {
+        job: job.clone(),
+        enabled: timer_unit.unit_file_state().map_err(&read)?,
+        timer_state: timer_unit.active_state().map_err(&read)?,
+        calendar,
+        monotonic,
+        last_trigger: timer.last_trigger().map_err(&read)?,
+        next: next_elapse(&timer, now).map_err(&read)?,
+        service_state: service_unit.active_state().map_err(&read)?,
+        result: service.result().map_err(&read)?,
+        started: service.exec_main_start_timestamp().map_err(&read)?,
+        exited: service.exec_main_exit_timestamp().map_err(&read)?,
+        status: service.exec_main_status().map_err(&read)?,
+        dumps,
+    })
+}
+
+fn dump_facts(settings: &Settings) -> DumpFacts {
+    let location = match Location::from_env(settings) {
+        Ok(location) => location,
+        Err(e) => return DumpFacts::Invalid(e),
+    };
+    let listed = location
+        .names
+        .dumps(&location.dir)
+        .map_err(|e| format!("cannot read {}: {e}", location.dir.display()));
+    DumpFacts::Read {
+        location,
+        listed,
+        unreadable: settings.unreadable.first().cloned(),
+    }
+}
+
+/// The next elapse in real time; a monotonic one converted.
+fn next_elapse(timer: &TimerProxy, now: u64) -> zbus::Result<u64> {
+    let realtime = timer.next_elapse_realtime()?;
+    let monotonic = timer.next_elapse_monotonic()?;
+    if monotonic == 0 || monotonic == u64::MAX {
+        return Ok(if realtime == u64::MAX { 0 } else { realtime });
+    }
+    let converted = now + monotonic.saturating_sub(monotonic_usec());
+    Ok(if realtime == 0 || realtime == u64::MAX {
+        converted
+    } else {
+        realtime.min(converted)
+    })
+}
+
+/// Now, in µs since the epoch, as systemd gives its times.
+pub fn now_usec() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into ts.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}

@@ -1,0 +1,56 @@
+//! The health rule: which facts about a job are problems. A job is healthy
+//! when it has none.
+
+use super::gather::{DumpFacts, Facts};
+use crate::format::result_words;
+use jobkit::human::span;
+use std::time::Duration;
+
+/// Time between runs: the interval after each run, else the gap from the
+/// last run to the next of a calendar.
+pub fn period(f: &Facts) -> Option<Duration> {
+    let every = f
+        .monotonic
+        .iter()
+        .filter(|(base, _)| base == "OnUnitActiveUSec" || base == "OnUnitInactiveUSec")
+        .map(|(_, usec)| *usec)
+        .min();
+    if let Some(usec) = every {
+        return Some(Duration::from_micros(usec));
+    }
+    (f.last_trigger > 0 && f.next > f.last_trigger)
+        .then(|| Duration::from_micros(f.next - f.last_trigger))
+}
+
+/// The job's problems, in the order status lists them.
+pub fn problems(f: &Facts, now: u64) -> Vec<String> {
+    let mut problems = Vec::new();
+    if f.service_state == "failed" || (f.result != "success" && f.started > 0) {
+        problems.push(format!(
+            "last run failed: {}",
+            result_words(&f.result, f.status)
+        ));
+    }
+    if f.timer_state == "failed" {
+        problems.push("the timer failed".into());
+    }
+    match &f.dumps {
+        None => {}
+        Some(DumpFacts::Invalid(e)) => problems.push(format!("its settings are invalid: {e}")),
+        Some(DumpFacts::Read { listed, .. }) => {
+            let newest = listed.as_ref().ok().and_then(|l| l.first());
+            if let (Some(newest), Some(period)) = (newest, period(f)) {
+                let stamped = newest.stamp.unix_seconds().max(0) as u64 * 1_000_000;
+                let age = Duration::from_micros(now.saturating_sub(stamped));
+                if age.as_secs() > 2 * period.as_secs() {
+                    problems.push(format!(
+                        "the newest dump is {} old, more than two periods ({})",
+                        span(Duration::from_secs(age.as_secs())),
+                        span(2 * period)
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}

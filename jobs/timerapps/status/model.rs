@@ -1,0 +1,167 @@
+//! What `status --json` prints: one [`Row`] per job. This is the schema
+//! that monitoring reads; the table is a view of it (`table.rs`).
+
+use super::gather::{DumpFacts, Facts};
+use crate::format::{rfc3339, schedule_words};
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct Row {
+    pub job: String,
+    pub timer: String,
+    pub service: String,
+    /// The timer's unit file state: enabled, disabled, ...
+    pub enabled: String,
+    /// The timer's state: active, inactive, failed.
+    pub active: String,
+    pub schedule: String,
+    /// The normalized `OnCalendar=` expressions in effect.
+    pub calendar: Vec<String>,
+    /// Seconds between runs, when the schedule says.
+    pub period_seconds: Option<u64>,
+    pub last_run: Option<LastRun>,
+    pub next_run: Option<When>,
+    pub dumps: Option<Dumps>,
+    pub healthy: bool,
+    pub problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct When {
+    /// RFC 3339, local time.
+    pub at: String,
+    /// Microseconds since the epoch, as systemd gives them.
+    pub usec: u64,
+}
+
+#[derive(Serialize)]
+pub struct LastRun {
+    pub started: When,
+    /// success, exit-code, signal, watchdog, timeout, ... as systemd says;
+    /// "running" while it runs.
+    pub result: String,
+    pub exit_status: Option<i32>,
+    pub duration_seconds: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Dumps {
+    pub dir: String,
+    pub keep: usize,
+    pub count: Option<usize>,
+    pub newest: Option<Newest>,
+    /// Why the directory could not be read.
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Newest {
+    pub file: String,
+    /// gzip, zstd or none, as DUMP_COMPRESS names them.
+    pub form: &'static str,
+    pub stamped: When,
+    pub age_seconds: u64,
+    pub size: u64,
+}
+
+pub fn when(usec: u64) -> When {
+    When {
+        at: rfc3339(usec),
+        usec,
+    }
+}
+
+impl Row {
+    pub fn new(f: &Facts, problems: Vec<String>, now: u64) -> Row {
+        Row {
+            job: f.job.name().to_owned(),
+            timer: f.job.timer(),
+            service: f.job.service(),
+            enabled: f.enabled.clone(),
+            active: f.timer_state.clone(),
+            schedule: schedule_words(&f.calendar, &f.monotonic),
+            calendar: f.calendar.clone(),
+            period_seconds: super::health::period(f).map(|p| p.as_secs()),
+            last_run: last_run(f, now),
+            next_run: (f.next > 0).then(|| when(f.next)),
+            dumps: f.dumps.as_ref().map(|d| dumps(d, now)),
+            healthy: problems.is_empty(),
+            problems,
+        }
+    }
+}
+
+fn last_run(f: &Facts, now: u64) -> Option<LastRun> {
+    if f.service_state == "activating" {
+        Some(LastRun {
+            started: when(f.started),
+            result: "running".into(),
+            exit_status: None,
+            duration_seconds: Some(now.saturating_sub(f.started) as f64 / 1e6),
+        })
+    } else if f.started > 0 {
+        Some(LastRun {
+            started: when(f.started),
+            result: f.result.clone(),
+            exit_status: Some(f.status),
+            duration_seconds: (f.exited >= f.started).then(|| (f.exited - f.started) as f64 / 1e6),
+        })
+    } else if f.last_trigger > 0 {
+        // Since the last boot systemd has not run it; its timer remembers when.
+        Some(LastRun {
+            started: when(f.last_trigger),
+            result: "unknown".into(),
+            exit_status: None,
+            duration_seconds: None,
+        })
+    } else {
+        None
+    }
+}
+
+fn dumps(d: &DumpFacts, now: u64) -> Dumps {
+    match d {
+        DumpFacts::Invalid(e) => Dumps {
+            dir: String::new(),
+            keep: 0,
+            count: None,
+            newest: None,
+            error: Some(e.to_string()),
+        },
+        DumpFacts::Read {
+            location,
+            listed,
+            unreadable,
+        } => {
+            let (count, newest, error) = match listed {
+                Ok(list) => (
+                    Some(list.len()),
+                    list.first().map(|d| {
+                        let stamped = d.stamp.unix_seconds().max(0) as u64 * 1_000_000;
+                        Newest {
+                            file: d
+                                .path
+                                .file_name()
+                                .unwrap_or_default()
+                                .to_string_lossy()
+                                .into(),
+                            form: d.form.setting(),
+                            stamped: when(stamped),
+                            age_seconds: now.saturating_sub(stamped) / 1_000_000,
+                            size: d.size,
+                        }
+                    }),
+                    unreadable.clone(),
+                ),
+                Err(e) => (None, None, Some(e.clone())),
+            };
+            Dumps {
+                dir: location.dir.display().to_string(),
+                keep: location.keep,
+                count,
+                newest,
+                error,
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The table `status` prints for people: a view of the JSON rows, with the
+//! problems below it. Color only when asked (a terminal without NO_COLOR).
+
+use super::model::Row;
+use crate::format::{ago, local, result_words, seconds};
+use jobkit::human::{si, span};
+use std::time::Duration;
+
+const HEADER: [&str; 8] = [
+    "JOB",
+    "TIMER",
+    "SCHEDULE",
+    "LAST RUN",
+    "RESULT",
+    "NEXT RUN",
+    "NEWEST DUMP",
+    "KEPT",
+];
+
+/// The table and the problems below it, as of `now` (µs since the epoch).
+pub fn render(rows: &[Row], now: u64, color: bool) -> String {
+    let cells: Vec<[String; 8]> = rows.iter().map(|r| cells(r, now)).collect();
+    let mut widths = HEADER.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut text = String::new();
+        for (c, w) in cells.iter().zip(widths) {
+            text.push_str(c);
+            text.extend(std::iter::repeat_n(' ', w - c.chars().count() + 2));
+        }
+        text.trim_end().to_owned()
+    };
+    let paint = |text: &str, code: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m\n")
+        } else {
+            format!("{text}\n")
+        }
+    };
+    let mut out = paint(&line(&HEADER.map(String::from)), "1");
+    for (row, cells) in rows.iter().zip(&cells) {
+        let text = line(cells);
+        if row.healthy {
+            out.push_str(&text);
+            out.push('\n');
+        } else {
+            out.push_str(&paint(&text, "1;31"));
+        }
+    }
+    let problems: Vec<_> = rows
+        .iter()
+        .flat_map(|r| r.problems.iter().map(move |p| (r.job.as_str(), p)))
+        .collect();
+    if !problems.is_empty() {
+        out.push('\n');
+    }
+    for (job, problem) in problems {
+        out.push_str(&paint(&format!("{job}: {problem}"), "1;31"));
+    }
+    for row in rows {
+        if let Some(error) = row.dumps.as_ref().and_then(|d| d.error.as_ref()) {
+            out.push_str(&format!("{}: {error}\n", row.job));
+        }
+    }
+    out
+}
+
+fn cells(r: &Row, now: u64) -> [String; 8] {
+    let mark = if r.healthy { "" } else { "! " };
+    let (last, result) = match &r.last_run {
+        None => ("never".to_owned(), "-".to_owned()),
+        Some(run) => {
+            let took = run
+                .duration_seconds
+                .map(|s| format!(" in {}", seconds(Duration::from_secs_f64(s))))
+                .unwrap_or_default();
+            let result = match run.result.as_str() {
+                "running" => format!("running{}", took.replace(" in ", " for ")),
+                "success" if run.exit_status.is_some_and(|s| s != 0) => {
+                    format!("exit {}{took}", run.exit_status.unwrap_or_default())
+                }
+                other => format!(
+                    "{}{took}",
+                    result_words(other, run.exit_status.unwrap_or(0))
+                ),
+            };
+            (
+                format!(
+                    "{} ({})",
+                    local(run.started.usec),
+                    ago(now, run.started.usec)
+                ),
+                result,
+            )
+        }
+    };
+    let next = r.next_run.as_ref().map_or("-".to_owned(), |n| {
+        format!("{} ({})", local(n.usec), ago(now, n.usec))
+    });
+    let (newest, kept) = match &r.dumps {
+        None => ("-".to_owned(), "-".to_owned()),
+        Some(d) => (
+            match (&d.newest, d.count) {
+                (Some(n), _) => format!(
+                    "{} old, {}",
+                    span(Duration::from_secs(n.age_seconds)),
+                    si(n.size)
+                ),
+                (None, Some(_)) => "none".to_owned(),
+                (None, None) => "?".to_owned(),
+            },
+            d.count
+                .map_or("?".to_owned(), |c| format!("{c}/{}", d.keep)),
+        ),
+    };
+    [
+        format!("{mark}{}", r.job),
+        format!("{}, {}", r.enabled, r.active),
+        r.schedule.clone(),
+        last,
+        result,
+        next,
+        newest,
+        kept,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::{when, Dumps, LastRun, Newest, Row};
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000_000_000;
+
+    /// The cells of a table line: columns are two spaces or more apart.
+    fn columns(line: &str) -> Vec<&str> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    fn row(job: &str) -> Row {
+        Row {
+            job: job.into(),
+            timer: format!("{job}.timer"),
+            service: format!("{job}.service"),
+            enabled: "enabled".into(),
+            active: "active".into(),
+            schedule: "every 5 min".into(),
+            calendar: Vec::new(),
+            period_seconds: Some(300),
+            last_run: Some(LastRun {
+                started: when(NOW - 60_000_000),
+                result: "success".into(),
+                exit_status: Some(0),
+                duration_seconds: Some(0.4),
+            }),
+            next_run: Some(when(NOW + 240_000_000)),
+            dumps: None,
+            healthy: true,
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_healthy_and_a_failed_job() {
+        let good = row("myapp");
+        let mut bad = row("dump-database");
+        bad.healthy = false;
+        bad.problems = vec!["last run failed: failed (exit 1)".into()];
+        bad.last_run.as_mut().unwrap().result = "exit-code".into();
+        bad.last_run.as_mut().unwrap().exit_status = Some(1);
+        bad.dumps = Some(Dumps {
+            dir: "/var/lib/timerapps/dumps".into(),
+            keep: 5,
+            count: Some(2),
+            newest: Some(Newest {
+                file: "dump-20270115T080000Z.sql.gz".into(),
+                form: "gzip",
+                stamped: when(NOW - 3_600_000_000),
+                age_seconds: 3600,
+                size: 30_500_000,
+            }),
+            error: None,
+        });
+        let text = render(&[good, bad], NOW, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(columns(lines[0]), HEADER, "{text}");
+        let good = columns(lines[1]);
+        assert_eq!(
+            good[..3],
+            ["myapp", "enabled, active", "every 5 min"],
+            "{text}"
+        );
+        assert!(good[3].ends_with(" (1 min ago)"), "{text}");
+        assert_eq!(good[4], "success in 0.4 s", "{text}");
+        assert!(good[5].ends_with(" (in 4 min)"), "{text}");
+        assert_eq!(good[6..], ["-", "-"], "{text}");
+        let bad = columns(lines[2]);
+        assert_eq!(bad[0], "! dump-database", "{text}");
+        assert_eq!(bad[4], "failed (exit 1) in 0.4 s", "{text}");
+        assert_eq!(bad[6..], ["1 h old, 30.5 MB", "2/5"], "{text}");
+        // Columns line up under their heads.
+        let at = |line: &str, cell: &str| line.find(cell).unwrap();
+        assert_eq!(at(lines[0], "KEPT"), at(lines[2], "2/5"), "{text}");
+        assert_eq!(lines[3], "");
+        assert_eq!(lines[4], "dump-database: last run failed: failed (exit 1)");
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn color_marks_the_header_and_what_is_wrong_only() {
+        let mut bad = row("otherapp");
+        bad.healthy = false;
+        bad.problems = vec!["the timer failed".into()];
+        let text = render(&[row("myapp"), bad], NOW, true);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("\x1b[1mJOB"), "{text:?}");
+        assert!(!lines[1].contains('\x1b'), "{text:?}");
+        assert!(lines[2].starts_with("\x1b[1;31m! otherapp"), "{text:?}");
+        assert_eq!(lines[4], "\x1b[1;31motherapp: the timer failed\x1b[0m");
+    }
+
+    #[test]
+    fn a_job_that_never_ran_and_an_unreadable_dump_directory() {
+        let mut r = row("dump-database@sales");
+        r.last_run = None;
+        r.next_run = None;
+        r.dumps = Some(Dumps {
+            dir: "/var/lib/timerapps/dumps/sales".into(),
+            keep: 5,
+            count: None,
+            newest: None,
+            error: Some("cannot read /var/lib/timerapps/dumps/sales: Permission denied".into()),
+        });
+        let text = render(&[r], NOW, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            columns(lines[1])[3..],
+            ["never", "-", "-", "?", "?"],
+            "{text}"
+        );
+        assert_eq!(
+            lines[2],
+            "dump-database@sales: cannot read /var/lib/timerapps/dumps/sales: Permission denied"
+        );
+    }
+}

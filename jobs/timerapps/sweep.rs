@@ -1,0 +1,46 @@
+//! `sweep-run-files` (hidden, for the package's removal): the lock and temp
+//! files that dump runs leave in the system's dump directories, found by
+//! the library's own definition, so that removing the package leaves only
+//! dumps there.
+
+use jobkit::dumpfile::is_run_file;
+use jobkit::manifest::DUMPS_DIR;
+use jobkit::{errln, Error, Exit, Result};
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// Removes the run files in the dumps directory and in each directory
+/// directly below it (an instance's); true if every one could be removed.
+pub fn run() -> Result<bool> {
+    let top = Path::new(DUMPS_DIR);
+    let mut dirs = vec![top.to_owned()];
+    match fs::read_dir(top) {
+        Ok(entries) => dirs.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(Error::io(Exit::Failure, "cannot list", top, &e, "")),
+    }
+    let mut all = true;
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let own = entry.file_name().to_str().is_some_and(is_run_file)
+                && entry.file_type().is_ok_and(|t| t.is_file());
+            if !own {
+                continue;
+            }
+            if let Err(e) = fs::remove_file(entry.path()) {
+                errln!("timerapps: cannot remove {}: {e}", entry.path().display());
+                all = false;
+            }
+        }
+    }
+    Ok(all)
+}

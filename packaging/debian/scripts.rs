@@ -1,0 +1,104 @@
+//! The maintainer scripts' tokens: `#NAME#` in `maintainer-scripts/`,
+//! filled in from the jobs' manifest, so that no script spells a job, a
+//! template or a path the manifest knows.
+
+use jobkit::manifest::{
+    self, Kind, Manager, Shape, Variant, CONFIG_DIR, DUMPS_DIR, LOG_DIR, SCHEDULE_DROP_IN,
+    SCHEDULE_MARK,
+};
+use std::fs;
+use std::path::Path;
+
+/// Every token and its value.
+pub fn tokens() -> Vec<(&'static str, String)> {
+    let units = |manager, kind| manifest::plain_units(manager, kind).join(" ");
+    let instance_dirs: Vec<String> = Variant::jobs(Manager::System, Shape::Template)
+        .map(|j| j.instances_dir())
+        .collect();
+    vec![
+        ("TIMERS", units(Manager::System, Kind::Timer)),
+        ("SERVICES", units(Manager::System, Kind::Service)),
+        ("USER_TIMERS", units(Manager::User, Kind::Timer)),
+        ("USER_SERVICES", units(Manager::User, Kind::Service)),
+        ("TEMPLATES", manifest::templates(Manager::System).join(" ")),
+        (
+            "USER_TEMPLATES",
+            manifest::templates(Manager::User).join(" "),
+        ),
+        ("LOG_DIR", LOG_DIR.to_owned()),
+        ("DUMPS_DIR", DUMPS_DIR.to_owned()),
+        ("CONFIG_DIR", CONFIG_DIR.to_owned()),
+        ("INSTANCE_DIRS", instance_dirs.join(" ")),
+        ("SCHEDULE_DROP_IN", SCHEDULE_DROP_IN.to_owned()),
+        ("SCHEDULE_MARK", SCHEDULE_MARK.to_owned()),
+    ]
+}
+
+/// Fills in the tokens of `postinst`, `prerm` and `postrm` in `dir`.
+pub fn fill(dir: &Path) -> Result<(), String> {
+    let tokens = tokens();
+    for (name, value) in &tokens {
+        // The scripts quote every value in single quotes.
+        if value.contains('\'') {
+            return Err(format!("#{name}# would hold a single quote: {value}"));
+        }
+    }
+    for script in ["postinst", "prerm", "postrm"] {
+        let path = dir.join(script);
+        let mut text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for (name, value) in &tokens {
+            text = text.replace(&format!("#{name}#"), value);
+        }
+        if let Some(left) = unknown_token(&text) {
+            return Err(format!("{}: unknown token #{left}#", path.display()));
+        }
+        fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A `#NAME#` left in `text`.
+fn unknown_token(text: &str) -> Option<&str> {
+    text.match_indices('#').find_map(|(at, _)| {
+        let rest = &text[at + 1..];
+        let len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_uppercase() || *b == b'_')
+            .count();
+        (len > 0 && rest.as_bytes().get(len) == Some(&b'#')).then(|| &rest[..len])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripts_spell_no_job_template_or_known_path() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("maintainer-scripts");
+        let mut known: Vec<String> = manifest::JOBS.iter().map(|j| j.name.to_owned()).collect();
+        known.extend(
+            tokens()
+                .into_iter()
+                .filter(|(name, _)| !name.ends_with("TIMERS") && !name.ends_with("SERVICES"))
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_empty()),
+        );
+        for script in ["postinst", "prerm", "postrm"] {
+            let text = fs::read_to_string(dir.join(script)).unwrap();
+            for word in &known {
+                assert!(!text.contains(word.as_str()), "{script} spells {word:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_tokens_are_found() {
+        assert_eq!(unknown_token("a #B# c"), Some("B"));
+        assert_eq!(
+            unknown_token("# comment\nX=\"#TIMERS_X#\""),
+            Some("TIMERS_X")
+        );
+        assert_eq!(unknown_token("# Comment # and #\n#!/bin/sh"), None);
+    }
+}

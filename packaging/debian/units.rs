@@ -1,0 +1,521 @@
+//! How each job's units are written: one description per job's program,
+//! from which every variant (the system's manager or a user's, plain or
+//! template) is rendered into `systemd/`. What differs between variants is
+//! said once, here, with the reason.
+//!
+//! `cargo run -p timerapps-deb -- units systemd` writes them; the test
+//! below, `packaging/build` and `tests/it/package.rs` fail when a file in
+//! `systemd/` is not what this renders.
+
+use jobkit::manifest::{Job, Kind, Manager, Program, Shape, Variant, JOBS, LOG_DIR, USER_NAME};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Which variants a setting is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Only {
+    Every,
+    /// Left out of users' own managers. Such a manager sets up a namespace
+    /// only inside a user namespace of its own (`PrivateUsers=yes`), where
+    /// `PrivateDevices=`, `CapabilityBoundingSet=` and
+    /// `ProtectKernelLogs=` fail the unit; an unprivileged user can neither
+    /// read the kernel log nor hold capabilities anyway.
+    System,
+    /// Only in users' own managers.
+    User,
+}
+
+/// One hardening line of a service, and the variants it is for.
+#[derive(Clone, Copy, Debug)]
+pub struct Setting {
+    pub line: &'static str,
+    pub only: Only,
+}
+
+const fn every(line: &'static str) -> Setting {
+    Setting {
+        line,
+        only: Only::Every,
+    }
+}
+
+const fn system(line: &'static str) -> Setting {
+    Setting {
+        line,
+        only: Only::System,
+    }
+}
+
+const fn user(line: &'static str) -> Setting {
+    Setting {
+        line,
+        only: Only::User,
+    }
+}
+
+/// The hardening of every service of every job.
+pub const HARDENING: &[Setting] = &[
+    // Needed in a user manager for any of the namespace options below to
+    // take effect (they are silently ignored without it).
+    every("PrivateUsers=yes"),
+    every("NoNewPrivileges=yes"),
+    every("ProtectSystem=strict"),
+    system("ProtectHome=yes"),
+    // A user's own jobs read their database files and settings in home.
+    user("ProtectHome=read-only"),
+    every("PrivateTmp=yes"),
+    system("PrivateDevices=yes"),
+    every("PrivateMounts=yes"),
+    every("ProtectKernelTunables=yes"),
+    every("ProtectKernelModules=yes"),
+    system("ProtectKernelLogs=yes"),
+    every("ProtectControlGroups=yes"),
+    every("ProtectClock=yes"),
+    every("ProtectHostname=yes"),
+    every("ProtectProc=invisible"),
+    every("ProcSubset=pid"),
+    every("RestrictNamespaces=yes"),
+    every("RestrictRealtime=yes"),
+    every("RestrictSUIDSGID=yes"),
+    every("LockPersonality=yes"),
+    every("MemoryDenyWriteExecute=yes"),
+    every("RemoveIPC=yes"),
+    system("CapabilityBoundingSet="),
+    every("AmbientCapabilities="),
+    every("DevicePolicy=closed"),
+    every("SystemCallArchitectures=native"),
+    every("SystemCallFilter=@system-service"),
+    every("SystemCallErrorNumber=EPERM"),
+];
+
+/// What a logger adds: it writes one local file and needs no network.
+pub const LOGGER_HARDENING: &[Setting] = &[
+    every("SystemCallFilter=~@privileged @resources"),
+    every("PrivateNetwork=yes"),
+    every("RestrictAddressFamilies=none"),
+    every("IPAddressDeny=any"),
+];
+
+/// What a dump adds: its command reaches the database over a Unix socket
+/// or the network.
+pub const DUMP_HARDENING: &[Setting] = &[
+    every("SystemCallFilter=~@privileged"),
+    every("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"),
+];
+
+/// The hardening lists a rendering uses: [`HARDENING`] and the program's
+/// own, unless a test gives others.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub common: &'a [Setting],
+    pub logger: &'a [Setting],
+    pub dump: &'a [Setting],
+}
+
+pub const SOURCE: Source<'static> = Source {
+    common: HARDENING,
+    logger: LOGGER_HARDENING,
+    dump: DUMP_HARDENING,
+};
+
+/// Every unit file the package ships, by its path below `systemd/`
+/// (`myapp.service`, `user/myapp.timer`), with its text.
+pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
+    let mut files = BTreeMap::new();
+    for job in JOBS {
+        for &variant in job.variants {
+            for kind in Kind::ALL {
+                let dir = match variant.manager {
+                    Manager::System => PathBuf::new(),
+                    Manager::User => PathBuf::from("user"),
+                };
+                let text = match kind {
+                    Kind::Service => service(job, variant, source),
+                    Kind::Timer => timer(job, variant),
+                };
+                files.insert(dir.join(job.unit(variant.shape, kind)), text);
+            }
+        }
+    }
+    files
+}
+
+/// The lines of a unit file as they are built.
+struct Unit(String);
+
+impl Unit {
+    /// A unit's header and its `[Unit]` section's description.
+    fn new(job: &Job, variant: Variant, kind: Kind) -> Unit {
+        let edit = match variant.manager {
+            Manager::System => "systemctl edit",
+            Manager::User => "systemctl --user edit",
+        };
+        let name = match variant.shape {
+            Shape::Plain => job.unit(Shape::Plain, kind),
+            Shape::Template => format!("{}NAME.{kind}", job.unit_base(Shape::Template)),
+        };
+        let mut unit = Unit(String::new());
+        unit.comment(&format!(
+            "Written by packaging/debian/units.rs of timerapps. Change a setting with \
+             \"{edit} {name}\", not here."
+        ));
+        unit.line("[Unit]");
+        unit.line(&format!("Description={}", description(job, variant, kind)));
+        unit.line(&format!("Documentation=man:{}(1)", job.man));
+        unit
+    }
+
+    fn line(&mut self, line: &str) {
+        self.0.push_str(line);
+        self.0.push('\n');
+    }
+
+    /// `text` as comment lines of at most 76 characters.
+    fn comment(&mut self, text: &str) {
+        let mut line = String::from("#");
+        for word in text.split_whitespace() {
+            if line.len() + 1 + word.len() > 76 && line.len() > 1 {
+                self.line(&line);
+                line = String::from("#");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        self.line(&line);
+    }
+}
+
+/// The instance's words in Descriptions: nothing, `instance %i` or
+/// `your instance %i`.
+fn description(job: &Job, variant: Variant, kind: Kind) -> String {
+    let name = job.name;
+    match (job.program, kind, variant.manager, variant.shape) {
+        (Program::Logger, Kind::Service, Manager::System, _) => {
+            format!("Append a timestamp line to the {name} log")
+        }
+        (Program::Logger, Kind::Service, Manager::User, _) => {
+            format!("Append a timestamp line to your {name} log")
+        }
+        (Program::Dump, Kind::Service, Manager::System, Shape::Plain) => {
+            "Dump a database and keep the newest dumps".to_owned()
+        }
+        (Program::Dump, Kind::Service, Manager::System, Shape::Template) => {
+            "Dump database instance %i and keep its newest dumps".to_owned()
+        }
+        (Program::Dump, Kind::Service, Manager::User, _) => {
+            "Dump your database %i and keep its newest dumps".to_owned()
+        }
+        (_, Kind::Timer, manager, shape) => {
+            let every = job.schedule.every.1;
+            match (manager, shape) {
+                (Manager::System, Shape::Plain) => format!("Run {name} every {every}"),
+                (Manager::User, Shape::Plain) => format!("Run your {name} every {every}"),
+                (Manager::System, Shape::Template) => {
+                    format!("Run {name} for instance %i every {every}")
+                }
+                (Manager::User, Shape::Template) => {
+                    format!("Run {name} for your instance %i every {every}")
+                }
+            }
+        }
+    }
+}
+
+fn service(job: &Job, variant: Variant, source: Source) -> String {
+    let mut u = Unit::new(job, variant, Kind::Service);
+    let (system, template) = (
+        variant.manager == Manager::System,
+        variant.shape == Shape::Template,
+    );
+    // Runs started by hand (timerapps run, tests) come in quick succession.
+    u.line("StartLimitIntervalSec=0");
+    if job.program == Program::Dump && system {
+        // A user manager has no network-online.target and no servers.
+        u.line("Wants=network-online.target");
+        u.line("After=network-online.target postgresql.service mariadb.service");
+    }
+    u.line("");
+    u.line("[Service]");
+    u.line("Type=oneshot");
+    if system {
+        u.line(&format!("User={USER_NAME}"));
+        u.line(&format!("Group={USER_NAME}"));
+    }
+    let settings = job.settings_file(variant);
+    match job.program {
+        Program::Logger => {
+            let log = match variant.manager {
+                Manager::System => LOG_DIR.to_owned(),
+                // %L: ~/.config/log on systemd 252, ~/.local/state/log later.
+                Manager::User => "%L/timerapps".to_owned(),
+            };
+            u.line(&format!("Environment=LOGFILE={log}/{}.log", job.name));
+            u.line(&format!("EnvironmentFile=-{settings}"));
+            u.line(&format!("ExecStart=/usr/bin/{}", job.name));
+            u.line("LogsDirectory=timerapps");
+            // The system's logs are for the admin's tools to read.
+            u.line(if system { "UMask=0022" } else { "UMask=0077" });
+        }
+        Program::Dump => {
+            let dumps = match variant.manager {
+                Manager::System => "/var/lib/timerapps/dumps",
+                // %S: ~/.config on systemd 252, ~/.local/state later.
+                Manager::User => "%S/timerapps/dumps",
+            };
+            if template {
+                u.comment(
+                    "The instance's own name and directory, unless its settings file sets \
+                     them; DUMP_SETTINGS lets the job name that file when it lacks \
+                     DUMP_COMMAND, which fails the instance: it was enabled on purpose.",
+                );
+                u.line(&format!("Environment=DUMP_NAME=%i DUMP_DIR={dumps}/%i"));
+                u.line(&format!("Environment=DUMP_SETTINGS={settings}"));
+            }
+            u.line(&format!("EnvironmentFile=-{settings}"));
+            u.line(&format!("ExecStart=/usr/bin/{}", job.name));
+            if !template {
+                // The default job, unconfigured after install: skipped, with
+                // the reason in the journal.
+                u.line("SuccessExitStatus=78");
+            }
+            u.comment(
+                "The job reports its progress (systemctl status) and pings the watchdog \
+                 while the dump command's output advances. A command silent for \
+                 WatchdogSec= is taken as hung: long enough for pg_dump's ordinary lock \
+                 waits.",
+            );
+            u.line("NotifyAccess=main");
+            u.line("WatchdogSec=10min");
+            u.comment(
+                "SIGTERM, not SIGABRT: the job stops the command's process group, removes \
+                 its temp file and leaves earlier dumps as they were.",
+            );
+            u.line("WatchdogSignal=SIGTERM");
+            let state = if template {
+                "timerapps/dumps/%i"
+            } else {
+                "timerapps/dumps"
+            };
+            u.line(&format!("StateDirectory={state}"));
+            u.line("StateDirectoryMode=0700");
+            u.line("UMask=0077");
+        }
+    }
+    if !system {
+        u.comment(
+            "In a user manager PrivateUsers=yes makes the namespace options work; \
+             PrivateDevices=, CapabilityBoundingSet= and ProtectKernelLogs= are left out, \
+             as they fail there; home is read-only, not hidden.",
+        );
+    }
+    let own = match job.program {
+        Program::Logger => source.logger,
+        Program::Dump => source.dump,
+    };
+    for setting in source.common.iter().chain(own) {
+        let applies = match setting.only {
+            Only::Every => true,
+            Only::System => system,
+            Only::User => !system,
+        };
+        if applies {
+            u.line(setting.line);
+        }
+    }
+    u.0
+}
+
+fn timer(job: &Job, variant: Variant) -> String {
+    let mut u = Unit::new(job, variant, Kind::Timer);
+    let s = job.schedule;
+    u.line("");
+    u.line("[Timer]");
+    u.line(&format!("OnActiveSec={}", s.first));
+    u.line(&format!("OnUnitActiveSec={}", s.every.0));
+    if let Some(accuracy) = s.accuracy {
+        u.line(&format!("AccuracySec={accuracy}"));
+    }
+    u.line(&format!("RandomizedDelaySec={}", s.spread));
+    u.line("");
+    u.line("[Install]");
+    u.line("WantedBy=timers.target");
+    u.0
+}
+
+/// How the files in `dir` differ from what [`render_all`] makes: one line
+/// per file that is missing, extra or different. Empty when they agree.
+pub fn drift(dir: &Path, source: Source) -> Vec<String> {
+    let rendered = render_all(source);
+    let mut found = Vec::new();
+    for sub in ["", "user"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = PathBuf::from(sub).join(entry.file_name());
+            let is_unit = [".service", ".timer"]
+                .iter()
+                .any(|s| name.to_string_lossy().ends_with(s));
+            if is_unit && !rendered.contains_key(&name) {
+                found.push(format!("{}: not a unit of any job", name.display()));
+            }
+        }
+    }
+    for (name, text) in &rendered {
+        match std::fs::read_to_string(dir.join(name)) {
+            Ok(on_disk) if &on_disk == text => {}
+            Ok(on_disk) => {
+                let line = on_disk
+                    .lines()
+                    .zip(text.lines())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(on_disk.lines().count().min(text.lines().count()));
+                found.push(format!(
+                    "{}: differs from its source from line {}",
+                    name.display(),
+                    line + 1
+                ));
+            }
+            Err(e) => found.push(format!("{}: {e}", name.display())),
+        }
+    }
+    found
+}
+
+/// Writes every rendered unit into `dir`, and removes unit files there that
+/// no job has.
+pub fn write_all(dir: &Path) -> std::io::Result<()> {
+    for (name, text) in render_all(SOURCE) {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("a unit is in a directory"))?;
+        std::fs::write(path, text)?;
+    }
+    for line in drift(dir, SOURCE) {
+        if let Some(extra) = line.strip_suffix(": not a unit of any job") {
+            std::fs::remove_file(dir.join(extra))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn systemd_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../systemd")
+    }
+
+    #[test]
+    fn the_shipped_units_are_what_their_source_renders() {
+        let drift = drift(&systemd_dir(), SOURCE);
+        assert!(
+            drift.is_empty(),
+            "systemd/ drifted from packaging/debian/units.rs; run \
+             \"cargo run -p timerapps-deb -- units systemd\" and commit the result:\n{}",
+            drift.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_drift_check_sees_a_hand_edit_an_extra_and_a_missing_unit() {
+        let dir = std::env::temp_dir().join(format!("timerapps-units-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        write_all(&dir).unwrap();
+        assert_eq!(drift(&dir, SOURCE), Vec::<String>::new());
+        let edited = dir.join("user/myapp.service");
+        let text = std::fs::read_to_string(&edited).unwrap();
+        std::fs::write(&edited, text.replace("ProtectClock=yes\n", "")).unwrap();
+        std::fs::write(dir.join("stray.timer"), "").unwrap();
+        std::fs::remove_file(dir.join("dump-database@.timer")).unwrap();
+        let found = drift(&dir, SOURCE);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("stray.timer: not a unit"),
+            "{found:#?}"
+        );
+        assert!(found[1].starts_with("dump-database@.timer: "), "{found:#?}");
+        assert!(
+            found[2].starts_with("user/myapp.service: differs"),
+            "{found:#?}"
+        );
+        write_all(&dir).unwrap();
+        assert_eq!(drift(&dir, SOURCE), Vec::<String>::new());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// One edit to the dump's hardening reaches every dump unit, system and
+    /// user, plain and template, and no logger.
+    #[test]
+    fn one_edit_to_a_jobs_hardening_changes_every_variant_of_it() {
+        let mut dump = DUMP_HARDENING.to_vec();
+        dump.push(every("ProtectHostname=private"));
+        let edited = render_all(Source {
+            dump: &dump,
+            ..SOURCE
+        });
+        let before = render_all(SOURCE);
+        let changed: Vec<String> = edited
+            .iter()
+            .filter(|(name, text)| *text != &before[*name])
+            .inspect(|(name, text)| {
+                assert!(
+                    text.lines().any(|l| l == "ProtectHostname=private"),
+                    "{}",
+                    name.display()
+                )
+            })
+            .map(|(name, _)| name.display().to_string())
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                "dump-database.service",
+                "dump-database@.service",
+                "user/dump-database@.service"
+            ]
+        );
+    }
+
+    /// What differs between variants is only what [`Only`] and the
+    /// renderer say: the plain and template dump units share every other
+    /// line.
+    #[test]
+    fn variants_differ_only_where_stated() {
+        let units = render_all(SOURCE);
+        let settings = |name: &str| -> Vec<String> {
+            units[Path::new(name)]
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        };
+        let differs = [
+            "Description=",
+            "Environment=",
+            "EnvironmentFile=",
+            "StateDirectory=",
+            "SuccessExitStatus=",
+        ];
+        let keep = |lines: Vec<String>| -> Vec<String> {
+            lines
+                .into_iter()
+                .filter(|l| !differs.iter().any(|d| l.starts_with(d)))
+                .collect()
+        };
+        assert_eq!(
+            keep(settings("dump-database.service")),
+            keep(settings("dump-database@.service"))
+        );
+        let system = settings("myapp.service");
+        let user = settings("user/myapp.service");
+        for line in [
+            "PrivateDevices=yes",
+            "CapabilityBoundingSet=",
+            "User=timerapps",
+        ] {
+            assert!(system.iter().any(|l| l == line), "{line}");
+            assert!(!user.iter().any(|l| l == line), "{line}");
+        }
+    }
+}
