@@ -12,6 +12,7 @@ mod error;
 pub mod human;
 pub mod logger;
 pub mod manifest;
+pub mod usage;
 
 pub use error::{Error, Exit, Result};
 

@@ -36,13 +36,8 @@ pub fn help(name: &str) -> String {
 Appends one line \"[{name}] executed at YYYY-MM-DD HH:MM:SS.ffffff\" (local
 time) to LOGFILE and prints \"[{name}] wrote to LOGFILE\".
 
-Environment:
-  LOGFILE  absolute path of the log file (default {default})
-
-Exit status: 0 line written, 1 write failed, 2 bad argument or LOGFILE value,
-73 LOGFILE cannot be opened.
-",
-        default = default_logfile(name)
+{}",
+        crate::usage::help(&crate::usage::LOGGER, name)
     )
 }
 

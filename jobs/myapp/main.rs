@@ -4,14 +4,14 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `LOGFILE` | absolute path of the log file | `/var/tmp/myapp_timer.log` |
+//! | `LOGFILE` | absolute path of the log file | `/var/tmp/NAME_timer.log` |
 //!
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | the line was written |
-//! | 1 | locking or writing LOGFILE failed, or the clock is set so far ahead that it has no calendar date |
-//! | 2 | bad argument, or LOGFILE empty or relative; nothing written |
-//! | 73 | LOGFILE cannot be opened: missing directory, a directory, not writable, not a regular file, or a symlink in a world-writable sticky directory |
+//! | 1 | locking or writing `LOGFILE` failed, or the clock is set so far ahead that it has no calendar date |
+//! | 2 | bad argument, or `LOGFILE` empty or relative; nothing written |
+//! | 73 | `LOGFILE` cannot be opened: missing directory, a directory, not writable, not a regular file, or a symlink in a world-writable sticky directory |
 
 use jobkit::arena::Arena;
 use jobkit::config::Environment;

@@ -14,7 +14,7 @@
 //! |---|---|
 //! | 0 | done; for `status`, every job shown is healthy; for `verify`, every dump is intact |
 //! | 1 | a job shown failed or its newest dump is older than two periods; the run failed; a dump is damaged or none is kept; systemd cannot be reached or refused |
-//! | 2 | bad argument: unknown job or command, invalid calendar expression; nothing changed |
+//! | 2 | bad argument: unknown job or command, invalid instance name or calendar expression; nothing changed |
 //! | 77 | a command that changes the system's timers, run by a user other than root (without `--user`); nothing changed |
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
 
@@ -38,11 +38,7 @@ use systemd::Scope;
     name = "timerapps",
     version,
     about = "See, schedule, run and verify the timerapps jobs",
-    after_help = "JOB is myapp, otherapp, dump-database or dump-database@NAME, with or \
-                  without .timer or .service; with --user (your own timers, no root \
-                  needed) myapp, otherapp or dump-database@NAME.\n\nExit status: 0 done and healthy, 1 a job \
-                  failed or is stale, a run failed or a dump is damaged, 2 bad argument, \
-                  77 not root, 78 instance settings missing."
+    after_help = after_help()
 )]
 struct Cli {
     /// Act on your own service manager (systemctl --user), not the system's.
@@ -110,6 +106,15 @@ enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+}
+
+fn after_help() -> String {
+    format!(
+        "JOB is myapp, otherapp, dump-database or dump-database@NAME, with or without \
+         .timer or .service; with --user (your own timers, no root needed) myapp, \
+         otherapp or dump-database@NAME.\n\n{}",
+        jobkit::usage::help(&jobkit::usage::COMMAND, "timerapps")
+    )
 }
 
 fn main() -> ExitCode {

@@ -11,6 +11,8 @@ mod command;
 mod config;
 /// Helper: systemd booted in a container, on Debian 12 and 13.
 mod container;
+/// The tables of variables and exit statuses agree everywhere they are shown.
+mod docs;
 /// dump-database publishes, rotates and restores real dumps in every form.
 mod dump;
 /// dump-database never loses a good dump to faults or operator mistakes.

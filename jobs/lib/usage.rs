@@ -1,0 +1,319 @@
+//! Each program's environment variables and exit statuses, stated once.
+//! `--help` is written from these tables; the `//!` docs of each
+//! `jobs/NAME/main.rs` and the README hold them as [`markdown`] renders
+//! them, and the man pages and settings files name the same variables and
+//! statuses (`tests/it/docs.rs` checks all of these).
+
+/// An environment variable a program reads.
+pub struct Variable {
+    pub name: &'static str,
+    /// What it sets, in Markdown.
+    pub meaning: &'static str,
+    /// Its value when unset, in Markdown; `NAME` stands for the program.
+    pub default: &'static str,
+}
+
+/// An exit status and what it means.
+pub struct Status {
+    /// A number, or numbers joined by ", ".
+    pub code: &'static str,
+    pub meaning: &'static str,
+}
+
+/// What a program reads and how it exits.
+pub struct Usage {
+    pub variables: &'static [Variable],
+    pub statuses: &'static [Status],
+}
+
+/// `myapp` and `otherapp`.
+pub const LOGGER: Usage = Usage {
+    variables: &[Variable {
+        name: "LOGFILE",
+        meaning: "absolute path of the log file",
+        default: "`/var/tmp/NAME_timer.log`",
+    }],
+    statuses: &[
+        Status {
+            code: "0",
+            meaning: "the line was written",
+        },
+        Status {
+            code: "1",
+            meaning: "locking or writing `LOGFILE` failed, or the clock is set so far ahead \
+                      that it has no calendar date",
+        },
+        Status {
+            code: "2",
+            meaning: "bad argument, or `LOGFILE` empty or relative; nothing written",
+        },
+        Status {
+            code: "73",
+            meaning: "`LOGFILE` cannot be opened: missing directory, a directory, not \
+                      writable, not a regular file, or a symlink in a world-writable sticky \
+                      directory",
+        },
+    ],
+};
+
+/// `dump-database`.
+pub const DUMP: Usage = Usage {
+    variables: &[
+        Variable {
+            name: "DUMP_COMMAND",
+            meaning: "the dump command; split into words with shell quoting rules and run \
+                      without a shell; its stdout is the dump, its stderr goes to the \
+                      journal; `${CREDENTIALS_DIRECTORY}` in it becomes the service's \
+                      credentials directory (`LoadCredential=`)",
+            default: "required",
+        },
+        Variable {
+            name: "DUMP_DIR",
+            meaning: "absolute path of the directory the dumps are kept in; must exist",
+            default: "`/var/lib/timerapps/dumps`",
+        },
+        Variable {
+            name: "DUMP_KEEP",
+            meaning: "how many dumps to keep, at least 1",
+            default: "`5`",
+        },
+        Variable {
+            name: "DUMP_NAME",
+            meaning: "file-name prefix, and an instance's name: 1 to 64 letters, digits, \
+                      `.`, `_` or `-`, starting with a letter or digit",
+            default: "`dump`",
+        },
+        Variable {
+            name: "DUMP_COMPRESS",
+            meaning: "`gzip`, `zstd`, or `none` to keep the command's bytes as they are \
+                      (for `pg_dump -Fc`)",
+            default: "`gzip`",
+        },
+        Variable {
+            name: "DUMP_GZIP_LEVEL",
+            meaning: "gzip level, 1 (fastest) to 9 (smallest)",
+            default: "`6`",
+        },
+        Variable {
+            name: "DUMP_ZSTD_LEVEL",
+            meaning: "zstd level, 1 (fastest) to 19 (smallest)",
+            default: "`3`",
+        },
+        Variable {
+            name: "DUMP_EXTENSION",
+            meaning: "what the dump is, before the compression's suffix: letters, digits, \
+                      `_`, `-` (`dump` for `pg_dump -Fc`)",
+            default: "`sql`",
+        },
+        Variable {
+            name: "DUMP_THREADS",
+            meaning: "compression threads, 1 to 64",
+            default: "the CPUs the job may use, at most 4",
+        },
+        Variable {
+            name: "DUMP_SETTINGS",
+            meaning: "the file these are set in, named when `DUMP_COMMAND` is missing; set \
+                      by the units",
+            default: "`/etc/default/dump-database`",
+        },
+    ],
+    statuses: &[
+        Status {
+            code: "0",
+            meaning: "the dump was published and old dumps pruned",
+        },
+        Status {
+            code: "1",
+            meaning: "the dump failed: command failed, was killed or wrote nothing, read or \
+                      write error (disk full), temp file removed meanwhile, publish or prune \
+                      failed",
+        },
+        Status {
+            code: "2",
+            meaning: "bad argument or malformed variable; nothing written",
+        },
+        Status {
+            code: "73",
+            meaning: "`DUMP_DIR` missing, not a directory, or not writable; or its lock file \
+                      `.NAME.lock` cannot be opened or is not a regular file (the message \
+                      says why and what to remove)",
+        },
+        Status {
+            code: "75",
+            meaning: "another run of the same `DUMP_NAME` holds the lock, or this run lost \
+                      it; nothing published or pruned",
+        },
+        Status {
+            code: "77",
+            meaning: "run as root on a `DUMP_DIR` that another user owns; nothing written",
+        },
+        Status {
+            code: "78",
+            meaning: "`DUMP_COMMAND` is not set; nothing written",
+        },
+        Status {
+            code: "130, 143",
+            meaning: "stopped by SIGINT or SIGTERM, which is passed on to the command; the \
+                      dump was discarded, or, when the signal came after it was published, \
+                      old dumps were pruned first and the message says so",
+        },
+    ],
+};
+
+/// The `timerapps` command.
+pub const COMMAND: Usage = Usage {
+    variables: &[Variable {
+        name: "NO_COLOR",
+        meaning: "set and not empty: no color, even on a terminal",
+        default: "unset",
+    }],
+    statuses: &[
+        Status {
+            code: "0",
+            meaning: "done; for `status`, every job shown is healthy; for `verify`, every \
+                      dump is intact",
+        },
+        Status {
+            code: "1",
+            meaning: "a job shown failed or its newest dump is older than two periods; the \
+                      run failed; a dump is damaged or none is kept; systemd cannot be \
+                      reached or refused",
+        },
+        Status {
+            code: "2",
+            meaning: "bad argument: unknown job or command, invalid instance name or \
+                      calendar expression; nothing changed",
+        },
+        Status {
+            code: "77",
+            meaning: "a command that changes the system's timers, run by a user other than \
+                      root (without `--user`); nothing changed",
+        },
+        Status {
+            code: "78",
+            meaning: "`enable` of an instance whose settings file is missing; nothing \
+                      changed",
+        },
+    ],
+};
+
+/// The usage of `program`: `myapp`, `otherapp`, `dump-database` or
+/// `timerapps`.
+pub fn of(program: &str) -> Option<&'static Usage> {
+    match program {
+        "myapp" | "otherapp" => Some(&LOGGER),
+        "dump-database" => Some(&DUMP),
+        "timerapps" => Some(&COMMAND),
+        _ => None,
+    }
+}
+
+/// The two Markdown tables, as the `//!` docs and the README hold them.
+pub fn markdown(usage: &Usage) -> String {
+    let mut out = String::from("| variable | meaning | default |\n|---|---|---|\n");
+    for v in usage.variables {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            v.name, v.meaning, v.default
+        ));
+    }
+    out.push_str("\n| exit | meaning |\n|---|---|\n");
+    for s in usage.statuses {
+        out.push_str(&format!("| {} | {} |\n", s.code, s.meaning));
+    }
+    out
+}
+
+/// The "Environment:" and "Exit status:" sections of `program`'s `--help`,
+/// wrapped to 79 columns.
+pub fn help(usage: &Usage, program: &str) -> String {
+    let plain = |text: &str| text.replace('`', "");
+    let mut out = String::from("Environment:\n");
+    let width = usage
+        .variables
+        .iter()
+        .map(|v| v.name.len())
+        .max()
+        .unwrap_or(0);
+    for v in usage.variables {
+        let default = plain(v.default).replace("NAME", program);
+        let text = format!("{} ({})", plain(v.meaning), plain_default(&default));
+        out.push_str(&hanging(&format!("  {:width$}  ", v.name), &text));
+    }
+    out.push_str("\nExit status:\n");
+    let width = usage
+        .statuses
+        .iter()
+        .map(|s| s.code.len())
+        .max()
+        .unwrap_or(0);
+    for s in usage.statuses {
+        out.push_str(&hanging(
+            &format!("  {:width$}  ", s.code),
+            &plain(s.meaning),
+        ));
+    }
+    out
+}
+
+/// `required` stays as it is; any other default reads `default X`.
+fn plain_default(default: &str) -> String {
+    if default == "required" {
+        default.to_owned()
+    } else {
+        format!("default {default}")
+    }
+}
+
+/// `text` after `head`, wrapped at 79 columns under its first word.
+fn hanging(head: &str, text: &str) -> String {
+    let indent = head.len();
+    let mut out = String::new();
+    let mut line = head.to_owned();
+    for word in text.split_whitespace() {
+        if line.len() + word.len() + 1 > 79 && line.len() > indent {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = " ".repeat(indent);
+        }
+        if line.len() > indent {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_wraps_under_the_first_word_and_names_the_program() {
+        let text = help(&LOGGER, "myapp");
+        assert!(
+            text.starts_with(
+                "Environment:\n  LOGFILE  absolute path of the log file (default \
+                 /var/tmp/myapp_timer.log)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  73  LOGFILE cannot be opened: "),
+            "{text}"
+        );
+        for line in help(&DUMP, "dump-database").lines() {
+            assert!(line.len() <= 79, "{line}");
+        }
+        assert!(help(&DUMP, "dump-database").contains("\n  DUMP_COMMAND     the dump command"));
+    }
+
+    #[test]
+    fn markdown_tables() {
+        let text = markdown(&COMMAND);
+        assert!(text.starts_with("| variable | meaning | default |\n|---|---|---|\n| `NO_COLOR` |"));
+        assert!(text.contains("\n| exit | meaning |\n|---|---|\n| 0 | done;"));
+    }
+}

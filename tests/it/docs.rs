@@ -1,0 +1,157 @@
+//! The variable and exit-status tables of `jobkit::usage` are the ones the
+//! `//!` docs and the README show, and the man pages and settings files
+//! name the same variables and statuses. `UPDATE_DOCS=1 cargo test docs`
+//! writes the tables into the `//!` docs and the README.
+
+use jobkit::usage::{self, Usage};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn source(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// The lines of the two tables that start at the `nth` variable table of
+/// `text` (each line without `prefix`): where they are and what they say.
+fn tables(text: &str, prefix: &str, nth: usize) -> Option<(usize, usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.strip_prefix(prefix) == Some("| variable | meaning | default |"))
+        .map(|(i, _)| i)
+        .nth(nth)?;
+    let is_row = |l: &str| l.strip_prefix(prefix).is_some_and(|l| l.starts_with('|'));
+    let mut end = start;
+    while end < lines.len() && is_row(lines[end]) {
+        end += 1;
+    }
+    // A blank line, then the exit table.
+    if lines.get(end).map(|l| l.trim_end()) != Some(prefix.trim_end()) {
+        return None;
+    }
+    end += 1;
+    while end < lines.len() && is_row(lines[end]) {
+        end += 1;
+    }
+    let found = lines[start..end]
+        .iter()
+        .map(|l| format!("{}\n", l.strip_prefix(prefix).unwrap_or("").trim_end()))
+        .collect();
+    Some((start, end, found))
+}
+
+/// Checks (or, with UPDATE_DOCS set, writes) the tables of `usage` in
+/// `file`; returns what is wrong.
+fn check_tables(file: &str, prefix: &str, nth: usize, usage: &Usage) -> Option<String> {
+    let path = source(file);
+    let text = fs::read_to_string(&path).unwrap();
+    let expected = usage::markdown(usage);
+    let Some((start, end, found)) = tables(&text, prefix, nth) else {
+        return Some(format!("{file}: no variable and exit tables (table {nth})"));
+    };
+    if found == expected {
+        return None;
+    }
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let new = expected
+            .lines()
+            .map(|l| format!("{prefix}{l}").trim_end().to_owned());
+        lines.splice(start..end, new);
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        return None;
+    }
+    Some(format!(
+        "{file}: the tables differ from jobkit::usage; run UPDATE_DOCS=1 cargo test docs\n\
+         --- found\n{found}--- expected\n{expected}"
+    ))
+}
+
+#[test]
+fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
+    let checks = [
+        ("jobs/myapp/main.rs", "//! ", 0, "myapp"),
+        ("jobs/otherapp/main.rs", "//! ", 0, "otherapp"),
+        ("jobs/dump-database/main.rs", "//! ", 0, "dump-database"),
+        ("jobs/timerapps/main.rs", "//! ", 0, "timerapps"),
+        ("README.md", "", 0, "myapp"),
+        ("README.md", "", 1, "dump-database"),
+        ("README.md", "", 2, "timerapps"),
+    ];
+    let wrong: Vec<String> = checks
+        .iter()
+        .filter_map(|(file, prefix, nth, program)| {
+            check_tables(file, prefix, *nth, usage::of(program).unwrap())
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The `.TP`/`.B` entries of a man page section, in order.
+fn man_entries(page: &str, section: &str) -> Vec<String> {
+    let text = fs::read_to_string(source(&format!("packaging/debian/man/{page}"))).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != format!(".SH {section}"))
+        .skip(1)
+        .take_while(|l| !l.starts_with(".SH "))
+        .collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == ".TP")
+        .filter_map(|w| w[1].strip_prefix(".B "))
+        .map(|e| e.replace("\\-", "-").trim_matches('"').to_owned())
+        .collect()
+}
+
+#[test]
+fn the_man_pages_name_every_variable_and_exit_status() {
+    for (page, program) in [
+        ("myapp.1", "myapp"),
+        ("dump-database.1", "dump-database"),
+        ("timerapps.1", "timerapps"),
+    ] {
+        let usage = usage::of(program).unwrap();
+        let names: Vec<&str> = usage.variables.iter().map(|v| v.name).collect();
+        assert_eq!(
+            man_entries(page, "ENVIRONMENT"),
+            names,
+            "{page} ENVIRONMENT"
+        );
+        let codes: Vec<&str> = usage.statuses.iter().map(|s| s.code).collect();
+        assert_eq!(
+            man_entries(page, "EXIT STATUS"),
+            codes,
+            "{page} EXIT STATUS"
+        );
+    }
+}
+
+/// The settings files the package installs document each variable a job
+/// reads from them (DUMP_SETTINGS is the units' to set).
+#[test]
+fn the_settings_files_document_every_variable() {
+    for (file, program) in [
+        ("packaging/debian/default/myapp", "myapp"),
+        ("packaging/debian/default/otherapp", "otherapp"),
+        ("packaging/debian/default/dump-database", "dump-database"),
+        (
+            "packaging/debian/default/dump-database-instance.conf",
+            "dump-database",
+        ),
+    ] {
+        let text = fs::read_to_string(source(file)).unwrap();
+        for v in usage::of(program).unwrap().variables {
+            if v.name == "DUMP_SETTINGS" {
+                continue;
+            }
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("# {}", v.name))
+                    || l.starts_with(&format!("#{}=", v.name))),
+                "{file} does not document {}",
+                v.name
+            );
+        }
+    }
+}
