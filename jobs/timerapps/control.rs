@@ -5,7 +5,11 @@ use crate::jobs::{Job, Settings};
 use crate::systemd::{failed, Scope, ServiceProxy, Systemd, UnitProxy, Verb};
 use jobkit::{outln, Error, Exit, Result};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long `run` waits for the run's lines to reach the journal; journald
+/// on a busy machine takes seconds.
+const JOURNAL_WAIT: Duration = Duration::from_secs(10);
 
 /// Enables the timer (at boot) and starts it (now). An instance whose
 /// settings file is missing is refused: it would only fail.
@@ -73,8 +77,13 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let service: ServiceProxy = sd.unit(&unit)?;
     let state: UnitProxy = sd.unit(&unit)?;
     let read = failed("cannot read how the run ended");
-    let invocation = state.invocation_id().map_err(&read)?;
-    print_journal(&invocation, scope);
+    let run = Run {
+        unit: &unit,
+        invocation: state.invocation_id().map_err(&read)?,
+        pid: service.exec_main_pid().map_err(&read)?,
+        started: service.exec_main_start_timestamp().map_err(&read)?,
+    };
+    print_journal(&run, scope);
     let result = service.result().map_err(&read)?;
     let status = service.exec_main_status().map_err(&read)?;
     let took = match (
@@ -97,36 +106,64 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     Ok(succeeded)
 }
 
-/// The lines the run wrote (its stdout and stderr), from the journal,
-/// found by the run's invocation ID.
-fn print_journal(invocation: &[u8], scope: Scope) {
-    if invocation.is_empty() {
+/// What finds a run's lines in the journal.
+struct Run<'a> {
+    unit: &'a str,
+    invocation: Vec<u8>,
+    pid: u32,
+    /// µs since the epoch.
+    started: u64,
+}
+
+/// The lines the run wrote (its stdout and stderr), from the journal: those
+/// of the run's invocation ID, or, where journald could not tell the
+/// invocation (it reads it from the unit's cgroup as the stream opens), of
+/// the unit's main process since the run started.
+fn print_journal(run: &Run, scope: Scope) {
+    if run.invocation.is_empty() {
         return;
     }
-    let id: String = invocation.iter().map(|b| format!("{b:02x}")).collect();
-    // journald takes the last lines of a stream asynchronously: have it
-    // write all it has before reading, and since on systemd 252 that does
-    // not cover a stream it has not read yet, look again for a second
-    // while the run seems to have written nothing.
-    let mut shown = Err(std::io::Error::other("not read"));
-    for _ in 0..10 {
+    let id: String = run.invocation.iter().map(|b| format!("{b:02x}")).collect();
+    let unit_field = match scope {
+        Scope::System => "_SYSTEMD_UNIT",
+        Scope::User => "_SYSTEMD_USER_UNIT",
+    };
+    // journald takes the last lines of a stream asynchronously, after the
+    // run has ended: have it write all it has before reading (root only),
+    // and look again while the run seems to have written nothing, or until
+    // what it wrote stops growing. Every job writes at least one line.
+    let read = || {
         let _ = Command::new("journalctl")
             .arg("--sync")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        shown = Command::new("journalctl")
+        Command::new("journalctl")
             // A user reads their own journal file, which --user picks.
             .args((scope == Scope::User).then_some("--user"))
             .args(["--no-pager", "--quiet", "--output=cat"])
+            .arg(format!("--since=@{}", run.started / 1_000_000))
             .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
+            .arg("+")
+            .arg(format!("_PID={}", run.pid))
+            .arg(format!("{unit_field}={}", run.unit))
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
-            .output();
-        if shown.as_ref().is_ok_and(|o| !o.stdout.is_empty()) {
+            .output()
+    };
+    let deadline = Instant::now() + JOURNAL_WAIT;
+    let mut shown = read();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let again = read();
+        let bytes = |r: &std::io::Result<std::process::Output>| {
+            r.as_ref().map(|o| o.stdout.len()).unwrap_or(0)
+        };
+        let settled = bytes(&shown) > 0 && bytes(&again) == bytes(&shown);
+        shown = again;
+        if settled {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
     let shown = shown.map(|o| {
         jobkit::out(format_args!("{}", String::from_utf8_lossy(&o.stdout)));

@@ -212,7 +212,7 @@ impl Settings {
         let read = crate::systemd::failed(&format!("cannot read the settings of {unit}"));
         let program = service.exec_start().map_err(&read)?;
         let keeps_dumps = program.first().is_some_and(|c| {
-            let program = Path::new(&c.0).file_name().and_then(|n| n.to_str());
+            let program = Path::new(&c.path).file_name().and_then(|n| n.to_str());
             program
                 .and_then(manifest::Job::named)
                 .is_some_and(|j| j.program == Program::Dump)

@@ -130,9 +130,22 @@ pub trait Timer {
     fn last_trigger(&self) -> zbus::Result<u64>;
 }
 
-/// One `ExecStart=` command: path, argv, ignore failure, then timestamps
-/// and the status of its last run.
-pub type ExecCommand = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+/// One `ExecStart=` command as systemd sends it: every field, in its
+/// order, though only the path is read.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, Type, zbus::zvariant::Value, zbus::zvariant::OwnedValue)]
+pub struct ExecCommand {
+    pub path: String,
+    pub argv: Vec<String>,
+    pub ignore_failure: bool,
+    pub start_realtime: u64,
+    pub start_monotonic: u64,
+    pub exit_realtime: u64,
+    pub exit_monotonic: u64,
+    pub pid: u32,
+    pub code: i32,
+    pub status: i32,
+}
 
 #[proxy(
     interface = "org.freedesktop.systemd1.Service",
@@ -148,6 +161,8 @@ pub trait Service {
     fn exec_main_exit_timestamp(&self) -> zbus::Result<u64>;
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+    #[zbus(property, name = "ExecMainPID")]
+    fn exec_main_pid(&self) -> zbus::Result<u32>;
     #[zbus(property)]
     fn environment(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property)]

@@ -4,6 +4,7 @@
 
 use crate::command::job as row;
 use crate::container::{Container, Release};
+use crate::harness::{dump_files, names};
 use crate::harness::{wait_for, Run, Sandbox};
 use crate::package::{built_deb, units};
 use jobkit::manifest::Manager;
@@ -176,14 +177,26 @@ fn users_timers_on(release: Release) {
     for _ in 0..3 {
         let r = alice.exec("timerapps --user run dump-database@sales");
         assert_eq!(r.code(), Some(0), "{r}");
-        assert!(r.stdout.contains("published"), "{r}");
+        assert!(
+            r.stdout.contains("published"),
+            "{r}\nthe user's journal:\n{}\nthe system's:\n{}",
+            alice.exec("journalctl --user --no-pager -n 12 -o verbose"),
+            c.exec(&[
+                "journalctl",
+                "--no-pager",
+                "-n",
+                "12",
+                "-o",
+                "verbose",
+                "_UID=1000"
+            ])
+        );
         // One stamp a second.
         std::thread::sleep(Duration::from_millis(1100));
     }
     let dir = alice.env_of("dump-database@sales.service", "DUMP_DIR");
     assert!(dir.starts_with(&format!("{HOME}/")), "{dir}");
-    let dumps = c.sh(&format!("ls '{dir}' | grep '^sales-.*\\.sql\\.gz$'"));
-    let dumps: Vec<&str> = dumps.lines().collect();
+    let dumps = dump_files(&names("sales"), &c.path(&dir));
     assert_eq!(dumps.len(), 2, "DUMP_KEEP=2: {dumps:?}");
     let newest = format!("{dir}/{}", dumps.last().unwrap());
     assert_eq!(c.sh(&format!("stat -c %U '{newest}'")).trim(), USER);
