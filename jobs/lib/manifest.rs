@@ -131,10 +131,14 @@ pub const JOBS: &[Job] = &[
 
 /// The system user the system's units run as (`packaging/debian/sysusers.conf`).
 pub const USER_NAME: &str = "timerapps";
-/// The logs of the system's loggers: `LogsDirectory=timerapps`.
-pub const LOG_DIR: &str = "/var/log/timerapps";
-/// The system's dumps: `StateDirectory=timerapps/dumps`, and each
+/// The loggers' `LogsDirectory=`: below `/var/log`, or a user's `%L`.
+pub const LOGS_SUBDIR: &str = "timerapps";
+/// The dumps' `StateDirectory=`: below `/var/lib`, or a user's `%S`; each
 /// instance's in a directory of its name below.
+pub const DUMPS_SUBDIR: &str = "timerapps/dumps";
+/// The logs of the system's loggers.
+pub const LOG_DIR: &str = "/var/log/timerapps";
+/// The system's dumps: the default job's DUMP_DIR.
 pub const DUMPS_DIR: &str = crate::dumpfile::DEFAULT_DIR;
 /// The admin's settings beside `/etc/default`: a directory per template.
 pub const CONFIG_DIR: &str = "/etc/timerapps";
@@ -271,6 +275,8 @@ mod tests {
             ["myapp.service", "otherapp.service"]
         );
         assert_eq!(templates(Manager::User), ["dump-database@"]);
+        assert_eq!(LOG_DIR, format!("/var/log/{LOGS_SUBDIR}"));
+        assert_eq!(DUMPS_DIR, format!("/var/lib/{DUMPS_SUBDIR}"));
         assert!(Job::named("timerapps").is_none());
     }
 }

@@ -7,7 +7,9 @@
 //! below, `packaging/build` and `tests/it/package.rs` fail when a file in
 //! `systemd/` is not what this renders.
 
-use jobkit::manifest::{Job, Kind, Manager, Program, Shape, Variant, JOBS, LOG_DIR, USER_NAME};
+use jobkit::manifest::{
+    Job, Kind, Manager, Program, Shape, Variant, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR, USER_NAME,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -244,23 +246,26 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
     let settings = job.settings_file(variant);
     match job.program {
         Program::Logger => {
-            let log = match variant.manager {
-                Manager::System => LOG_DIR.to_owned(),
+            let logs = match variant.manager {
+                Manager::System => "/var/log",
                 // %L: ~/.config/log on systemd 252, ~/.local/state/log later.
-                Manager::User => "%L/timerapps".to_owned(),
+                Manager::User => "%L",
             };
-            u.line(&format!("Environment=LOGFILE={log}/{}.log", job.name));
+            u.line(&format!(
+                "Environment=LOGFILE={logs}/{LOGS_SUBDIR}/{}.log",
+                job.name
+            ));
             u.line(&format!("EnvironmentFile=-{settings}"));
             u.line(&format!("ExecStart=/usr/bin/{}", job.name));
-            u.line("LogsDirectory=timerapps");
+            u.line(&format!("LogsDirectory={LOGS_SUBDIR}"));
             // The system's logs are for the admin's tools to read.
             u.line(if system { "UMask=0022" } else { "UMask=0077" });
         }
         Program::Dump => {
             let dumps = match variant.manager {
-                Manager::System => "/var/lib/timerapps/dumps",
+                Manager::System => format!("/var/lib/{DUMPS_SUBDIR}"),
                 // %S: ~/.config on systemd 252, ~/.local/state later.
-                Manager::User => "%S/timerapps/dumps",
+                Manager::User => format!("%S/{DUMPS_SUBDIR}"),
             };
             if template {
                 u.comment(
@@ -291,12 +296,11 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
                  its temp file and leaves earlier dumps as they were.",
             );
             u.line("WatchdogSignal=SIGTERM");
-            let state = if template {
-                "timerapps/dumps/%i"
+            if template {
+                u.line(&format!("StateDirectory={DUMPS_SUBDIR}/%i"));
             } else {
-                "timerapps/dumps"
-            };
-            u.line(&format!("StateDirectory={state}"));
+                u.line(&format!("StateDirectory={DUMPS_SUBDIR}"));
+            }
             u.line("StateDirectoryMode=0700");
             u.line("UMask=0077");
         }

@@ -137,7 +137,7 @@ fn the_settings_files_document_every_variable() {
         ("packaging/debian/default/otherapp", "otherapp"),
         ("packaging/debian/default/dump-database", "dump-database"),
         (
-            "packaging/debian/default/dump-database-instance.conf",
+            "packaging/debian/instances/dump-database.conf.example",
             "dump-database",
         ),
     ] {
