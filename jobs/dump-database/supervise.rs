@@ -197,7 +197,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counted_readers_and_writers_add_up() {
+    fn metered_readers_and_writers_add_up() {
         let progress = Progress::default();
         let mut out = Vec::new();
         io::copy(
