@@ -1,8 +1,10 @@
-//! Code shared by the timerapps jobs and the `timerapps` command: the error
-//! type and its exit codes, typed parsing of environment variables, the
-//! common `main` glue, what a dump file is and where a job keeps its dumps,
-//! replacing a file atomically, sizes and durations for people, and the
-//! logger behind `myapp` and `otherapp` with its allocator.
+//! `jobkit`, the code shared by the timerapps jobs, the `timerapps` command
+//! and the package's build tool: the jobs' manifest, each program's
+//! variables and exit statuses, the error type and its exit codes, typed
+//! parsing of environment variables, a job's whole `main` ([`run_job`]),
+//! what a dump file is and where a job keeps its dumps, replacing a file
+//! atomically, sizes and durations for people, and the logger behind
+//! `myapp` and `otherapp` with its allocator.
 
 pub mod arena;
 pub mod atomic;
