@@ -76,7 +76,7 @@ pub fn gunzip(path: &Path) -> String {
 /// The dump directory without its lock file, which the job keeps.
 pub fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = snapshot(dir);
-    files.remove(".dump.lock");
+    files.remove(&names("dump").lock());
     files
 }
 

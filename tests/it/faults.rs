@@ -60,7 +60,7 @@ fn a_run_that_lost_its_lock_publishes_and_prunes_nothing() {
         at_the_start_of_a_second();
         let a = start(dump_job(&dir, "sh -c 'sleep 1; echo A-complete'").env("DUMP_KEEP", "1"));
         std::thread::sleep(Duration::from_millis(200));
-        fs::remove_file(dir.join(".dump.lock")).unwrap();
+        fs::remove_file(dir.join(names("dump").lock())).unwrap();
         let b_command = format!(
             "sh -c 'echo $$ > {}; echo B-partial; sleep 3; exit 1'",
             pidfile.display()
@@ -212,7 +212,7 @@ fn root_refuses_a_dump_dir_of_another_user_and_says_how_to_run_it() {
 fn a_lock_file_of_another_user_is_named_with_its_owner() {
     let sb = Sandbox::new("foreign-lock");
     let (dir, copy, uid) = nobodys_dir(&sb);
-    let lock = dir.join(".dump.lock");
+    let lock = dir.join(names("dump").lock());
     fs::write(&lock, "").unwrap();
     fs::set_permissions(&lock, fs::Permissions::from_mode(0o600)).unwrap();
     let before = sb.tree();
@@ -238,7 +238,7 @@ fn the_lock_is_never_taken_through_a_symlink_or_on_anything_but_a_file() {
     let sb = Sandbox::new("odd-lock");
     let dir = sb.mkdir("dumps");
     old_dumps(&dir, &["20240101T000000Z"]);
-    let lock = dir.join(".dump.lock");
+    let lock = dir.join(names("dump").lock());
     type Plant = fn(&Path, &Path);
     let cases: [(&str, Plant, &str); 5] = [
         (

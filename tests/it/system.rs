@@ -284,7 +284,28 @@ fn the_package_on(release: Release) {
         "7: remove stops and disables the timers; purge leaves only the dumps",
         started,
     );
+    // What an interrupted run leaves, and a file that only looks hidden
+    // and temporary: remove sweeps the first by the library's definition.
+    let stamp = jobkit::dumpfile::Stamp::parse("20260101T000000Z").unwrap();
+    let temp = names("dump").temp(&stamp, jobkit::dumpfile::Form::Gzip, 0xabcd);
+    let foreign = ".notes.part";
+    for file in [temp.as_str(), foreign] {
+        c.sh(&format!(
+            "install -o timerapps -m 0600 /dev/null {DUMPS}/{file}"
+        ));
+    }
+    let lock = format!("{DUMPS}/{}", names("dump").lock());
+    assert!(c.path(&lock).exists(), "the runs left no lock");
     c.sh("apt-get remove -y timerapps </dev/null");
+    assert!(!c.path(&lock).exists(), "remove left the lock");
+    assert!(
+        !c.path(&format!("{DUMPS}/{temp}")).exists(),
+        "remove left {temp}"
+    );
+    assert!(
+        c.path(&format!("{DUMPS}/{foreign}")).exists(),
+        "remove took {foreign}"
+    );
     let listed = c.sh("systemctl list-timers --all --no-pager");
     for t in &packaged(Kind::Timer) {
         assert_ne!(c.state("is-active", t), "active");
@@ -312,6 +333,7 @@ fn the_package_on(release: Release) {
         .iter()
         .map(|p| p.to_string())
         .chain(kept.iter().map(|d| format!("{DUMPS}/{d}")))
+        .chain([format!("{DUMPS}/{foreign}")])
         .collect();
     // The user stays (Debian practice); creating it leaves the usual backups.
     let user_files = [
