@@ -350,21 +350,10 @@ fn timer(job: &Job, variant: Variant) -> String {
 /// per file that is missing, extra or different. Empty when they agree.
 pub fn drift(dir: &Path, source: Source) -> Vec<String> {
     let rendered = render_all(source);
-    let mut found = Vec::new();
-    for sub in ["", "user"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = PathBuf::from(sub).join(entry.file_name());
-            let is_unit = [".service", ".timer"]
-                .iter()
-                .any(|s| name.to_string_lossy().ends_with(s));
-            if is_unit && !rendered.contains_key(&name) {
-                found.push(format!("{}: not a unit of any job", name.display()));
-            }
-        }
-    }
+    let mut found: Vec<String> = extra_units(dir, &rendered)
+        .iter()
+        .map(|name| format!("{}: not a unit of any job", name.display()))
+        .collect();
     for (name, text) in &rendered {
         match std::fs::read_to_string(dir.join(name)) {
             Ok(on_disk) if &on_disk == text => {}
@@ -386,18 +375,37 @@ pub fn drift(dir: &Path, source: Source) -> Vec<String> {
     found
 }
 
+/// The unit files in `dir` (and `dir/user`) that are not among `rendered`.
+fn extra_units(dir: &Path, rendered: &BTreeMap<PathBuf, String>) -> Vec<PathBuf> {
+    let mut extra = Vec::new();
+    for sub in ["", "user"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = PathBuf::from(sub).join(entry.file_name());
+            let is_unit = [".service", ".timer"]
+                .iter()
+                .any(|s| name.to_string_lossy().ends_with(s));
+            if is_unit && !rendered.contains_key(&name) {
+                extra.push(name);
+            }
+        }
+    }
+    extra
+}
+
 /// Writes every rendered unit into `dir`, and removes unit files there that
 /// no job has.
 pub fn write_all(dir: &Path) -> std::io::Result<()> {
-    for (name, text) in render_all(SOURCE) {
+    let rendered = render_all(SOURCE);
+    for (name, text) in &rendered {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().expect("a unit is in a directory"))?;
         std::fs::write(path, text)?;
     }
-    for line in drift(dir, SOURCE) {
-        if let Some(extra) = line.strip_suffix(": not a unit of any job") {
-            std::fs::remove_file(dir.join(extra))?;
-        }
+    for extra in extra_units(dir, &rendered) {
+        std::fs::remove_file(dir.join(extra))?;
     }
     Ok(())
 }
