@@ -49,18 +49,16 @@ impl Job {
             .or_else(|| arg.strip_suffix(".service"))
             .unwrap_or(arg);
         let manager = scope.manager();
-        let (name, shape) = match base.split_once('@') {
-            None => (base, Shape::Plain),
-            Some((template, instance)) => {
-                if !valid_instance(instance) {
-                    return Err(Unknown::BadInstance);
-                }
-                (template, Shape::Template)
-            }
+        let (name, shape, instance) = match base.split_once('@') {
+            None => (base, Shape::Plain, None),
+            Some((template, instance)) => (template, Shape::Template, Some(instance)),
         };
         let known = manifest::Job::named(name).is_some_and(|j| j.has(Variant { manager, shape }));
         if !known {
             return Err(Unknown::NoSuchJob);
+        }
+        if instance.is_some_and(|i| !valid_instance(i)) {
+            return Err(Unknown::BadInstance);
         }
         Ok(Job {
             name: base.to_owned(),
@@ -320,7 +318,7 @@ mod tests {
                 "{arg}"
             );
         }
-        for bad in ["nope", "myapp.socket", "myapp@x", "nope@x"] {
+        for bad in ["nope", "myapp.socket", "myapp@x", "nope@x", "myapp@.."] {
             assert_eq!(
                 Job::parse(bad, Scope::System),
                 Err(Unknown::NoSuchJob),
