@@ -4,29 +4,28 @@
 
 use jobkit::{Error, Exit, Result};
 use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::flag;
 use signal_hook::iterator::{Handle, Signals};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-#[derive(Default)]
-struct Shared {
-    /// The first stop signal received.
-    signal: Option<i32>,
-    /// The child's process group while it can still be signalled: cleared
-    /// before the child is reaped, so a recycled pid is never hit.
-    group: Option<libc::pid_t>,
-}
 
 /// Catches SIGTERM and SIGINT for the life of the run.
 pub struct Stop {
-    shared: Arc<Mutex<Shared>>,
+    /// The last stop signal received, 0 while none has been. The signal
+    /// handler itself stores it, so a check made after the signal reached
+    /// this thread sees it, whether or not the forwarding thread has run.
+    signal: Arc<AtomicUsize>,
+    /// The child's process group while it can still be signalled: cleared
+    /// before the child is reaped, so a recycled pid is never hit.
+    group: Arc<Mutex<Option<libc::pid_t>>>,
     handle: Handle,
 }
 
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(group: &Mutex<Option<libc::pid_t>>) -> MutexGuard<'_, Option<libc::pid_t>> {
+    group.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn kill_group(group: libc::pid_t, signal: i32) {
@@ -36,25 +35,42 @@ fn kill_group(group: libc::pid_t, signal: i32) {
 
 impl Stop {
     pub fn install() -> Result<Stop> {
-        let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|e| {
+        let failed = |e: std::io::Error| {
             Error::new(
                 Exit::Failure,
                 format!("cannot install signal handlers: {e}"),
             )
-        })?;
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        };
+        let signal = Arc::new(AtomicUsize::new(0));
+        // Registered before the iterator's handler, so the signal is
+        // recorded before the forwarding thread can wake up for it.
+        for s in [SIGTERM, SIGINT] {
+            flag::register_usize(s, Arc::clone(&signal), s as usize).map_err(failed)?;
+        }
+        let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(failed)?;
+        let group = Arc::new(Mutex::new(None));
         let handle = signals.handle();
-        let seen = Arc::clone(&shared);
+        let forward_to = Arc::clone(&group);
         std::thread::spawn(move || {
             for signal in signals.forever() {
-                let mut s = lock(&seen);
-                s.signal.get_or_insert(signal);
-                if let Some(group) = s.group {
+                if let Some(group) = *lock(&forward_to) {
                     kill_group(group, signal);
                 }
             }
         });
-        Ok(Stop { shared, handle })
+        Ok(Stop {
+            signal,
+            group,
+            handle,
+        })
+    }
+
+    /// The stop signal received so far, if any.
+    fn received(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => i32::try_from(s).ok(),
+        }
     }
 
     /// Fails with the signal's exit status once one has been received.
@@ -64,7 +80,7 @@ impl Stop {
 
     /// Like [`Stop::check`], where `done` says what the run did anyway.
     pub fn check_after(&self, done: &str) -> Result<()> {
-        match lock(&self.shared).signal {
+        match self.received() {
             Some(signal) => Err(Error::new(
                 Exit::Signal(signal),
                 format!("stopped by {}; {done}", signal_name(signal)),
@@ -118,13 +134,13 @@ impl<'a> Child<'a> {
                 )
             })?;
         let group = libc::pid_t::try_from(child.id()).expect("pids fit pid_t");
-        let mut shared = lock(&stop.shared);
-        shared.group = Some(group);
+        let mut known = lock(&stop.group);
+        *known = Some(group);
         // A signal that came before the group was known is passed on now.
-        if let Some(signal) = shared.signal {
+        if let Some(signal) = stop.received() {
             kill_group(group, signal);
         }
-        drop(shared);
+        drop(known);
         Ok(Child { child, stop })
     }
 
@@ -143,7 +159,7 @@ impl<'a> Child<'a> {
 
     /// Asks the command to stop, after a failure on the job's side.
     pub fn terminate(&self) {
-        if let Some(group) = lock(&self.stop.shared).group {
+        if let Some(group) = *lock(&self.stop.group) {
             kill_group(group, SIGTERM);
         }
     }
@@ -171,7 +187,7 @@ impl<'a> Child<'a> {
                 break Err(err);
             }
         };
-        lock(&self.stop.shared).group = None;
+        *lock(&self.stop.group) = None;
         waited
             .and_then(|()| self.child.wait())
             .map_err(|e| Error::new(Exit::Failure, format!("cannot wait for DUMP_COMMAND: {e}")))

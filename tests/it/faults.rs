@@ -335,32 +335,16 @@ fn a_closed_or_broken_stdout_does_not_fail_the_dump() {
     assert!(temps(&dir).is_empty());
 }
 
-/// The pid of the one child of `parent`.
-fn child_of(parent: i32) -> i32 {
-    let children = format!("/proc/{parent}/task/{parent}/children");
-    let mut pid = 0;
-    wait_for("the traced job", Duration::from_secs(10), || {
-        pid = fs::read_to_string(&children)
-            .unwrap_or_default()
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        pid != 0
-    });
-    pid
-}
-
-/// The job run under strace, which holds the given system call for 10 s
-/// once it is done (strace's fault injection): a window, wide enough for a
-/// machine busy with the rest of the suite, in which a signal lands at that
-/// very step.
-fn traced(dir: &Path, syscall: &str) -> Command {
+/// The job run under strace, which sends it SIGTERM as it enters its first
+/// `syscall` (strace's fault injection). The call still runs, and the
+/// signal reaches the thread making it when the call returns: it lands at
+/// that very step, however busy the machine is.
+fn sigterm_at(dir: &Path, syscall: &str) -> Command {
     let mut c = cmd("strace");
     c.args(["-f", "-qq", "-o", "/dev/null", "-e"])
         .arg(format!("trace={syscall}"))
         .arg("-e")
-        .arg(format!("inject={syscall}:delay_exit=10000000:when=1"))
+        .arg(format!("inject={syscall}:signal=TERM:when=1"))
         .arg(bin("dump-database"))
         .env("DUMP_DIR", dir)
         .env("DUMP_COMMAND", "echo fresh")
@@ -368,21 +352,14 @@ fn traced(dir: &Path, syscall: &str) -> Command {
     c
 }
 
-/// SIGTERM after the dump was linked in place: the run still prunes, so
-/// the directory is as a finished run leaves it, then exits 143 and says
-/// what it did.
+/// SIGTERM as the dump is linked in place: the run still prunes, so the
+/// directory is as a finished run leaves it, then exits 143 and says what
+/// it did.
 #[test]
 fn sigterm_after_publishing_finishes_the_prune_and_exits_143() {
     let sb = Sandbox::new("sigterm-publish");
     let (dir, _) = one_good_dump(&sb);
-    let tracer = start(&mut traced(&dir, "linkat"));
-    let job = child_of(tracer.pid());
-    wait_for("the dump to be linked", Duration::from_secs(30), || {
-        dumps(&dir).len() == 2
-    });
-    // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(job, libc::SIGTERM) }, 0);
-    let r = tracer.wait(Duration::from_secs(30));
+    let r = run(&mut sigterm_at(&dir, "linkat"));
     r.expect(143)
         .stderr_has("stopped by SIGTERM")
         .stderr_has("was published and old dumps pruned before stopping");
@@ -404,23 +381,7 @@ fn sigterm_after_publishing_finishes_the_prune_and_exits_143() {
 fn sigterm_while_flushing_discards_the_dump() {
     let sb = Sandbox::new("sigterm-fsync");
     let (dir, good) = one_good_dump(&sb);
-    let tracer = start(&mut traced(&dir, "fsync"));
-    let job = child_of(tracer.pid());
-    // The stream is whole (gzip -t passes) only once the job is about to
-    // flush it, which the tracer holds for 10 s.
-    wait_for("a whole gzip stream", Duration::from_secs(30), || {
-        temps(&dir).pop().is_some_and(|t| {
-            cmd("gzip")
-                .arg("-t")
-                .arg(dir.join(t))
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-    });
-    // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(job, libc::SIGTERM) }, 0);
-    let r = tracer.wait(Duration::from_secs(30));
+    let r = run(&mut sigterm_at(&dir, "fsync"));
     r.expect(143)
         .stderr_has("stopped by SIGTERM")
         .stderr_has("the dump was discarded, earlier dumps are untouched");
