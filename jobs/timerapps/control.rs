@@ -78,7 +78,6 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let state: UnitProxy = sd.unit(&unit)?;
     let read = failed("cannot read how the run ended");
     let run = Run {
-        unit: &unit,
         invocation: state.invocation_id().map_err(&read)?,
         pid: service.exec_main_pid().map_err(&read)?,
         started: service.exec_main_start_timestamp().map_err(&read)?,
@@ -107,8 +106,7 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
 }
 
 /// What finds a run's lines in the journal.
-struct Run<'a> {
-    unit: &'a str,
+struct Run {
     invocation: Vec<u8>,
     pid: u32,
     /// µs since the epoch.
@@ -117,17 +115,14 @@ struct Run<'a> {
 
 /// The lines the run wrote (its stdout and stderr), from the journal: those
 /// of the run's invocation ID, or, where journald could not tell the
-/// invocation (it reads it from the unit's cgroup as the stream opens), of
-/// the unit's main process since the run started.
+/// invocation or the unit, of the run's main process since the run started.
+/// journald reads both from the writer's /proc entry when it takes a line,
+/// and a short run has often exited by then: its lines keep only its PID.
 fn print_journal(run: &Run, scope: Scope) {
     if run.invocation.is_empty() {
         return;
     }
     let id: String = run.invocation.iter().map(|b| format!("{b:02x}")).collect();
-    let unit_field = match scope {
-        Scope::System => "_SYSTEMD_UNIT",
-        Scope::User => "_SYSTEMD_USER_UNIT",
-    };
     // journald takes the last lines of a stream asynchronously, after the
     // run has ended: have it write all it has before reading (root only),
     // and look again while the run seems to have written nothing, or until
@@ -146,7 +141,6 @@ fn print_journal(run: &Run, scope: Scope) {
             .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
             .arg("+")
             .arg(format!("_PID={}", run.pid))
-            .arg(format!("{unit_field}={}", run.unit))
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()

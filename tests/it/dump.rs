@@ -7,7 +7,7 @@ use crate::harness::{
 };
 use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
-use jobkit::dumpfile::{Form, Names};
+use jobkit::dumpfile::{Form, Names, Stamp};
 use regex_lite::Regex;
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +16,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+/// The stamp of the foreign files the rotation tests plant.
+const OLD: &str = "20000101T000000Z";
 
 pub fn dump_job(dir: &Path, command: &str) -> Command {
     let mut c = job("dump-database");
@@ -189,13 +192,15 @@ fn switching_compression_keeps_exactly_dump_keep_dumps_across_forms() {
     pg.sql("postgres", "CREATE DATABASE shop");
     pg.sql("shop", "CREATE TABLE t (n int); INSERT INTO t VALUES (1)");
     let dir = sb.mkdir("dumps");
+    // Files of other forms, and another name's dumps.
+    let other = |form| names("other").dump(&Stamp::parse(OLD).unwrap(), form);
     for foreign in [
-        "dump-20000101T000000Z.sql.xz",
-        "dump-20000101T000000Z.dump",
-        "other-20000101T000000Z.sql.zst",
-        "other-20000101T000000Z.sql",
+        "dump-20000101T000000Z.sql.xz".to_owned(),
+        "dump-20000101T000000Z.dump".to_owned(),
+        other(Form::Zstd),
+        other(Form::None),
     ] {
-        fs::write(dir.join(foreign), foreign).unwrap();
+        fs::write(dir.join(&foreign), &foreign).unwrap();
     }
     let foreign = snapshot(&dir);
     let command = format!("{} --no-password shop", pg.program("pg_dump").display());
@@ -315,10 +320,11 @@ fn a_dump_of_many_blocks_is_one_gzip_stream_whatever_the_threads() {
 fn seven_runs_keep_the_five_newest_and_no_foreign_file_is_touched() {
     let sb = Sandbox::new("rotation");
     let dir = sb.mkdir("dumps");
+    let other = names("other").dump(&Stamp::parse(OLD).unwrap(), Form::Gzip);
     for foreign in [
         "notes.txt",
         "dump-latest.sql.gz",
-        "other-20000101T000000Z.sql.gz",
+        &other,
         "dump-20000101T000000Z.sql.xz",
         "dump-20000101T000000Z.dump",
         "dump-20000101T000000Z.sql.gz.bak",
