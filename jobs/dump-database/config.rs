@@ -16,6 +16,11 @@ pub struct Config {
     pub location: Location,
     pub compression: Compression,
     pub threads: usize,
+    /// DUMP_CHECK: whether the stream is checked and its rows counted.
+    pub check: bool,
+    /// DUMP_SHRINK_LIMIT: the percentage of the newest good dump's raw size
+    /// below which a dump is suspect; 0 for no limit.
+    pub shrink_limit: u32,
 }
 
 impl Config {
@@ -31,6 +36,8 @@ impl Config {
             64,
             default_threads(available_cpus()),
         )?;
+        let check = check(env)?;
+        let shrink_limit = config::number(env, "DUMP_SHRINK_LIMIT", 0, 100, 50)?;
         let settings = config::absolute_path(env, "DUMP_SETTINGS", DEFAULT_SETTINGS)?;
         let command = command(env, &settings)?;
         Ok(Config {
@@ -38,6 +45,8 @@ impl Config {
             location,
             compression,
             threads: threads as usize,
+            check,
+            shrink_limit,
         })
     }
 }
@@ -68,6 +77,20 @@ fn compression(env: &dyn Source) -> Result<Compression> {
         },
         Form::None => Compression::None,
     })
+}
+
+/// DUMP_CHECK: `auto` (the default) or `off`.
+fn check(env: &dyn Source) -> Result<bool> {
+    match env.get("DUMP_CHECK") {
+        None => Ok(true),
+        Some(v) if v == "auto" => Ok(true),
+        Some(v) if v == "off" => Ok(false),
+        Some(v) => Err(config::invalid(
+            "DUMP_CHECK",
+            &v,
+            "expected auto or off (default auto)",
+        )),
+    }
 }
 
 /// The CPUs this process may run on (affinity and cgroup quota included).
@@ -151,9 +174,21 @@ mod tests {
         let cfg = Config::from_env(&[("DUMP_COMMAND", "pg_dump 'my db'")]).unwrap();
         assert_eq!(cfg.command, ["pg_dump", "my db"]);
         assert_eq!(cfg.location.dir, PathBuf::from(DEFAULT_DIR));
-        let (keep, name) = (cfg.location.keep, cfg.location.names.name());
+        let (keep, name) = (cfg.location.policy.last, cfg.location.names.name());
         assert_eq!((keep, name), (5, "dump"));
         assert_eq!(cfg.compression, Compression::Gzip { level: 6 });
+        assert_eq!((cfg.check, cfg.shrink_limit), (true, 50));
+        let cfg = Config::from_env(&[
+            ("DUMP_COMMAND", "x"),
+            ("DUMP_CHECK", "off"),
+            ("DUMP_SHRINK_LIMIT", "0"),
+        ])
+        .unwrap();
+        assert_eq!((cfg.check, cfg.shrink_limit), (false, 0));
+        for bad in [("DUMP_CHECK", "on"), ("DUMP_SHRINK_LIMIT", "101")] {
+            let err = Config::from_env(&[("DUMP_COMMAND", "x"), bad]).err();
+            assert_eq!(err.map(|e| e.exit()), Some(Exit::Usage), "{bad:?}");
+        }
     }
 
     #[test]

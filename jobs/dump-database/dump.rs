@@ -1,12 +1,15 @@
+use crate::check::{self, Failed, Outcome, Scanned, Scanner};
 use crate::child::{Child, Stop};
 use crate::compress;
 use crate::compress::Failure;
 use crate::config::Config;
 use crate::store::DumpDir;
 use crate::supervise::Supervisor;
+use jobkit::dumpfile::manifest::{self, Check, Manifest, Verdict};
 use jobkit::human::{si, span};
 use jobkit::{errln, outln, Error, Exit, Result};
-use std::io::{Read, Write};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Instant;
@@ -36,9 +39,13 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
 
     let mut child = Child::spawn(&cfg.command, &stop)?;
     let progress = supervisor.progress();
+    let mut scanner = cfg
+        .check
+        .then(|| Scanner::new(check::expected(&cfg.command)));
+    let mut hashed = Hashed::new(progress.writer(temp.file()));
     let streamed = compress(
-        progress.reader(child.stdout()),
-        progress.writer(temp.file()),
+        Scanned::new(progress.reader(child.stdout()), scanner.as_mut()),
+        &mut hashed,
         temp.path(),
         cfg,
     );
@@ -57,19 +64,46 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
              published, earlier dumps are untouched",
         ));
     }
+    let outcome = match scanner {
+        Some(scanner) => scanner.finish().map_err(incomplete)?,
+        None => Outcome {
+            format: None,
+            check: Check::Off,
+            tables: None,
+        },
+    };
+    let form = cfg.compression.form();
+    let mut manifest = Manifest {
+        version: manifest::VERSION,
+        dump: cfg.location.names.dump(&stamp, form),
+        form,
+        read,
+        stored: written,
+        sha256: hashed.hex(),
+        format: outcome.format,
+        check: outcome.check,
+        tables: outcome.tables,
+        verdict: Verdict::Good,
+        reason: None,
+    };
+    manifest.reason = suspect(&manifest, dir.baseline(&stamp).as_ref(), cfg.shrink_limit);
+    if manifest.reason.is_some() {
+        manifest.verdict = Verdict::Suspect;
+    }
     temp.sync()?;
     // A stop asked for until now still discards the dump.
     stop.check()?;
     let discarded = "this run's dump was discarded and nothing was published or pruned";
     lock.check_held(discarded)?;
 
+    dir.write_manifest(&stamp, form, &manifest)?;
     let path = dir.publish(temp)?;
     // Published: a stop asked for from here on ends the run after pruning.
     lock.check_held(&format!(
         "{} was published, old dumps were not pruned",
         path.display()
     ))?;
-    let pruned = dir.prune(cfg.location.keep, &stamp)?;
+    let pruned = dir.prune(&cfg.location.policy, &stamp)?;
     for old in &pruned.removed {
         outln!("removed old dump {}", old.display());
     }
@@ -96,6 +130,17 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
         "{} was published and old dumps pruned before stopping",
         path.display()
     ))?;
+    if let Some(reason) = &manifest.reason {
+        return Err(Error::new(
+            Exit::Suspect,
+            format!(
+                "{} was published as suspect: {reason}; it counts toward no retention \
+                 rule, so no good dump was removed for it; if the database really is \
+                 this small now, run `timerapps accept` for this job",
+                path.display()
+            ),
+        ));
+    }
     Ok(format!(
         "published {}: {} read, {} written in {secs:.1} s, pruned {removed} old dump{}",
         path.display(),
@@ -147,4 +192,83 @@ fn check_status(status: ExitStatus) -> Result<()> {
              dumps are untouched"
         ),
     ))
+}
+
+/// Why a finished stream is not published.
+fn incomplete(failed: Failed) -> Error {
+    let message = match failed {
+        Failed::Incomplete(i) => format!(
+            "the dump is incomplete: it is a {} dump, whose last line must be {}, but its \
+             last line is {}; the command exited successfully anyway (a pipe without \
+             pipefail, --force, a wrapper script?); the dump was discarded, earlier dumps are \
+             untouched; DUMP_CHECK=off turns this check off",
+            i.format.tool(),
+            check::closing(i.format),
+            i.seen
+        ),
+        Failed::Unexpected(u) => format!(
+            "DUMP_COMMAND runs {}, but its output is not such a dump: it starts with {:?}; \
+             the dump was discarded, earlier dumps are untouched; DUMP_CHECK=off turns this \
+             check off",
+            u.expected.tool(),
+            u.seen
+        ),
+    };
+    Error::new(Exit::Failure, message)
+}
+
+/// Why `dump` is suspect against `baseline`, the newest good dump, if it is.
+fn suspect(dump: &Manifest, baseline: Option<&Manifest>, shrink_limit: u32) -> Option<String> {
+    let baseline = baseline?;
+    if shrink_limit > 0
+        && u128::from(dump.read) * 100 < u128::from(baseline.read) * u128::from(shrink_limit)
+    {
+        return Some(format!(
+            "its raw size, {} bytes, is below DUMP_SHRINK_LIMIT={shrink_limit}% of the {} bytes \
+             of the newest good dump, {}",
+            dump.read, baseline.read, baseline.dump
+        ));
+    }
+    if let (Some(0), Some(before @ 1..)) = (dump.total_rows(), baseline.total_rows()) {
+        return Some(format!(
+            "its tables hold no rows, where the newest good dump, {}, held {before}",
+            baseline.dump
+        ));
+    }
+    None
+}
+
+/// Passes writes on and hashes what reached the file.
+struct Hashed<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Hashed<W> {
+    fn new(inner: W) -> Hashed<W> {
+        Hashed {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    fn hex(self) -> String {
+        self.hash
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl<W: Write> Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -11,26 +11,34 @@
 //! |---|---|---|
 //! | `DUMP_COMMAND` | the dump command; split into words with shell quoting rules and run without a shell; its stdout is the dump, its stderr goes to the journal; `${CREDENTIALS_DIRECTORY}` in it becomes the service's credentials directory (`LoadCredential=`) | required |
 //! | `DUMP_DIR` | absolute path of the directory the dumps are kept in; must exist | `/var/lib/timerapps/dumps` |
-//! | `DUMP_KEEP` | how many dumps to keep, at least 1 | `5` |
+//! | `DUMP_KEEP` | how many of the newest good dumps to keep, at least 1; also how many suspect dumps are kept | `5` |
+//! | `DUMP_KEEP_HOURLY` | for the last N hours that have a good dump, keep the newest of each (local time, as restic's `forget --keep-hourly`) | `0` |
+//! | `DUMP_KEEP_DAILY` | the same for the last N days | `0` |
+//! | `DUMP_KEEP_WEEKLY` | the same for the last N ISO weeks | `0` |
+//! | `DUMP_KEEP_MONTHLY` | the same for the last N months | `0` |
 //! | `DUMP_NAME` | file-name prefix, and an instance's name: 1 to 64 letters, digits, `.`, `_` or `-`, starting with a letter or digit | `dump` |
 //! | `DUMP_COMPRESS` | `gzip`, `zstd`, or `none` to keep the command's bytes as they are (for `pg_dump -Fc`) | `gzip` |
 //! | `DUMP_GZIP_LEVEL` | gzip level, 1 (fastest) to 9 (smallest) | `6` |
 //! | `DUMP_ZSTD_LEVEL` | zstd level, 1 (fastest) to 19 (smallest) | `3` |
 //! | `DUMP_EXTENSION` | what the dump is, before the compression's suffix: letters, digits, `_`, `-` (`dump` for `pg_dump -Fc`) | `sql` |
+//! | `DUMP_CHECK` | `auto`: recognise the dump format and fail a dump whose end is missing, count each table's rows; `off`: neither | `auto` |
+//! | `DUMP_SHRINK_LIMIT` | a dump whose raw size is below this percentage of the newest good dump's is suspect; `0` turns the guard off | `50` |
 //! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
 //! | `DUMP_SETTINGS` | the file these are set in, named when `DUMP_COMMAND` is missing; set by the units | `/etc/default/dump-database` |
 //!
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | the dump was published and old dumps pruned |
-//! | 1 | the dump failed: command failed, was killed or wrote nothing, read or write error (disk full), temp file removed meanwhile, publish or prune failed |
+//! | 1 | the dump failed: command failed, was killed or wrote nothing, its format's end is missing or it is not the format the command writes, read or write error (disk full), temp file removed meanwhile, publish or prune failed |
 //! | 2 | bad argument or malformed variable; nothing written |
+//! | 65 | the dump was published but is suspect: far smaller than the newest good dump, or no rows where that one had some; it counts toward no retention rule (`timerapps accept` makes it good) |
 //! | 73 | `DUMP_DIR` missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file (the message says why and what to remove) |
 //! | 75 | another run of the same `DUMP_NAME` holds the lock, or this run lost it; nothing published or pruned |
 //! | 77 | run as root on a `DUMP_DIR` that another user owns; nothing written |
 //! | 78 | `DUMP_COMMAND` is not set; nothing written |
 //! | 130, 143 | stopped by SIGINT or SIGTERM, which is passed on to the command; the dump was discarded, or, when the signal came after it was published, old dumps were pruned first and the message says so |
 
+mod check;
 mod child;
 mod compress;
 mod config;

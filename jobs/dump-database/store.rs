@@ -4,11 +4,13 @@
 
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::dumpfile::{Dump, Form, Location, Names, Stamp};
+use jobkit::dumpfile::manifest::Verdict;
+use jobkit::dumpfile::{Form, Location, Manifest, Names, Stamp};
+use jobkit::retention::{self, Policy, Rule};
 use jobkit::{errln, euid, Error, Exit, Result};
 use std::ffi::CString;
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -297,46 +299,103 @@ impl DumpDir {
         Ok(path)
     }
 
-    /// Keeps the `keep` newest dumps stamped no later than `current`, the
-    /// stamp of the dump just published, and removes the older ones. Dumps
-    /// stamped later, written while the clock was ahead, are neither counted
-    /// nor removed: they would otherwise stay "newest" and crowd out every
-    /// real dump.
-    pub fn prune(&self, keep: usize, current: &Stamp) -> Result<Pruned> {
-        let listed = self
-            .names
-            .dumps(&self.dir)
-            .map_err(|e| Error::io(Exit::Failure, "cannot list DUMP_DIR", &self.dir, &e, ""))?;
-        // Newest first. The dump just published has the latest stamp of
-        // those not in the future, so it is always kept.
-        let (future, dumps): (Vec<_>, Vec<_>) =
-            listed.into_iter().partition(|d| d.stamp > *current);
-        let mut future: Vec<_> = future
-            .into_iter()
-            .map(|d| (d.path, d.stamp.after(current)))
-            .collect();
-        future.sort();
+    /// The newest good dump's manifest, the baseline a new dump is
+    /// compared with; None when that dump has no manifest (made before
+    /// manifests) or there is no good dump. Dumps named after `current` are
+    /// left out.
+    pub fn baseline(&self, current: &Stamp) -> Option<Manifest> {
+        let dumps = self.names.dumps(&self.dir).ok()?;
+        let newest_good = dumps
+            .iter()
+            .filter(|d| d.stamp <= *current)
+            .map(|d| d.manifest())
+            .find(|m| !matches!(m, Ok(Some(m)) if m.verdict == Verdict::Suspect))?;
+        newest_good.ok().flatten()
+    }
+
+    /// Writes the manifest of the dump `stamp` in `form` under its own
+    /// name, on disk before the dump is linked, so a published dump always
+    /// has its manifest.
+    pub fn write_manifest(&self, stamp: &Stamp, form: Form, manifest: &Manifest) -> Result<()> {
+        let path = self.path(&self.names.manifest(stamp, form));
+        let temp = self.path(&self.names.manifest_temp(stamp, form, random_tag()));
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut file| {
+                file.write_all(manifest.to_json().as_bytes())?;
+                file.sync_all()
+            })
+            // A link fails rather than replace an existing file.
+            .and_then(|()| fs::hard_link(&temp, &path));
+        let _ = fs::remove_file(&temp);
+        written.map_err(|e| {
+            Error::io(
+                Exit::Failure,
+                "cannot write the manifest",
+                &path,
+                &e,
+                "check free space in DUMP_DIR; nothing was published, earlier dumps are \
+                 untouched",
+            )
+        })
+    }
+
+    /// Removes the dumps that no rule of `policy` keeps, with their
+    /// manifests, and manifests whose dump is gone. `current` is the stamp
+    /// of the dump just published: dumps stamped later, written while the
+    /// clock was ahead, are neither counted nor removed, since they would
+    /// otherwise stay "newest" and crowd out every real dump.
+    pub fn prune(&self, policy: &Policy, current: &Stamp) -> Result<Pruned> {
+        let failed =
+            |e: io::Error| Error::io(Exit::Failure, "cannot list DUMP_DIR", &self.dir, &e, "");
+        let planned = retention::plan(&self.dir, &self.names, policy, current).map_err(failed)?;
+        let mut future = Vec::new();
         let mut removed = Vec::new();
-        for Dump { path, .. } in dumps.into_iter().skip(keep) {
-            match fs::remove_file(&path) {
-                Ok(()) => removed.push(path),
-                // Gone already: removed by hand, which is what was wanted.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(Error::io(
-                        Exit::Failure,
-                        &format!("published the dump of {current} but cannot remove old dump"),
-                        &path,
-                        &e,
-                        "",
-                    ))
+        for p in &planned {
+            if p.rules.contains(&Rule::Future) {
+                future.push((p.dump.path.clone(), p.dump.stamp.after(current)));
+            } else if p.rules.is_empty() {
+                if self.remove(&p.dump.path, current)? {
+                    removed.push(p.dump.path.clone());
                 }
+                self.remove(&p.dump.manifest_path(), current)?;
+            }
+        }
+        future.sort();
+        for (file, path) in self.entries()? {
+            let orphan = self
+                .names
+                .parse_manifest(&file)
+                .is_some_and(|(stamp, form)| {
+                    stamp <= *current && !self.path(&self.names.dump(&stamp, form)).exists()
+                });
+            if orphan {
+                self.remove(&path, current)?;
             }
         }
         if !removed.is_empty() {
             self.sync()?;
         }
         Ok(Pruned { removed, future })
+    }
+
+    /// Removes an old dump or manifest; false if it was gone already
+    /// (removed by hand, which is what was wanted).
+    fn remove(&self, path: &Path, current: &Stamp) -> Result<bool> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(
+                Exit::Failure,
+                &format!("published the dump of {current} but cannot remove old dump"),
+                path,
+                &e,
+                "",
+            )),
+        }
     }
 
     fn entries(&self) -> Result<Vec<(String, PathBuf)>> {

@@ -8,16 +8,23 @@
 //!   its run started; the stamp must be a real date and time. Dumps of
 //!   every form count together, so that changing the compression rotates
 //!   the old form out in time order;
-//! - the file a run writes before publishing is the dump's name with a dot
-//!   before it and `.TAG.part` after it, TAG being 8 lowercase hex digits
+//! - the file a run writes before publishing a dump or a manifest is its
+//!   name with a dot before it and `.TAG.part` after it, TAG being 8 lowercase hex digits
 //!   drawn by that run (0.1.0 wrote `.NAME-STAMP.sql.gz.part`, still
 //!   recognised so that an upgrade sweeps what it left);
+//! - a dump's manifest ([`manifest`]) is its name followed by
+//!   `.manifest.json`; a manifest whose dump is gone is pruned;
 //! - the lock of the runs of NAME is `.NAME.lock`.
 //!
 //! [`Location`] reads where a job's dumps are and how many it keeps from the
 //! variables the job and the `timerapps` command both read.
 
+pub mod manifest;
+
+pub use manifest::Manifest;
+
 use crate::config::{self, Source};
+use crate::retention::Policy;
 use crate::Result;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use std::fmt;
@@ -29,22 +36,23 @@ use std::time::Duration;
 /// Where dumps go when DUMP_DIR is unset: the unit's `StateDirectory=`.
 pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps";
 
-/// Where one job keeps its dumps: DUMP_DIR, DUMP_NAME and DUMP_KEEP.
+/// Where one job keeps its dumps and which it keeps: DUMP_DIR, DUMP_NAME,
+/// DUMP_EXTENSION and the DUMP_KEEP rules.
 #[derive(Clone, Debug)]
 pub struct Location {
     pub dir: PathBuf,
     pub names: Names,
-    pub keep: usize,
+    pub policy: Policy,
 }
 
 impl Location {
     pub fn from_env(env: &dyn Source) -> Result<Location> {
         let dir = config::absolute_path(env, "DUMP_DIR", DEFAULT_DIR)?;
-        let keep = config::number(env, "DUMP_KEEP", 1, u32::MAX, 5)?;
+        let policy = Policy::from_env(env)?;
         Ok(Location {
             dir,
             names: Names::new(&name(env)?, &extension(env)?),
-            keep: usize::try_from(keep).unwrap_or(usize::MAX),
+            policy,
         })
     }
 }
@@ -113,10 +121,32 @@ pub struct Dump {
     pub size: u64,
 }
 
+impl Dump {
+    /// Where its manifest is.
+    pub fn manifest_path(&self) -> PathBuf {
+        let mut path = self.path.clone().into_os_string();
+        path.push(manifest::SUFFIX);
+        PathBuf::from(path)
+    }
+
+    /// Its manifest, or None for a dump made before manifests existed.
+    pub fn manifest(&self) -> io::Result<Option<Manifest>> {
+        let text = match fs::read_to_string(self.manifest_path()) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Manifest::from_json(&text)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
 /// How a dump's bytes are stored: compressed by the job, or as the dump
 /// command wrote them (`none`, for a command that compresses itself, such
 /// as `pg_dump -Fc`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Form {
     Gzip,
     Zstd,
@@ -183,6 +213,11 @@ impl Stamp {
             .map(Stamp)
     }
 
+    /// The UTC time it names.
+    pub fn utc(&self) -> NaiveDateTime {
+        self.0
+    }
+
     /// Seconds since the Unix epoch.
     pub fn unix_seconds(&self) -> i64 {
         self.0.and_utc().timestamp()
@@ -221,6 +256,21 @@ impl Names {
 
     pub fn temp(&self, stamp: &Stamp, form: Form, tag: u32) -> String {
         format!(".{}.{tag:08x}{TEMP_SUFFIX}", self.dump(stamp, form))
+    }
+
+    /// The manifest of the dump `stamp` in `form`.
+    pub fn manifest(&self, stamp: &Stamp, form: Form) -> String {
+        format!("{}{}", self.dump(stamp, form), manifest::SUFFIX)
+    }
+
+    /// The temp file a manifest is written to before it is published.
+    pub fn manifest_temp(&self, stamp: &Stamp, form: Form, tag: u32) -> String {
+        format!(".{}.{tag:08x}{TEMP_SUFFIX}", self.manifest(stamp, form))
+    }
+
+    /// The stamp and form of the dump whose manifest `file` is named as.
+    pub fn parse_manifest(&self, file: &str) -> Option<(Stamp, Form)> {
+        self.parse(file.strip_suffix(manifest::SUFFIX)?)
     }
 
     pub fn lock(&self) -> String {
@@ -283,7 +333,7 @@ impl Names {
             }
             _ => rest,
         };
-        self.parse(untagged).is_some()
+        self.parse(untagged).is_some() || self.parse_manifest(untagged).is_some()
     }
 }
 
@@ -468,6 +518,6 @@ mod tests {
             assert!(Location::from_env(&[("DUMP_NAME", bad)]).is_err(), "{bad}");
         }
         let loc = Location::from_env(&[("DUMP_DIR", "/srv/d"), ("DUMP_KEEP", "9")]).unwrap();
-        assert_eq!((loc.dir, loc.keep), (PathBuf::from("/srv/d"), 9));
+        assert_eq!((loc.dir, loc.policy.last), (PathBuf::from("/srv/d"), 9));
     }
 }

@@ -12,6 +12,9 @@ pub enum Exit {
     Failure,
     /// Bad argument or malformed configuration value; nothing was written.
     Usage,
+    /// The dump was published but looks wrong, so it counts for nothing
+    /// (EX_DATAERR).
+    Suspect,
     /// The output file or directory cannot be created or opened (EX_CANTCREAT).
     CantCreate,
     /// Not allowed to act as asked, such as root on a directory it does
@@ -31,6 +34,7 @@ impl Exit {
         match self {
             Exit::Failure => 1,
             Exit::Usage => 2,
+            Exit::Suspect => 65,
             Exit::CantCreate => 73,
             Exit::NoPermission => 77,
             Exit::Locked => 75,

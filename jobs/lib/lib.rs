@@ -14,6 +14,7 @@ mod error;
 pub mod human;
 pub mod logger;
 pub mod manifest;
+pub mod retention;
 pub mod usage;
 
 pub use error::{Error, Exit, Result};

@@ -74,8 +74,30 @@ pub const DUMP: Usage = Usage {
         },
         Variable {
             name: "DUMP_KEEP",
-            meaning: "how many dumps to keep, at least 1",
+            meaning: "how many of the newest good dumps to keep, at least 1; also how many \
+                      suspect dumps are kept",
             default: "`5`",
+        },
+        Variable {
+            name: "DUMP_KEEP_HOURLY",
+            meaning: "for the last N hours that have a good dump, keep the newest of each \
+                      (local time, as restic's `forget --keep-hourly`)",
+            default: "`0`",
+        },
+        Variable {
+            name: "DUMP_KEEP_DAILY",
+            meaning: "the same for the last N days",
+            default: "`0`",
+        },
+        Variable {
+            name: "DUMP_KEEP_WEEKLY",
+            meaning: "the same for the last N ISO weeks",
+            default: "`0`",
+        },
+        Variable {
+            name: "DUMP_KEEP_MONTHLY",
+            meaning: "the same for the last N months",
+            default: "`0`",
         },
         Variable {
             name: "DUMP_NAME",
@@ -106,6 +128,18 @@ pub const DUMP: Usage = Usage {
             default: "`sql`",
         },
         Variable {
+            name: "DUMP_CHECK",
+            meaning: "`auto`: recognise the dump format and fail a dump whose end is \
+                      missing, count each table's rows; `off`: neither",
+            default: "`auto`",
+        },
+        Variable {
+            name: "DUMP_SHRINK_LIMIT",
+            meaning: "a dump whose raw size is below this percentage of the newest good \
+                      dump's is suspect; `0` turns the guard off",
+            default: "`50`",
+        },
+        Variable {
             name: "DUMP_THREADS",
             meaning: "compression threads, 1 to 64",
             default: "the CPUs the job may use, at most 4",
@@ -124,13 +158,20 @@ pub const DUMP: Usage = Usage {
         },
         Status {
             code: "1",
-            meaning: "the dump failed: command failed, was killed or wrote nothing, read or \
-                      write error (disk full), temp file removed meanwhile, publish or prune \
-                      failed",
+            meaning: "the dump failed: command failed, was killed or wrote nothing, its \
+                      format's end is missing or it is not the format the command writes, \
+                      read or write error (disk full), temp file removed meanwhile, publish \
+                      or prune failed",
         },
         Status {
             code: "2",
             meaning: "bad argument or malformed variable; nothing written",
+        },
+        Status {
+            code: "65",
+            meaning: "the dump was published but is suspect: far smaller than the newest \
+                      good dump, or no rows where that one had some; it counts toward no \
+                      retention rule (`timerapps accept` makes it good)",
         },
         Status {
             code: "73",

@@ -137,6 +137,48 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ),
         (
             "dump-database",
+            &[("DUMP_KEEP_HOURLY", "-1")],
+            &[],
+            r#"DUMP_KEEP_HOURLY="-1""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP_DAILY", "seven")],
+            &[],
+            r#"DUMP_KEEP_DAILY="seven""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP_WEEKLY", "100001")],
+            &[],
+            r#"DUMP_KEEP_WEEKLY="100001""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_KEEP_MONTHLY", "1.5")],
+            &[],
+            r#"DUMP_KEEP_MONTHLY="1.5""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_CHECK", "on")],
+            &[],
+            r#"DUMP_CHECK="on""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_SHRINK_LIMIT", "101")],
+            &[],
+            r#"DUMP_SHRINK_LIMIT="101""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_SHRINK_LIMIT", "50%")],
+            &[],
+            r#"DUMP_SHRINK_LIMIT="50%""#,
+        ),
+        (
+            "dump-database",
             &[("DUMP_THREADS", "0")],
             &[],
             r#"DUMP_THREADS="0""#,

@@ -157,7 +157,7 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             };
             Dumps {
                 dir: location.dir.display().to_string(),
-                keep: location.keep,
+                keep: location.policy.last as usize,
                 count,
                 newest,
                 error,

@@ -1,0 +1,176 @@
+//! The manifest beside each dump, `NAME-STAMP.EXT[.gz|.zst].manifest.json`:
+//! what the run read and stored, the SHA-256 of the stored file, the dump
+//! format it recognised and whether the stream was complete, the rows of
+//! each table where the stream shows them, and whether the dump is good or
+//! suspect. The job writes it before it links the dump, so every dump it
+//! published has one; dumps made before manifests existed have none and
+//! count as good, unchecked.
+//!
+//! It is JSON, one object, for people and for `jq`:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `version` | the layout, `1` |
+//! | `dump` | the dump's file name |
+//! | `form` | `gzip`, `zstd` or `none` |
+//! | `read` | bytes the command wrote |
+//! | `stored` | bytes of the stored file |
+//! | `sha256` | SHA-256 of the stored file, in hex |
+//! | `format` | `postgresql`, `postgresql-cluster`, `postgresql-custom`, `mariadb`, `sqlite`, or `null` when not recognised or not checked |
+//! | `check` | `complete` (the format's end was seen), `header` (custom format: its header was seen; the format has no end to check), `unrecognised` or `off` (`DUMP_CHECK=off`) |
+//! | `tables` | `[{"database", "table", "rows"}]` in dump order, or `null` where the stream does not show them; `database` is set in a cluster dump, `rows` is `null` for a table whose rows could not be counted |
+//! | `verdict` | `good` or `suspect` |
+//! | `reason` | why it is suspect, or who accepted it; `null` otherwise |
+
+use super::Form;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The layout written now.
+pub const VERSION: u32 = 1;
+/// What follows the dump's file name in its manifest's.
+pub const SUFFIX: &str = ".manifest.json";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub dump: String,
+    pub form: Form,
+    pub read: u64,
+    pub stored: u64,
+    pub sha256: String,
+    pub format: Option<Format>,
+    pub check: Check,
+    pub tables: Option<Vec<Table>>,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+}
+
+/// The dump formats recognised from the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `pg_dump` in the plain format.
+    Postgresql,
+    /// `pg_dumpall`.
+    PostgresqlCluster,
+    /// `pg_dump -Fc`.
+    PostgresqlCustom,
+    /// `mariadb-dump` or `mysqldump`.
+    Mariadb,
+    /// `sqlite3 DB .dump`.
+    Sqlite,
+}
+
+impl Format {
+    pub fn word(self) -> &'static str {
+        match self {
+            Format::Postgresql => "postgresql",
+            Format::PostgresqlCluster => "postgresql-cluster",
+            Format::PostgresqlCustom => "postgresql-custom",
+            Format::Mariadb => "mariadb",
+            Format::Sqlite => "sqlite",
+        }
+    }
+
+    /// The tool that writes it, for messages.
+    pub fn tool(self) -> &'static str {
+        match self {
+            Format::Postgresql => "pg_dump",
+            Format::PostgresqlCluster => "pg_dumpall",
+            Format::PostgresqlCustom => "pg_dump -Fc",
+            Format::Mariadb => "mariadb-dump",
+            Format::Sqlite => "sqlite3 .dump",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// How far the stream was checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Check {
+    Complete,
+    Header,
+    Unrecognised,
+    Off,
+}
+
+/// One table and the rows the dump holds of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub database: Option<String>,
+    pub table: String,
+    pub rows: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Good,
+    Suspect,
+}
+
+impl Manifest {
+    /// The rows of every table, if the dump shows them all.
+    pub fn total_rows(&self) -> Option<u64> {
+        self.tables
+            .as_ref()?
+            .iter()
+            .map(|t| t.rows)
+            .sum::<Option<u64>>()
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a manifest serialises");
+        text.push('\n');
+        text
+    }
+
+    pub fn from_json(text: &str) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_documented_names() {
+        let m = Manifest {
+            version: VERSION,
+            dump: "dump-20261121T101500Z.sql.gz".into(),
+            form: Form::Gzip,
+            read: 10,
+            stored: 4,
+            sha256: "ab".into(),
+            format: Some(Format::PostgresqlCluster),
+            check: Check::Complete,
+            tables: Some(vec![Table {
+                database: Some("shop".into()),
+                table: "public.t".into(),
+                rows: Some(3),
+            }]),
+            verdict: Verdict::Suspect,
+            reason: None,
+        };
+        let json = m.to_json();
+        for field in [
+            "\"format\": \"postgresql-cluster\"",
+            "\"form\": \"gzip\"",
+            "\"check\": \"complete\"",
+            "\"verdict\": \"suspect\"",
+            "\"database\": \"shop\"",
+        ] {
+            assert!(json.contains(field), "{field} in {json}");
+        }
+        assert_eq!(Manifest::from_json(&json).unwrap(), m);
+        assert_eq!(m.total_rows(), Some(3));
+    }
+}
