@@ -83,7 +83,7 @@ pub fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-const SHOP: &str = r#"
+pub const SHOP: &str = r#"
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note text, joined timestamptz);
 CREATE TABLE orders (id serial PRIMARY KEY, customer int REFERENCES customers,
                      total numeric(12,2), items jsonb, raw bytea);

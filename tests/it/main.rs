@@ -5,6 +5,8 @@
 //! package or container; the others are ignored with the reason, and
 //! `tests/run` runs them all.
 
+/// Only complete dumps are published; manifests count rows; suspects never count.
+mod check;
 /// `timerapps` refuses bad jobs and names up front, and works on a real systemd.
 mod command;
 /// A malformed setting exits 2 with one line naming it, and writes nothing.
