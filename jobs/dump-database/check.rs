@@ -415,7 +415,7 @@ impl Scanner {
         let Some(format) = self.format else {
             return Ok(Outcome {
                 format: None,
-                check: Check::Unrecognised,
+                check: Check::Unchecked,
                 tables: None,
             });
         };
@@ -619,7 +619,7 @@ mod tests {
     #[test]
     fn other_streams_are_unchecked_unless_the_command_asked_for_a_format() {
         let o = scan(b"just some bytes\n", 4, None).unwrap();
-        assert_eq!((o.format, o.check), (None, Check::Unrecognised));
+        assert_eq!((o.format, o.check), (None, Check::Unchecked));
         let o = scan(b"PGDMP\x01\x0e\0", 4, Some(Format::PostgresqlCustom)).unwrap();
         assert_eq!(o.check, Check::Header);
         let e = scan(

@@ -253,11 +253,7 @@ impl<W: Write> Hashed<W> {
     }
 
     fn hex(self) -> String {
-        self.hash
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        manifest::hex(&self.hash.finalize())
     }
 }
 

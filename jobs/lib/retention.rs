@@ -247,6 +247,33 @@ pub fn plan(dir: &Path, names: &Names, policy: &Policy, now: &Stamp) -> io::Resu
     Ok(planned)
 }
 
+/// Which of `planned` are still kept after the next run publishes a good
+/// dump stamped `next`: false for those it would remove.
+pub fn kept_after_next<Tz: TimeZone>(
+    planned: &[Planned],
+    policy: &Policy,
+    next: &Stamp,
+    tz: &Tz,
+) -> Vec<bool> {
+    let mut candidates: Vec<Candidate> = planned
+        .iter()
+        .map(|p| Candidate {
+            stamp: p.dump.stamp,
+            good: p.good(),
+        })
+        .collect();
+    candidates.push(Candidate {
+        stamp: *next,
+        good: true,
+    });
+    let mut kept: Vec<bool> = decide(&candidates, policy, next, tz)
+        .into_iter()
+        .map(|rules| !rules.is_empty())
+        .collect();
+    kept.pop();
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,9 +216,10 @@ pub const COMMAND: Usage = Usage {
         },
         Status {
             code: "1",
-            meaning: "a job shown failed or its newest dump is older than two periods; the \
-                      run failed; a dump is damaged or none is kept; systemd cannot be \
-                      reached or refused",
+            meaning: "a job shown failed, its newest dump is suspect, or its newest good \
+                      dump is older than two periods; the run failed; a dump is damaged or \
+                      none is kept; `accept` found no such dump; systemd cannot be reached \
+                      or refused",
         },
         Status {
             code: "2",
@@ -227,8 +228,8 @@ pub const COMMAND: Usage = Usage {
         },
         Status {
             code: "77",
-            meaning: "a command that changes the system's timers, run by a user other than \
-                      root (without `--user`); nothing changed",
+            meaning: "a command that changes the system's timers or dumps, run by a user \
+                      other than root (without `--user`); nothing changed",
         },
         Status {
             code: "78",

@@ -1,5 +1,6 @@
 //! `timerapps`: every job at a glance, its schedule set safely, a run now,
-//! and its dumps verified. It talks to systemd over D-Bus.
+//! its dumps verified, what retention keeps, and a suspect dump accepted.
+//! It talks to systemd over D-Bus.
 //!
 //! JOB is `myapp`, `otherapp`, `dump-database` or `dump-database@NAME`,
 //! with or without `.timer` or `.service`. With `--user` it acts on the
@@ -13,14 +14,17 @@
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | done; for `status`, every job shown is healthy; for `verify`, every dump is intact |
-//! | 1 | a job shown failed or its newest dump is older than two periods; the run failed; a dump is damaged or none is kept; systemd cannot be reached or refused |
+//! | 1 | a job shown failed, its newest dump is suspect, or its newest good dump is older than two periods; the run failed; a dump is damaged or none is kept; `accept` found no such dump; systemd cannot be reached or refused |
 //! | 2 | bad argument: unknown job or command, invalid instance name or calendar expression; nothing changed |
-//! | 77 | a command that changes the system's timers, run by a user other than root (without `--user`); nothing changed |
+//! | 77 | a command that changes the system's timers or dumps, run by a user other than root (without `--user`); nothing changed |
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
 
+mod accept;
 mod control;
+mod dumps;
 mod format;
 mod jobs;
+mod keep;
 mod schedule;
 mod status;
 mod sweep;
@@ -91,10 +95,25 @@ enum Command {
         #[arg(value_name = "JOB")]
         job: String,
     },
-    /// Decompress each kept dump of JOB end to end; exit 1 if one is damaged.
+    /// Decompress each kept dump of JOB end to end and compare its SHA-256
+    /// with its manifest's; exit 1 if one is damaged.
     Verify {
         #[arg(value_name = "JOB")]
         job: String,
+    },
+    /// List each dump of JOB with the retention rules that keep it, and
+    /// those the next run would remove; changes nothing.
+    Keep {
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
+    /// Make JOB's newest suspect dump, or DUMP (its file name), good: the
+    /// database really did shrink.
+    Accept {
+        #[arg(value_name = "JOB")]
+        job: String,
+        #[arg(value_name = "DUMP")]
+        dump: Option<String>,
     },
     /// Remove the lock and temp files of dump runs (for the package's
     /// removal).
@@ -175,6 +194,12 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
             control::run(&job, scope)?
         }
         Command::Verify { job } => verify::run(&Job::resolve(&job, scope)?, scope)?,
+        Command::Keep { job } => keep::run(&Job::resolve(&job, scope)?, scope)?,
+        Command::Accept { job, dump } => {
+            let job = Job::resolve(&job, scope)?;
+            root_only("accept", scope)?;
+            accept::run(&job, dump.as_deref(), scope)?
+        }
         Command::SweepRunFiles => {
             root_only("sweep-run-files", scope)?;
             sweep::run()?
@@ -205,8 +230,8 @@ fn root_only(command: &str, scope: Scope) -> Result<()> {
     Err(Error::new(
         Exit::NoPermission,
         format!(
-            "{command} changes the system's timers and needs root; nothing was changed: run it \
-             with sudo, or with --user for your own timers"
+            "{command} changes the system's timers or dumps and needs root; nothing was \
+             changed: run it with sudo, or with --user for your own timers"
         ),
     ))
 }

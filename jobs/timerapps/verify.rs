@@ -1,46 +1,24 @@
 //! `verify`: each kept dump of a job decompressed end to end, or read to
-//! its end where it is kept as the command wrote it.
+//! its end where it is kept as the command wrote it, and its SHA-256
+//! compared with its manifest's.
 
-use crate::jobs::{Job, Settings};
-use crate::systemd::{Scope, Systemd};
+use crate::dumps;
+use crate::jobs::Job;
+use crate::systemd::Scope;
 use flate2::read::MultiGzDecoder;
-use jobkit::dumpfile::{Dump, Form, Location};
+use jobkit::dumpfile::{manifest, Dump, Form};
 use jobkit::human::si;
-use jobkit::{outln, Error, Exit, Result};
+use jobkit::{outln, Result};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read};
 
 /// Prints a line per dump, newest first; true if every one is intact and
 /// there is at least one.
 pub fn run(job: &Job, scope: Scope) -> Result<bool> {
-    let sd = Systemd::connect(scope)?;
-    let settings = Settings::of(&sd, job)?;
-    if !settings.keeps_dumps {
-        return Err(Error::new(
-            Exit::Usage,
-            format!(
-                "{} keeps no dumps; verify checks the dumps of dump-database jobs",
-                job.name()
-            ),
-        ));
-    }
-    let location = Location::from_env(&settings)?;
-    let dumps = location.names.dumps(&location.dir).map_err(|e| {
-        // A user's own dumps are theirs; the system's are the job user's.
-        let hint = if e.kind() == io::ErrorKind::PermissionDenied && scope == Scope::System {
-            "run it as root"
-        } else {
-            ""
-        };
-        Error::io(
-            Exit::Failure,
-            "cannot list the dumps in",
-            &location.dir,
-            &e,
-            hint,
-        )
-    })?;
-    if dumps.is_empty() {
+    let location = dumps::location(job, scope, "verify")?;
+    let planned = dumps::plan(&location, scope)?;
+    if planned.is_empty() {
         outln!(
             "{}: no dumps of {} in {}",
             job.name(),
@@ -50,16 +28,32 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
         return Ok(false);
     }
     let mut intact = true;
-    for dump in &dumps {
-        match check(dump) {
+    for p in &planned {
+        let dump = &p.dump;
+        let manifest = p.manifest.as_ref().ok().and_then(Option::as_ref);
+        let suspect = if p.good() { "" } else { "; suspect" };
+        let result = check(dump).and_then(|(size, sha256)| match manifest {
+            Some(m) if m.sha256 != sha256 => Err(invalid(&format!(
+                "its SHA-256 is {sha256}, not the {} its manifest recorded when it was written",
+                m.sha256
+            ))),
+            _ => Ok(size),
+        });
+        let hashed = if manifest.is_some() {
+            ", SHA-256 as in its manifest"
+        } else {
+            ", no manifest (made before manifests)"
+        };
+        match result {
             Ok(size) if dump.form == Form::None => outln!(
-                "ok       {}  {}, read to its end; kept as the command wrote it, so there is \
-                 no checksum to check: check it with the tool that reads it",
+                "ok       {}  {}, read to its end{hashed}{suspect}; kept as the command \
+                 wrote it, so there is no checksum of its own to check: check it with the \
+                 tool that reads it",
                 dump.path.display(),
                 si(size)
             ),
             Ok(size) => outln!(
-                "ok       {}  {} → {}",
+                "ok       {}  {} → {}{hashed}{suspect}",
                 dump.path.display(),
                 si(dump.size),
                 si(size)
@@ -79,8 +73,9 @@ fn invalid(what: &str) -> io::Error {
 
 /// Reads `dump` to its end: decompressed, checking the checksums of its
 /// form (gzip's CRC-32 and length of each member, zstd's frame checksum),
-/// or as it is for a dump kept as written. Returns the size of the contents.
-fn check(dump: &Dump) -> io::Result<u64> {
+/// or as it is for a dump kept as written. Returns the size of the contents
+/// and the SHA-256 of the file, taken in the same pass.
+fn check(dump: &Dump) -> io::Result<(u64, String)> {
     let (magic, name): (&[u8], _) = match dump.form {
         Form::Gzip => (&[0x1f, 0x8b], "gzip"),
         Form::Zstd => (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
@@ -93,20 +88,46 @@ fn check(dump: &Dump) -> io::Result<u64> {
     if start != magic {
         return Err(invalid(&format!("not in {name} format")));
     }
-    let file = File::open(&dump.path)?;
+    let mut file = Hashing {
+        inner: File::open(&dump.path)?,
+        hash: Sha256::new(),
+    };
     let truncated = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => {
             invalid(&format!("truncated: the {name} stream ends early"))
         }
         _ => e,
     };
-    match dump.form {
-        Form::Gzip => io::copy(&mut MultiGzDecoder::new(file), &mut io::sink()).map_err(truncated),
-        Form::Zstd => io::copy(&mut zstd::Decoder::new(file)?, &mut io::sink()).map_err(truncated),
-        Form::None => match io::copy(&mut &file, &mut io::sink())? {
-            0 => Err(invalid("empty")),
-            size => Ok(size),
+    let size = match dump.form {
+        Form::Gzip => {
+            io::copy(&mut MultiGzDecoder::new(&mut file), &mut io::sink()).map_err(truncated)?
+        }
+        Form::Zstd => {
+            io::copy(&mut zstd::Decoder::new(&mut file)?, &mut io::sink()).map_err(truncated)?
+        }
+        Form::None => match io::copy(&mut file, &mut io::sink())? {
+            0 => return Err(invalid("empty")),
+            size => size,
         },
+    };
+    // What the decoder did not need (padding after the stream) is part of
+    // the file too.
+    io::copy(&mut file, &mut io::sink())?;
+    let sha256 = manifest::hex(&file.hash.finalize());
+    Ok((size, sha256))
+}
+
+/// Reads through, hashing what it read.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -155,8 +176,9 @@ mod tests {
             (Form::Zstd, &zst_checked),
             (Form::None, &text),
         ] {
-            let size = check(&dump(&dir, form, bytes)).unwrap();
+            let (size, sha256) = check(&dump(&dir, form, bytes)).unwrap();
             assert_eq!(size, text.len() as u64, "{form}");
+            assert_eq!(sha256, manifest::hex(&Sha256::digest(bytes)), "{form}");
         }
         for (form, bytes) in [(Form::Gzip, &gz), (Form::Zstd, &zst_checked)] {
             let [truncated, flipped, empty] = damaged(bytes);

@@ -273,7 +273,7 @@ fn sqlite_dumps_cut_short_fail_and_whole_ones_are_counted_and_hashed_in_every_fo
     let m = manifest_of(&path);
     assert_eq!(
         (m.format, m.check, m.tables),
-        (None, Check::Unrecognised, None)
+        (None, Check::Unchecked, None)
     );
     let (path, _) = published(&run(dump_job(
         &dir,

@@ -17,7 +17,7 @@
 //! | `stored` | bytes of the stored file |
 //! | `sha256` | SHA-256 of the stored file, in hex |
 //! | `format` | `postgresql`, `postgresql-cluster`, `postgresql-custom`, `mariadb`, `sqlite`, or `null` when not recognised or not checked |
-//! | `check` | `complete` (the format's end was seen), `header` (custom format: its header was seen; the format has no end to check), `unrecognised` or `off` (`DUMP_CHECK=off`) |
+//! | `check` | `complete` (the format's end was seen), `header` (custom format: its header was seen; the format has no end to check), `unchecked` (no format recognised) or `off` (`DUMP_CHECK=off`) |
 //! | `tables` | `[{"database", "table", "rows"}]` in dump order, or `null` where the stream does not show them; `database` is set in a cluster dump, `rows` is `null` for a table whose rows could not be counted |
 //! | `verdict` | `good` or `suspect` |
 //! | `reason` | why it is suspect, or who accepted it; `null` otherwise |
@@ -97,8 +97,19 @@ impl fmt::Display for Format {
 pub enum Check {
     Complete,
     Header,
-    Unrecognised,
+    Unchecked,
     Off,
+}
+
+impl Check {
+    pub fn word(self) -> &'static str {
+        match self {
+            Check::Complete => "complete",
+            Check::Header => "header",
+            Check::Unchecked => "unchecked",
+            Check::Off => "off",
+        }
+    }
 }
 
 /// One table and the rows the dump holds of it.
@@ -114,6 +125,11 @@ pub struct Table {
 pub enum Verdict {
     Good,
     Suspect,
+}
+
+/// A digest as the manifest writes it: lowercase hex.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Manifest {

@@ -3,7 +3,9 @@
 
 use crate::jobs::{self, Job, Settings};
 use crate::systemd::{failed, ServiceProxy, Systemd, TimerProxy, UnitProxy};
-use jobkit::dumpfile::{Dump, Location};
+use chrono::Utc;
+use jobkit::dumpfile::{Location, Stamp};
+use jobkit::retention::{self, Planned};
 use jobkit::{Error, Result};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,8 +41,9 @@ pub enum DumpFacts {
     Invalid(Error),
     Read {
         location: Location,
-        /// The dumps, newest first, or why they could not be listed.
-        listed: std::result::Result<Vec<Dump>, String>,
+        /// The dumps, newest first, with what keeps them, or why they could
+        /// not be listed.
+        listed: std::result::Result<Vec<Planned>, String>,
         /// A settings file that could not be read.
         unreadable: Option<String>,
     },
@@ -87,9 +90,8 @@ fn dump_facts(settings: &Settings) -> DumpFacts {
         Ok(location) => location,
         Err(e) => return DumpFacts::Invalid(e),
     };
-    let listed = location
-        .names
-        .dumps(&location.dir)
+    let now = Stamp::of(Utc::now());
+    let listed = retention::plan(&location.dir, &location.names, &location.policy, &now)
         .map_err(|e| format!("cannot read {}: {e}", location.dir.display()));
     DumpFacts::Read {
         location,

@@ -38,13 +38,29 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
         None => {}
         Some(DumpFacts::Invalid(e)) => problems.push(format!("its settings are invalid: {e}")),
         Some(DumpFacts::Read { listed, .. }) => {
-            let newest = listed.as_ref().ok().and_then(|l| l.first());
-            if let (Some(newest), Some(period)) = (newest, period(f)) {
-                let stamped = newest.stamp.unix_seconds().max(0) as u64 * 1_000_000;
+            let listed = listed.as_deref().unwrap_or_default();
+            // Only good dumps count: a suspect newest dump is a problem of
+            // its own, and staleness is that of the newest good dump.
+            if let Some(newest) = listed.first().filter(|p| !p.good()) {
+                let reason = newest
+                    .manifest
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| m.as_ref()?.reason.clone())
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "the newest dump is suspect: {reason}; if the database really shrank, run \
+                     timerapps accept {}",
+                    f.job.name()
+                ));
+            }
+            let newest_good = listed.iter().find(|p| p.good());
+            if let (Some(newest), Some(period)) = (newest_good, period(f)) {
+                let stamped = newest.dump.stamp.unix_seconds().max(0) as u64 * 1_000_000;
                 let age = Duration::from_micros(now.saturating_sub(stamped));
                 if age.as_secs() > 2 * period.as_secs() {
                     problems.push(format!(
-                        "the newest dump is {} old, more than two periods ({})",
+                        "the newest good dump is {} old, more than two periods ({})",
                         span(Duration::from_secs(age.as_secs())),
                         span(2 * period)
                     ));

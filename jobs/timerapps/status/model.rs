@@ -3,6 +3,7 @@
 
 use super::gather::{DumpFacts, Facts};
 use crate::format::{rfc3339, schedule_words};
+use jobkit::retention::Planned;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -47,9 +48,17 @@ pub struct LastRun {
 #[derive(Serialize)]
 pub struct Dumps {
     pub dir: String,
+    /// DUMP_KEEP.
     pub keep: usize,
+    /// Every retention rule that is on: "5 newest, 7 daily".
+    pub policy: String,
+    /// The dumps kept, good and suspect.
     pub count: Option<usize>,
+    pub suspect: Option<usize>,
+    /// The newest dump, good or suspect.
     pub newest: Option<Newest>,
+    /// The newest good dump: the one a restore would use.
+    pub newest_good: Option<Newest>,
     /// Why the directory could not be read.
     pub error: Option<String>,
 }
@@ -62,6 +71,12 @@ pub struct Newest {
     pub stamped: When,
     pub age_seconds: u64,
     pub size: u64,
+    /// good or suspect.
+    pub verdict: &'static str,
+    /// How its stream was checked: complete, header (the custom format),
+    /// off (DUMP_CHECK=off), or unchecked: no format recognised, or no
+    /// manifest (a dump made before manifests, or an unreadable one).
+    pub check: &'static str,
 }
 
 pub fn when(usec: u64) -> When {
@@ -124,8 +139,11 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
         DumpFacts::Invalid(e) => Dumps {
             dir: String::new(),
             keep: 0,
+            policy: String::new(),
             count: None,
+            suspect: None,
             newest: None,
+            newest_good: None,
             error: Some(e.to_string()),
         },
         DumpFacts::Read {
@@ -133,35 +151,46 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             listed,
             unreadable,
         } => {
-            let (count, newest, error) = match listed {
+            let (count, suspect, newest, newest_good, error) = match listed {
                 Ok(list) => (
                     Some(list.len()),
-                    list.first().map(|d| {
-                        let stamped = d.stamp.unix_seconds().max(0) as u64 * 1_000_000;
-                        Newest {
-                            file: d
-                                .path
-                                .file_name()
-                                .unwrap_or_default()
-                                .to_string_lossy()
-                                .into(),
-                            form: d.form.setting(),
-                            stamped: when(stamped),
-                            age_seconds: now.saturating_sub(stamped) / 1_000_000,
-                            size: d.size,
-                        }
-                    }),
+                    Some(list.iter().filter(|p| !p.good()).count()),
+                    list.first().map(|p| newest(p, now)),
+                    list.iter().find(|p| p.good()).map(|p| newest(p, now)),
                     unreadable.clone(),
                 ),
-                Err(e) => (None, None, Some(e.clone())),
+                Err(e) => (None, None, None, None, Some(e.clone())),
             };
             Dumps {
                 dir: location.dir.display().to_string(),
                 keep: location.policy.last as usize,
+                policy: location.policy.to_string(),
                 count,
+                suspect,
                 newest,
+                newest_good,
                 error,
             }
         }
+    }
+}
+
+fn newest(p: &Planned, now: u64) -> Newest {
+    let d = &p.dump;
+    let stamped = d.stamp.unix_seconds().max(0) as u64 * 1_000_000;
+    let manifest = p.manifest.as_ref().ok().and_then(Option::as_ref);
+    Newest {
+        file: d
+            .path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into(),
+        form: d.form.setting(),
+        stamped: when(stamped),
+        age_seconds: now.saturating_sub(stamped) / 1_000_000,
+        size: d.size,
+        verdict: if p.good() { "good" } else { "suspect" },
+        check: manifest.map_or("unchecked", |m| m.check.word()),
     }
 }

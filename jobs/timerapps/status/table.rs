@@ -105,16 +105,28 @@ fn cells(r: &Row, now: u64) -> [String; 8] {
         None => ("-".to_owned(), "-".to_owned()),
         Some(d) => (
             match (&d.newest, d.count) {
-                (Some(n), _) => format!(
-                    "{} old, {}",
-                    span(Duration::from_secs(n.age_seconds)),
-                    si(n.size)
-                ),
+                (Some(n), _) => {
+                    let mut cell = format!(
+                        "{} old, {}",
+                        span(Duration::from_secs(n.age_seconds)),
+                        si(n.size)
+                    );
+                    if n.verdict != "good" {
+                        cell.push_str(", ");
+                        cell.push_str(n.verdict);
+                    } else if n.check == "unchecked" {
+                        cell.push_str(", unchecked");
+                    }
+                    cell
+                }
                 (None, Some(_)) => "none".to_owned(),
                 (None, None) => "?".to_owned(),
             },
-            d.count
-                .map_or("?".to_owned(), |c| format!("{c}/{}", d.keep)),
+            match (d.count, d.suspect) {
+                (Some(c), Some(s @ 1..)) => format!("{c} ({s} suspect)"),
+                (Some(c), _) => c.to_string(),
+                (None, _) => "?".to_owned(),
+            },
         ),
     };
     [
@@ -167,6 +179,47 @@ mod tests {
         }
     }
 
+    fn newest(age_seconds: u64, verdict: &'static str, check: &'static str) -> Newest {
+        Newest {
+            file: "dump-20270115T080000Z.sql.gz".into(),
+            form: "gzip",
+            stamped: when(NOW - age_seconds * 1_000_000),
+            age_seconds,
+            size: 30_500_000,
+            verdict,
+            check,
+        }
+    }
+
+    #[test]
+    fn suspect_and_unchecked_dumps_are_marked() {
+        let mut r = row("dump-database");
+        let dumps = |newest| Dumps {
+            dir: "/var/lib/timerapps/dumps".into(),
+            keep: 5,
+            policy: "5 newest, 7 daily".into(),
+            count: Some(9),
+            suspect: Some(2),
+            newest: Some(newest),
+            newest_good: None,
+            error: None,
+        };
+        r.dumps = Some(dumps(newest(60, "suspect", "complete")));
+        let text = render(std::slice::from_ref(&r), NOW, false);
+        assert_eq!(
+            columns(text.lines().nth(1).unwrap())[6..],
+            ["1 min old, 30.5 MB, suspect", "9 (2 suspect)"],
+            "{text}"
+        );
+        r.dumps = Some(dumps(newest(60, "good", "unchecked")));
+        let text = render(&[r], NOW, false);
+        assert_eq!(
+            columns(text.lines().nth(1).unwrap())[6],
+            "1 min old, 30.5 MB, unchecked",
+            "{text}"
+        );
+    }
+
     #[test]
     fn a_healthy_and_a_failed_job() {
         let good = row("myapp");
@@ -178,14 +231,11 @@ mod tests {
         bad.dumps = Some(Dumps {
             dir: "/var/lib/timerapps/dumps".into(),
             keep: 5,
+            policy: "5 newest".into(),
             count: Some(2),
-            newest: Some(Newest {
-                file: "dump-20270115T080000Z.sql.gz".into(),
-                form: "gzip",
-                stamped: when(NOW - 3_600_000_000),
-                age_seconds: 3600,
-                size: 30_500_000,
-            }),
+            suspect: Some(0),
+            newest: Some(newest(3600, "good", "complete")),
+            newest_good: Some(newest(3600, "good", "complete")),
             error: None,
         });
         let text = render(&[good, bad], NOW, false);
@@ -204,10 +254,10 @@ mod tests {
         let bad = columns(lines[2]);
         assert_eq!(bad[0], "! dump-database", "{text}");
         assert_eq!(bad[4], "failed (exit 1) in 0.4 s", "{text}");
-        assert_eq!(bad[6..], ["1 h old, 30.5 MB", "2/5"], "{text}");
+        assert_eq!(bad[6..], ["1 h old, 30.5 MB", "2"], "{text}");
         // Columns line up under their heads.
-        let at = |line: &str, cell: &str| line.find(cell).unwrap();
-        assert_eq!(at(lines[0], "KEPT"), at(lines[2], "2/5"), "{text}");
+        let at = |line: &str, cell: &str| line.rfind(cell).unwrap();
+        assert_eq!(at(lines[0], "KEPT"), at(lines[2], "2"), "{text}");
         assert_eq!(lines[3], "");
         assert_eq!(lines[4], "dump-database: last run failed: failed (exit 1)");
         assert_eq!(lines.len(), 5, "{text}");
@@ -235,8 +285,11 @@ mod tests {
         r.dumps = Some(Dumps {
             dir: "/var/lib/timerapps/dumps/sales".into(),
             keep: 5,
+            policy: "5 newest".into(),
             count: None,
+            suspect: None,
             newest: None,
+            newest_good: None,
             error: Some("cannot read /var/lib/timerapps/dumps/sales: Permission denied".into()),
         });
         let text = render(&[r], NOW, false);
