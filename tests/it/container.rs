@@ -12,8 +12,8 @@ use std::time::Duration;
 
 /// What the image holds besides minbase; change `IMAGE_REVISION` with it.
 const PACKAGES: &str =
-    "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,adduser,postgresql,sqlite3";
-const IMAGE_REVISION: u32 = 2;
+    "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,adduser,postgresql,sqlite3,restic";
+const IMAGE_REVISION: u32 = 3;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The Debian releases the package is proved on.
@@ -35,7 +35,7 @@ impl Release {
 }
 
 /// The root file system tarball of `release` for the containers.
-fn image(release: Release) -> PathBuf {
+pub fn image(release: Release) -> PathBuf {
     let name = format!("{}-timerapps-{IMAGE_REVISION}.tar", release.suite());
     rootfs(release, PACKAGES, &name)
 }

@@ -33,6 +33,8 @@ mod notify;
 mod package;
 /// Helper: a real PostgreSQL cluster for one test.
 mod postgres;
+/// Retention keeps exactly what restic's forget keeps, history by history.
+mod retention;
 /// The watchdog stops a hung dump on a real systemd, and progress shows.
 mod supervision;
 /// The package end to end: install, runs, upgrade, remove and purge.
