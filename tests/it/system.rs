@@ -5,6 +5,8 @@
 use crate::container::{Container, Release};
 use crate::harness::{cmd, dump_files, names, run, wait_for, Sandbox};
 use crate::package::{built_deb, packaged};
+use chrono::Utc;
+use jobkit::dumpfile::{Form, Stamp};
 use jobkit::manifest::Kind;
 use std::collections::BTreeSet;
 use std::fs;
@@ -255,6 +257,89 @@ fn the_package_on(release: Release) {
     assert_eq!(hashes(&c), hashed, "the dumps changed");
 
     step(
+        "5b: a daily and weekly policy keeps dumps of older days and those made \
+         before manifests; a suspect dump shows and is accepted",
+        started,
+    );
+    // Dumps as the package before manifests wrote them: no manifest.
+    let before_policy = dumps(&c);
+    let newest_good = format!("{DUMPS}/{}", before_policy.last().unwrap());
+    let legacy: Vec<String> = [2, 9]
+        .iter()
+        .map(|days| {
+            let stamp = Stamp::of(Utc::now() - chrono::Duration::days(*days));
+            names("dump").dump(&stamp, Form::Gzip)
+        })
+        .collect();
+    for name in &legacy {
+        c.sh(&format!(
+            "install -o timerapps -m 0600 {newest_good} {DUMPS}/{name}"
+        ));
+    }
+    c.sh("sed -i 's/pg_dump --no-password nosuchdb/pg_dump --no-password shop/' /etc/default/dump-database
+          printf 'DUMP_KEEP=2\nDUMP_KEEP_DAILY=7\nDUMP_KEEP_WEEKLY=4\n' >> /etc/default/dump-database
+          systemctl start dump-database.service");
+    let kept = dumps(&c);
+    // Unless the day changed since step 4, which leaves one more daily dump.
+    let today = Utc::now().format("-%Y%m%dT").to_string();
+    let rolled = !before_policy[0].contains(&today);
+    assert!(
+        kept.len() == 4 || rolled,
+        "2 newest, and the older days' dumps: {kept:?}"
+    );
+    for name in &legacy {
+        assert!(kept.contains(name), "{name} was pruned: {kept:?}");
+    }
+    let listing = c.sh("timerapps keep dump-database");
+    for name in &legacy {
+        let line = listing.lines().find(|l| l.contains(name.as_str())).unwrap();
+        assert!(
+            line.contains("daily") && line.contains("unchecked (no manifest)"),
+            "{listing}"
+        );
+    }
+    assert!(listing.contains("2 newest, 7 daily, 4 weekly"), "{listing}");
+    // The database emptied by mistake: the dump is kept but suspect, the
+    // run fails with 65, and status says so.
+    c.sh("runuser -u timerapps -- psql -q -d shop -c 'TRUNCATE items'");
+    let r = c.exec(&["systemctl", "start", "dump-database.service"]);
+    assert_ne!(r.code(), Some(0), "{r}");
+    assert_eq!(c.show("dump-database.service", "ExecMainStatus"), "65");
+    assert_eq!(
+        dumps(&c).len(),
+        5,
+        "the suspect dump is kept besides the good ones"
+    );
+    let r = c.exec(&["timerapps", "status", "dump-database"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(
+        r.stdout.contains(", suspect") && r.stdout.contains("the newest dump is suspect"),
+        "{r}"
+    );
+    // Unhealthy: it exits 1, and prints the JSON all the same.
+    let json = c
+        .exec(&["timerapps", "status", "--json", "dump-database"])
+        .stdout
+        .clone();
+    assert!(json.contains("\"verdict\": \"suspect\""), "{json}");
+    assert!(json.contains("\"newest_good\""), "{json}");
+    let r = c.exec(&["timerapps", "accept", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("is good now"), "{r}");
+    // Compared with the accepted dump, the next one is good.
+    c.sh("systemctl start dump-database.service");
+    let r = c.exec(&["timerapps", "status", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let r = c.exec(&["timerapps", "verify", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("SHA-256 as in its manifest"), "{r}");
+    assert!(
+        r.stdout.contains("no manifest (made before manifests)"),
+        "{r}"
+    );
+    let hashed = hashes(&c);
+
+    step(
         "6: an upgrade keeps a disabled timer and an edited conffile",
         started,
     );
@@ -272,6 +357,11 @@ fn the_package_on(release: Release) {
         assert_eq!(c.state("is-active", t), "active");
     }
     assert_eq!(fs::read(c.path("/etc/default/myapp")).unwrap(), edited);
+    assert_eq!(
+        hashes(&c),
+        hashed,
+        "the upgrade changed a dump or a manifest"
+    );
     // The upgrade restarted myapp.timer, which may have added a line of
     // its own before it was stopped: count from here.
     c.quiet(&["myapp.timer", "dump-database.timer"]);
@@ -296,6 +386,7 @@ fn the_package_on(release: Release) {
     }
     let lock = format!("{DUMPS}/{}", names("dump").lock());
     assert!(c.path(&lock).exists(), "the runs left no lock");
+    let kept = dumps(&c);
     c.sh("apt-get remove -y timerapps </dev/null");
     assert!(!c.path(&lock).exists(), "remove left the lock");
     assert!(
@@ -329,10 +420,15 @@ fn the_package_on(release: Release) {
         removed.is_empty(),
         "purge removed what was there before: {removed:#?}"
     );
+    let manifest = |d: &String| {
+        let (stamp, form) = names("dump").parse(d).unwrap();
+        names("dump").manifest(&stamp, form)
+    };
     let kept_paths: BTreeSet<String> = ["/var/lib/timerapps", DUMPS]
         .iter()
         .map(|p| p.to_string())
         .chain(kept.iter().map(|d| format!("{DUMPS}/{d}")))
+        .chain(kept.iter().map(|d| format!("{DUMPS}/{}", manifest(d))))
         .chain([format!("{DUMPS}/{foreign}")])
         .collect();
     // The user stays (Debian practice); creating it leaves the usual backups.
