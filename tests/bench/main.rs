@@ -300,18 +300,8 @@ fn compress_job(pg: &Postgres, dir: &Path, command: &str, compress: &str) -> Com
 }
 
 fn newest_dump(dir: &Path) -> PathBuf {
-    let mut dumps: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("dump-")
-        })
-        .collect();
-    dumps.sort();
-    dumps.pop().expect("a dump")
+    let dumps = harness::names("dump").dumps(dir).unwrap();
+    dumps.into_iter().next().expect("a dump").path
 }
 
 fn mb(bytes: u64) -> String {
@@ -331,13 +321,24 @@ struct Runs {
     fast: Vec<Sample>,
     ours_zstd: Vec<Sample>,
     ours_none: Vec<Sample>,
+    /// The same dumps with DUMP_CHECK=off: no scan, no row counts.
+    unchecked: Vec<Sample>,
+    unchecked_zstd: Vec<Sample>,
 }
 
 fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
     let pg = Postgres::start(sb);
     let [small, large] = plan.scales.map(|s| database(&pg, s));
-    let dirs = ["gzip", "gzip-2", "zstd", "none"].map(|d| sb.mkdir(&format!("dumps-{d}")));
-    let [dir, fast_dir, zstd_dir, none_dir] = &dirs;
+    let dirs = [
+        "gzip",
+        "gzip-2",
+        "zstd",
+        "none",
+        "gzip-unchecked",
+        "zstd-unchecked",
+    ]
+    .map(|d| sb.mkdir(&format!("dumps-{d}")));
+    let [dir, fast_dir, zstd_dir, none_dir, unchecked_dir, unchecked_zstd_dir] = &dirs;
     let pg_dump = pg.program("pg_dump");
     let pipeline = |tail: &str| {
         let mut c = pg.superuser(cmd("sh"));
@@ -378,6 +379,12 @@ fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
         )));
         r.ours_none
             .push(measure(&mut dump_job(&pg, none_dir, &large, "none")));
+        r.unchecked.push(measure(
+            dump_job(&pg, unchecked_dir, &large, "gzip").env("DUMP_CHECK", "off"),
+        ));
+        r.unchecked_zstd.push(measure(
+            dump_job(&pg, unchecked_zstd_dir, &large, "zstd").env("DUMP_CHECK", "off"),
+        ));
     }
     // Each published file is what pg_dump writes, but for the random key of
     // its \restrict lines.
@@ -504,6 +511,13 @@ fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
             base,
             Target::None,
         ),
+        row(
+            "gzip dump, checked and rows counted, against `DUMP_CHECK=off`".into(),
+            ours,
+            format!("unchecked {}", secs(wall(&r.unchecked))),
+            wall(&r.unchecked),
+            Target::AtMost(1.02),
+        ),
         size_row("gzip dump output size", ours_size, Target::AtMost(1.02)),
         size_row(
             "output size with `DUMP_GZIP_LEVEL=2`",
@@ -548,6 +562,13 @@ fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
             format!("least {}", secs(least_zstd)),
             least_zstd,
             Target::None,
+        ),
+        row(
+            "zstd dump, checked and rows counted, against `DUMP_CHECK=off`".into(),
+            zstd,
+            format!("unchecked {}", secs(wall(&r.unchecked_zstd))),
+            wall(&r.unchecked_zstd),
+            Target::AtMost(1.02),
         ),
         size_row("zstd dump output size", zstd_size, Target::AtMost(1.0)),
         row(

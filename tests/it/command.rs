@@ -307,7 +307,7 @@ fn the_command_on(release: Release) {
             "no ok line for {form}: {r}"
         );
     }
-    assert!(r.stdout.contains("no checksum to check"), "{r}");
+    assert!(r.stdout.contains("no checksum of its own to check"), "{r}");
 
     step("an instance without settings is not enabled; a hung one shows watchdog");
     let r = c.exec(&["timerapps", "enable", "dump-database@ghost"]);
