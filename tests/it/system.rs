@@ -313,7 +313,9 @@ fn the_package_on(release: Release) {
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(1), "{r}");
     assert!(
-        r.stdout.contains(", suspect") && r.stdout.contains("the newest dump is suspect"),
+        r.stdout.contains(", suspect")
+            && r.stdout.contains("5 (1 suspect, 2 unchecked)")
+            && r.stdout.contains("the newest dump is suspect"),
         "{r}"
     );
     // Unhealthy: it exits 1, and prints the JSON all the same.
@@ -326,10 +328,21 @@ fn the_package_on(release: Release) {
     let r = c.exec(&["timerapps", "accept", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("is good now"), "{r}");
-    // Compared with the accepted dump, the next one is good.
+    // Compared with the accepted dump, the next one is good, and the good
+    // dumps before the accepted one rotate out as usual.
+    let accepted = dumps(&c).last().unwrap().clone();
     c.sh("systemctl start dump-database.service");
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
+    let now_kept = dumps(&c);
+    assert!(
+        now_kept.len() == 4 || rolled,
+        "the older days', the accepted one and the newest: {now_kept:?}"
+    );
+    assert_eq!(now_kept[now_kept.len() - 2], accepted);
+    for name in &legacy {
+        assert!(now_kept.contains(name), "{name} was pruned: {now_kept:?}");
+    }
     let r = c.exec(&["timerapps", "verify", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("SHA-256 as in its manifest"), "{r}");

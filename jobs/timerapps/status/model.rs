@@ -3,6 +3,7 @@
 
 use super::gather::{DumpFacts, Facts};
 use crate::format::{rfc3339, schedule_words};
+use jobkit::dumpfile::manifest::Check;
 use jobkit::retention::Planned;
 use serde::Serialize;
 
@@ -55,6 +56,9 @@ pub struct Dumps {
     /// The dumps kept, good and suspect.
     pub count: Option<usize>,
     pub suspect: Option<usize>,
+    /// Good dumps whose stream was not checked: no format recognised,
+    /// DUMP_CHECK=off, or no manifest.
+    pub unchecked: Option<usize>,
     /// The newest dump, good or suspect.
     pub newest: Option<Newest>,
     /// The newest good dump: the one a restore would use.
@@ -142,6 +146,7 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             policy: String::new(),
             count: None,
             suspect: None,
+            unchecked: None,
             newest: None,
             newest_good: None,
             error: Some(e.to_string()),
@@ -151,15 +156,16 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             listed,
             unreadable,
         } => {
-            let (count, suspect, newest, newest_good, error) = match listed {
+            let (count, suspect, unchecked, newest, newest_good, error) = match listed {
                 Ok(list) => (
                     Some(list.len()),
                     Some(list.iter().filter(|p| !p.good()).count()),
+                    Some(list.iter().filter(|p| p.good() && !checked(p)).count()),
                     list.first().map(|p| newest(p, now)),
                     list.iter().find(|p| p.good()).map(|p| newest(p, now)),
                     unreadable.clone(),
                 ),
-                Err(e) => (None, None, None, None, Some(e.clone())),
+                Err(e) => (None, None, None, None, None, Some(e.clone())),
             };
             Dumps {
                 dir: location.dir.display().to_string(),
@@ -167,12 +173,19 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
                 policy: location.policy.to_string(),
                 count,
                 suspect,
+                unchecked,
                 newest,
                 newest_good,
                 error,
             }
         }
     }
+}
+
+/// Whether the dump's stream was found complete (or, for the custom
+/// format, its header).
+fn checked(p: &Planned) -> bool {
+    matches!(&p.manifest, Ok(Some(m)) if matches!(m.check, Check::Complete | Check::Header))
 }
 
 fn newest(p: &Planned, now: u64) -> Newest {

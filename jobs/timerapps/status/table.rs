@@ -122,10 +122,19 @@ fn cells(r: &Row, now: u64) -> [String; 8] {
                 (None, Some(_)) => "none".to_owned(),
                 (None, None) => "?".to_owned(),
             },
-            match (d.count, d.suspect) {
-                (Some(c), Some(s @ 1..)) => format!("{c} ({s} suspect)"),
-                (Some(c), _) => c.to_string(),
-                (None, _) => "?".to_owned(),
+            match d.count {
+                Some(c) => {
+                    let apart: Vec<String> = [(d.suspect, "suspect"), (d.unchecked, "unchecked")]
+                        .iter()
+                        .filter_map(|(n, what)| n.filter(|n| *n > 0).map(|n| format!("{n} {what}")))
+                        .collect();
+                    if apart.is_empty() {
+                        c.to_string()
+                    } else {
+                        format!("{c} ({})", apart.join(", "))
+                    }
+                }
+                None => "?".to_owned(),
             },
         ),
     };
@@ -200,6 +209,7 @@ mod tests {
             policy: "5 newest, 7 daily".into(),
             count: Some(9),
             suspect: Some(2),
+            unchecked: Some(3),
             newest: Some(newest),
             newest_good: None,
             error: None,
@@ -208,7 +218,7 @@ mod tests {
         let text = render(std::slice::from_ref(&r), NOW, false);
         assert_eq!(
             columns(text.lines().nth(1).unwrap())[6..],
-            ["1 min old, 30.5 MB, suspect", "9 (2 suspect)"],
+            ["1 min old, 30.5 MB, suspect", "9 (2 suspect, 3 unchecked)"],
             "{text}"
         );
         r.dumps = Some(dumps(newest(60, "good", "unchecked")));
@@ -234,6 +244,7 @@ mod tests {
             policy: "5 newest".into(),
             count: Some(2),
             suspect: Some(0),
+            unchecked: Some(0),
             newest: Some(newest(3600, "good", "complete")),
             newest_good: Some(newest(3600, "good", "complete")),
             error: None,
@@ -288,6 +299,7 @@ mod tests {
             policy: "5 newest".into(),
             count: None,
             suspect: None,
+            unchecked: None,
             newest: None,
             newest_good: None,
             error: Some("cannot read /var/lib/timerapps/dumps/sales: Permission denied".into()),
