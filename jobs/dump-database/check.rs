@@ -284,6 +284,7 @@ fn database(rest: &str) -> String {
 /// Watches a stream go by.
 pub struct Scanner {
     expected: Option<Format>,
+    /// The stream's first bytes, kept for messages.
     head: Vec<u8>,
     /// Set once the head was looked at.
     rows: Option<Option<Rows>>,
@@ -320,7 +321,7 @@ impl Scanner {
                 return;
             }
             self.start();
-            let head = std::mem::take(&mut self.head);
+            let head = self.head.clone();
             self.lines(&head);
             self.lines(&bytes[want.min(bytes.len())..]);
             return;
@@ -401,14 +402,14 @@ impl Scanner {
     pub fn finish(mut self) -> Result<Outcome, Failed> {
         if self.rows.is_none() {
             self.start();
-            let head = std::mem::take(&mut self.head);
+            let head = self.head.clone();
             self.lines(&head);
         }
         if let Some(expected) = self.expected {
             if self.format != Some(expected) {
                 return Err(Failed::Unexpected(Unexpected {
                     expected,
-                    seen: printable(&self.tail[..self.tail.len().min(40)], &self.head),
+                    seen: printable(&self.head),
                 }));
             }
         }
@@ -438,11 +439,9 @@ impl Scanner {
     }
 }
 
-/// The start of the stream for a message: `tail` when the stream was no
-/// longer than it, else `head`.
-fn printable(tail_start: &[u8], head: &[u8]) -> String {
-    let bytes = if head.is_empty() { tail_start } else { head };
-    let text: String = String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+/// The start of the stream, for a message.
+fn printable(head: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(&head[..head.len().min(40)])
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
@@ -630,6 +629,17 @@ mod tests {
         .unwrap_err();
         assert!(
             matches!(e, Failed::Unexpected(Unexpected { seen, .. }) if seen.starts_with("pg_dump: error"))
+        );
+    }
+
+    #[test]
+    fn a_long_stream_of_another_format_is_named_by_its_start() {
+        let mut text = b"<html>an error page\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 100_000));
+        let e = scan(&text, 4096, Some(Format::Postgresql)).unwrap_err();
+        assert!(
+            matches!(&e, Failed::Unexpected(u) if u.seen == "<html>an error page xxxxxxxxxxxxxxxxxxxx"),
+            "{e:?}"
         );
     }
 
