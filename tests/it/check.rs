@@ -3,10 +3,9 @@
 //! whose row counts and SHA-256 match the source and the file; suspect dumps
 //! never push out good ones.
 
-use crate::dump::{contents, dump_job, dumps, published, temps, SHOP};
+use crate::dump::{contents, dump_job, dumps, postgres_with_shop, published, temps, with_pg};
 use crate::harness::{cmd, names, run, sh, Run, Sandbox};
 use crate::mariadb::Mariadb;
-use crate::postgres::Postgres;
 use jobkit::dumpfile::manifest::{Check, Format, Verdict};
 use jobkit::dumpfile::{Form, Manifest};
 use std::fs;
@@ -52,17 +51,11 @@ fn refused(dir: &Path, c: &mut Command, format: &str) -> Run {
     r
 }
 
-fn with_pg<'a>(c: &'a mut Command, pg: &Postgres) -> &'a mut Command {
-    c.env("PGHOST", &pg.socket).env("PGUSER", "postgres")
-}
-
 #[test]
 #[ignore = "starts PostgreSQL: tests/run"]
 fn postgres_plain_and_cluster_dumps_cut_short_fail_and_whole_ones_are_counted() {
     let sb = Sandbox::new("check-pg");
-    let pg = Postgres::start(&sb);
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql("shop", SHOP);
+    let pg = postgres_with_shop(&sb);
     pg.sql(
         "shop",
         "CREATE SCHEMA s2; CREATE TABLE s2.\"odd name\" (a text)",
@@ -71,10 +64,12 @@ fn postgres_plain_and_cluster_dumps_cut_short_fail_and_whole_ones_are_counted() 
     let pg_dump = pg.program("pg_dump").display().to_string();
     let pg_dumpall = pg.program("pg_dumpall").display().to_string();
 
-    let (path, _) = published(&run(with_pg(
-        &mut dump_job(&dir, &format!("{pg_dump} --no-password shop")),
-        &pg,
-    )));
+    let pg_job = |command: &str| {
+        let mut c = dump_job(&dir, command);
+        with_pg(&mut c, &pg, "postgres");
+        c
+    };
+    let (path, _) = published(&run(&mut pg_job(&format!("{pg_dump} --no-password shop"))));
     let m = manifest_of(&path);
     assert_eq!(
         (m.format, m.check),
@@ -111,20 +106,13 @@ fn postgres_plain_and_cluster_dumps_cut_short_fail_and_whole_ones_are_counted() 
 
     refused(
         &dir,
-        with_pg(
-            &mut dump_job(
-                &dir,
-                &format!("sh -c '{pg_dump} --no-password shop | head -c 100000'"),
-            ),
-            &pg,
-        ),
+        &mut pg_job(&format!(
+            "sh -c '{pg_dump} --no-password shop | head -c 100000'"
+        )),
         "pg_dump",
     );
 
-    let (path, _) = published(&run(with_pg(
-        &mut dump_job(&dir, &format!("{pg_dumpall} --no-password")),
-        &pg,
-    )));
+    let (path, _) = published(&run(&mut pg_job(&format!("{pg_dumpall} --no-password"))));
     let m = manifest_of(&path);
     assert_eq!(m.format, Some(Format::PostgresqlCluster));
     let shop: Vec<_> = rows(&m)
@@ -137,24 +125,19 @@ fn postgres_plain_and_cluster_dumps_cut_short_fail_and_whole_ones_are_counted() 
     );
     refused(
         &dir,
-        with_pg(
-            &mut dump_job(
-                &dir,
-                &format!("sh -c '{pg_dumpall} --no-password | head -c 200000'"),
-            ),
-            &pg,
-        ),
+        &mut pg_job(&format!(
+            "sh -c '{pg_dumpall} --no-password | head -c 200000'"
+        )),
         "pg_dumpall",
     );
 
     // The custom format has no closing line: what is checked is that the
     // output of `pg_dump -Fc` is one. A wrapper named pg_dump that prints
     // something else and exits 0 is refused.
-    let c = dump_job(&dir, &format!("{pg_dump} -Fc --no-password shop"));
-    let mut c = c;
-    c.env("DUMP_COMPRESS", "none").env("DUMP_EXTENSION", "dump");
-    let r = run(with_pg(&mut c, &pg));
-    r.ok();
+    run(pg_job(&format!("{pg_dump} -Fc --no-password shop"))
+        .env("DUMP_COMPRESS", "none")
+        .env("DUMP_EXTENSION", "dump"))
+    .ok();
     let wrapper = sb.mkdir("bin").join("pg_dump");
     fs::write(
         &wrapper,
@@ -296,15 +279,13 @@ fn with_verdict(dir: &Path, verdict: Verdict) -> Vec<String> {
 #[ignore = "starts PostgreSQL: tests/run"]
 fn an_emptied_database_never_pushes_out_a_good_dump() {
     let sb = Sandbox::new("check-suspect");
-    let pg = Postgres::start(&sb);
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql("shop", SHOP);
+    let pg = postgres_with_shop(&sb);
     let dir = sb.mkdir("dumps");
     let command = format!("{} --no-password shop", pg.program("pg_dump").display());
     let job = || {
         let mut c = dump_job(&dir, &command);
         c.env("DUMP_KEEP", "3");
-        with_pg(&mut c, &pg);
+        with_pg(&mut c, &pg, "postgres");
         c
     };
     let good: Vec<PathBuf> = (0..3).map(|_| published(&run(&mut job())).0).collect();

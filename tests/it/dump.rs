@@ -83,6 +83,14 @@ pub fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// A PostgreSQL cluster with the database `shop` filled by [`SHOP`].
+pub fn postgres_with_shop(sb: &Sandbox) -> Postgres {
+    let pg = Postgres::start(sb);
+    pg.sql("postgres", "CREATE DATABASE shop");
+    pg.sql("shop", SHOP);
+    pg
+}
+
 pub const SHOP: &str = r#"
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, note text, joined timestamptz);
 CREATE TABLE orders (id serial PRIMARY KEY, customer int REFERENCES customers,
@@ -105,7 +113,7 @@ fn table(pg: &Postgres, db: &str, table: &str) -> String {
     )
 }
 
-fn with_pg<'a>(c: &'a mut Command, pg: &Postgres, user: &str) -> &'a mut Command {
+pub fn with_pg<'a>(c: &'a mut Command, pg: &Postgres, user: &str) -> &'a mut Command {
     c.env("PGHOST", &pg.socket).env("PGUSER", user)
 }
 
@@ -116,9 +124,7 @@ pub const FORMS: [&str; 3] = ["gzip", "zstd", "none"];
 #[ignore = "starts PostgreSQL: tests/run"]
 fn postgres_dump_restores_to_equal_tables_in_every_form() {
     let sb = Sandbox::new("pg-roundtrip");
-    let pg = Postgres::start(&sb);
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql("shop", SHOP);
+    let pg = postgres_with_shop(&sb);
     let command = format!("{} --no-password shop", pg.program("pg_dump").display());
     for form in Form::ALL {
         let compress = form.setting();
@@ -156,9 +162,7 @@ fn postgres_dump_restores_to_equal_tables_in_every_form() {
 #[ignore = "starts PostgreSQL: tests/run"]
 fn a_custom_format_dump_is_kept_as_written_and_restores_with_pg_restore() {
     let sb = Sandbox::new("pg-custom");
-    let pg = Postgres::start(&sb);
-    pg.sql("postgres", "CREATE DATABASE shop");
-    pg.sql("shop", SHOP);
+    let pg = postgres_with_shop(&sb);
     let dir = sb.mkdir("dumps");
     let command = format!("{} -Fc --no-password shop", pg.program("pg_dump").display());
     let mut c = dump_job(&dir, &command);
