@@ -349,7 +349,7 @@ mod tests {
         for line in help(&DUMP, "dump-database").lines() {
             assert!(line.len() <= 79, "{line}");
         }
-        assert!(help(&DUMP, "dump-database").contains("\n  DUMP_COMMAND     the dump command"));
+        assert!(help(&DUMP, "dump-database").contains("\n  DUMP_COMMAND       the dump command"));
     }
 
     #[test]
