@@ -372,6 +372,21 @@ fn the_command_on(release: Release) {
             .contains("more than two periods (20 min)"),
         "{old:#}"
     );
+    // A dump named in the future (the clock was ahead) hides nothing: it
+    // is not the newest, the stale dump still stands out, and it is a
+    // problem of its own.
+    let ahead = names("old").dump(&Stamp::parse("20990101T000000Z").unwrap(), Form::Gzip);
+    c.sh(&format!("echo x | gzip > {DUMPS}/old/{ahead}"));
+    let (code, rows) = json(&c, "dump-database@old");
+    assert_eq!(code, Some(1), "{rows:#}");
+    let old = job(&rows, "dump-database@old");
+    assert_eq!(old["dumps"]["newest"]["file"], old_dump.as_str(), "{old:#}");
+    assert_eq!(old["dumps"]["future"], 1, "{old:#}");
+    let problems = old["problems"].to_string();
+    assert!(
+        problems.contains("more than two periods") && problems.contains("named in the future"),
+        "{old:#}"
+    );
 
     step("disable survives an upgrade; purge removes only the command's drop-ins");
     let r = c.exec(&["timerapps", "disable", "otherapp"]);

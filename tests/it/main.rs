@@ -39,5 +39,7 @@ mod retention;
 mod supervision;
 /// The package end to end: install, runs, upgrade, remove and purge.
 mod system;
+/// An upgrade from the released package keeps every dump it made.
+mod upgrade;
 /// Users' own timers run in their managers and leave the system's alone.
 mod user;

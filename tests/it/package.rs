@@ -2,7 +2,7 @@
 //! checked by systemd-analyze.
 
 use crate::container::{rootfs, Release};
-use crate::harness::{cmd, run, sh, Sandbox};
+use crate::harness::{cmd, run, sh, start, Sandbox};
 use jobkit::manifest::{self, Kind, Manager, Program, JOBS};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,50 @@ pub fn built_deb() -> PathBuf {
         "{} is missing: build it with packaging/build",
         deb.display()
     );
+    deb
+}
+
+/// The commit of the package users have today: the last one released.
+pub const RELEASED: &str = "84f601cab1bd089741ec2f7ca7b526066453fa90";
+
+/// The package as released at [`RELEASED`], built from this clone's
+/// history by that commit's own packaging/build, once, into a tree of its
+/// own.
+pub fn released_deb() -> PathBuf {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("released-{RELEASED}"));
+    let deb = dir.join(format!(
+        "target/debian/timerapps_{}-1_amd64.deb",
+        env!("CARGO_PKG_VERSION")
+    ));
+    if deb.exists() {
+        return deb;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(&format!(
+        "git -C '{}' archive --format=tar {RELEASED} | tar -x -C '{}'",
+        env!("CARGO_MANIFEST_DIR"),
+        dir.display()
+    ));
+    // Its own Rust toolchain and crates, as the tests' own build has them.
+    let mut build = cmd(dir.join("packaging/build"));
+    for var in [
+        "HOME",
+        "PATH",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+    ] {
+        if let Some(value) = std::env::var_os(var) {
+            build.env(var, value);
+        }
+    }
+    start(&mut build)
+        .wait(std::time::Duration::from_secs(1800))
+        .ok();
+    assert!(deb.exists(), "{} was not built", deb.display());
     deb
 }
 

@@ -91,8 +91,11 @@ fn dump_facts(settings: &Settings) -> DumpFacts {
         Err(e) => return DumpFacts::Invalid(e),
     };
     let now = Stamp::of(Utc::now());
-    let listed = retention::plan(&location.dir, &location.names, &location.policy, &now)
-        .map_err(|e| format!("cannot read {}: {e}", location.dir.display()));
+    let listed = match retention::plan(&location.dir, &location.names, &location.policy, &now) {
+        // The service makes the directory on its first run.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        listed => listed.map_err(|e| format!("cannot read {}: {e}", location.dir.display())),
+    };
     DumpFacts::Read {
         location,
         listed,

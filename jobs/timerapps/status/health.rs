@@ -4,6 +4,7 @@
 use super::gather::{DumpFacts, Facts};
 use crate::format::result_words;
 use jobkit::human::span;
+use jobkit::retention::{Planned, Rule};
 use std::time::Duration;
 
 /// Time between runs: the interval after each run, else the gap from the
@@ -38,7 +39,21 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
         None => {}
         Some(DumpFacts::Invalid(e)) => problems.push(format!("its settings are invalid: {e}")),
         Some(DumpFacts::Read { listed, .. }) => {
-            let listed = listed.as_deref().unwrap_or_default();
+            let all = listed.as_deref().unwrap_or_default();
+            let (future, listed): (Vec<&Planned>, Vec<&Planned>) =
+                all.iter().partition(|p| p.rules.contains(&Rule::Future));
+            if let Some(last) = future.last() {
+                problems.push(format!(
+                    "{} named in the future, the nearest {} (written while the clock was \
+                     ahead?): no rule counts or removes {}; check and remove by hand",
+                    match future.len() {
+                        1 => "a dump is".to_owned(),
+                        n => format!("{n} dumps are"),
+                    },
+                    last.dump.path.display(),
+                    if future.len() == 1 { "it" } else { "them" },
+                ));
+            }
             // Only good dumps count: a suspect newest dump is a problem of
             // its own, and staleness is that of the newest good dump.
             if let Some(newest) = listed.first().filter(|p| !p.good()) {

@@ -4,7 +4,7 @@
 use super::gather::{DumpFacts, Facts};
 use crate::format::{rfc3339, schedule_words};
 use jobkit::dumpfile::manifest::Check;
-use jobkit::retention::Planned;
+use jobkit::retention::{Planned, Rule};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -59,7 +59,9 @@ pub struct Dumps {
     /// Good dumps whose stream was not checked: no format recognised,
     /// DUMP_CHECK=off, or no manifest.
     pub unchecked: Option<usize>,
-    /// The newest dump, good or suspect.
+    /// Dumps named later than now, which no rule counts or removes.
+    pub future: Option<usize>,
+    /// The newest dump, good or suspect, that is not named in the future.
     pub newest: Option<Newest>,
     /// The newest good dump: the one a restore would use.
     pub newest_good: Option<Newest>,
@@ -147,6 +149,7 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             count: None,
             suspect: None,
             unchecked: None,
+            future: None,
             newest: None,
             newest_good: None,
             error: Some(e.to_string()),
@@ -156,16 +159,22 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             listed,
             unreadable,
         } => {
-            let (count, suspect, unchecked, newest, newest_good, error) = match listed {
-                Ok(list) => (
-                    Some(list.len()),
-                    Some(list.iter().filter(|p| !p.good()).count()),
-                    Some(list.iter().filter(|p| p.good() && !checked(p)).count()),
-                    list.first().map(|p| newest(p, now)),
-                    list.iter().find(|p| p.good()).map(|p| newest(p, now)),
-                    unreadable.clone(),
-                ),
-                Err(e) => (None, None, None, None, None, Some(e.clone())),
+            let (count, suspect, unchecked, future, newest, newest_good, error) = match listed {
+                Ok(list) => {
+                    // A dump named in the future is never the newest: it would
+                    // hide every later failure for as long as it exists.
+                    let mut present = list.iter().filter(|p| !p.rules.contains(&Rule::Future));
+                    (
+                        Some(list.len()),
+                        Some(list.iter().filter(|p| !p.good()).count()),
+                        Some(list.iter().filter(|p| p.good() && !checked(p)).count()),
+                        Some(list.len() - present.clone().count()),
+                        present.clone().next().map(|p| newest(p, now)),
+                        present.find(|p| p.good()).map(|p| newest(p, now)),
+                        unreadable.clone(),
+                    )
+                }
+                Err(e) => (None, None, None, None, None, None, Some(e.clone())),
             };
             Dumps {
                 dir: location.dir.display().to_string(),
@@ -174,6 +183,7 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
                 count,
                 suspect,
                 unchecked,
+                future,
                 newest,
                 newest_good,
                 error,

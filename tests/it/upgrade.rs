@@ -1,0 +1,80 @@
+//! An upgrade from the package users have today (built from its commit)
+//! keeps every dump it made, byte for byte; they count as good, shown as
+//! unchecked, and the next run adds a dump with its manifest.
+
+use crate::container::{Container, Release};
+use crate::harness::{dump_files, names, Sandbox};
+use crate::package::{built_deb, released_deb};
+use crate::system::rebuilt_with_next_revision;
+use jobkit::dumpfile::Manifest;
+use std::fs;
+
+const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+
+fn dumps(c: &Container) -> Vec<String> {
+    dump_files(&names("dump"), &c.path(DUMPS))
+}
+
+#[test]
+#[ignore = "builds the released package and boots a container: tests/run"]
+fn an_upgrade_from_the_released_package_keeps_every_dump_on_debian_12() {
+    upgrade_on(Release::Bookworm);
+}
+
+#[test]
+#[ignore = "builds the released package and boots a container: tests/run"]
+fn an_upgrade_from_the_released_package_keeps_every_dump_on_debian_13() {
+    upgrade_on(Release::Trixie);
+}
+
+fn upgrade_on(release: Release) {
+    let released = released_deb();
+    let sb = Sandbox::new(&format!("upgrade-{release:?}"));
+    // Newer than the released 0.1.0-1, as an upgrade is.
+    let (next, new) = rebuilt_with_next_revision(&sb, &built_deb());
+    let c = Container::boot(&sb, release);
+    for d in [&released, &new] {
+        fs::copy(d, c.path("/root/").join(d.file_name().unwrap())).unwrap();
+    }
+    c.sh(&format!(
+        "apt-get install -y /root/{} </dev/null",
+        released.file_name().unwrap().to_string_lossy()
+    ));
+    c.quiet_all();
+    c.sh(
+        "sqlite3 /srv/app.db \"CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3);\"
+          echo 'DUMP_COMMAND=\"sqlite3 -readonly /srv/app.db .dump\"' >> /etc/default/dump-database
+          for i in 1 2 3; do systemctl start dump-database.service; sleep 1; done",
+    );
+    let before = dumps(&c);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let hashes = || c.sh(&format!("cd {DUMPS} && ls -A | sort | xargs sha256sum"));
+    let hashed = hashes();
+
+    c.sh(&format!(
+        "apt-get install -y /root/timerapps_{next}_amd64.deb </dev/null"
+    ));
+    assert_eq!(c.sh("dpkg-query -W -f '${Version}' timerapps"), next);
+    assert_eq!(hashes(), hashed, "the upgrade changed the dumps");
+    c.quiet_all();
+    let r = c.exec(&["timerapps", "status", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains(", unchecked"), "{r}");
+    let listing = c.sh("timerapps keep dump-database");
+    for d in &before {
+        let line = listing.lines().find(|l| l.contains(d.as_str())).unwrap();
+        assert!(line.contains("unchecked (no manifest)"), "{listing}");
+    }
+
+    c.sh("systemctl start dump-database.service");
+    let after = dumps(&c);
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after[..3], before[..], "every earlier dump stays");
+    let newest = after.last().unwrap();
+    let (stamp, form) = names("dump").parse(newest).unwrap();
+    let manifest = c.path(DUMPS).join(names("dump").manifest(&stamp, form));
+    let m = Manifest::from_json(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(m.total_rows(), Some(3), "{m:?}");
+    let r = c.exec(&["timerapps", "verify", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+}
