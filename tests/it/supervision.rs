@@ -11,8 +11,14 @@ use std::time::{Duration, Instant};
 const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
 const SETTINGS: &str = "/etc/default/dump-database";
 
+/// Sets DUMP_COMMAND. The dumps here differ in size by design: none is
+/// suspect (DUMP_SHRINK_LIMIT=0).
 fn configure(c: &Container, command: &str) {
-    fs::write(c.path(SETTINGS), format!("DUMP_COMMAND=\"{command}\"\n")).unwrap();
+    fs::write(
+        c.path(SETTINGS),
+        format!("DUMP_COMMAND=\"{command}\"\nDUMP_SHRINK_LIMIT=0\n"),
+    )
+    .unwrap();
 }
 
 /// Every file in the dump directory with its checksum.
