@@ -188,17 +188,24 @@ impl DumpDir {
     }
 
     /// The stamp of now, or of the next second no entry of the directory
-    /// is named after yet in any form (a dump, or anything else with its
-    /// name), so that no two dumps share a stamp.
+    /// is named after yet in any form (a dump or a manifest, or anything
+    /// else with its name), so that no two dumps share a stamp.
     pub fn free_stamp(&self) -> Stamp {
         loop {
             let now = Utc::now();
             let stamp = Stamp::of(now);
+            // A manifest left by a run that failed to publish takes its
+            // stamp too, until the next prune removes it.
             let free = Form::ALL.iter().all(|form| {
-                let taken = self
-                    .path(&self.names.dump(&stamp, *form))
-                    .symlink_metadata();
-                taken.is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+                [
+                    self.names.dump(&stamp, *form),
+                    self.names.manifest(&stamp, *form),
+                ]
+                .iter()
+                .all(|name| {
+                    let taken = self.path(name).symlink_metadata();
+                    taken.is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+                })
             });
             if free {
                 return stamp;

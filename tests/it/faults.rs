@@ -415,10 +415,23 @@ fn entries_named_like_the_jobs_own_do_not_fail_the_run() {
             name
         })
         .collect();
+    // And the manifest of a dump whose publishing failed, the second after.
+    let orphan = Stamp::of(now + chrono::Duration::seconds(3));
+    fs::write(dir.join(names("dump").manifest(&orphan, Form::Gzip)), "{}").unwrap();
     let r = run(&mut dump_job(&dir, "echo data"));
     let (path, _) = published(&r);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name > links[2], "{name} is not after {links:?}\n{r}");
+    let after = names("dump").dump(&orphan, Form::Gzip);
+    assert!(
+        name > after,
+        "{name} is not after {links:?} and {after}\n{r}"
+    );
+    // Its dump never came, so the prune removed it.
+    assert!(
+        !dir.join(names("dump").manifest(&orphan, Form::Gzip))
+            .exists(),
+        "{r}"
+    );
     for d in &dirs {
         r.stderr_has(&format!(
             "{} is named like a temp file of this job but is not a regular file; it is left \
