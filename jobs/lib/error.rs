@@ -12,6 +12,9 @@ pub enum Exit {
     Failure,
     /// Bad argument or malformed configuration value; nothing was written.
     Usage,
+    /// Could not tell: systemd cannot be reached, or what a report needs
+    /// cannot be read or written (monitoring plugins' UNKNOWN).
+    Unknown,
     /// The dump was published but looks wrong, so it counts for nothing
     /// (EX_DATAERR).
     Suspect,
@@ -34,6 +37,7 @@ impl Exit {
         match self {
             Exit::Failure => 1,
             Exit::Usage => 2,
+            Exit::Unknown => 3,
             Exit::Suspect => 65,
             Exit::CantCreate => 73,
             Exit::NoPermission => 77,

@@ -227,6 +227,12 @@ pub const COMMAND: Usage = Usage {
                       calendar expression; nothing changed",
         },
         Status {
+            code: "3",
+            meaning: "could not tell: systemd cannot be reached; for `status`, a job's state \
+                      cannot be read (it is shown as unknown, the others as they are) or the \
+                      report cannot be written",
+        },
+        Status {
             code: "77",
             meaning: "a command that changes the system's timers or dumps, run by a user \
                       other than root (without `--user`); nothing changed",

@@ -16,6 +16,7 @@
 //! | 0 | done; for `status`, every job shown is healthy; for `verify`, every dump is intact |
 //! | 1 | a job shown failed, its newest dump is suspect, or its newest good dump is older than two periods; the run failed; a dump is damaged or none is kept; `accept` found no such dump; systemd cannot be reached or refused |
 //! | 2 | bad argument: unknown job or command, invalid instance name or calendar expression; nothing changed |
+//! | 3 | could not tell: systemd cannot be reached; for `status`, a job's state cannot be read (it is shown as unknown, the others as they are) or the report cannot be written |
 //! | 77 | a command that changes the system's timers or dumps, run by a user other than root (without `--user`); nothing changed |
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
 
@@ -164,7 +165,9 @@ fn main() -> ExitCode {
 
 fn run(command: Command, scope: Scope) -> Result<ExitCode> {
     let healthy = match command {
-        Command::Status { json, jobs } => status::run(&jobs, json, scope)?,
+        Command::Status { json, jobs } => {
+            return status::run(&jobs, json, scope).map(ExitCode::from);
+        }
         // Each job is checked before anything else, so that a bad name is
         // refused the same way for every user and nothing is changed.
         Command::Schedule {

@@ -246,7 +246,7 @@ impl Systemd {
     pub fn connect(scope: Scope) -> Result<Systemd> {
         if !sd_notify::booted().unwrap_or(false) {
             return Err(Error::new(
-                Exit::Failure,
+                Exit::Unknown,
                 "systemd is not running on this machine (no /run/systemd/system): the jobs are \
                  run by systemd timers, and timerapps talks to systemd",
             ));
@@ -266,7 +266,7 @@ impl Systemd {
         };
         let conn = builder
             .and_then(|b| b.method_timeout(METHOD_TIMEOUT).build())
-            .map_err(|e| Error::new(Exit::Failure, format!("cannot connect to {hint} ({e})")))?;
+            .map_err(|e| Error::new(Exit::Unknown, format!("cannot connect to {hint} ({e})")))?;
         Ok(Systemd { conn, scope })
     }
 

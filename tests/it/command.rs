@@ -20,10 +20,22 @@ fn drop_in(timer: &str) -> String {
     )
 }
 
+/// `timerapps status --json ARGS`: its exit status and its rows, checked to
+/// be version 1 of the layout, each with a state.
 fn json(c: &Container, args: &str) -> (Option<i32>, serde_json::Value) {
     let r = c.exec(&["sh", "-c", &format!("timerapps status --json {args}")]);
-    let value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"));
-    (r.code(), value)
+    let value: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"));
+    assert_eq!(value["version"], 1, "{r}");
+    let rows = value["jobs"].clone();
+    for row in rows.as_array().unwrap_or_else(|| panic!("no jobs\n{r}")) {
+        let healthy = row["state"] == "healthy";
+        assert!(
+            healthy == (row["healthy"] == true) && (healthy || row["problems"][0].is_string()),
+            "{row:#}"
+        );
+    }
+    (r.code(), rows)
 }
 
 /// The row of job `name` in `timerapps status --json`.
@@ -93,6 +105,10 @@ fn the_command_on(release: Release) {
         job(&rows, "myapp")["schedule"],
         "every 5 min, first 5 s after start"
     );
+    // A report that cannot be written is no report.
+    let r = c.exec(&["sh", "-c", "timerapps status --json > /dev/full"]);
+    assert_eq!(r.code(), Some(3), "{r}");
+    assert!(r.stderr.contains("cannot write the status"), "{r}");
     let table = c.exec(&["runuser", "-u", "nobody", "--", "timerapps"]);
     assert_eq!(table.code(), Some(0), "{table}");
     assert!(table.stdout.starts_with("JOB "), "{table}");
@@ -441,7 +457,7 @@ fn without_systemd_the_command_says_so() {
             "mount -t tmpfs none /run && exec {} status",
             bin("timerapps")
         )));
-    assert_eq!(r.code(), Some(1), "{r}");
+    assert_eq!(r.code(), Some(3), "unknown, as monitoring plugins say: {r}");
     assert!(r.stderr.contains("systemd is not running"), "{r}");
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
 }

@@ -56,9 +56,13 @@ impl User<'_> {
         r.stdout
     }
 
+    /// The rows of `timerapps --user status --json`.
     fn status(&self) -> serde_json::Value {
         let r = self.exec("timerapps --user status --json");
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"))
+        let value: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        assert_eq!(value["version"], 1, "{r}");
+        value["jobs"].clone()
     }
 
     /// The value of `key` in the environment of a unit in the user's manager.

@@ -9,12 +9,23 @@ mod table;
 
 use crate::jobs::{self, Job};
 use crate::systemd::{Scope, Systemd};
-use jobkit::{out, outln, Result};
-use model::Row;
-use std::io::IsTerminal;
+use jobkit::{Error, Exit, Result};
+use model::{Row, State};
+use std::io::{IsTerminal, Write};
 
-/// Prints the jobs' status; true if every job shown is healthy.
-pub fn run(args: &[String], json: bool, scope: Scope) -> Result<bool> {
+/// What `status --json` prints: the rows under a version of their layout,
+/// which changes when a field changes meaning or goes away.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    version: u32,
+    jobs: &'a [Row],
+}
+
+/// Prints the jobs' status; returns the exit status, as monitoring plugins
+/// do: 0 every job healthy, 1 one failed or is stale, 3 one could not be
+/// read. A job whose state cannot be read is shown as unknown and the
+/// others as they are.
+pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
     let named = args
         .iter()
         .map(|a| Job::resolve(a, scope))
@@ -26,20 +37,42 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<bool> {
         named
     };
     let now = gather::now_usec();
-    let rows = jobs
+    let rows: Vec<Row> = jobs
         .iter()
-        .map(|job| {
-            let facts = gather::facts(&sd, job, now)?;
-            Ok(Row::new(&facts, health::problems(&facts, now), now))
+        .map(|job| match gather::facts(&sd, job, now) {
+            Ok(facts) => Row::new(&facts, health::problems(&facts, now), now),
+            Err(e) => Row::unknown(job, &e),
         })
-        .collect::<Result<Vec<_>>>()?;
-    if json {
-        let text = serde_json::to_string_pretty(&rows).expect("rows serialize");
-        outln!("{text}");
+        .collect();
+    let text = if json {
+        let report = Report {
+            version: 1,
+            jobs: &rows,
+        };
+        let mut text = serde_json::to_string_pretty(&report).expect("rows serialize");
+        text.push('\n');
+        text
     } else {
         let color = std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        out(format_args!("{}", table::render(&rows, now, color)));
-    }
-    Ok(rows.iter().all(|r| r.healthy))
+        table::render(&rows, now, color)
+    };
+    // A report cut short by a full disk or a closed pipe is no report.
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            Error::new(
+                Exit::Unknown,
+                format!("cannot write the status to standard output: {e}"),
+            )
+        })?;
+    Ok(if rows.iter().any(|r| r.state == State::Failing) {
+        1
+    } else if rows.iter().any(|r| r.state == State::Unknown) {
+        Exit::Unknown.code()
+    } else {
+        0
+    })
 }

@@ -3,13 +3,26 @@
 
 use super::gather::{DumpFacts, Facts};
 use crate::format::{rfc3339, schedule_words};
+use crate::jobs::Job;
 use jobkit::dumpfile::manifest::Check;
 use jobkit::retention::{Planned, Rule};
 use serde::Serialize;
 
+/// What a row says of its job as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Healthy,
+    /// It has problems: a failed run, a stale or suspect dump, ...
+    Failing,
+    /// Its state could not be read; `problems` says why.
+    Unknown,
+}
+
 #[derive(Serialize)]
 pub struct Row {
     pub job: String,
+    pub state: State,
     pub timer: String,
     pub service: String,
     /// The timer's unit file state: enabled, disabled, ...
@@ -106,8 +119,33 @@ impl Row {
             last_run: last_run(f, now),
             next_run: (f.next > 0).then(|| when(f.next)),
             dumps: f.dumps.as_ref().map(|d| dumps(d, now)),
+            state: if problems.is_empty() {
+                State::Healthy
+            } else {
+                State::Failing
+            },
             healthy: problems.is_empty(),
             problems,
+        }
+    }
+
+    /// A job whose state could not be gathered, and why.
+    pub fn unknown(job: &Job, why: &jobkit::Error) -> Row {
+        Row {
+            job: job.name().to_owned(),
+            state: State::Unknown,
+            timer: job.timer(),
+            service: job.service(),
+            enabled: String::new(),
+            active: String::new(),
+            schedule: String::new(),
+            calendar: Vec::new(),
+            period_seconds: None,
+            last_run: None,
+            next_run: None,
+            dumps: None,
+            healthy: false,
+            problems: vec![why.to_string()],
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The table `status` prints for people: a view of the JSON rows, with the
 //! problems below it. Color only when asked (a terminal without NO_COLOR).
 
-use super::model::Row;
+use super::model::{Row, State};
 use crate::format::{ago, local, result_words, seconds};
 use jobkit::human::{si, span};
 use std::time::Duration;
@@ -70,7 +70,12 @@ pub fn render(rows: &[Row], now: u64, color: bool) -> String {
 }
 
 fn cells(r: &Row, now: u64) -> [String; 8] {
-    let mark = if r.healthy { "" } else { "! " };
+    // "?" for a job whose state could not be read, "!" for one with problems.
+    let mark = match r.state {
+        State::Healthy => "",
+        State::Failing => "! ",
+        State::Unknown => "? ",
+    };
     let (last, result) = match &r.last_run {
         None => ("never".to_owned(), "-".to_owned()),
         Some(run) => {
@@ -183,6 +188,7 @@ mod tests {
             }),
             next_run: Some(when(NOW + 240_000_000)),
             dumps: None,
+            state: State::Healthy,
             healthy: true,
             problems: Vec::new(),
         }
@@ -236,6 +242,7 @@ mod tests {
         let good = row("myapp");
         let mut bad = row("dump-database");
         bad.healthy = false;
+        bad.state = State::Failing;
         bad.problems = vec!["last run failed: failed (exit 1)".into()];
         bad.last_run.as_mut().unwrap().result = "exit-code".into();
         bad.last_run.as_mut().unwrap().exit_status = Some(1);
@@ -278,9 +285,25 @@ mod tests {
     }
 
     #[test]
+    fn a_job_that_could_not_be_read_is_marked_unknown() {
+        let mut r = row("dump-database@sales");
+        r.state = State::Unknown;
+        r.healthy = false;
+        r.problems = vec!["cannot load dump-database@sales.service: timed out".into()];
+        let text = render(&[row("myapp"), r], NOW, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].starts_with("? dump-database@sales "), "{text}");
+        assert_eq!(
+            lines[4],
+            "dump-database@sales: cannot load dump-database@sales.service: timed out"
+        );
+    }
+
+    #[test]
     fn color_marks_the_header_and_what_is_wrong_only() {
         let mut bad = row("otherapp");
         bad.healthy = false;
+        bad.state = State::Failing;
         bad.problems = vec!["the timer failed".into()];
         let text = render(&[row("myapp"), bad], NOW, true);
         let lines: Vec<&str> = text.lines().collect();
