@@ -253,6 +253,22 @@ fn the_command_on(release: Release) {
     }
     let (code, rows) = json(&c, "dump-database");
     assert_eq!(code, Some(0), "{rows:#}");
+    // Another user cannot read the dumps (0700): unknown, never healthy,
+    // while the job they can read shows as it is.
+    let r = c.exec(&[
+        "runuser",
+        "-u",
+        "nobody",
+        "--",
+        "timerapps",
+        "status",
+        "dump-database",
+        "myapp",
+    ]);
+    assert_eq!(r.code(), Some(3), "{r}");
+    assert!(r.stdout.contains("\n? dump-database "), "{r}");
+    assert!(r.stdout.contains("\nmyapp "), "{r}");
+    assert!(r.stdout.contains("Permission denied"), "{r}");
     let dumps = &job(&rows, "dump-database")["dumps"];
     assert_eq!(
         (dumps["count"].as_u64(), dumps["keep"].as_u64()),

@@ -23,6 +23,21 @@ pub fn period(f: &Facts) -> Option<Duration> {
         .then(|| Duration::from_micros(f.next - f.last_trigger))
 }
 
+/// What could not be read of the job, which makes its state unknown
+/// rather than healthy: its settings file, or its dump directory.
+pub fn unknowns(f: &Facts) -> Vec<String> {
+    match &f.dumps {
+        Some(DumpFacts::Read {
+            listed, unreadable, ..
+        }) => unreadable
+            .iter()
+            .chain(listed.as_ref().err())
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The job's problems, in the order status lists them.
 pub fn problems(f: &Facts, now: u64) -> Vec<String> {
     let mut problems = Vec::new();

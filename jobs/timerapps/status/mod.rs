@@ -40,7 +40,12 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
     let rows: Vec<Row> = jobs
         .iter()
         .map(|job| match gather::facts(&sd, job, now) {
-            Ok(facts) => Row::new(&facts, health::problems(&facts, now), now),
+            Ok(facts) => Row::new(
+                &facts,
+                health::problems(&facts, now),
+                health::unknowns(&facts),
+                now,
+            ),
             Err(e) => Row::unknown(job, &e),
         })
         .collect();

@@ -106,7 +106,16 @@ pub fn when(usec: u64) -> When {
 }
 
 impl Row {
-    pub fn new(f: &Facts, problems: Vec<String>, now: u64) -> Row {
+    /// The row of a job with `problems`, and `unknowns`: what could not be
+    /// read, which leaves a job without problems unknown, not healthy.
+    pub fn new(f: &Facts, problems: Vec<String>, unknowns: Vec<String>, now: u64) -> Row {
+        let state = if !problems.is_empty() {
+            State::Failing
+        } else if !unknowns.is_empty() {
+            State::Unknown
+        } else {
+            State::Healthy
+        };
         Row {
             job: f.job.name().to_owned(),
             timer: f.job.timer(),
@@ -119,13 +128,9 @@ impl Row {
             last_run: last_run(f, now),
             next_run: (f.next > 0).then(|| when(f.next)),
             dumps: f.dumps.as_ref().map(|d| dumps(d, now)),
-            state: if problems.is_empty() {
-                State::Healthy
-            } else {
-                State::Failing
-            },
-            healthy: problems.is_empty(),
-            problems,
+            state,
+            healthy: state == State::Healthy,
+            problems: problems.into_iter().chain(unknowns).collect(),
         }
     }
 

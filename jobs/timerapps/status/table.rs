@@ -61,11 +61,6 @@ pub fn render(rows: &[Row], now: u64, color: bool) -> String {
     for (job, problem) in problems {
         out.push_str(&paint(&format!("{job}: {problem}"), "1;31"));
     }
-    for row in rows {
-        if let Some(error) = row.dumps.as_ref().and_then(|d| d.error.as_ref()) {
-            out.push_str(&format!("{}: {error}\n", row.job));
-        }
-    }
     out
 }
 
@@ -316,6 +311,10 @@ mod tests {
     #[test]
     fn a_job_that_never_ran_and_an_unreadable_dump_directory() {
         let mut r = row("dump-database@sales");
+        let why = "cannot read /var/lib/timerapps/dumps/sales: Permission denied";
+        r.state = State::Unknown;
+        r.healthy = false;
+        r.problems = vec![why.into()];
         r.last_run = None;
         r.next_run = None;
         r.dumps = Some(Dumps {
@@ -328,18 +327,17 @@ mod tests {
             future: None,
             newest: None,
             newest_good: None,
-            error: Some("cannot read /var/lib/timerapps/dumps/sales: Permission denied".into()),
+            error: Some(why.into()),
         });
         let text = render(&[r], NOW, false);
         let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("? dump-database@sales "), "{text}");
         assert_eq!(
             columns(lines[1])[3..],
             ["never", "-", "-", "?", "?"],
             "{text}"
         );
-        assert_eq!(
-            lines[2],
-            "dump-database@sales: cannot read /var/lib/timerapps/dumps/sales: Permission denied"
-        );
+        // Said once, below the table.
+        assert_eq!(lines[2..], ["", &format!("dump-database@sales: {why}")]);
     }
 }
