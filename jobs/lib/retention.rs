@@ -410,6 +410,31 @@ mod tests {
     }
 
     #[test]
+    fn the_next_run_pushes_out_what_its_own_dump_replaces() {
+        let planned: Vec<Planned> = ["20260101T000000Z", "20260101T001000Z", "20260102T000000Z"]
+            .iter()
+            .rev()
+            .map(|s| Planned {
+                dump: Dump {
+                    stamp: stamp(s),
+                    form: crate::dumpfile::Form::Gzip,
+                    path: format!("/d/dump-{s}.sql.gz").into(),
+                    size: 1,
+                },
+                manifest: Ok(None),
+                rules: Vec::new(),
+            })
+            .collect();
+        let next = stamp("20260102T001000Z");
+        // Two newest: the next dump and the newest now; the rest go.
+        let kept = kept_after_next(&planned, &policy(2, 0, 0, 0, 0), &next, &Utc);
+        assert_eq!(kept, [true, false, false]);
+        // Two days: the next dump's, and the newest of the day before.
+        let kept = kept_after_next(&planned, &policy(2, 0, 2, 0, 0), &next, &Utc);
+        assert_eq!(kept, [true, true, false]);
+    }
+
+    #[test]
     fn policies_parse_and_print() {
         let p = Policy::from_env(&[("DUMP_KEEP_DAILY", "7"), ("DUMP_KEEP_WEEKLY", "4")]).unwrap();
         assert_eq!(p, policy(5, 0, 7, 4, 0));
