@@ -3,10 +3,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Writes `contents` to `dir/name` with permissions `mode`: a temp file in
+/// Writes `contents` to `dir/name` with permissions `mode`, the umask
+/// notwithstanding: a temp file in
 /// the same directory, written and flushed to disk (fdatasync), renamed over
 /// the old file, then the directory flushed so that the rename itself is on
 /// disk. On any failure the temp file is removed and the old file is as it was.
@@ -18,6 +19,8 @@ pub fn replace(dir: &Path, name: &str, contents: &[u8], mode: u32) -> io::Result
         .mode(mode)
         .open(&temp)
         .and_then(|mut file| {
+            // Exactly `mode`, whatever the umask (a service's may be 0077).
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
             file.write_all(contents)?;
             file.sync_data()
         });

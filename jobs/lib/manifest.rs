@@ -143,6 +143,20 @@ pub const DUMPS_DIR: &str = crate::dumpfile::DEFAULT_DIR;
 /// The admin's settings beside `/etc/default`: a directory per template.
 pub const CONFIG_DIR: &str = "/etc/timerapps";
 
+/// What every job's failures and metrics go by: where failure mail goes
+/// and where metrics are written (`usage::MONITORING`).
+pub fn monitoring_settings(manager: Manager) -> &'static str {
+    match manager {
+        Manager::System => "/etc/default/timerapps",
+        // %E: $XDG_CONFIG_HOME, or ~/.config, as for the user's jobs.
+        Manager::User => "%E/timerapps/timerapps.conf",
+    }
+}
+
+/// The template the `OnFailure=` of every job's service starts, with the
+/// failed unit's name (`%N`) as its instance.
+pub const MAIL_TEMPLATE: &str = "timerapps-mail@";
+
 /// The drop-in `timerapps schedule` writes, and only it: purge removes
 /// files of this name that start with [`SCHEDULE_MARK`]. It sorts before
 /// `override.conf`, so what an admin sets with `systemctl edit` still wins.

@@ -245,6 +245,25 @@ pub const COMMAND: Usage = Usage {
     ],
 };
 
+/// The monitoring settings of every job (`manifest::monitoring_settings`):
+/// `/etc/default/timerapps`, or a user's `~/.config/timerapps/timerapps.conf`.
+pub const MONITORING: &[Variable] = &[
+    Variable {
+        name: "MAIL_TO",
+        meaning: "where a failed run is mailed, through `/usr/sbin/sendmail`: one address, \
+                  or several separated by spaces; unset or empty: no mail",
+        default: "unset",
+    },
+    Variable {
+        name: "METRICS_DIR",
+        meaning: "absolute path of the directory node_exporter's textfile collector reads; \
+                  after each run of a system job its metrics are written there, as \
+                  `timerapps-JOB.prom`; skipped when the directory does not exist; empty: \
+                  none are written",
+        default: "`/var/lib/prometheus/node-exporter`",
+    },
+];
+
 /// The usage of `program`: `myapp`, `otherapp`, `dump-database` or
 /// `timerapps`.
 pub fn of(program: &str) -> Option<&'static Usage> {

@@ -25,10 +25,16 @@ pub fn location(job: &Job, scope: Scope, command: &str) -> Result<Location> {
     Location::from_env(&settings)
 }
 
-/// The job's dumps, newest first, each with the rules that keep it now.
+/// The job's dumps, newest first, each with the rules that keep it now;
+/// none where the directory is not made yet.
 pub fn plan(location: &Location, scope: Scope) -> Result<Vec<Planned>> {
     let now = Stamp::of(Utc::now());
-    retention::plan(&location.dir, &location.names, &location.policy, &now).map_err(|e| {
+    match retention::plan(&location.dir, &location.names, &location.policy, &now) {
+        // The service makes the directory on its first run: no dumps yet.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        planned => planned,
+    }
+    .map_err(|e| {
         // A user's own dumps are theirs; the system's are the job user's.
         let hint = if e.kind() == io::ErrorKind::PermissionDenied && scope == Scope::System {
             "run it as root"

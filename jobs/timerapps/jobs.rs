@@ -249,6 +249,17 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The file an admin sets the job's variables in: the last of its
+    /// `EnvironmentFile=`s, which wins.
+    pub fn file_to_edit(&self) -> String {
+        self.files.last().map_or_else(
+            || "its settings file".to_owned(),
+            |(path, ..)| path.display().to_string(),
+        )
+    }
+}
+
 /// `KEY=VALUE` lines as systemd's `EnvironmentFile=` reads them: `#` and
 /// `;` start comments, a value may be quoted ('…' as is, "…" with
 /// backslash escapes), a backslash at the end of a line continues it.

@@ -21,11 +21,14 @@
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
 
 mod accept;
+mod calendar;
 mod control;
 mod dumps;
 mod format;
 mod jobs;
 mod keep;
+mod mail;
+mod monitoring;
 mod schedule;
 mod status;
 mod sweep;
@@ -116,6 +119,19 @@ enum Command {
         #[arg(value_name = "DUMP")]
         dump: Option<String>,
     },
+    /// Write UNIT's metrics for node_exporter (systemd runs it after each
+    /// run of a system job).
+    #[command(hide = true)]
+    WriteMetrics {
+        #[arg(value_name = "UNIT")]
+        unit: String,
+    },
+    /// Mail UNIT's failure to MAIL_TO (the timerapps-mail@ unit runs it).
+    #[command(hide = true)]
+    MailFailure {
+        #[arg(value_name = "UNIT")]
+        unit: String,
+    },
     /// Remove the lock and temp files of dump runs (for the package's
     /// removal).
     #[command(hide = true)]
@@ -203,6 +219,12 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
             root_only("accept", scope)?;
             accept::run(&job, dump.as_deref(), scope)?
         }
+        Command::WriteMetrics { unit } => {
+            root_only("write-metrics", scope)?;
+            status::write_metrics(&unit)?;
+            true
+        }
+        Command::MailFailure { unit } => mail::run(&unit, scope)?,
         Command::SweepRunFiles => {
             root_only("sweep-run-files", scope)?;
             sweep::run()?

@@ -1,6 +1,7 @@
 //! `schedule`: a job's timer on a calendar expression, through a drop-in
 //! that replaces the packaged interval, or back to the packaged schedule.
 
+use crate::calendar::{self, Evaluated, Refused};
 use crate::format::schedule_words;
 use crate::jobs::Job;
 use crate::systemd::{failed, Scope, Systemd, TimerProxy, UnitProxy, Verb};
@@ -8,7 +9,6 @@ use jobkit::manifest::{SCHEDULE_DROP_IN as DROP_IN, SCHEDULE_MARK as MARK};
 use jobkit::{atomic, outln, Error, Exit, Result};
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// Sets `calendar` (checked by [`parse`]), or the packaged schedule for
 /// `None`.
@@ -81,51 +81,18 @@ pub fn parse(expr: &str) -> Result<Calendar> {
             "expected one line, such as \"daily\" or \"*-*-* 02:30\"",
         ));
     }
-    let out = Command::new("systemd-analyze")
-        .args(["calendar", "--iterations=3", "--"])
-        .arg(expr)
-        .env("LC_ALL", "C")
-        // The timers run in the system's time zone, not the caller's.
-        .env_remove("TZ")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            Error::io(
-                Exit::Failure,
-                "cannot run",
-                Path::new("systemd-analyze"),
-                &e,
-                "it comes with systemd",
-            )
-        })?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(invalid(stderr.trim()));
-    }
-    let mut normalized = None;
-    let mut next = Vec::new();
-    for line in stdout.lines() {
-        let Some((key, value)) = line.split_once(": ") else {
-            continue;
-        };
-        match key.trim() {
-            "Normalized form" => normalized = Some(value.trim().to_owned()),
-            k if k == "Next elapse" || k.starts_with("Iter. #") || k.starts_with("Iteration #") => {
-                next.push(value.trim().to_owned())
-            }
-            _ => {}
-        }
-    }
-    let Some(normalized) = normalized else {
-        return Err(Error::new(
-            Exit::Failure,
-            format!("systemd-analyze calendar printed no normalized form for {expr:?}: {stdout}"),
-        ));
+    let evaluated = match calendar::evaluate(&[expr.to_owned()], 3) {
+        Ok(mut e) if e.len() == 1 => e.remove(0),
+        Ok(_) => return Err(invalid("expected one expression")),
+        Err(Refused::Invalid(why)) => return Err(invalid(&why)),
+        Err(Refused::Failed(e)) => return Err(e),
     };
-    if next.first().is_none_or(|n| n == "never") {
+    if evaluated.next.is_empty() {
         return Err(invalid("it never elapses from now on"));
     }
+    let Evaluated {
+        normalized, next, ..
+    } = evaluated;
     Ok(Calendar { normalized, next })
 }
 

@@ -192,26 +192,29 @@ impl Scope {
     pub fn config_dir(self) -> Result<PathBuf> {
         match self {
             Scope::System => Ok(PathBuf::from("/etc/systemd/system")),
-            // As systemd finds it: $XDG_CONFIG_HOME, or ~/.config.
-            Scope::User => env::var_os("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .or_else(|| {
-                    env::var_os("HOME")
-                        .map(PathBuf::from)
-                        .filter(|p| p.is_absolute())
-                        .map(|h| h.join(".config"))
-                })
-                .map(|c| c.join("systemd/user"))
-                .ok_or_else(|| {
-                    Error::new(
-                        Exit::Failure,
-                        "neither XDG_CONFIG_HOME nor HOME is set: cannot tell where your \
-                         units' settings go",
-                    )
-                }),
+            Scope::User => config_home().map(|c| c.join("systemd/user")),
         }
     }
+}
+
+/// A user's configuration home, as systemd finds it for `%E`:
+/// $XDG_CONFIG_HOME, or ~/.config.
+pub fn config_home() -> Result<PathBuf> {
+    env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".config"))
+        })
+        .ok_or_else(|| {
+            Error::new(
+                Exit::Failure,
+                "neither XDG_CONFIG_HOME nor HOME is set: cannot tell where your settings are",
+            )
+        })
 }
 
 /// A connection to a service manager.

@@ -20,7 +20,7 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let planned = dumps::plan(&location, scope)?;
     if planned.is_empty() {
         outln!(
-            "{}: no dumps of {} in {}",
+            "{}: no dumps yet of {} in {}",
             job.name(),
             location.names.name(),
             location.dir.display()

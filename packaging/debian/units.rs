@@ -8,7 +8,8 @@
 //! `systemd/` is not what this renders.
 
 use jobkit::manifest::{
-    Job, Kind, Manager, Program, Shape, Variant, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR, USER_NAME,
+    Job, Kind, Manager, Program, Shape, Variant, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR, MAIL_TEMPLATE,
+    USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -139,7 +140,66 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
             }
         }
     }
+    for manager in [Manager::System, Manager::User] {
+        let dir = match manager {
+            Manager::System => PathBuf::new(),
+            Manager::User => PathBuf::from("user"),
+        };
+        files.insert(dir.join(format!("{MAIL_TEMPLATE}.service")), mail(manager));
+    }
     files
+}
+
+/// The unit every job's `OnFailure=` starts, with the failed unit's name as
+/// its instance: it mails the failure (`timerapps mail-failure`).
+fn mail(manager: Manager) -> String {
+    let mut u = Unit(String::new());
+    let (edit, user, whose) = match manager {
+        Manager::System => ("systemctl edit", "", "a job"),
+        Manager::User => ("systemctl --user edit", " --user", "your job"),
+    };
+    u.comment(&format!(
+        "Written by packaging/debian/units.rs of timerapps. Change a setting with \
+         \"{edit} {MAIL_TEMPLATE}.service\", not here."
+    ));
+    u.line("[Unit]");
+    u.line(&format!("Description=Mail the failure of {whose} %i"));
+    u.line("Documentation=man:timerapps(1)");
+    u.line("StartLimitIntervalSec=0");
+    u.line("");
+    u.line("[Service]");
+    u.line("Type=oneshot");
+    u.line(&format!(
+        "ExecStart=/usr/bin/timerapps{user} mail-failure %i"
+    ));
+    u.comment("An MTA that hangs must not leave this unit running.");
+    u.line("TimeoutStartSec=2min");
+    if manager == Manager::User {
+        u.comment(
+            "No sandbox: in a user manager it needs PrivateUsers=yes, in which the MTA's \
+             setuid or setgid sendmail cannot work.",
+        );
+        return u.0;
+    }
+    u.comment(
+        "As root: to read the run's journal lines after having journald store them, and \
+         to hand the mail to any MTA's sendmail, which may need its own setuid or setgid \
+         helper; so no NoNewPrivileges=.",
+    );
+    for line in [
+        "PrivateTmp=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "RestrictRealtime=yes",
+        "LockPersonality=yes",
+        "ProtectSystem=full",
+    ] {
+        u.line(line);
+    }
+    u.0
 }
 
 /// The lines of a unit file as they are built.
@@ -231,6 +291,11 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
     );
     // Runs started by hand (timerapps run, tests) come in quick succession.
     u.line("StartLimitIntervalSec=0");
+    u.comment(
+        "A failed run is mailed to MAIL_TO of the monitoring settings, if set; the \
+         mail's unit runs apart and never holds up or fails the job.",
+    );
+    u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
     if job.program == Program::Dump && system {
         // A user manager has no network-online.target and no servers.
         u.line("Wants=network-online.target");
@@ -304,6 +369,14 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
             u.line("StateDirectoryMode=0700");
             u.line("UMask=0077");
         }
+    }
+    if system {
+        u.comment(
+            "After every run, however it ended, its metrics for node_exporter's textfile \
+             collector: as root (+), outside the job's sandbox, which stays as tight; \
+             never failing the run (-).",
+        );
+        u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
     }
     if !system {
         u.comment(

@@ -20,13 +20,13 @@ fn drop_in(timer: &str) -> String {
     )
 }
 
-/// `timerapps status --json ARGS`: its exit status and its rows, checked to
-/// be version 1 of the layout, each with a state.
+/// `timerapps status --json ARGS`: its exit status and its rows, checked
+/// against the documented schema, each with a state.
 fn json(c: &Container, args: &str) -> (Option<i32>, serde_json::Value) {
     let r = c.exec(&["sh", "-c", &format!("timerapps status --json {args}")]);
     let value: serde_json::Value =
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"));
-    assert_eq!(value["version"], 1, "{r}");
+    valid_status(&r.stdout);
     let rows = value["jobs"].clone();
     for row in rows.as_array().unwrap_or_else(|| panic!("no jobs\n{r}")) {
         let healthy = row["state"] == "healthy";
@@ -36,6 +36,38 @@ fn json(c: &Container, args: &str) -> (Option<i32>, serde_json::Value) {
         );
     }
     (r.code(), rows)
+}
+
+/// Validates `status --json` output against `docs/status.schema.json` with
+/// python3-jsonschema.
+pub fn valid_status(json: &str) {
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/status.schema.json");
+    let mut child = cmd("python3")
+        .args([
+            "-c",
+            "import json, sys, jsonschema\n\
+             schema = json.load(open(sys.argv[1]))\n\
+             jsonschema.Draft202012Validator(schema).validate(json.load(sys.stdin))",
+            schema,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "status --json does not follow {schema}:\n{}\n{json}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The row of job `name` in `timerapps status --json`.
@@ -89,7 +121,18 @@ fn the_command_on(release: Release) {
 
     step("status shows every job, as root and as another user");
     let (code, rows) = json(&c, "");
-    assert_eq!(code, Some(0), "{rows:#}");
+    // The default dump job runs, enabled, and dumps nothing: it says so.
+    assert_eq!(code, Some(1), "{rows:#}");
+    let dump = job(&rows, "dump-database");
+    assert_eq!(dump["state"], "not-configured", "{dump:#}");
+    assert_eq!(
+        dump["problems"][0],
+        "not configured: set DUMP_COMMAND in /etc/default/dump-database, then run \
+         timerapps run dump-database",
+        "{dump:#}"
+    );
+    assert_eq!(dump["dumps"]["count"], 0, "{dump:#}");
+    assert_eq!(job(&rows, "myapp")["state"], "healthy", "{rows:#}");
     let shown: Vec<_> = rows
         .as_array()
         .unwrap()
@@ -110,9 +153,15 @@ fn the_command_on(release: Release) {
     assert_eq!(r.code(), Some(3), "{r}");
     assert!(r.stderr.contains("cannot write the status"), "{r}");
     let table = c.exec(&["runuser", "-u", "nobody", "--", "timerapps"]);
-    assert_eq!(table.code(), Some(0), "{table}");
+    assert_eq!(table.code(), Some(1), "{table}");
     assert!(table.stdout.starts_with("JOB "), "{table}");
     assert!(table.stdout.contains("\nmyapp "), "{table}");
+    assert!(table.stdout.contains("not configured"), "{table}");
+    assert!(!table.stdout.contains("os error"), "{table}");
+    let r = c.exec(&["timerapps", "verify", "dump-database"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stdout.contains("no dumps yet"), "{r}");
+    assert!(!r.stderr.contains("os error"), "{r}");
     assert!(!table.stdout.contains('\x1b'), "color when piped: {table}");
 
     step("bash completes the commands");

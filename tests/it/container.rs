@@ -12,8 +12,9 @@ use std::time::Duration;
 
 /// What the image holds besides minbase; change `IMAGE_REVISION` with it.
 const PACKAGES: &str =
-    "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,adduser,postgresql,sqlite3,restic";
-const IMAGE_REVISION: u32 = 3;
+    "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,adduser,postgresql,sqlite3,restic,\
+     prometheus-node-exporter,exim4-daemon-light";
+const IMAGE_REVISION: u32 = 4;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The Debian releases the package is proved on.

@@ -27,6 +27,8 @@ mod instances;
 mod logger;
 /// Helper: a real MariaDB server for one test.
 mod mariadb;
+/// Every run's metrics reach node_exporter, failures are mailed, alert rules pass promtool.
+mod monitoring;
 /// dump-database's status and watchdog pings reach the service manager.
 mod notify;
 /// The .deb holds what it should, and lintian, systemd-analyze and piuparts pass it.

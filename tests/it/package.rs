@@ -120,6 +120,10 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
         [
             "./usr/lib/sysusers.d/timerapps.conf",
             "./usr/bin/timerapps",
+            "./etc/default/timerapps",
+            "./usr/lib/systemd/system/timerapps-mail@.service",
+            "./usr/lib/systemd/user/timerapps-mail@.service",
+            "./usr/share/doc/timerapps/examples/timerapps.rules.yml",
             "./usr/share/man/man1/timerapps.1.gz",
             "./usr/share/bash-completion/completions/timerapps",
             "./usr/share/doc/timerapps/copyright",
@@ -147,6 +151,7 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
             "/etc/default/dump-database",
             "/etc/default/myapp",
             "/etc/default/otherapp",
+            "/etc/default/timerapps",
             "/etc/timerapps/dump-database/NAME.conf.example",
         ]
     );

@@ -61,7 +61,7 @@ impl User<'_> {
         let r = self.exec("timerapps --user status --json");
         let value: serde_json::Value =
             serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}\n{r}"));
-        assert_eq!(value["version"], 1, "{r}");
+        crate::command::valid_status(&r.stdout);
         value["jobs"].clone()
     }
 

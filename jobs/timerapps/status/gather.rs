@@ -1,13 +1,15 @@
 //! What status knows of a job, read from systemd and from the job's dump
 //! directory, before anything is judged or shown.
 
+use crate::calendar;
 use crate::jobs::{self, Job, Settings};
 use crate::systemd::{failed, ServiceProxy, Systemd, TimerProxy, UnitProxy};
 use chrono::Utc;
+use jobkit::config::Source;
 use jobkit::dumpfile::{Location, Stamp};
 use jobkit::retention::{self, Planned};
 use jobkit::{Error, Result};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A job's timer, its service's last run and its dumps, as read.
 pub struct Facts {
@@ -31,8 +33,13 @@ pub struct Facts {
     pub started: u64,
     pub exited: u64,
     pub status: i32,
+    /// Time between runs: the shortest interval after each run, else the
+    /// calendar's widest spacing; `Err` when the calendar cannot be read.
+    pub period: std::result::Result<Option<Duration>, String>,
     /// For a job that keeps dumps.
     pub dumps: Option<DumpFacts>,
+    /// A dump job without `DUMP_COMMAND`: the settings file to set it in.
+    pub not_configured: Option<String>,
 }
 
 /// Where a job's dumps are and what is there.
@@ -54,13 +61,13 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
     let service: ServiceProxy = sd.unit(&job.service())?;
     let service_unit: UnitProxy = sd.unit(&job.service())?;
     let read = failed("cannot read the state of a job");
-    let calendar = timer
+    let calendar: Vec<String> = timer
         .timers_calendar()
         .map_err(&read)?
         .into_iter()
         .map(|(_, spec, _)| spec)
         .collect();
-    let monotonic = timer
+    let monotonic: Vec<(String, u64)> = timer
         .timers_monotonic()
         .map_err(&read)?
         .into_iter()
@@ -68,6 +75,10 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
         .collect();
     let settings = Settings::of(sd, job)?;
     let dumps = settings.keeps_dumps.then(|| dump_facts(&settings));
+    let not_configured = (settings.keeps_dumps
+        && settings.get("DUMP_COMMAND").is_none_or(|c| c.is_empty()))
+    .then(|| settings.file_to_edit());
+    let period = period(&calendar, &monotonic).map_err(|e| e.to_string());
     Ok(Facts {
         job: job.clone(),
         enabled: timer_unit.unit_file_state().map_err(&read)?,
@@ -81,8 +92,23 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
         started: service.exec_main_start_timestamp().map_err(&read)?,
         exited: service.exec_main_exit_timestamp().map_err(&read)?,
         status: service.exec_main_status().map_err(&read)?,
+        period,
         dumps,
+        not_configured,
     })
+}
+
+/// The shortest of the intervals after each run, and the calendar's widest
+/// spacing. Never how long ago the timer last ran: a timer stopped for days
+/// must not stretch its own staleness.
+fn period(calendar: &[String], monotonic: &[(String, u64)]) -> Result<Option<Duration>> {
+    let every = monotonic
+        .iter()
+        .filter(|(base, _)| base == "OnUnitActiveUSec" || base == "OnUnitInactiveUSec")
+        .map(|(_, usec)| Duration::from_micros(*usec))
+        .min();
+    let spacing = calendar::spacing(calendar)?;
+    Ok(every.into_iter().chain(spacing).min())
 }
 
 fn dump_facts(settings: &Settings) -> DumpFacts {

@@ -7,26 +7,22 @@ use jobkit::human::span;
 use jobkit::retention::{Planned, Rule};
 use std::time::Duration;
 
-/// Time between runs: the interval after each run, else the gap from the
-/// last run to the next of a calendar.
-pub fn period(f: &Facts) -> Option<Duration> {
-    let every = f
-        .monotonic
-        .iter()
-        .filter(|(base, _)| base == "OnUnitActiveUSec" || base == "OnUnitInactiveUSec")
-        .map(|(_, usec)| *usec)
-        .min();
-    if let Some(usec) = every {
-        return Some(Duration::from_micros(usec));
-    }
-    (f.last_trigger > 0 && f.next > f.last_trigger)
-        .then(|| Duration::from_micros(f.next - f.last_trigger))
+/// Why a dump job does nothing: the state `status` names "not configured",
+/// which is neither healthy nor failed.
+pub fn not_configured(f: &Facts) -> Option<String> {
+    f.not_configured.as_ref().map(|file| {
+        format!(
+            "not configured: set DUMP_COMMAND in {file}, then run timerapps run {}",
+            f.job.name()
+        )
+    })
 }
 
 /// What could not be read of the job, which makes its state unknown
 /// rather than healthy: its settings file, or its dump directory.
 pub fn unknowns(f: &Facts) -> Vec<String> {
-    match &f.dumps {
+    let schedule = f.period.as_ref().err().cloned();
+    let dumps = match &f.dumps {
         Some(DumpFacts::Read {
             listed, unreadable, ..
         }) => unreadable
@@ -35,7 +31,8 @@ pub fn unknowns(f: &Facts) -> Vec<String> {
             .cloned()
             .collect(),
         _ => Vec::new(),
-    }
+    };
+    schedule.into_iter().chain(dumps).collect()
 }
 
 /// The job's problems, in the order status lists them.
@@ -49,6 +46,10 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
     }
     if f.timer_state == "failed" {
         problems.push("the timer failed".into());
+    }
+    let period = f.period.as_ref().ok().copied().flatten();
+    if f.timer_state == "active" && f.next == 0 && period.is_none() {
+        problems.push("its timer will not start it again: check its schedule".into());
     }
     match &f.dumps {
         None => {}
@@ -85,7 +86,7 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
                 ));
             }
             let newest_good = listed.iter().find(|p| p.good());
-            if let (Some(newest), Some(period)) = (newest_good, period(f)) {
+            if let (Some(newest), Some(period)) = (newest_good, period) {
                 let stamped = newest.dump.stamp.unix_seconds().max(0) as u64 * 1_000_000;
                 let age = Duration::from_micros(now.saturating_sub(stamped));
                 if age.as_secs() > 2 * period.as_secs() {

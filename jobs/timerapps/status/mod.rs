@@ -4,12 +4,15 @@
 
 mod gather;
 mod health;
+mod metrics;
 mod model;
 mod table;
 
+use crate::calendar;
 use crate::jobs::{self, Job};
+use crate::monitoring::Monitoring;
 use crate::systemd::{Scope, Systemd};
-use jobkit::{Error, Exit, Result};
+use jobkit::{atomic, Error, Exit, Result};
 use model::{Row, State};
 use std::io::{IsTerminal, Write};
 
@@ -22,8 +25,8 @@ struct Report<'a> {
 }
 
 /// Prints the jobs' status; returns the exit status, as monitoring plugins
-/// do: 0 every job healthy, 1 one failed or is stale, 3 one could not be
-/// read. A job whose state cannot be read is shown as unknown and the
+/// do: 0 every job healthy, 1 one failed or is stale (or is an enabled dump
+/// job not configured), 3 one could not be read. A job whose state cannot be read is shown as unknown and the
 /// others as they are.
 pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
     let named = args
@@ -73,11 +76,102 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
                 format!("cannot write the status to standard output: {e}"),
             )
         })?;
-    Ok(if rows.iter().any(|r| r.state == State::Failing) {
+    Ok(if rows.iter().any(|r| r.state.alarming(&r.enabled)) {
         1
     } else if rows.iter().any(|r| r.state == State::Unknown) {
         Exit::Unknown.code()
     } else {
         0
     })
+}
+
+/// `write-metrics UNIT`, the hook systemd runs after every run of a system
+/// job (`ExecStopPost=`, with `$SERVICE_RESULT`, `$EXIT_CODE` and
+/// `$EXIT_STATUS`): the job's metrics, replaced atomically in METRICS_DIR
+/// for node_exporter. Nothing is written, quietly, where METRICS_DIR is
+/// empty or missing.
+pub fn write_metrics(unit: &str) -> Result<()> {
+    let monitoring = Monitoring::load(Scope::System)?;
+    let Some(dir) = monitoring.metrics_dir.filter(|d| d.is_dir()) else {
+        return Ok(());
+    };
+    let job = Job::resolve(unit, Scope::System)?;
+    let sd = Systemd::connect(Scope::System)?;
+    let now = gather::now_usec();
+    let mut facts = gather::facts(&sd, &job, now)?;
+    let name = format!("timerapps-{}.prom", job.name());
+    let previous = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+    let ended = ended(&mut facts, &previous, now);
+    let row = Row::new(
+        &facts,
+        health::problems(&facts, now),
+        health::unknowns(&facts),
+        now,
+    );
+    let text = metrics::render(&row, &ended);
+    atomic::replace(&dir, &name, text.as_bytes(), 0o644).map_err(|e| {
+        Error::io(
+            Exit::Failure,
+            "cannot write the metrics in",
+            &dir,
+            &e,
+            "the job itself is not affected",
+        )
+    })
+}
+
+/// How the run ended, from what systemd tells the hook, and the facts
+/// brought up to date with it: while the hook runs the service is still
+/// stopping and its timer has not yet computed the next run.
+fn ended(facts: &mut gather::Facts, previous: &str, now: u64) -> metrics::Ended {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let result = var("SERVICE_RESULT").unwrap_or_else(|| facts.result.clone());
+    // Without EXIT_CODE the program never ran (a missing user, a settings
+    // file that cannot be read): the times systemd has are an older run's.
+    let exit_status = match var("EXIT_CODE").as_deref() {
+        Some("exited") => Some(i64::from(facts.status)),
+        Some(_) => Some(128 + i64::from(facts.status)),
+        None => {
+            facts.started = now;
+            facts.exited = now;
+            None
+        }
+    };
+    if facts.exited < facts.started {
+        facts.exited = now;
+    }
+    facts.result = result.clone();
+    facts.service_state = if result == "success" {
+        "inactive"
+    } else {
+        "failed"
+    }
+    .into();
+    let last_success = if result == "success" {
+        Some(facts.exited)
+    } else {
+        metrics::read(previous, "timerapps_job_last_success_timestamp_seconds")
+            .map(|s| (s * 1e6) as u64)
+    };
+    let next_run = if facts.next > now {
+        Some(facts.next)
+    } else {
+        let after_run = facts
+            .monotonic
+            .iter()
+            .filter(|(base, _)| base == "OnUnitActiveUSec")
+            .map(|(_, usec)| facts.started + usec);
+        after_run.chain(calendar::next(&facts.calendar)).min()
+    };
+    if let Some(next) = next_run {
+        facts.next = next;
+    }
+    metrics::Ended {
+        result,
+        exit_status,
+        started: facts.started,
+        duration_seconds: facts.exited.saturating_sub(facts.started) as f64 / 1e6,
+        last_success,
+        next_run,
+    }
 }

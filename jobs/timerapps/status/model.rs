@@ -10,13 +10,29 @@ use serde::Serialize;
 
 /// What a row says of its job as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum State {
     Healthy,
     /// It has problems: a failed run, a stale or suspect dump, ...
     Failing,
     /// Its state could not be read; `problems` says why.
     Unknown,
+    /// A dump job without `DUMP_COMMAND`: it runs and dumps nothing.
+    /// `problems` names the file to set it in.
+    NotConfigured,
+}
+
+impl State {
+    /// Whether `status` exits non-zero for it: a failing job; a job not
+    /// configured whose timer is enabled, since it looks like a backup
+    /// and makes none.
+    pub fn alarming(self, enabled: &str) -> bool {
+        match self {
+            State::Failing => true,
+            State::NotConfigured => enabled == "enabled",
+            State::Healthy | State::Unknown => false,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -52,9 +68,12 @@ pub struct When {
 #[derive(Serialize)]
 pub struct LastRun {
     pub started: When,
-    /// success, exit-code, signal, watchdog, timeout, ... as systemd says;
-    /// "running" while it runs.
-    pub result: String,
+    /// Whether it runs now.
+    pub running: bool,
+    /// How it ended, in systemd's words (`Result`): success, exit-code,
+    /// signal, core-dump, watchdog, timeout, ...; null while it runs, or
+    /// for a run before this boot, which only the timer remembers.
+    pub result: Option<String>,
     pub exit_status: Option<i32>,
     pub duration_seconds: Option<f64>,
 }
@@ -109,8 +128,11 @@ impl Row {
     /// The row of a job with `problems`, and `unknowns`: what could not be
     /// read, which leaves a job without problems unknown, not healthy.
     pub fn new(f: &Facts, problems: Vec<String>, unknowns: Vec<String>, now: u64) -> Row {
+        let not_configured = super::health::not_configured(f);
         let state = if !problems.is_empty() {
             State::Failing
+        } else if not_configured.is_some() {
+            State::NotConfigured
         } else if !unknowns.is_empty() {
             State::Unknown
         } else {
@@ -124,13 +146,23 @@ impl Row {
             active: f.timer_state.clone(),
             schedule: schedule_words(&f.calendar, &f.monotonic),
             calendar: f.calendar.clone(),
-            period_seconds: super::health::period(f).map(|p| p.as_secs()),
+            period_seconds: f
+                .period
+                .as_ref()
+                .ok()
+                .copied()
+                .flatten()
+                .map(|p| p.as_secs()),
             last_run: last_run(f, now),
             next_run: (f.next > 0).then(|| when(f.next)),
             dumps: f.dumps.as_ref().map(|d| dumps(d, now)),
             state,
             healthy: state == State::Healthy,
-            problems: problems.into_iter().chain(unknowns).collect(),
+            problems: problems
+                .into_iter()
+                .chain(not_configured)
+                .chain(unknowns)
+                .collect(),
         }
     }
 
@@ -159,14 +191,16 @@ fn last_run(f: &Facts, now: u64) -> Option<LastRun> {
     if f.service_state == "activating" {
         Some(LastRun {
             started: when(f.started),
-            result: "running".into(),
+            running: true,
+            result: None,
             exit_status: None,
             duration_seconds: Some(now.saturating_sub(f.started) as f64 / 1e6),
         })
     } else if f.started > 0 {
         Some(LastRun {
             started: when(f.started),
-            result: f.result.clone(),
+            running: false,
+            result: Some(f.result.clone()),
             exit_status: Some(f.status),
             duration_seconds: (f.exited >= f.started).then(|| (f.exited - f.started) as f64 / 1e6),
         })
@@ -174,7 +208,8 @@ fn last_run(f: &Facts, now: u64) -> Option<LastRun> {
         // Since the last boot systemd has not run it; its timer remembers when.
         Some(LastRun {
             started: when(f.last_trigger),
-            result: "unknown".into(),
+            running: false,
+            result: None,
             exit_status: None,
             duration_seconds: None,
         })

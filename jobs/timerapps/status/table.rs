@@ -35,7 +35,7 @@ pub fn render(rows: &[Row], now: u64, color: bool) -> String {
         text.trim_end().to_owned()
     };
     let paint = |text: &str, code: &str| {
-        if color {
+        if color && !code.is_empty() {
             format!("\x1b[{code}m{text}\x1b[0m\n")
         } else {
             format!("{text}\n")
@@ -43,31 +43,35 @@ pub fn render(rows: &[Row], now: u64, color: bool) -> String {
     };
     let mut out = paint(&line(&HEADER.map(String::from)), "1");
     for (row, cells) in rows.iter().zip(&cells) {
-        let text = line(cells);
-        if row.healthy {
-            out.push_str(&text);
-            out.push('\n');
-        } else {
-            out.push_str(&paint(&text, "1;31"));
-        }
+        out.push_str(&paint(&line(cells), hue(row.state)));
     }
     let problems: Vec<_> = rows
         .iter()
-        .flat_map(|r| r.problems.iter().map(move |p| (r.job.as_str(), p)))
+        .flat_map(|r| r.problems.iter().map(move |p| (r, p)))
         .collect();
     if !problems.is_empty() {
         out.push('\n');
     }
-    for (job, problem) in problems {
-        out.push_str(&paint(&format!("{job}: {problem}"), "1;31"));
+    for (row, problem) in problems {
+        out.push_str(&paint(&format!("{}: {problem}", row.job), hue(row.state)));
     }
     out
+}
+
+/// The color of a job's line: red when it needs attention, yellow when it
+/// does nothing for want of settings.
+fn hue(state: State) -> &'static str {
+    match state {
+        State::Healthy => "",
+        State::NotConfigured => "1;33",
+        State::Failing | State::Unknown => "1;31",
+    }
 }
 
 fn cells(r: &Row, now: u64) -> [String; 8] {
     // "?" for a job whose state could not be read, "!" for one with problems.
     let mark = match r.state {
-        State::Healthy => "",
+        State::Healthy | State::NotConfigured => "",
         State::Failing => "! ",
         State::Unknown => "? ",
     };
@@ -78,12 +82,13 @@ fn cells(r: &Row, now: u64) -> [String; 8] {
                 .duration_seconds
                 .map(|s| format!(" in {}", seconds(Duration::from_secs_f64(s))))
                 .unwrap_or_default();
-            let result = match run.result.as_str() {
-                "running" => format!("running{}", took.replace(" in ", " for ")),
-                "success" if run.exit_status.is_some_and(|s| s != 0) => {
+            let result = match run.result.as_deref() {
+                _ if run.running => format!("running{}", took.replace(" in ", " for ")),
+                None => "before boot".to_owned(),
+                Some("success") if run.exit_status.is_some_and(|s| s != 0) => {
                     format!("exit {}{took}", run.exit_status.unwrap_or_default())
                 }
-                other => format!(
+                Some(other) => format!(
                     "{}{took}",
                     result_words(other, run.exit_status.unwrap_or(0))
                 ),
@@ -119,7 +124,8 @@ fn cells(r: &Row, now: u64) -> [String; 8] {
                     }
                     cell
                 }
-                (None, Some(_)) => "none".to_owned(),
+                (None, Some(_)) if r.state == State::NotConfigured => "not configured".to_owned(),
+                (None, Some(_)) => "no dumps yet".to_owned(),
                 (None, None) => "?".to_owned(),
             },
             match d.count {
@@ -177,7 +183,8 @@ mod tests {
             period_seconds: Some(300),
             last_run: Some(LastRun {
                 started: when(NOW - 60_000_000),
-                result: "success".into(),
+                running: false,
+                result: Some("success".into()),
                 exit_status: Some(0),
                 duration_seconds: Some(0.4),
             }),
@@ -239,7 +246,7 @@ mod tests {
         bad.healthy = false;
         bad.state = State::Failing;
         bad.problems = vec!["last run failed: failed (exit 1)".into()];
-        bad.last_run.as_mut().unwrap().result = "exit-code".into();
+        bad.last_run.as_mut().unwrap().result = Some("exit-code".into());
         bad.last_run.as_mut().unwrap().exit_status = Some(1);
         bad.dumps = Some(Dumps {
             dir: "/var/lib/timerapps/dumps".into(),

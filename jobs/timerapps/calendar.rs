@@ -1,0 +1,220 @@
+//! Calendar expressions as systemd itself reads them: `systemd-analyze
+//! calendar` parses and evaluates them, so that what the command checks,
+//! prints and judges staleness by is exactly what the timer will do.
+
+use jobkit::{Error, Exit, Result};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How many elapses a schedule's spacing is judged over: enough for a
+/// weekday list or the uneven months to show their longest gap.
+const SPAN: usize = 8;
+
+/// One expression as systemd reads it, and its next elapses.
+pub struct Evaluated {
+    pub normalized: String,
+    /// As systemd prints them, in local time.
+    pub next: Vec<String>,
+    /// The same, in µs since the epoch.
+    pub next_usec: Vec<u64>,
+}
+
+/// Why `systemd-analyze calendar` refused expressions.
+pub enum Refused {
+    Invalid(String),
+    Failed(Error),
+}
+
+/// Evaluates `exprs`, each for `iterations` elapses from now.
+pub fn evaluate(
+    exprs: &[String],
+    iterations: usize,
+) -> std::result::Result<Vec<Evaluated>, Refused> {
+    let out = Command::new("systemd-analyze")
+        .arg("calendar")
+        .arg(format!("--iterations={iterations}"))
+        .arg("--")
+        .args(exprs)
+        .env("LC_ALL", "C")
+        // The timers run in the system's time zone, not the caller's.
+        .env_remove("TZ")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Refused::Failed(Error::io(
+                Exit::Failure,
+                "cannot run",
+                Path::new("systemd-analyze"),
+                &e,
+                "it comes with systemd",
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(Refused::Invalid(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let evaluated = parse_output(&stdout);
+    if evaluated.len() != exprs.len() {
+        return Err(Refused::Failed(Error::new(
+            Exit::Failure,
+            format!(
+                "systemd-analyze calendar printed {} expressions for {}: {stdout}",
+                evaluated.len(),
+                exprs.len()
+            ),
+        )));
+    }
+    Ok(evaluated)
+}
+
+/// The output of `systemd-analyze calendar`: per expression its normalized
+/// form, then each elapse in local time, followed by the same in UTC when
+/// local time is not UTC.
+fn parse_output(stdout: &str) -> Vec<Evaluated> {
+    let mut all: Vec<Evaluated> = Vec::new();
+    for line in stdout.lines() {
+        let Some((key, value)) = line.split_once(": ") else {
+            continue;
+        };
+        let value = value.trim();
+        let Some(current) = all.last_mut() else {
+            if key.trim() == "Normalized form" {
+                all.push(Evaluated {
+                    normalized: value.to_owned(),
+                    next: Vec::new(),
+                    next_usec: Vec::new(),
+                });
+            }
+            continue;
+        };
+        match key.trim() {
+            "Normalized form" => all.push(Evaluated {
+                normalized: value.to_owned(),
+                next: Vec::new(),
+                next_usec: Vec::new(),
+            }),
+            k if k == "Next elapse" || k.starts_with("Iter. #") || k.starts_with("Iteration #") => {
+                if value == "never" {
+                    continue;
+                }
+                current.next.push(value.to_owned());
+                // 0 until its UTC line, when printed in another zone.
+                current.next_usec.push(utc_usec(value).unwrap_or(0));
+            }
+            "(in UTC)" => {
+                if let Some(last) = current.next_usec.last_mut() {
+                    *last = utc_usec(value).unwrap_or(0);
+                }
+            }
+            _ => {}
+        }
+    }
+    for e in &mut all {
+        e.next_usec.retain(|&usec| usec > 0);
+    }
+    all
+}
+
+/// `Wed 2026-12-02 23:00:00 UTC` as µs since the epoch; `None` for a time
+/// in another zone, which is followed by its UTC line.
+fn utc_usec(value: &str) -> Option<u64> {
+    let (_weekday, rest) = value.split_once(' ')?;
+    let rest = rest.strip_suffix(" UTC")?;
+    let time = chrono::NaiveDateTime::parse_from_str(rest, "%Y-%m-%d %H:%M:%S").ok()?;
+    u64::try_from(time.and_utc().timestamp_micros()).ok()
+}
+
+/// A calendar schedule's spacing: the longest gap between its next elapses,
+/// all expressions together, so that an uneven schedule ("Mon,Fri", the
+/// months) is never judged stale between two of its own runs. `None` when
+/// it elapses at most once more.
+pub fn spacing(exprs: &[String]) -> Result<Option<Duration>> {
+    if exprs.is_empty() {
+        return Ok(None);
+    }
+    let evaluated = match evaluate(exprs, SPAN) {
+        Ok(e) => e,
+        Err(Refused::Failed(e)) => return Err(e),
+        Err(Refused::Invalid(why)) => {
+            return Err(Error::new(
+                Exit::Failure,
+                format!("systemd-analyze cannot read the timer's calendar: {why}"),
+            ))
+        }
+    };
+    Ok(widest_gap(
+        evaluated.iter().flat_map(|e| e.next_usec.iter().copied()),
+    ))
+}
+
+fn widest_gap(elapses: impl Iterator<Item = u64>) -> Option<Duration> {
+    let mut all: Vec<u64> = elapses.collect();
+    all.sort_unstable();
+    all.dedup();
+    all.truncate(SPAN);
+    all.windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .map(Duration::from_micros)
+}
+
+/// The first elapse of `exprs` after now, µs since the epoch.
+pub fn next(exprs: &[String]) -> Option<u64> {
+    let evaluated = evaluate(exprs, 1).ok()?;
+    evaluated
+        .iter()
+        .filter_map(|e| e.next_usec.first().copied())
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BERLIN: &str = "  Original form: daily
+Normalized form: *-*-* 00:00:00
+    Next elapse: Thu 2026-12-03 00:00:00 CET
+       (in UTC): Wed 2026-12-02 23:00:00 UTC
+       From now: 18h left
+       Iter. #2: Fri 2026-12-04 00:00:00 CET
+       (in UTC): Thu 2026-12-03 23:00:00 UTC
+       From now: 1 day 18h left
+
+  Original form: Mon *-*-* 02:30
+Normalized form: Mon *-*-* 02:30:00
+    Next elapse: Mon 2026-12-07 02:30:00 UTC
+       From now: 4 days left
+";
+
+    #[test]
+    fn elapses_are_read_in_utc() {
+        let e = parse_output(BERLIN);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].normalized, "*-*-* 00:00:00");
+        assert_eq!(
+            e[0].next,
+            ["Thu 2026-12-03 00:00:00 CET", "Fri 2026-12-04 00:00:00 CET"]
+        );
+        // 2026-12-02T23:00:00Z
+        assert_eq!(
+            e[0].next_usec,
+            [1_796_252_400_000_000, 1_796_338_800_000_000]
+        );
+        assert_eq!(e[1].next_usec, [1_796_610_600_000_000]);
+    }
+
+    #[test]
+    fn spacing_is_the_widest_gap() {
+        let h = 3_600_000_000;
+        // Mon 02:00 and 03:00, then a week: stale only after two weeks.
+        let gaps = [0, h, 168 * h, 169 * h, 336 * h];
+        assert_eq!(
+            widest_gap(gaps.into_iter()),
+            Some(Duration::from_secs(167 * 3600))
+        );
+        assert_eq!(widest_gap([5].into_iter()), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! The settings every job's monitoring shares (`usage::MONITORING`): where
+//! a failed run is mailed and where metrics are written. The system's are in
+//! `/etc/default/timerapps`, a user's in their own configuration home; both
+//! are read as systemd reads an `EnvironmentFile=`.
+
+use crate::jobs::parse_env_file;
+use crate::systemd::{config_home, Scope};
+use jobkit::config::{self, Source};
+use jobkit::manifest::monitoring_settings;
+use jobkit::{Error, Exit, Result};
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+
+pub struct Monitoring {
+    /// The settings file, whether or not it exists.
+    pub file: PathBuf,
+    /// MAIL_TO, split at spaces; empty: no mail.
+    pub mail_to: Vec<String>,
+    /// METRICS_DIR; `None`: no metrics.
+    pub metrics_dir: Option<PathBuf>,
+}
+
+struct Vars(Vec<(String, String)>);
+
+impl Source for Vars {
+    fn get(&self, name: &str) -> Option<OsString> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into())
+    }
+}
+
+impl Monitoring {
+    /// The settings of `scope`'s manager; a missing file means the defaults.
+    pub fn load(scope: Scope) -> Result<Monitoring> {
+        let file = match scope {
+            Scope::System => PathBuf::from(monitoring_settings(scope.manager())),
+            Scope::User => {
+                config_home()?.join(monitoring_settings(scope.manager()).trim_start_matches("%E/"))
+            }
+        };
+        let vars = match std::fs::read_to_string(&file) {
+            Ok(text) => Vars(parse_env_file(&text)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vars(Vec::new()),
+            Err(e) => {
+                return Err(Error::io(
+                    Exit::Failure,
+                    "cannot read",
+                    &file,
+                    &e,
+                    "no mail is sent and no metrics are written until it can be read",
+                ))
+            }
+        };
+        let in_file = |e: Error| Error::new(e.exit(), format!("{}: {e}", file.display()));
+        let mail_to = match vars.get("MAIL_TO") {
+            Some(v) => addresses(&v).map_err(in_file)?,
+            None => Vec::new(),
+        };
+        let metrics_dir = match vars.get("METRICS_DIR") {
+            Some(v) if v.is_empty() => None,
+            _ => Some(
+                config::absolute_path(&vars, "METRICS_DIR", "/var/lib/prometheus/node-exporter")
+                    .map_err(in_file)?,
+            ),
+        };
+        Ok(Monitoring {
+            file,
+            mail_to,
+            metrics_dir,
+        })
+    }
+}
+
+/// MAIL_TO's addresses, separated by spaces or commas. Each is given to
+/// sendmail as an argument, so none may look like an option.
+fn addresses(value: &OsString) -> Result<Vec<String>> {
+    let bad = || {
+        config::invalid(
+            "MAIL_TO",
+            value,
+            "expected addresses such as root or admin@example.org, separated by spaces",
+        )
+    };
+    let text = value.to_str().ok_or_else(bad)?;
+    let list: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if list
+        .iter()
+        .any(|a| a.starts_with('-') || a.chars().any(|c| c.is_control() || "<>\"()".contains(c)))
+    {
+        return Err(bad());
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mail_to_is_a_list_of_plain_addresses() {
+        let list = |v: &str| addresses(&OsString::from(v)).map_err(|e| e.to_string());
+        assert_eq!(list("root").unwrap(), ["root"]);
+        assert_eq!(list(" a@x.org, b@y.org ").unwrap(), ["a@x.org", "b@y.org"]);
+        assert_eq!(list("").unwrap(), Vec::<String>::new());
+        let err = list("-oQ/tmp root").unwrap_err();
+        assert!(
+            err.starts_with("MAIL_TO=\"-oQ/tmp root\" is invalid"),
+            "{err}"
+        );
+        assert!(list("Admin <a@x.org>").is_err());
+    }
+}

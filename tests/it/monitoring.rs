@@ -1,0 +1,400 @@
+//! Monitoring on real parts: each run's metrics as Debian's
+//! prometheus-node-exporter serves them over HTTP, failure mail delivered by
+//! a real exim4 into a mailbox, and the shipped alert rules checked and
+//! tested by promtool.
+
+use crate::container::{Container, Release};
+use crate::harness::{cmd, run, wait_for, Sandbox};
+use crate::package::built_deb;
+use std::fs;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const RULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/docs/monitoring/timerapps.rules.yml"
+);
+const RULES_TEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/monitoring/timerapps.rules.test.yml"
+);
+
+#[test]
+#[ignore = "needs promtool (Debian package prometheus): tests/run"]
+fn promtool_checks_and_tests_the_alert_rules() {
+    let r = run(cmd("promtool").args(["check", "rules", RULES]));
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("SUCCESS: 8 rules found"), "{r}");
+    let r = run(cmd("promtool").args(["test", "rules", RULES_TEST]));
+    assert_eq!(r.code(), Some(0), "{r}");
+}
+
+/// The unit tests of the rules fail when an alert does not fire as they
+/// expect: a rule loosened so that it never fires is caught.
+#[test]
+#[ignore = "needs promtool (Debian package prometheus): tests/run"]
+fn promtool_catches_a_rule_that_never_fires() {
+    let sb = Sandbox::new("rules-broken");
+    let text = fs::read_to_string(RULES).unwrap();
+    let broken = text.replace(
+        "expr: timerapps_dumps_suspect > 0",
+        "expr: timerapps_dumps_suspect > 1000",
+    );
+    assert_ne!(broken, text);
+    fs::create_dir_all(sb.path("docs/monitoring")).unwrap();
+    fs::create_dir_all(sb.path("tests/monitoring")).unwrap();
+    fs::write(sb.path("docs/monitoring/timerapps.rules.yml"), broken).unwrap();
+    fs::copy(RULES_TEST, sb.path("tests/monitoring/test.yml")).unwrap();
+    let r = run(cmd("promtool")
+        .args(["test", "rules", "test.yml"])
+        .current_dir(sb.path("tests/monitoring")));
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stderr.contains("alertname: TimerappsSuspectDump"), "{r}");
+}
+
+/// node_exporter's `/metrics`, fetched over HTTP on the container's
+/// loopback (bash's /dev/tcp: the image has no HTTP client).
+fn scrape(c: &Container) -> String {
+    let r = c.exec(&[
+        "bash",
+        "-ec",
+        "exec 3<>/dev/tcp/127.0.0.1/9100
+         printf 'GET /metrics HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3
+         cat <&3",
+    ]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.starts_with("HTTP/1.0 200 OK"), "{r}");
+    r.stdout.clone()
+}
+
+/// The value of the series `name{labels}` whose labels include `has`.
+fn value(metrics: &str, name: &str, has: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| has.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit_once(' '))
+        .map(|(_, v)| v.parse().unwrap())
+}
+
+/// The value of the series `name` of `job` with one more label: a state
+/// or a result.
+fn labelled(metrics: &str, name: &str, job: &str, label: (&str, &str)) -> Option<f64> {
+    value(metrics, name, &[("job_name", job), label])
+}
+
+/// The one result `timerapps_job_last_run_result` of `job` says (1), of
+/// all it lists (0 for the others).
+#[track_caller]
+fn result(metrics: &str, job: &str) -> String {
+    let prefix = format!("timerapps_job_last_run_result{{job_name=\"{job}\",result=\"");
+    let series: Vec<(&str, &str)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix)?.split_once("\"} "))
+        .collect();
+    let on: Vec<&str> = series
+        .iter()
+        .filter(|(_, v)| *v == "1")
+        .map(|(r, _)| *r)
+        .collect();
+    assert!(
+        on.len() == 1 && series.len() >= 10 && series.iter().all(|(_, v)| ["0", "1"].contains(v)),
+        "{metrics}"
+    );
+    on[0].to_owned()
+}
+
+/// node_exporter read the textfile directory without error.
+#[track_caller]
+fn scraped_cleanly(metrics: &str) {
+    assert_eq!(
+        value(metrics, "node_textfile_scrape_error", &[]),
+        Some(0.0),
+        "{metrics}"
+    );
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Runs `service` to its end (a failure is expected of some) and returns
+/// the metrics once node_exporter serves those of this run: its start time
+/// changed from `before`.
+fn after_run(c: &Container, service: &str, job: &str) -> String {
+    let before = value(
+        &scrape(c),
+        "timerapps_job_last_run_timestamp_seconds",
+        &[("job_name", job)],
+    );
+    c.exec(&["systemctl", "start", service]);
+    let mut metrics = String::new();
+    wait_for(
+        &format!("the metrics of a new run of {job}"),
+        Duration::from_secs(20),
+        || {
+            metrics = scrape(c);
+            let at = value(
+                &metrics,
+                "timerapps_job_last_run_timestamp_seconds",
+                &[("job_name", job)],
+            );
+            at.is_some() && at != before
+        },
+    );
+    metrics
+}
+
+fn configure(c: &Container, file: &str, command: &str) {
+    fs::write(
+        c.path(file),
+        format!("DUMP_COMMAND=\"{command}\"\nDUMP_SHRINK_LIMIT=0\n"),
+    )
+    .unwrap();
+}
+
+fn mails(c: &Container) -> String {
+    fs::read_to_string(c.path("/var/mail/ops")).unwrap_or_default()
+}
+
+#[test]
+#[ignore = "boots a container: tests/run"]
+fn metrics_and_mail_on_debian_12() {
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
+    let deb = built_deb();
+    let sb = Sandbox::new("monitoring");
+    let c = Container::boot(&sb, Release::Bookworm);
+    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
+    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    c.quiet_all();
+    c.sh("useradd --create-home ops");
+    let listening = Instant::now() + Duration::from_secs(30);
+    while c
+        .exec(&["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9100"])
+        .code()
+        != Some(0)
+    {
+        assert!(
+            Instant::now() < listening,
+            "node_exporter does not listen on 127.0.0.1:9100\n{}",
+            c.exec(&[
+                "systemctl",
+                "status",
+                "--no-pager",
+                "prometheus-node-exporter"
+            ])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics_dir = "/var/lib/prometheus/node-exporter";
+    fs::write(c.path("/etc/default/timerapps"), "MAIL_TO=ops\n").unwrap();
+
+    step("a good run of the default job: its metrics, served by node_exporter");
+    configure(&c, "/etc/default/dump-database", "seq 1 1000");
+    let m = after_run(&c, "dump-database.service", "dump-database");
+    let job = [("job_name", "dump-database")];
+    let v = |name: &str| value(&m, name, &job).unwrap_or_else(|| panic!("no {name}:\n{m}"));
+    assert_eq!(v("timerapps_job_last_run_success"), 1.0, "{m}");
+    assert_eq!(result(&m, "dump-database"), "success", "{m}");
+    assert_eq!(v("timerapps_job_last_run_exit_status"), 0.0);
+    assert!((now() - v("timerapps_job_last_success_timestamp_seconds")).abs() < 60.0);
+    assert!((now() - v("timerapps_job_last_run_timestamp_seconds")).abs() < 60.0);
+    assert!(v("timerapps_job_last_run_duration_seconds") < 30.0);
+    assert_eq!(v("timerapps_job_interval_seconds"), 600.0);
+    let next = v("timerapps_job_next_run_timestamp_seconds");
+    assert!(next > now() && next < now() + 700.0, "next run {next}\n{m}");
+    assert_eq!(v("timerapps_dumps_kept"), 1.0);
+    assert_eq!(v("timerapps_dumps_suspect"), 0.0);
+    assert_eq!(v("timerapps_dumps_future"), 0.0);
+    let dump = c
+        .sh("ls /var/lib/timerapps/dumps | grep -v manifest")
+        .trim()
+        .to_owned();
+    let size = fs::metadata(c.path("/var/lib/timerapps/dumps").join(&dump))
+        .unwrap()
+        .len();
+    assert_eq!(v("timerapps_dump_newest_good_size_bytes"), size as f64);
+    assert!((now() - v("timerapps_dump_newest_good_timestamp_seconds")).abs() < 60.0);
+    assert_eq!(
+        labelled(
+            &m,
+            "timerapps_job_state",
+            "dump-database",
+            ("state", "healthy")
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    scraped_cleanly(&m);
+    let succeeded = v("timerapps_job_last_success_timestamp_seconds");
+    assert_eq!(mails(&c), "", "a good run sends no mail");
+    let file = c.path(&format!("{metrics_dir}/timerapps-dump-database.prom"));
+    assert_eq!(
+        fs::metadata(&file)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap(),
+        0o644
+    );
+
+    step("a failed run: metrics say how, the last success stays, a mail arrives");
+    configure(
+        &c,
+        "/etc/default/dump-database",
+        "sh -c 'echo db-unreachable >&2; exit 3'",
+    );
+    let m = after_run(&c, "dump-database.service", "dump-database");
+    let v = |name: &str| value(&m, name, &job).unwrap_or_else(|| panic!("no {name}:\n{m}"));
+    assert_eq!(v("timerapps_job_last_run_success"), 0.0, "{m}");
+    assert_eq!(result(&m, "dump-database"), "exit-code", "{m}");
+    let status: f64 = c
+        .show("dump-database.service", "ExecMainStatus")
+        .parse()
+        .unwrap();
+    assert_eq!(v("timerapps_job_last_run_exit_status"), status);
+    assert_ne!(status, 0.0);
+    assert_eq!(v("timerapps_job_last_success_timestamp_seconds"), succeeded);
+    assert_eq!(
+        labelled(
+            &m,
+            "timerapps_job_state",
+            "dump-database",
+            ("state", "failing")
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    wait_for("the failure mail", Duration::from_secs(30), || {
+        mails(&c).contains("db-unreachable")
+    });
+    let mail = mails(&c);
+    let host = c.sh("cat /proc/sys/kernel/hostname").trim().to_owned();
+    assert!(
+        mail.contains(&format!(
+            "Subject: [{host}] dump-database.service failed: exit-code, exit status {status}"
+        )),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("\nAuto-Submitted: auto-generated\n"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("dump-database: DUMP_COMMAND"),
+        "the job's error line:\n{mail}"
+    );
+    assert_eq!(mail.matches("\nSubject: ").count(), 1, "{mail}");
+
+    step("an instance has a file of its own");
+    fs::create_dir_all(c.path("/etc/timerapps/dump-database")).unwrap();
+    configure(&c, "/etc/timerapps/dump-database/crm.conf", "seq 1 500");
+    c.sh("timerapps enable dump-database@crm");
+    c.quiet(&["dump-database@crm.timer"]);
+    let crm = [("job_name", "dump-database@crm")];
+    let m = after_run(&c, "dump-database@crm.service", "dump-database@crm");
+    assert_eq!(
+        value(&m, "timerapps_job_last_run_success", &crm),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(value(&m, "timerapps_dumps_kept", &crm), Some(1.0), "{m}");
+    assert!(c
+        .path(&format!("{metrics_dir}/timerapps-dump-database@crm.prom"))
+        .exists());
+    // The default job's series are still there, from its own file.
+    assert_eq!(
+        value(&m, "timerapps_job_last_run_success", &job),
+        Some(0.0),
+        "{m}"
+    );
+    configure(&c, "/etc/timerapps/dump-database/crm.conf", "false");
+    let m = after_run(&c, "dump-database@crm.service", "dump-database@crm");
+    assert_eq!(
+        value(&m, "timerapps_job_last_run_success", &crm),
+        Some(0.0),
+        "{m}"
+    );
+    wait_for(
+        "the instance's failure mail",
+        Duration::from_secs(30),
+        || mails(&c).contains("dump-database@crm.service failed"),
+    );
+
+    step("a run killed with SIGKILL");
+    configure(&c, "/etc/default/dump-database", "sleep 120");
+    let before = value(
+        &scrape(&c),
+        "timerapps_job_last_run_timestamp_seconds",
+        &job,
+    );
+    c.sh("systemctl start --no-block dump-database.service");
+    wait_for("the slow dump to run", Duration::from_secs(20), || {
+        c.state("is-active", "dump-database.service") == "activating"
+    });
+    c.sh("systemctl kill --signal=KILL dump-database.service");
+    let mut m = String::new();
+    wait_for("the killed run's metrics", Duration::from_secs(20), || {
+        m = scrape(&c);
+        value(&m, "timerapps_job_last_run_timestamp_seconds", &job) != before
+    });
+    assert_eq!(result(&m, "dump-database"), "signal", "{m}");
+    assert_eq!(
+        value(&m, "timerapps_job_last_run_exit_status", &job),
+        Some(128.0 + 9.0)
+    );
+
+    step("a run stopped by the watchdog");
+    c.sh("mkdir -p /run/systemd/system/dump-database@crm.service.d
+          printf '[Service]\\nWatchdogSec=2s\\n' > /run/systemd/system/dump-database@crm.service.d/fast.conf
+          systemctl daemon-reload");
+    configure(&c, "/etc/timerapps/dump-database/crm.conf", "sleep 60");
+    let m = after_run(&c, "dump-database@crm.service", "dump-database@crm");
+    assert_eq!(result(&m, "dump-database@crm"), "watchdog", "{m}");
+    scraped_cleanly(&m);
+
+    step("a logger's run, in its tighter sandbox, has metrics too");
+    let m = after_run(&c, "myapp.service", "myapp");
+    assert_eq!(
+        value(
+            &m,
+            "timerapps_job_last_run_success",
+            &[("job_name", "myapp")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            "timerapps_job_interval_seconds",
+            &[("job_name", "myapp")]
+        ),
+        Some(300.0),
+        "{m}"
+    );
+
+    step("without MAIL_TO a failure sends nothing and the mail unit succeeds");
+    fs::write(c.path("/etc/default/timerapps"), "MAIL_TO=\n").unwrap();
+    let sent = mails(&c);
+    configure(&c, "/etc/default/dump-database", "false");
+    c.exec(&["systemctl", "start", "dump-database.service"]);
+    wait_for("the mail unit to run", Duration::from_secs(30), || {
+        c.journal("timerapps-mail@dump-database.service")
+            .contains("no MAIL_TO")
+    });
+    assert_eq!(
+        c.state("is-failed", "timerapps-mail@dump-database.service"),
+        "inactive"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(mails(&c), sent);
+
+    step("without the textfile directory jobs run as before and write nothing");
+    c.sh("systemctl stop prometheus-node-exporter; rm -rf /var/lib/prometheus/node-exporter");
+    configure(&c, "/etc/default/dump-database", "seq 1 1000");
+    c.sh("systemctl start dump-database.service");
+    assert_eq!(c.show("dump-database.service", "Result"), "success");
+    assert!(!c.path(metrics_dir).exists());
+}
