@@ -216,10 +216,11 @@ pub const COMMAND: Usage = Usage {
         },
         Status {
             code: "1",
-            meaning: "a job shown failed, its newest dump is suspect, or its newest good \
-                      dump is older than two periods; the run failed; a dump is damaged or \
-                      none is kept; `accept` found no such dump; systemd cannot be reached \
-                      or refused",
+            meaning: "a job shown failed, its newest dump is suspect or named in the \
+                      future, its newest good dump is older than two periods, or it is an \
+                      enabled dump job not configured; the run failed; a dump is damaged or \
+                      none is kept; `schedule` was written but another drop-in overrides \
+                      it; `accept` found no such dump; systemd refused",
         },
         Status {
             code: "2",

@@ -16,7 +16,7 @@ pub struct Evaluated {
     pub normalized: String,
     /// As systemd prints them, in local time.
     pub next: Vec<String>,
-    /// The same, in µs since the epoch.
+    /// The same, in µs since the epoch, in step with `next`.
     pub next_usec: Vec<u64>,
 }
 
@@ -112,8 +112,15 @@ fn parse_output(stdout: &str) -> Vec<Evaluated> {
             _ => {}
         }
     }
+    // An elapse whose time cannot be read is left out of both lists, which
+    // stay in step.
     for e in &mut all {
-        e.next_usec.retain(|&usec| usec > 0);
+        let (usec, text): (Vec<u64>, Vec<String>) = std::mem::take(&mut e.next_usec)
+            .into_iter()
+            .zip(std::mem::take(&mut e.next))
+            .filter(|(usec, _)| *usec > 0)
+            .unzip();
+        (e.next_usec, e.next) = (usec, text);
     }
     all
 }
@@ -204,6 +211,19 @@ Normalized form: Mon *-*-* 02:30:00
             [1_796_252_400_000_000, 1_796_338_800_000_000]
         );
         assert_eq!(e[1].next_usec, [1_796_610_600_000_000]);
+    }
+
+    #[test]
+    fn spacing_is_read_from_systemd() {
+        let spacing = |c: &str| spacing(&[c.to_owned()]).unwrap().map(|d| d.as_secs());
+        let day = 86_400;
+        // Monday to Friday is the widest gap, not Friday to Monday.
+        assert_eq!(spacing("Mon,Fri *-*-* 02:00"), Some(4 * day));
+        assert_eq!(spacing("hourly"), Some(3600));
+        // Elapses of two expressions together.
+        let both = super::spacing(&["*-*-* 00:00".into(), "*-*-* 12:00".into()]).unwrap();
+        assert_eq!(both.map(|d| d.as_secs()), Some(day / 2));
+        assert_eq!(spacing("2001-01-01"), None);
     }
 
     #[test]

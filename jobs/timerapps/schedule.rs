@@ -6,7 +6,7 @@ use crate::format::schedule_words;
 use crate::jobs::Job;
 use crate::systemd::{failed, Scope, Systemd, TimerProxy, UnitProxy, Verb};
 use jobkit::manifest::{SCHEDULE_DROP_IN as DROP_IN, SCHEDULE_MARK as MARK};
-use jobkit::{atomic, outln, Error, Exit, Result};
+use jobkit::{atomic, errln, outln, Error, Exit, Result};
 use std::fs;
 use std::path::Path;
 
@@ -28,42 +28,110 @@ pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> 
     if state.active_state().unwrap_or_default() == "active" {
         sd.job(Verb::Restart, &timer)?;
     }
-    match calendar {
-        Some(cal) => {
-            outln!("{timer}: OnCalendar={}", cal.normalized);
-            outln!("next runs:");
-            for next in &cal.next {
-                outln!("  {next}");
-            }
-        }
-        None => {
-            let t: TimerProxy = sd.unit(&timer)?;
-            let read = failed(&format!("cannot read the schedule of {timer}"));
-            let calendar: Vec<String> = t
-                .timers_calendar()
-                .map_err(&read)?
-                .into_iter()
-                .map(|(_, spec, _)| spec)
-                .collect();
-            let monotonic: Vec<(String, u64)> = t
-                .timers_monotonic()
-                .map_err(&read)?
-                .into_iter()
-                .map(|(base, usec, _)| (base, usec))
-                .collect();
-            outln!(
-                "{timer}: packaged schedule, {}",
-                schedule_words(&calendar, &monotonic)
-            );
+    // What systemd uses now, read back: another drop-in may win.
+    let t: TimerProxy = sd.unit(&timer)?;
+    let read = failed(&format!("cannot read the schedule of {timer}"));
+    let calendar_now: Vec<String> = t
+        .timers_calendar()
+        .map_err(&read)?
+        .into_iter()
+        .map(|(_, spec, _)| spec)
+        .collect();
+    let monotonic_now: Vec<(String, u64)> = t
+        .timers_monotonic()
+        .map_err(&read)?
+        .into_iter()
+        .map(|(base, usec, _)| (base, usec))
+        .collect();
+    let drop_ins = state.drop_in_paths().map_err(&read)?;
+    let ours = drop_ins
+        .iter()
+        .position(|p| p.ends_with(&format!("/{DROP_IN}")));
+    let others: Vec<&String> = drop_ins
+        .iter()
+        .skip(ours.map_or(0, |i| i + 1))
+        .filter(|p| sets_schedule(Path::new(p)))
+        .collect();
+    let words = schedule_words(&calendar_now, &monotonic_now);
+    let in_effect = match &calendar {
+        Some(cal) => calendar_now == [cal.normalized.clone()] && monotonic_now.is_empty(),
+        None => others.is_empty(),
+    };
+    if !in_effect {
+        let asked = match &calendar {
+            Some(cal) => format!("OnCalendar={}", cal.normalized),
+            None => "the packaged schedule".to_owned(),
+        };
+        let by = if others.is_empty() {
+            "another setting".to_owned()
+        } else {
+            others
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        errln!(
+            "timerapps: warning: {by} overrides {asked}: systemd runs {timer} {words}; \
+             edit or remove it (systemctl{} edit {timer})",
+            if scope == Scope::User { " --user" } else { "" }
+        );
+    }
+    match &calendar {
+        Some(cal) if in_effect => outln!("{timer}: OnCalendar={}", cal.normalized),
+        Some(_) => outln!("{timer}: {words}"),
+        None => outln!("{timer}: packaged schedule, {words}"),
+    }
+    if !calendar_now.is_empty() {
+        outln!("next runs:");
+        for next in next_runs(&calendar_now)? {
+            outln!("  {next}");
         }
     }
-    Ok(true)
+    Ok(in_effect)
+}
+
+/// The next three elapses of the calendars in effect, as systemd computes
+/// them.
+fn next_runs(calendars: &[String]) -> Result<Vec<String>> {
+    let evaluated = match calendar::evaluate(calendars, 3) {
+        Ok(e) => e,
+        Err(Refused::Failed(e)) => return Err(e),
+        Err(Refused::Invalid(why)) => {
+            return Err(Error::new(
+                Exit::Failure,
+                format!("systemd-analyze cannot read the timer's calendar: {why}"),
+            ))
+        }
+    };
+    let mut all: Vec<(u64, String)> = evaluated
+        .into_iter()
+        .flat_map(|e| e.next_usec.into_iter().zip(e.next))
+        .collect();
+    all.sort();
+    all.dedup();
+    Ok(all.into_iter().take(3).map(|(_, text)| text).collect())
+}
+
+/// Whether the drop-in at `path` sets when its timer elapses.
+fn sets_schedule(path: &Path) -> bool {
+    const SETTINGS: [&str; 6] = [
+        "OnCalendar=",
+        "OnActiveSec=",
+        "OnBootSec=",
+        "OnStartupSec=",
+        "OnUnitActiveSec=",
+        "OnUnitInactiveSec=",
+    ];
+    fs::read_to_string(path).is_ok_and(|text| {
+        text.lines()
+            .any(|l| SETTINGS.iter().any(|s| l.trim_start().starts_with(s)))
+    })
 }
 
 /// A calendar expression as systemd reads it.
 pub struct Calendar {
     normalized: String,
-    next: Vec<String>,
 }
 
 /// Checks `expr` with systemd's own parser (systemd-analyze calendar),
@@ -90,10 +158,8 @@ pub fn parse(expr: &str) -> Result<Calendar> {
     if evaluated.next.is_empty() {
         return Err(invalid("it never elapses from now on"));
     }
-    let Evaluated {
-        normalized, next, ..
-    } = evaluated;
-    Ok(Calendar { normalized, next })
+    let Evaluated { normalized, .. } = evaluated;
+    Ok(Calendar { normalized })
 }
 
 fn write(dir: &Path, calendar: &str) -> Result<()> {

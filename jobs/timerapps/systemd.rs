@@ -108,6 +108,9 @@ pub trait Unit {
     fn unit_file_state(&self) -> zbus::Result<String>;
     #[zbus(property, name = "InvocationID")]
     fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
+    /// The drop-ins in effect, in the order systemd applies them.
+    #[zbus(property)]
+    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
 }
 
 #[proxy(

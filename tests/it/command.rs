@@ -272,6 +272,39 @@ fn the_command_on(release: Release) {
     assert!(c
         .show("myapp.timer", "TimersMonotonic")
         .contains("OnUnitActiveUSec=5min"));
+
+    step("an admin's override.conf wins: schedule says so, with systemd's real next runs");
+    c.sh("mkdir -p /etc/systemd/system/myapp.timer.d
+          printf '[Timer]\nOnCalendar=\nOnCalendar=*-*-* 03:00\n' \
+            > /etc/systemd/system/myapp.timer.d/override.conf");
+    let r = c.exec(&["timerapps", "schedule", "myapp", "hourly"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(
+        r.stderr.contains(
+            "warning: /etc/systemd/system/myapp.timer.d/override.conf overrides \
+             OnCalendar=*-*-* *:00:00: systemd runs myapp.timer daily at 03:00"
+        ),
+        "{r}"
+    );
+    assert!(r.stdout.starts_with("myapp.timer: daily at 03:00\n"), "{r}");
+    let next = c.sh("systemd-analyze calendar --iterations=3 '*-*-* 03:00' | sed -n 's/^ *\\(Next elapse\\|Iter. #.\\): //p'");
+    let printed: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .collect();
+    assert_eq!(printed, next.lines().collect::<Vec<_>>(), "{r}");
+    assert_eq!(
+        c.show("myapp.timer", "TimersCalendar")
+            .matches("OnCalendar=")
+            .count(),
+        1
+    );
+    // Without it, what was asked is in effect again.
+    c.sh("rm -r /etc/systemd/system/myapp.timer.d/override.conf");
+    let r = c.exec(&["timerapps", "schedule", "myapp", "--default"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stderr.is_empty(), "{r}");
     c.quiet(&["myapp.timer"]);
 
     step("run: a failing dump fails with its own message, a good one publishes");
