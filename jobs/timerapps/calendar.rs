@@ -70,6 +70,18 @@ pub fn evaluate(
     Ok(evaluated)
 }
 
+/// [`evaluate`] for expressions a timer has in effect, which systemd has
+/// read already: a refusal is a failure, not a usage error.
+pub fn in_effect(exprs: &[String], iterations: usize) -> Result<Vec<Evaluated>> {
+    evaluate(exprs, iterations).map_err(|refused| match refused {
+        Refused::Failed(e) => e,
+        Refused::Invalid(why) => Error::new(
+            Exit::Failure,
+            format!("systemd-analyze cannot read the timer's calendar: {why}"),
+        ),
+    })
+}
+
 /// The output of `systemd-analyze calendar`: per expression its normalized
 /// form, then each elapse in local time, followed by the same in UTC when
 /// local time is not UTC.
@@ -142,16 +154,7 @@ pub fn spacing(exprs: &[String]) -> Result<Option<Duration>> {
     if exprs.is_empty() {
         return Ok(None);
     }
-    let evaluated = match evaluate(exprs, SPAN) {
-        Ok(e) => e,
-        Err(Refused::Failed(e)) => return Err(e),
-        Err(Refused::Invalid(why)) => {
-            return Err(Error::new(
-                Exit::Failure,
-                format!("systemd-analyze cannot read the timer's calendar: {why}"),
-            ))
-        }
-    };
+    let evaluated = in_effect(exprs, SPAN)?;
     Ok(widest_gap(
         evaluated.iter().flat_map(|e| e.next_usec.iter().copied()),
     ))

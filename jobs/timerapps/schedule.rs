@@ -31,18 +31,7 @@ pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> 
     // What systemd uses now, read back: another drop-in may win.
     let t: TimerProxy = sd.unit(&timer)?;
     let read = failed(&format!("cannot read the schedule of {timer}"));
-    let calendar_now: Vec<String> = t
-        .timers_calendar()
-        .map_err(&read)?
-        .into_iter()
-        .map(|(_, spec, _)| spec)
-        .collect();
-    let monotonic_now: Vec<(String, u64)> = t
-        .timers_monotonic()
-        .map_err(&read)?
-        .into_iter()
-        .map(|(base, usec, _)| (base, usec))
-        .collect();
+    let (calendar_now, monotonic_now) = t.schedule().map_err(&read)?;
     let drop_ins = state.drop_in_paths().map_err(&read)?;
     let ours = drop_ins
         .iter()
@@ -94,16 +83,7 @@ pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> 
 /// The next three elapses of the calendars in effect, as systemd computes
 /// them.
 fn next_runs(calendars: &[String]) -> Result<Vec<String>> {
-    let evaluated = match calendar::evaluate(calendars, 3) {
-        Ok(e) => e,
-        Err(Refused::Failed(e)) => return Err(e),
-        Err(Refused::Invalid(why)) => {
-            return Err(Error::new(
-                Exit::Failure,
-                format!("systemd-analyze cannot read the timer's calendar: {why}"),
-            ))
-        }
-    };
+    let evaluated = calendar::in_effect(calendars, 3)?;
     let mut all: Vec<(u64, String)> = evaluated
         .into_iter()
         .flat_map(|e| e.next_usec.into_iter().zip(e.next))

@@ -220,6 +220,25 @@ pub fn config_home() -> Result<PathBuf> {
         })
 }
 
+impl TimerProxy<'_> {
+    /// When the timer elapses: its normalized `OnCalendar=` expressions, and
+    /// its monotonic settings as (base such as `OnUnitActiveUSec`, µs).
+    #[allow(clippy::type_complexity)]
+    pub fn schedule(&self) -> zbus::Result<(Vec<String>, Vec<(String, u64)>)> {
+        let calendar = self
+            .timers_calendar()?
+            .into_iter()
+            .map(|(_, spec, _)| spec)
+            .collect();
+        let monotonic = self
+            .timers_monotonic()?
+            .into_iter()
+            .map(|(base, usec, _)| (base, usec))
+            .collect();
+        Ok((calendar, monotonic))
+    }
+}
+
 /// A connection to a service manager.
 pub struct Systemd {
     conn: Connection,

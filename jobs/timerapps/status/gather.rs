@@ -61,18 +61,7 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
     let service: ServiceProxy = sd.unit(&job.service())?;
     let service_unit: UnitProxy = sd.unit(&job.service())?;
     let read = failed("cannot read the state of a job");
-    let calendar: Vec<String> = timer
-        .timers_calendar()
-        .map_err(&read)?
-        .into_iter()
-        .map(|(_, spec, _)| spec)
-        .collect();
-    let monotonic: Vec<(String, u64)> = timer
-        .timers_monotonic()
-        .map_err(&read)?
-        .into_iter()
-        .map(|(base, usec, _)| (base, usec))
-        .collect();
+    let (calendar, monotonic) = timer.schedule().map_err(&read)?;
     let settings = Settings::of(sd, job)?;
     let dumps = settings.keeps_dumps.then(|| dump_facts(&settings));
     let not_configured = (settings.keeps_dumps
