@@ -3,6 +3,7 @@ use jobkit::config::{self, Source};
 use jobkit::dumpfile::{Form, Location};
 use jobkit::{Error, Exit, Result};
 use std::path::Path;
+use std::time::Duration;
 
 /// Where the settings are, for messages, when DUMP_SETTINGS is unset.
 pub const DEFAULT_SETTINGS: &str = "/etc/default/dump-database";
@@ -21,6 +22,9 @@ pub struct Config {
     /// DUMP_SHRINK_LIMIT: the percentage of the newest good dump's raw size
     /// below which a dump is suspect; 0 for no limit.
     pub shrink_limit: u32,
+    /// DUMP_FINISH_TIMEOUT: how long flushing, publishing and pruning may
+    /// take once the command has ended.
+    pub finish_timeout: Duration,
 }
 
 impl Config {
@@ -38,6 +42,7 @@ impl Config {
         )?;
         let check = check(env)?;
         let shrink_limit = config::number(env, "DUMP_SHRINK_LIMIT", 0, 100, 50)?;
+        let finish_timeout = config::number(env, "DUMP_FINISH_TIMEOUT", 1, 86_400, 600)?;
         let settings = config::absolute_path(env, "DUMP_SETTINGS", DEFAULT_SETTINGS)?;
         let command = command(env, &settings)?;
         Ok(Config {
@@ -47,6 +52,7 @@ impl Config {
             threads: threads as usize,
             check,
             shrink_limit,
+            finish_timeout: Duration::from_secs(finish_timeout.into()),
         })
     }
 }

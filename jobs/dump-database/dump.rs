@@ -53,7 +53,20 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
         child.terminate();
     }
     let status = child.wait()?;
-    supervisor.finishing();
+    supervisor.finishing(
+        cfg.finish_timeout,
+        Error::new(
+            Exit::Failure,
+            format!(
+                "flushing, publishing and pruning in {} took longer than \
+                 DUMP_FINISH_TIMEOUT={} s: its file system does not answer; the run was \
+                 stopped where it was, earlier dumps are untouched and the next run removes \
+                 its temp file; check the file system, or raise DUMP_FINISH_TIMEOUT",
+                cfg.location.dir.display(),
+                cfg.finish_timeout.as_secs()
+            ),
+        ),
+    );
     stop.check()?;
     let (read, written) = streamed?;
     check_status(status)?;

@@ -23,6 +23,7 @@
 //! | `DUMP_EXTENSION` | what the dump is, before the compression's suffix: letters, digits, `_`, `-` (`dump` for `pg_dump -Fc`) | `sql` |
 //! | `DUMP_CHECK` | `auto`: recognise the dump format and fail a dump whose end is missing, count each table's rows; `off`: neither | `auto` |
 //! | `DUMP_SHRINK_LIMIT` | a dump whose raw size is below this percentage of the newest good dump's is suspect; `0` turns the guard off | `50` |
+//! | `DUMP_FINISH_TIMEOUT` | seconds that flushing, publishing and pruning may take once the command has ended, 1 to 86400; a file system that does not answer for longer ends the run with exit 1, earlier dumps untouched | `600` |
 //! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
 //! | `DUMP_SETTINGS` | the file these are set in, named when `DUMP_COMMAND` is missing; set by the units | `/etc/default/dump-database` |
 //!

@@ -10,6 +10,7 @@
 //! arms the watchdog, so a command that never writes a byte is caught too.
 
 use jobkit::human::si;
+use jobkit::Error;
 use sd_notify::NotifyState;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +83,8 @@ enum Phase {
     Dumping,
     /// The job's own work (flush, publish, prune): ping.
     Finishing,
+    /// The job's own work outlasted its bound: never ping again.
+    Hung,
     Done,
 }
 
@@ -101,6 +104,7 @@ impl Shared {
 pub struct Supervisor {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    deadline: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Supervisor {
@@ -115,22 +119,58 @@ impl Supervisor {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || report(&shared, sd_notify::watchdog_enabled()))
         });
-        Supervisor { shared, thread }
+        Supervisor {
+            shared,
+            thread,
+            deadline: Mutex::new(None),
+        }
     }
 
     pub fn progress(&self) -> &Progress {
         &self.shared.progress
     }
 
-    /// The command has ended; what follows is the job's own work.
-    pub fn finishing(&self) {
+    /// The command has ended; what follows is the job's own work, which
+    /// must end within `bound`: a file system that stops answering (a hung
+    /// NFS server) would otherwise hold the run, pinging the watchdog, for
+    /// ever. Past it, from a thread of its own (the main one is stuck in
+    /// its system call), the run says `failure`, has systemd's watchdog
+    /// fire now (the unit fails with result watchdog and is stopped), and
+    /// exits. A call the kernel will not interrupt, as a hard-mounted or
+    /// FUSE file system's may be, holds the process until it returns; the
+    /// unit is failed meanwhile.
+    pub fn finishing(&self, bound: Duration, failure: Error) {
         *self.shared.phase() = Phase::Finishing;
+        let shared = Arc::clone(&self.shared);
+        let mut deadline = self.deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        *deadline = Some(std::thread::spawn(move || {
+            let mut phase = shared.phase();
+            (phase, _) = shared
+                .changed
+                .wait_timeout_while(phase, bound, |p| *p == Phase::Finishing)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *phase == Phase::Finishing {
+                *phase = Phase::Hung;
+                drop(phase);
+                if sd_notify::watchdog_enabled().is_some() {
+                    send(&[
+                        NotifyState::Status(&format!("failed: {failure}")),
+                        NotifyState::WatchdogTrigger,
+                    ]);
+                }
+                jobkit::abort_job("dump-database", &failure);
+            }
+        }));
     }
 
     /// Stops reporting progress and leaves `status` as the last word.
     pub fn done(mut self, status: &str) {
         *self.shared.phase() = Phase::Done;
         self.shared.changed.notify_all();
+        let deadline = self.deadline.lock().map(|mut d| d.take());
+        if let Ok(Some(deadline)) = deadline {
+            let _ = deadline.join();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
             send(&[NotifyState::Status(status)]);
@@ -182,6 +222,9 @@ fn report(shared: &Shared, watchdog: Option<Duration>) {
                 started.elapsed().as_secs_f64()
             ),
         };
+        if phase == Phase::Hung {
+            continue;
+        }
         let ping = watchdog.is_some() && (read != last.0 || phase == Phase::Finishing);
         if ping {
             send(&[NotifyState::Status(&status), NotifyState::Watchdog]);

@@ -82,6 +82,14 @@ pub fn run_job(
     }
 }
 
+/// Ends the job at once, from any thread, as [`run_job`] ends it with
+/// `err`: for a bound that the main thread, stuck in a system call, cannot
+/// keep itself.
+pub fn abort_job(name: &str, err: &Error) -> ! {
+    errln!("{name}: {err}");
+    std::process::exit(i32::from(err.exit().code()))
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Args {
     Run,

@@ -140,6 +140,13 @@ pub const DUMP: Usage = Usage {
             default: "`50`",
         },
         Variable {
+            name: "DUMP_FINISH_TIMEOUT",
+            meaning: "seconds that flushing, publishing and pruning may take once the \
+                      command has ended, 1 to 86400; a file system that does not answer \
+                      for longer ends the run with exit 1, earlier dumps untouched",
+            default: "`600`",
+        },
+        Variable {
             name: "DUMP_THREADS",
             meaning: "compression threads, 1 to 64",
             default: "the CPUs the job may use, at most 4",
@@ -375,7 +382,10 @@ mod tests {
         for line in help(&DUMP, "dump-database").lines() {
             assert!(line.len() <= 79, "{line}");
         }
-        assert!(help(&DUMP, "dump-database").contains("\n  DUMP_COMMAND       the dump command"));
+        // Meanings start one column past the longest name.
+        let longest = DUMP.variables.iter().map(|v| v.name.len()).max().unwrap();
+        let first = format!("\n  {:longest$}  the dump command", "DUMP_COMMAND");
+        assert!(help(&DUMP, "dump-database").contains(&first));
     }
 
     #[test]

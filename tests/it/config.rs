@@ -179,6 +179,18 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ),
         (
             "dump-database",
+            &[("DUMP_FINISH_TIMEOUT", "0")],
+            &[],
+            r#"DUMP_FINISH_TIMEOUT="0""#,
+        ),
+        (
+            "dump-database",
+            &[("DUMP_FINISH_TIMEOUT", "10min")],
+            &[],
+            r#"DUMP_FINISH_TIMEOUT="10min""#,
+        ),
+        (
+            "dump-database",
             &[("DUMP_THREADS", "0")],
             &[],
             r#"DUMP_THREADS="0""#,

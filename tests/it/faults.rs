@@ -389,6 +389,63 @@ fn sigterm_while_flushing_discards_the_dump() {
     assert!(temps(&dir).is_empty(), "{r}");
 }
 
+/// A file system that stops answering while the dump is flushed, as a hung
+/// NFS server does (`hanging-fs.py`, a FUSE file system whose fsync waits
+/// 20 s): the run declares its failure once DUMP_FINISH_TIMEOUT (2 s) has
+/// passed, long before the call returns, and exits 1 as soon as the kernel
+/// lets it (FUSE waits for an answer it has sent out without interruption).
+/// Earlier dumps are untouched; the next run clears its temp file.
+#[test]
+#[ignore = "mounts a FUSE file system, as root: tests/run"]
+fn a_hung_flush_ends_the_run_after_the_finish_timeout() {
+    assert!(is_root(), "mounting needs root");
+    let sb = Sandbox::new("hung-fsync");
+    let (backing, good) = one_good_dump(&sb);
+    let mnt = sb.mkdir("mnt");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/hanging-fs.py");
+    let fs_daemon = start(cmd("python3").arg(script).arg(&backing).arg(&mnt).arg("20"));
+    wait_for("the FUSE mount", Duration::from_secs(10), || {
+        fs::read_dir(&mnt).is_ok_and(|d| d.count() == 1)
+    });
+    let said = sb.path("stderr");
+    let mut job = dump_job(&mnt, "echo fresh")
+        .env("DUMP_KEEP", "1")
+        .env("DUMP_FINISH_TIMEOUT", "2")
+        .stderr(fs::File::create(&said).unwrap())
+        .spawn()
+        .unwrap();
+    let failure = format!(
+        "flushing, publishing and pruning in {} took longer than DUMP_FINISH_TIMEOUT=2 s",
+        mnt.display()
+    );
+    wait_for(
+        "the job to declare its failure",
+        Duration::from_secs(15),
+        || fs::read_to_string(&said).is_ok_and(|t| t.contains(&failure)),
+    );
+    let mut status = None;
+    wait_for("the job to exit", Duration::from_secs(60), || {
+        status = job.try_wait().unwrap();
+        status.is_some()
+    });
+    let left = temps(&backing);
+    let unmounted = run(cmd("umount").arg("--lazy").arg(&mnt));
+    fs_daemon.signal(libc::SIGTERM);
+    let _ = fs_daemon.wait(Duration::from_secs(10));
+    unmounted.ok();
+    let said = fs::read_to_string(&said).unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{said}");
+    assert_eq!(left.len(), 1, "the temp file it was flushing: {left:?}");
+    assert_eq!(dumps(&backing), [dump_name(GOOD, Form::Gzip)], "{said}");
+    assert_eq!(
+        fs::read(backing.join(dump_name(GOOD, Form::Gzip))).unwrap(),
+        good
+    );
+    let next = run(&mut dump_job(&backing, "echo fresh"));
+    next.ok();
+    assert!(temps(&backing).is_empty(), "{next}");
+}
+
 /// Entries named like the job's files that the job did not make: a
 /// dangling symlink at the name of this second's dump makes the run take
 /// the next free second, and a directory named like a temp file is left
