@@ -15,19 +15,25 @@ use std::process::ExitStatus;
 use std::time::Instant;
 
 /// Runs the dump and tells the service manager how it went: what was
-/// published, or why nothing was.
-pub fn run(cfg: &Config) -> Result<()> {
+/// published, or why nothing was. Returns the run's last line.
+pub fn run(cfg: &Config) -> Result<String> {
     let supervisor = Supervisor::start();
     let result = dump(cfg, &supervisor);
     supervisor.done(&match &result {
-        Ok(published) => published.clone(),
+        Ok(published) => published.status.clone(),
         Err(e) => format!("failed: {e}"),
     });
-    result.map(drop)
+    result.map(|published| format!("dump-database: {}", published.line))
 }
 
-/// The run itself; returns what was published, for the status line.
-fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
+/// What a run published: for the status line, and the run's last line.
+struct Published {
+    status: String,
+    line: String,
+}
+
+/// The run itself; returns what was published.
+fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
     let started = Instant::now();
     let dir = DumpDir::open(&cfg.location)?;
     let lock = dir.lock()?;
@@ -131,19 +137,24 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
     }
     let secs = started.elapsed().as_secs_f64();
     let removed = pruned.removed.len();
-    outln!(
-        "dump-database: published {}: read {read} bytes, wrote {written} bytes, ratio {:.2}, \
-         {secs:.2} s, {:.1} MB/s, pruned {removed} old dump{}",
+    let line = format!(
+        "published {}: read {read} bytes, wrote {written} bytes, ratio {:.2}, {secs:.2} s, \
+         {:.1} MB/s, pruned {removed} old dump{}",
         path.display(),
         read as f64 / written.max(1) as f64,
         read as f64 / 1e6 / secs.max(1e-6),
         if removed == 1 { "" } else { "s" },
     );
+    // What was published is said either way; an error after it is the
+    // run's last line.
+    let said = || outln!("{line}");
     stop.check_after(&format!(
         "{} was published and old dumps pruned before stopping",
         path.display()
-    ))?;
+    ))
+    .inspect_err(|_| said())?;
     if let Some(reason) = &manifest.reason {
+        said();
         return Err(Error::new(
             Exit::Suspect,
             format!(
@@ -154,13 +165,16 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<String> {
             ),
         ));
     }
-    Ok(format!(
-        "published {}: {} read, {} written in {secs:.1} s, pruned {removed} old dump{}",
-        path.display(),
-        si(read),
-        si(written),
-        if removed == 1 { "" } else { "s" },
-    ))
+    Ok(Published {
+        status: format!(
+            "published {}: {} read, {} written in {secs:.1} s, pruned {removed} old dump{}",
+            path.display(),
+            si(read),
+            si(written),
+            if removed == 1 { "" } else { "s" },
+        ),
+        line,
+    })
 }
 
 /// Streams the command's output in the chosen form into `out`; returns the

@@ -54,15 +54,18 @@ macro_rules! errln {
 }
 
 /// A job's whole `main`: handles `--help` (printing what `help` makes) and
-/// `--version`, rejects any other argument, runs `job` and turns its error
-/// into one line on stderr and the exit code.
+/// `--version`, rejects any other argument, runs `job` and prints its last
+/// line: the summary `job` returns, or its error as one line, with the exit
+/// code. Nothing a job prints comes after it, and only it has the shape
+/// [`is_last_line`] knows, so that whoever reads the journal can tell that
+/// a run's lines are all there.
 pub fn run_job(
     name: &str,
     help: impl FnOnce() -> String,
-    job: impl FnOnce() -> Result<()>,
+    job: impl FnOnce() -> Result<String>,
 ) -> ExitCode {
     let result = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Args::Run) => job(),
+        Ok(Args::Run) => job().map(|last| outln!("{last}")),
         Ok(Args::Help) => {
             out(format_args!("{}", help()));
             Ok(())
@@ -80,6 +83,18 @@ pub fn run_job(
             ExitCode::from(err.exit().code())
         }
     }
+}
+
+/// Whether `line`, written by a run of `program`, is the last line of that
+/// run ([`run_job`]): `NAME: …`, its summary or its error, or a logger's
+/// `[NAME] wrote to …`.
+pub fn is_last_line(program: &str, line: &str) -> bool {
+    line.strip_prefix(program)
+        .is_some_and(|rest| rest.starts_with(": "))
+        || line
+            .strip_prefix('[')
+            .and_then(|l| l.strip_prefix(program))
+            .is_some_and(|rest| rest.starts_with("] wrote to "))
 }
 
 /// Ends the job at once, from any thread, as [`run_job`] ends it with
@@ -126,6 +141,26 @@ fn unexpected(arg: &OsString) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_lines_are_known_by_their_shape() {
+        assert!(is_last_line(
+            "dump-database",
+            "dump-database: published /x: read 1 bytes"
+        ));
+        assert!(is_last_line(
+            "dump-database",
+            "dump-database: DUMP_COMMAND failed"
+        ));
+        assert!(is_last_line(
+            "myapp",
+            "[myapp] wrote to /var/log/timerapps/myapp.log"
+        ));
+        assert!(!is_last_line("myapp", "[myapp] executed at 2026-01-01"));
+        assert!(!is_last_line("dump-database", "removed old dump /x"));
+        assert!(!is_last_line("dump-database", "dump-database@x: y"));
+        assert!(!is_last_line("myapp", "myappx: y"));
+    }
 
     fn parse(args: &[&str]) -> Result<Args> {
         parse_args(args.iter().map(OsString::from))

@@ -41,7 +41,8 @@ time) to LOGFILE and prints \"[{name}] wrote to LOGFILE\".
     )
 }
 
-pub fn run(cfg: &Config) -> Result<()> {
+/// Appends the line; returns the run's last line, for `run_job` to print.
+pub fn run(cfg: &Config) -> Result<String> {
     let file = open(&cfg.logfile)?;
     let failed =
         |what: &str, err: io::Error| Error::io(Exit::Failure, what, &cfg.logfile, &err, "");
@@ -53,8 +54,7 @@ pub fn run(cfg: &Config) -> Result<()> {
     (&file)
         .write_all(line.as_bytes())
         .map_err(|e| failed("cannot write to LOGFILE", e))?;
-    crate::outln!("[{}] wrote to {}", cfg.name, cfg.logfile.display());
-    Ok(())
+    Ok(format!("[{}] wrote to {}", cfg.name, cfg.logfile.display()))
 }
 
 /// The local time now, read as Python's `datetime.now()` reads it: through

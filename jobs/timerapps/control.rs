@@ -4,12 +4,13 @@ use crate::format::seconds;
 use crate::jobs::{Job, Settings};
 use crate::systemd::{failed, Scope, ServiceProxy, Systemd, UnitProxy, Verb};
 use jobkit::{outln, Error, Exit, Result};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long `run` waits for the run's lines to reach the journal; journald
-/// on a busy machine takes seconds.
-const JOURNAL_WAIT: Duration = Duration::from_secs(10);
+/// How long `run` waits, once the run has ended, for all of its lines to
+/// reach the journal; journald on a loaded machine takes seconds.
+const JOURNAL_WAIT: Duration = Duration::from_secs(30);
 
 /// Enables the timer (at boot) and starts it (now). An instance whose
 /// settings file is missing is refused: it would only fail.
@@ -77,10 +78,14 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let service: ServiceProxy = sd.unit(&unit)?;
     let state: UnitProxy = sd.unit(&unit)?;
     let read = failed("cannot read how the run ended");
+    // A job that exited wrote its last line; one killed may not have.
+    let exited = service.exec_main_code().map_err(&read)? == 1;
+    let program = job.name().split('@').next().unwrap_or_default();
     let run = Run {
         invocation: state.invocation_id().map_err(&read)?,
         pid: service.exec_main_pid().map_err(&read)?,
         started: service.exec_main_start_timestamp().map_err(&read)?,
+        program: exited.then(|| program.to_owned()),
     };
     print_journal(&run, scope);
     let result = service.result().map_err(&read)?;
@@ -111,63 +116,137 @@ struct Run {
     pid: u32,
     /// µs since the epoch.
     started: u64,
+    /// The program, whose last line ends the run's lines
+    /// (`jobkit::is_last_line`); `None` when it was killed before writing it.
+    program: Option<String>,
 }
 
-/// The lines the run wrote (its stdout and stderr), from the journal: those
-/// of the run's invocation ID, or, where journald could not tell the
-/// invocation or the unit, of the run's main process since the run started.
-/// journald reads both from the writer's /proc entry when it takes a line,
-/// and a short run has often exited by then: its lines keep only its PID.
+/// systemd's messages that a unit finished: "Deactivated successfully",
+/// and "Failed with result" (`MESSAGE_ID`s of sd-messages.h).
+const FINISHED: [&str; 2] = [
+    "7ad2d189f7e94e70a38c781354912448",
+    "d9b373ed55a64feb8242e02dbe79a49c",
+];
+
+/// Prints the lines the run wrote (its stdout and stderr), following the
+/// journal until both systemd's own message that the unit finished and the
+/// job's last line have arrived, or [`JOURNAL_WAIT`] has passed. journald
+/// takes a stream's lines asynchronously and may store them after the
+/// manager's message, so the one does not prove the other. The run's lines
+/// are those of its invocation ID, or of its main process since the run
+/// started: journald reads both from the writer's /proc entry when it takes
+/// a line, and a short run has often exited by then.
 fn print_journal(run: &Run, scope: Scope) {
     if run.invocation.is_empty() {
         return;
     }
     let id: String = run.invocation.iter().map(|b| format!("{b:02x}")).collect();
-    // journald takes the last lines of a stream asynchronously, after the
-    // run has ended: have it write all it has before reading (root only),
-    // and look again while the run seems to have written nothing, or until
-    // what it wrote stops growing. Every job writes at least one line.
-    let read = || {
-        let _ = Command::new("journalctl")
-            .arg("--sync")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        Command::new("journalctl")
-            // A user reads their own journal file, which --user picks.
-            .args((scope == Scope::User).then_some("--user"))
-            .args(["--no-pager", "--quiet", "--output=cat"])
-            .arg(format!("--since=@{}", run.started / 1_000_000))
-            .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
-            .arg("+")
-            .arg(format!("_PID={}", run.pid))
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
+    let manager = match scope {
+        Scope::System => "INVOCATION_ID",
+        Scope::User => "USER_INVOCATION_ID",
     };
-    let deadline = Instant::now() + JOURNAL_WAIT;
-    let mut shown = read();
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        let again = read();
-        let bytes = |r: &std::io::Result<std::process::Output>| {
-            r.as_ref().map(|o| o.stdout.len()).unwrap_or(0)
-        };
-        let settled = bytes(&shown) > 0 && bytes(&again) == bytes(&shown);
-        shown = again;
-        if settled {
-            break;
+    let follow = Command::new("journalctl")
+        // A user reads their own journal file, which --user picks.
+        .args((scope == Scope::User).then_some("--user"))
+        .args([
+            "--no-pager",
+            "--quiet",
+            "--follow",
+            "--no-tail",
+            "--output=json",
+        ])
+        .arg(format!("--since=@{}", run.started / 1_000_000))
+        .arg(format!("_SYSTEMD_INVOCATION_ID={id}"))
+        .arg("+")
+        .arg(format!("_PID={}", run.pid))
+        .arg("+")
+        .arg(format!("{manager}={id}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut lines = Vec::new();
+    let complete = match follow {
+        Ok(mut child) => {
+            let complete = collect(&mut child, run, manager, &id, &mut lines);
+            let _ = child.kill();
+            let _ = child.wait();
+            complete
         }
+        Err(_) => false,
+    };
+    for line in &lines {
+        outln!("{line}");
     }
-    let shown = shown.map(|o| {
-        jobkit::out(format_args!("{}", String::from_utf8_lossy(&o.stdout)));
-        o.status
-    });
-    if !shown.is_ok_and(|s| s.success()) {
+    if !complete {
         let how = match scope {
             Scope::System => "journalctl -u",
             Scope::User => "journalctl --user -u",
         };
-        outln!("(the run's lines could not be read from the journal; see {how})");
+        outln!(
+            "(the journal did not have all of the run's lines within {} s; see {how})",
+            JOURNAL_WAIT.as_secs()
+        );
+    }
+}
+
+/// Reads `follow`'s entries into `lines` (the job's, not the manager's)
+/// until the run is complete in the journal; true if it is.
+fn collect(
+    follow: &mut std::process::Child,
+    run: &Run,
+    manager: &str,
+    id: &str,
+    lines: &mut Vec<String>,
+) -> bool {
+    let Some(stdout) = follow.stdout.take() else {
+        return false;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + JOURNAL_WAIT;
+    let (mut finished, mut last) = (false, run.program.is_none());
+    while !(finished && last) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(json) = rx.recv_timeout(left) else {
+            return false;
+        };
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&json) else {
+            continue;
+        };
+        let field = |name: &str| entry.get(name).and_then(serde_json::Value::as_str);
+        if field(manager) == Some(id) {
+            finished |= field("MESSAGE_ID").is_some_and(|m| FINISHED.contains(&m));
+            continue;
+        }
+        let message = message(&entry);
+        last |= run
+            .program
+            .as_deref()
+            .is_some_and(|p| jobkit::is_last_line(p, &message));
+        lines.push(message);
+    }
+    true
+}
+
+/// An entry's MESSAGE: a string, or an array of bytes when it is not UTF-8.
+fn message(entry: &serde_json::Value) -> String {
+    match entry.get("MESSAGE") {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(serde_json::Value::Array(bytes)) => {
+            let bytes: Vec<u8> = bytes
+                .iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => String::new(),
     }
 }

@@ -164,6 +164,10 @@ pub trait Service {
     fn exec_main_exit_timestamp(&self) -> zbus::Result<u64>;
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+    /// How the main process ended, as waitid(2) says: 1 exited, 2 killed,
+    /// 3 dumped core; 0 when it never ran.
+    #[zbus(property)]
+    fn exec_main_code(&self) -> zbus::Result<i32>;
     #[zbus(property, name = "ExecMainPID")]
     fn exec_main_pid(&self) -> zbus::Result<u32>;
     #[zbus(property)]

@@ -171,6 +171,34 @@ fn describe(c: &Command) -> String {
     s
 }
 
+/// Busy loops on every CPU and one more, for as long as it lives: a
+/// machine under load, for what must not depend on timing.
+pub struct CpuHog(Vec<Child>);
+
+pub fn cpu_hog() -> CpuHog {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    CpuHog(
+        (0..=cpus)
+            .map(|_| {
+                cmd("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .stdin(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    )
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A started command whose output is being collected.
 pub struct Running {
     pub child: Child,
