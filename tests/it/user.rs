@@ -8,6 +8,7 @@ use crate::harness::{dump_files, names};
 use crate::harness::{wait_for, Run, Sandbox};
 use crate::package::{built_deb, units};
 use jobkit::manifest::Manager;
+use std::fs;
 use std::time::{Duration, Instant};
 
 const USER: &str = "alice";
@@ -99,7 +100,7 @@ fn users_timers_on(release: Release) {
     let deb = built_deb();
     let sb = Sandbox::new(&format!("user-{release:?}"));
     let c = Container::boot(&sb, release);
-    std::fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
+    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
     c.sh("apt-get install -y /root/timerapps.deb </dev/null");
     let system_timers = crate::package::packaged(jobkit::manifest::Kind::Timer);
     let system_state = |c: &Container| {
@@ -227,6 +228,28 @@ fn users_timers_on(release: Release) {
     assert_eq!(row(&rows, "otherapp")["enabled"], "disabled");
     let table = alice.sh("timerapps --user");
     assert!(table.contains("\ndump-database@sales "), "{table}");
+
+    step("a failed run of the user's own job is mailed to the address the user set");
+    alice.sh("mkdir -p ~/.config/timerapps/dump-database
+         echo MAIL_TO=alice > ~/.config/timerapps/timerapps.conf
+         echo DUMP_COMMAND=false > ~/.config/timerapps/dump-database/broken.conf");
+    let r = alice.exec("timerapps --user run dump-database@broken");
+    assert_eq!(r.code(), Some(1), "{r}");
+    let mailbox = c.path(&format!("/var/mail/{USER}"));
+    wait_for("the user's failure mail", Duration::from_secs(30), || {
+        fs::read_to_string(&mailbox)
+            .is_ok_and(|m| m.contains("dump-database@broken.service failed"))
+    });
+    let mail = fs::read_to_string(&mailbox).unwrap();
+    assert!(
+        mail.contains("\nAuto-Submitted: auto-generated\n"),
+        "{mail}"
+    );
+    assert!(mail.contains("timerapps --user status"), "{mail}");
+    alice.sh(
+        "rm ~/.config/timerapps/timerapps.conf ~/.config/timerapps/dump-database/broken.conf
+         systemctl --user reset-failed",
+    );
 
     step("timerapps --user enable and disable, in the user's manager alone");
     alice.sh("timerapps --user enable otherapp");
