@@ -283,15 +283,21 @@ pub fn of(program: &str) -> Option<&'static Usage> {
     }
 }
 
-/// The two Markdown tables, as the `//!` docs and the README hold them.
-pub fn markdown(usage: &Usage) -> String {
+/// The variables' Markdown table.
+pub fn variables_markdown(variables: &[Variable]) -> String {
     let mut out = String::from("| variable | meaning | default |\n|---|---|---|\n");
-    for v in usage.variables {
+    for v in variables {
         out.push_str(&format!(
             "| `{}` | {} | {} |\n",
             v.name, v.meaning, v.default
         ));
     }
+    out
+}
+
+/// The two Markdown tables, as the `//!` docs and the README hold them.
+pub fn markdown(usage: &Usage) -> String {
+    let mut out = variables_markdown(usage.variables);
     out.push_str("\n| exit | meaning |\n|---|---|\n");
     for s in usage.statuses {
         out.push_str(&format!("| {} | {} |\n", s.code, s.meaning));

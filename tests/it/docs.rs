@@ -88,6 +88,17 @@ fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// README's "Monitoring" shows the monitoring settings as jobkit states them.
+#[test]
+fn the_readme_shows_the_monitoring_settings() {
+    let readme = fs::read_to_string(source("README.md")).unwrap();
+    let table = usage::variables_markdown(usage::MONITORING);
+    assert!(
+        readme.contains(&format!("/etc/default/timerapps`:\n\n{table}")),
+        "README.md's Monitoring table differs from jobkit::usage::MONITORING:\n{table}"
+    );
+}
+
 /// The `.TP`/`.B` entries of a man page section, in order.
 fn man_entries(page: &str, section: &str) -> Vec<String> {
     let text = fs::read_to_string(source(&format!("packaging/debian/man/{page}"))).unwrap();
@@ -126,6 +137,12 @@ fn the_man_pages_name_every_variable_and_exit_status() {
             "{page} EXIT STATUS"
         );
     }
+    let monitoring: Vec<&str> = usage::MONITORING.iter().map(|v| v.name).collect();
+    assert_eq!(
+        man_entries("timerapps.1", "MONITORING"),
+        monitoring,
+        "timerapps.1 MONITORING"
+    );
 }
 
 /// The settings files the package installs document each variable a job

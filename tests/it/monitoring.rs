@@ -6,6 +6,7 @@
 use crate::container::{Container, Release};
 use crate::harness::{cmd, run, wait_for, Sandbox};
 use crate::package::built_deb;
+use std::collections::BTreeSet;
 use std::fs;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -229,6 +230,20 @@ fn metrics_and_mail_on_debian_12() {
         "{m}"
     );
     scraped_cleanly(&m);
+    // README's list is the list served.
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let listed: BTreeSet<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `timerapps_"))
+        .map(|l| &l[..l.find(['{', '`']).unwrap()])
+        .collect();
+    let served: BTreeSet<&str> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix("timerapps_"))
+        .filter(|l| l.contains("job_name=\"dump-database\""))
+        .map(|l| &l[..l.find('{').unwrap()])
+        .collect();
+    assert_eq!(listed, served, "README.md's metrics and those served");
     let succeeded = v("timerapps_job_last_success_timestamp_seconds");
     assert_eq!(mails(&c), "", "a good run sends no mail");
     let file = c.path(&format!("{metrics_dir}/timerapps-dump-database.prom"));

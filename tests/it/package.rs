@@ -124,6 +124,7 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
             "./usr/lib/systemd/system/timerapps-mail@.service",
             "./usr/lib/systemd/user/timerapps-mail@.service",
             "./usr/share/doc/timerapps/examples/timerapps.rules.yml",
+            "./usr/share/doc/timerapps/status.schema.json",
             "./usr/share/man/man1/timerapps.1.gz",
             "./usr/share/bash-completion/completions/timerapps",
             "./usr/share/doc/timerapps/copyright",
