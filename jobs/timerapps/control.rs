@@ -55,6 +55,12 @@ pub fn disable(job: &Job, scope: Scope) -> Result<bool> {
     manager.reload().map_err(failed("cannot reload systemd"))?;
     let result = sd.job(Verb::Stop, &timer)?;
     outln!("{timer}: disabled, stop {result}");
+    // Off on purpose: its last metrics would only age into a stale alert.
+    if scope == Scope::System {
+        for file in crate::status::remove_metrics(Some(job))? {
+            outln!("removed its metrics {}", file.display());
+        }
+    }
     Ok(result == "done")
 }
 

@@ -1,7 +1,8 @@
 //! `sweep-run-files` (hidden, for the package's removal): the lock and temp
 //! files that dump runs leave in the system's dump directories, found by
 //! the library's own definition, so that removing the package leaves only
-//! dumps there.
+//! dumps there; and the jobs' metrics files, which would otherwise be
+//! scraped, ageing, for ever.
 
 use jobkit::dumpfile::is_run_file;
 use jobkit::manifest::DUMPS_DIR;
@@ -11,8 +12,16 @@ use std::io;
 use std::path::Path;
 
 /// Removes the run files in the dumps directory and in each directory
-/// directly below it (an instance's); true if every one could be removed.
+/// directly below it (an instance's), and the metrics files; true if every
+/// one could be removed.
 pub fn run() -> Result<bool> {
+    let metrics = crate::status::remove_metrics(None)
+        .inspect_err(|e| errln!("timerapps: {e}"))
+        .is_ok();
+    Ok(run_files()? && metrics)
+}
+
+fn run_files() -> Result<bool> {
     let top = Path::new(DUMPS_DIR);
     let mut dirs = vec![top.to_owned()];
     match fs::read_dir(top) {

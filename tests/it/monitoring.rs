@@ -369,6 +369,17 @@ fn metrics_and_mail_on_debian_12() {
     assert_eq!(result(&m, "dump-database@crm"), "watchdog", "{m}");
     scraped_cleanly(&m);
 
+    step("a job disabled on purpose takes its metrics away, so no alert ages");
+    let r = c.exec(&["timerapps", "disable", "dump-database@crm"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let crm_file = format!("{metrics_dir}/timerapps-dump-database@crm.prom");
+    assert!(
+        r.stdout
+            .contains(&format!("removed its metrics {crm_file}")),
+        "{r}"
+    );
+    assert!(!c.path(&crm_file).exists());
+
     step("a logger's run, in its tighter sandbox, has metrics too");
     let m = after_run(&c, "myapp.service", "myapp");
     assert_eq!(
@@ -412,4 +423,15 @@ fn metrics_and_mail_on_debian_12() {
     c.sh("systemctl start dump-database.service");
     assert_eq!(c.show("dump-database.service", "Result"), "success");
     assert!(!c.path(metrics_dir).exists());
+
+    step("removing the package removes every job's metrics");
+    c.sh(&format!(
+        "mkdir -p {metrics_dir}; touch {metrics_dir}/node-own.prom"
+    ));
+    c.sh("systemctl start myapp.service dump-database.service");
+    assert!(c
+        .path(&format!("{metrics_dir}/timerapps-myapp.prom"))
+        .exists());
+    c.sh("apt-get remove -y timerapps </dev/null");
+    assert_eq!(c.sh(&format!("ls -A {metrics_dir}")), "node-own.prom\n");
 }

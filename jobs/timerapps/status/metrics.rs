@@ -9,6 +9,18 @@
 use super::model::{Row, State};
 use std::fmt::Write;
 
+/// The file of `job`'s metrics in METRICS_DIR.
+pub fn file_name(job: &str) -> String {
+    format!("timerapps-{job}.prom")
+}
+
+/// Whether `name` in METRICS_DIR is a job's metrics file, or the temp file
+/// of one that a replace left (`atomic::replace`).
+pub fn is_metrics_file(name: &str) -> bool {
+    let name = name.strip_prefix('.').unwrap_or(name);
+    name.starts_with("timerapps-") && (name.ends_with(".prom") || name.contains(".prom."))
+}
+
 /// (name, help) of every metric, in the order the file lists them; all
 /// are gauges.
 pub const METRICS: &[(&str, &str)] = &[
@@ -232,6 +244,14 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_files_are_known_by_name() {
+        assert!(is_metrics_file(&file_name("dump-database@sales")));
+        assert!(is_metrics_file(".timerapps-myapp.prom.4242.tmp"));
+        assert!(!is_metrics_file("node.prom"));
+        assert!(!is_metrics_file("timerapps-notes.txt"));
+    }
 
     #[test]
     fn the_carried_value_reads_back() {

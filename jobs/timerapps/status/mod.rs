@@ -99,7 +99,7 @@ pub fn write_metrics(unit: &str) -> Result<()> {
     let sd = Systemd::connect(Scope::System)?;
     let now = gather::now_usec();
     let mut facts = gather::facts(&sd, &job, now)?;
-    let name = format!("timerapps-{}.prom", job.name());
+    let name = metrics::file_name(job.name());
     let previous = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
     let ended = ended(&mut facts, &previous, now);
     let row = Row::new(
@@ -174,4 +174,33 @@ fn ended(facts: &mut gather::Facts, previous: &str, now: u64) -> metrics::Ended 
         last_success,
         next_run,
     }
+}
+
+/// Removes the metrics `job` left in METRICS_DIR, or every job's for
+/// `None`: a job disabled on purpose, or a package removed, must not leave
+/// series that age into alerts. Returns the files removed.
+pub fn remove_metrics(job: Option<&Job>) -> Result<Vec<std::path::PathBuf>> {
+    let Some(dir) = Monitoring::load(Scope::System)?.metrics_dir else {
+        return Ok(Vec::new());
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(Exit::Failure, "cannot list", &dir, &e, "")),
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = match job {
+            Some(job) => name == metrics::file_name(job.name()),
+            None => metrics::is_metrics_file(name),
+        };
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::io(Exit::Failure, "cannot remove", &entry.path(), &e, ""))?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
 }
