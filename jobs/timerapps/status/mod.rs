@@ -26,8 +26,8 @@ struct Report<'a> {
 
 /// Prints the jobs' status; returns the exit status, as monitoring plugins
 /// do: 0 every job healthy, 1 one failed or is stale (or is an enabled dump
-/// job not configured), 3 one could not be read. A job whose state cannot be read is shown as unknown and the
-/// others as they are.
+/// job not configured), 3 one could not be read. A job whose state cannot
+/// be read is shown as unknown and the others as they are.
 pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
     let named = args
         .iter()
