@@ -141,9 +141,9 @@ fn message(f: &Failure, host: &str, to: &[String], lines: &str, scope: Scope) ->
          \n\
          {} failed on {host}.\n\
          \n\
-         Result:      {result}\n\
+         Result:       {result}\n\
          How it ended: {how}\n\
-         Invocation:  {}\n\
+         Invocation:   {}\n\
          \n",
         to.join(", "),
         f.unit,
