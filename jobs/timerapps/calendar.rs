@@ -146,38 +146,33 @@ fn utc_usec(value: &str) -> Option<u64> {
     u64::try_from(time.and_utc().timestamp_micros()).ok()
 }
 
-/// A calendar schedule's spacing: the longest gap between its next elapses,
-/// all expressions together, so that an uneven schedule ("Mon,Fri", the
-/// months) is never judged stale between two of its own runs. `None` when
-/// it elapses at most once more.
-pub fn spacing(exprs: &[String]) -> Result<Option<Duration>> {
+/// The next elapses of `exprs`, all expressions together, in order, µs
+/// since the epoch: enough to judge their spacing, the first being the next
+/// run. None for no expressions.
+pub fn elapses(exprs: &[String]) -> Result<Vec<u64>> {
     if exprs.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let evaluated = in_effect(exprs, SPAN)?;
-    Ok(widest_gap(
-        evaluated.iter().flat_map(|e| e.next_usec.iter().copied()),
-    ))
-}
-
-fn widest_gap(elapses: impl Iterator<Item = u64>) -> Option<Duration> {
-    let mut all: Vec<u64> = elapses.collect();
+    let mut all: Vec<u64> = in_effect(exprs, SPAN)?
+        .into_iter()
+        .flat_map(|e| e.next_usec)
+        .collect();
     all.sort_unstable();
     all.dedup();
     all.truncate(SPAN);
-    all.windows(2)
+    Ok(all)
+}
+
+/// A calendar schedule's spacing: the longest gap between its next
+/// `elapses`, so that an uneven schedule ("Mon,Fri", the months) is never
+/// judged stale between two of its own runs. `None` when it elapses at most
+/// once more.
+pub fn spacing(elapses: &[u64]) -> Option<Duration> {
+    elapses
+        .windows(2)
         .map(|w| w[1] - w[0])
         .max()
         .map(Duration::from_micros)
-}
-
-/// The first elapse of `exprs` after now, µs since the epoch.
-pub fn next(exprs: &[String]) -> Option<u64> {
-    let evaluated = evaluate(exprs, 1).ok()?;
-    evaluated
-        .iter()
-        .filter_map(|e| e.next_usec.first().copied())
-        .min()
 }
 
 #[cfg(test)]
@@ -218,14 +213,15 @@ Normalized form: Mon *-*-* 02:30:00
 
     #[test]
     fn spacing_is_read_from_systemd() {
-        let spacing = |c: &str| spacing(&[c.to_owned()]).unwrap().map(|d| d.as_secs());
+        let spacing = |c: &str| spacing(&elapses(&[c.to_owned()]).unwrap()).map(|d| d.as_secs());
         let day = 86_400;
         // Monday to Friday is the widest gap, not Friday to Monday.
         assert_eq!(spacing("Mon,Fri *-*-* 02:00"), Some(4 * day));
         assert_eq!(spacing("hourly"), Some(3600));
         // Elapses of two expressions together.
-        let both = super::spacing(&["*-*-* 00:00".into(), "*-*-* 12:00".into()]).unwrap();
-        assert_eq!(both.map(|d| d.as_secs()), Some(day / 2));
+        let both = elapses(&["*-*-* 00:00".into(), "*-*-* 12:00".into()]).unwrap();
+        assert_eq!(both.len(), SPAN);
+        assert_eq!(super::spacing(&both).map(|d| d.as_secs()), Some(day / 2));
         assert_eq!(spacing("2001-01-01"), None);
     }
 
@@ -234,10 +230,7 @@ Normalized form: Mon *-*-* 02:30:00
         let h = 3_600_000_000;
         // Mon 02:00 and 03:00, then a week: stale only after two weeks.
         let gaps = [0, h, 168 * h, 169 * h, 336 * h];
-        assert_eq!(
-            widest_gap(gaps.into_iter()),
-            Some(Duration::from_secs(167 * 3600))
-        );
-        assert_eq!(widest_gap([5].into_iter()), None);
+        assert_eq!(spacing(&gaps), Some(Duration::from_secs(167 * 3600)));
+        assert_eq!(spacing(&[5]), None);
     }
 }

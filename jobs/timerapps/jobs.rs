@@ -247,9 +247,7 @@ impl Settings {
             keeps_dumps,
         })
     }
-}
 
-impl Settings {
     /// The file an admin sets the job's variables in: the last of its
     /// `EnvironmentFile=`s, which wins.
     pub fn file_to_edit(&self) -> String {

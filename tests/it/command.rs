@@ -3,7 +3,7 @@
 //! an upgrade, purge), and on this machine where no systemd runs.
 
 use crate::container::{Container, Release};
-use crate::harness::{bin, cmd, cpu_hog, dump_files, is_root, names, run, wait_for, Sandbox};
+use crate::harness::{bin, cmd, cpu_hog, dump_files, is_root, names, run, wait_for, Run, Sandbox};
 use crate::package::built_deb;
 use crate::system::rebuilt_with_next_revision;
 use jobkit::dumpfile::{Form, Stamp};
@@ -68,6 +68,12 @@ pub fn valid_status(json: &str) {
         "status --json does not follow {schema}:\n{}\n{json}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `timerapps ARGS` run by an ordinary user, `nobody`.
+fn as_nobody(c: &Container, args: &[&str]) -> Run {
+    let command = ["runuser", "-u", "nobody", "--", "timerapps"];
+    c.exec(&[&command[..], args].concat())
 }
 
 /// The row of job `name` in `timerapps status --json`.
@@ -152,7 +158,7 @@ fn the_command_on(release: Release) {
     let r = c.exec(&["sh", "-c", "timerapps status --json > /dev/full"]);
     assert_eq!(r.code(), Some(3), "{r}");
     assert!(r.stderr.contains("cannot write the status"), "{r}");
-    let table = c.exec(&["runuser", "-u", "nobody", "--", "timerapps"]);
+    let table = as_nobody(&c, &[]);
     assert_eq!(table.code(), Some(1), "{table}");
     assert!(table.stdout.starts_with("JOB "), "{table}");
     assert!(table.stdout.contains("\nmyapp "), "{table}");
@@ -171,16 +177,7 @@ fn the_command_on(release: Release) {
     assert_eq!(completed.trim(), "schedule");
 
     step("changing anything needs root");
-    let r = c.exec(&[
-        "runuser",
-        "-u",
-        "nobody",
-        "--",
-        "timerapps",
-        "schedule",
-        "myapp",
-        "daily",
-    ]);
+    let r = as_nobody(&c, &["schedule", "myapp", "daily"]);
     assert_eq!(r.code(), Some(77), "{r}");
     assert!(r.stderr.contains("needs root"), "{r}");
     assert!(!c.path(&drop_in("myapp.timer")).exists());
@@ -341,16 +338,7 @@ fn the_command_on(release: Release) {
     assert_eq!(code, Some(0), "{rows:#}");
     // Another user cannot read the dumps (0700): unknown, never healthy,
     // while the job they can read shows as it is.
-    let r = c.exec(&[
-        "runuser",
-        "-u",
-        "nobody",
-        "--",
-        "timerapps",
-        "status",
-        "dump-database",
-        "myapp",
-    ]);
+    let r = as_nobody(&c, &["status", "dump-database", "myapp"]);
     assert_eq!(r.code(), Some(3), "{r}");
     assert!(r.stdout.contains("\n? dump-database "), "{r}");
     assert!(r.stdout.contains("\nmyapp "), "{r}");

@@ -36,6 +36,9 @@ pub struct Facts {
     /// Time between runs: the shortest interval after each run, else the
     /// calendar's widest spacing; `Err` when the calendar cannot be read.
     pub period: std::result::Result<Option<Duration>, String>,
+    /// The calendar's next elapse, µs since the epoch, as systemd computes
+    /// it now (the timer's own is stale while its service stops).
+    pub calendar_next: Option<u64>,
     /// For a job that keeps dumps.
     pub dumps: Option<DumpFacts>,
     /// A dump job without `DUMP_COMMAND`: the settings file to set it in.
@@ -67,7 +70,9 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
     let not_configured = (settings.keeps_dumps
         && settings.get("DUMP_COMMAND").is_none_or(|c| c.is_empty()))
     .then(|| settings.file_to_edit());
-    let period = period(&calendar, &monotonic).map_err(|e| e.to_string());
+    let elapses = calendar::elapses(&calendar).map_err(|e| e.to_string());
+    let calendar_next = elapses.as_ref().ok().and_then(|e| e.first().copied());
+    let period = elapses.map(|e| period(&e, &monotonic));
     Ok(Facts {
         job: job.clone(),
         enabled: timer_unit.unit_file_state().map_err(&read)?,
@@ -82,22 +87,22 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
         exited: service.exec_main_exit_timestamp().map_err(&read)?,
         status: service.exec_main_status().map_err(&read)?,
         period,
+        calendar_next,
         dumps,
         not_configured,
     })
 }
 
-/// The shortest of the intervals after each run, and the calendar's widest
-/// spacing. Never how long ago the timer last ran: a timer stopped for days
-/// must not stretch its own staleness.
-fn period(calendar: &[String], monotonic: &[(String, u64)]) -> Result<Option<Duration>> {
+/// The shortest of the intervals after each run, and the widest spacing of
+/// the calendar's next `elapses`. Never how long ago the timer last ran: a
+/// timer stopped for days must not stretch its own staleness.
+fn period(elapses: &[u64], monotonic: &[(String, u64)]) -> Option<Duration> {
     let every = monotonic
         .iter()
         .filter(|(base, _)| base == "OnUnitActiveUSec" || base == "OnUnitInactiveUSec")
         .map(|(_, usec)| Duration::from_micros(*usec))
         .min();
-    let spacing = calendar::spacing(calendar)?;
-    Ok(every.into_iter().chain(spacing).min())
+    every.into_iter().chain(calendar::spacing(elapses)).min()
 }
 
 fn dump_facts(settings: &Settings) -> DumpFacts {

@@ -8,7 +8,6 @@ mod metrics;
 mod model;
 mod table;
 
-use crate::calendar;
 use crate::jobs::{self, Job};
 use crate::monitoring::Monitoring;
 use crate::systemd::{Scope, Systemd};
@@ -161,7 +160,7 @@ fn ended(facts: &mut gather::Facts, previous: &str, now: u64) -> metrics::Ended 
             .iter()
             .filter(|(base, _)| base == "OnUnitActiveUSec")
             .map(|(_, usec)| facts.started + usec);
-        after_run.chain(calendar::next(&facts.calendar)).min()
+        after_run.chain(facts.calendar_next).min()
     };
     if let Some(next) = next_run {
         facts.next = next;
