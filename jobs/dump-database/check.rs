@@ -85,33 +85,6 @@ pub fn expected(command: &[String]) -> Option<Format> {
     }
 }
 
-/// Recognises a format from the first bytes of a stream.
-fn recognise(head: &[u8]) -> Option<Format> {
-    if head.starts_with(b"PGDMP") {
-        return Some(Format::PostgresqlCustom);
-    }
-    if head.starts_with(b"--\n-- PostgreSQL database dump\n") {
-        return Some(Format::Postgresql);
-    }
-    if head.starts_with(b"--\n-- PostgreSQL database cluster dump\n") {
-        return Some(Format::PostgresqlCluster);
-    }
-    if head.starts_with(b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n") {
-        return Some(Format::Sqlite);
-    }
-    // MariaDB 10.11 and later open with a sandbox-mode comment.
-    let head = match head.strip_prefix(b"/*M!999999\\- enable the sandbox mode */") {
-        Some(rest) => rest
-            .strip_prefix(b" \n")
-            .or_else(|| rest.strip_prefix(b"\n"))?,
-        None => head,
-    };
-    if head.starts_with(b"-- MariaDB dump") || head.starts_with(b"-- MySQL dump") {
-        return Some(Format::Mariadb);
-    }
-    None
-}
-
 /// Where the row counter is in a statement that spans lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum In {
@@ -330,7 +303,7 @@ impl Scanner {
     }
 
     fn start(&mut self) {
-        self.format = recognise(&self.head);
+        self.format = Format::recognise(&self.head);
         self.rows = Some(
             self.format
                 .filter(|f| *f != Format::PostgresqlCustom)

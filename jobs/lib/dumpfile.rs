@@ -20,6 +20,7 @@
 //! variables the job and the `timerapps` command both read.
 
 pub mod manifest;
+pub mod read;
 
 pub use manifest::Manifest;
 

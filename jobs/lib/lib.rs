@@ -9,6 +9,7 @@
 pub mod arena;
 pub mod atomic;
 pub mod config;
+pub mod drill;
 pub mod dumpfile;
 mod error;
 pub mod human;

@@ -153,6 +153,18 @@ pub fn monitoring_settings(manager: Manager) -> &'static str {
     }
 }
 
+/// A dump job's restore drill has a program and units of its own, named as
+/// the job's with this suffix (`dump-database-drill`,
+/// `dump-database-drill@.timer`), in each of the job's variants. Its timers
+/// are enabled by the admin, per job.
+pub const DRILL_SUFFIX: &str = "-drill";
+/// The drills' results: below `/var/lib`, or a user's `%S`; one file per
+/// dump unit, `dump-database.json`, `dump-database@NAME.json`.
+pub const DRILLS_SUBDIR: &str = "timerapps/drills";
+/// How often an enabled drill timer runs its drill (`OnCalendar=`), and in
+/// words.
+pub const DRILL_EVERY: (&str, &str) = ("weekly", "every week");
+
 /// The template the `OnFailure=` of every job's service starts, with the
 /// failed unit's name (`%N`) as its instance.
 pub const MAIL_TEMPLATE: &str = "timerapps-mail@";
@@ -207,6 +219,12 @@ impl Job {
     /// Whether it ships `variant`.
     pub fn has(&self, variant: Variant) -> bool {
         self.variants.contains(&variant)
+    }
+
+    /// The restore drill's program and the base name of its units, for a
+    /// job that keeps dumps.
+    pub fn drill(&self) -> Option<String> {
+        (self.program == Program::Dump).then(|| format!("{}{DRILL_SUFFIX}", self.name))
     }
 
     /// The unit's base name: `myapp`, or `dump-database@` for a template.

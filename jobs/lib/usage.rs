@@ -208,6 +208,78 @@ pub const DUMP: Usage = Usage {
     ],
 };
 
+/// `dump-database-drill`.
+pub const DRILL: Usage = Usage {
+    variables: &[
+        Variable {
+            name: "DUMP_DIR",
+            meaning: "where the job keeps its dumps, as for `dump-database`: the drill reads \
+                      the job's own settings file",
+            default: "`/var/lib/timerapps/dumps`",
+        },
+        Variable {
+            name: "DUMP_NAME",
+            meaning: "the job's dumps' file-name prefix, as for `dump-database`",
+            default: "`dump`",
+        },
+        Variable {
+            name: "DUMP_EXTENSION",
+            meaning: "what the dump is, before the compression's suffix, as for \
+                      `dump-database`",
+            default: "`sql`",
+        },
+        Variable {
+            name: "DRILL_TMPDIR",
+            meaning: "absolute path of the directory the throwaway server is made in, below \
+                      `timerapps-drill-NAME`; it needs about twice the dump's size free",
+            default: "`/var/tmp`",
+        },
+        Variable {
+            name: "DRILL_RESULT",
+            meaning: "absolute path of the file the drill records its result in, for \
+                      `timerapps status` and the metrics; set by the units; unset: not \
+                      recorded",
+            default: "unset",
+        },
+    ],
+    statuses: &[
+        Status {
+            code: "0",
+            meaning: "the newest good dump restored, and every table of its manifest has \
+                      its rows",
+        },
+        Status {
+            code: "1",
+            meaning: "the drill failed: no good dump, the dump is damaged, a statement \
+                      failed to restore, a table of the manifest is missing or has other \
+                      rows, the server did not start",
+        },
+        Status {
+            code: "2",
+            meaning: "bad argument or malformed variable; nothing done",
+        },
+        Status {
+            code: "73",
+            meaning: "`DRILL_TMPDIR` cannot be written, or has too little space free (the \
+                      message says how much is needed)",
+        },
+        Status {
+            code: "75",
+            meaning: "another drill of the same `DUMP_NAME` is running",
+        },
+        Status {
+            code: "77",
+            meaning: "run as root on a PostgreSQL dump, whose server does not run as root: \
+                      run it as the job's user, as its unit does",
+        },
+        Status {
+            code: "78",
+            meaning: "the server the dump needs is not installed, or is older than the \
+                      dump (the message names the Debian package to install)",
+        },
+    ],
+};
+
 /// The `timerapps` command.
 pub const COMMAND: Usage = Usage {
     variables: &[Variable {
@@ -272,12 +344,13 @@ pub const MONITORING: &[Variable] = &[
     },
 ];
 
-/// The usage of `program`: `myapp`, `otherapp`, `dump-database` or
-/// `timerapps`.
+/// The usage of `program`: `myapp`, `otherapp`, `dump-database`,
+/// `dump-database-drill` or `timerapps`.
 pub fn of(program: &str) -> Option<&'static Usage> {
     match program {
         "myapp" | "otherapp" => Some(&LOGGER),
         "dump-database" => Some(&DUMP),
+        "dump-database-drill" => Some(&DRILL),
         "timerapps" => Some(&COMMAND),
         _ => None,
     }

@@ -75,9 +75,16 @@ fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
         ("jobs/otherapp/main.rs", "//! ", 0, "otherapp"),
         ("jobs/dump-database/main.rs", "//! ", 0, "dump-database"),
         ("jobs/timerapps/main.rs", "//! ", 0, "timerapps"),
+        (
+            "jobs/dump-database-drill/main.rs",
+            "//! ",
+            0,
+            "dump-database-drill",
+        ),
         ("README.md", "", 0, "myapp"),
         ("README.md", "", 1, "dump-database"),
         ("README.md", "", 2, "timerapps"),
+        ("README.md", "", 4, "dump-database-drill"),
     ];
     let wrong: Vec<String> = checks
         .iter()
@@ -122,6 +129,7 @@ fn the_man_pages_name_every_variable_and_exit_status() {
         ("myapp.1", "myapp"),
         ("dump-database.1", "dump-database"),
         ("timerapps.1", "timerapps"),
+        ("dump-database-drill.1", "dump-database-drill"),
     ] {
         let usage = usage::of(program).unwrap();
         let names: Vec<&str> = usage.variables.iter().map(|v| v.name).collect();
@@ -160,12 +168,17 @@ fn the_settings_files_document_every_variable() {
         ),
     ] {
         let text = fs::read_to_string(source(file)).unwrap();
-        let variables = match program {
-            "timerapps" => usage::MONITORING,
-            program => usage::of(program).unwrap().variables,
+        let mut variables: Vec<&usage::Variable> = match program {
+            "timerapps" => usage::MONITORING.iter().collect(),
+            program => usage::of(program).unwrap().variables.iter().collect(),
         };
+        // The drill reads the dump job's settings file too.
+        if program == "dump-database" {
+            variables.extend(usage::DRILL.variables);
+        }
         for v in variables {
-            if v.name == "DUMP_SETTINGS" {
+            // Set by the units.
+            if matches!(v.name, "DUMP_SETTINGS" | "DRILL_RESULT") {
                 continue;
             }
             assert!(

@@ -22,6 +22,7 @@ pub fn bin(name: &str) -> &'static str {
         "myapp" => env!("CARGO_BIN_EXE_myapp"),
         "otherapp" => env!("CARGO_BIN_EXE_otherapp"),
         "dump-database" => env!("CARGO_BIN_EXE_dump-database"),
+        "dump-database-drill" => env!("CARGO_BIN_EXE_dump-database-drill"),
         "timerapps" => env!("CARGO_BIN_EXE_timerapps"),
         _ => panic!("no binary {name}"),
     }

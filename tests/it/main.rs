@@ -15,6 +15,8 @@ mod config;
 mod container;
 /// The tables of variables and exit statuses agree everywhere they are shown.
 mod docs;
+/// Restore drills restore the newest good dump into a throwaway server and hold it to its manifest.
+mod drill;
 /// dump-database publishes, rotates and restores real dumps in every form.
 mod dump;
 /// dump-database never loses a good dump to faults or operator mistakes.

@@ -1,0 +1,361 @@
+//! The drill: the newest good dump, restored into a throwaway server made
+//! for it, compared with its manifest, and every trace removed again; its
+//! result recorded whatever happened.
+
+use crate::compare;
+use crate::config::Config;
+use crate::engine::{self, Engine, Kind};
+use crate::mariadb::Mariadb;
+use crate::postgres::Postgres;
+use crate::sqlite::Sqlite;
+use chrono::Utc;
+use fs2::FileExt;
+use jobkit::drill::{Outcome, Record, VERSION};
+use jobkit::dumpfile::manifest::{Format, Manifest};
+use jobkit::dumpfile::read::{self, Failure};
+use jobkit::dumpfile::{Dump, Stamp};
+use jobkit::human::si;
+use jobkit::retention::{self, Rule};
+use jobkit::{atomic, outln, Error, Exit, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How much of the decompressed stream is read first, to tell its format
+/// and the version that wrote it.
+const HEAD: usize = 64 * 1024;
+
+/// What the record says besides the outcome, filled in as the drill goes.
+#[derive(Default)]
+struct Report {
+    dump: Option<String>,
+    format: Option<Format>,
+    server: Option<String>,
+    compared: bool,
+    tables: Option<u64>,
+    rows: Option<u64>,
+}
+
+pub fn run(config: &Config) -> Result<String> {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let mut report = Report::default();
+    let result = drill(config, &mut report);
+    let Some(path) = &config.result else {
+        return result;
+    };
+    let previous = Record::read(path).ok().flatten();
+    let passed = result.is_ok();
+    let record = Record {
+        version: VERSION,
+        started: started.timestamp(),
+        seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        dump: report.dump,
+        format: report.format,
+        server: report.server,
+        result: if passed {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        reason: result.as_ref().err().map(ToString::to_string),
+        compared: report.compared,
+        tables: report.tables,
+        rows: report.rows,
+        last_success: if passed {
+            Some(started.timestamp())
+        } else {
+            previous.and_then(|p| p.last_success)
+        },
+    };
+    let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(dir), Some(name)) => (dir, name),
+        _ => return result,
+    };
+    if let Err(e) = atomic::replace(dir, name, record.to_json().as_bytes(), 0o644) {
+        let recorded = Error::io(
+            Exit::CantCreate,
+            "cannot record the drill's result in",
+            path,
+            &e,
+            "status and the metrics do not show this drill",
+        );
+        // The drill's own failure matters more.
+        return result.and(Err(recorded));
+    }
+    result
+}
+
+fn drill(config: &Config, report: &mut Report) -> Result<String> {
+    let location = &config.location;
+    let name = location.names.name();
+    let (dump, manifest) = newest_good(config)?;
+    report.dump = dump
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let head = head(&dump)?;
+    let format = manifest
+        .as_ref()
+        .and_then(|m| m.format)
+        .or_else(|| Format::recognise(&head))
+        .ok_or_else(|| {
+            Error::new(
+                Exit::Failure,
+                format!(
+                    "{} is of no dump format the drill can restore (pg_dump, pg_dumpall, \
+                     mariadb-dump, sqlite3 .dump)",
+                    dump.path.display()
+                ),
+            )
+        })?;
+    report.format = Some(format);
+    let kind = match format {
+        Format::Postgresql | Format::PostgresqlCluster | Format::PostgresqlCustom => {
+            Kind::Postgresql
+        }
+        Format::Mariadb => Kind::Mariadb,
+        Format::Sqlite => Kind::Sqlite,
+    };
+    let work = Workspace::open(&config.tmpdir, name)?;
+    let raw = manifest
+        .as_ref()
+        .map_or(dump.size.saturating_mul(5), |m| m.read);
+    work.check_space(raw.saturating_mul(2) + engine::overhead(kind))?;
+    let mut engine: Box<dyn Engine> = match kind {
+        Kind::Postgresql => Box::new(Postgres::start(&work.dir, format, &head)?),
+        Kind::Mariadb => Box::new(Mariadb::start(&work.dir)?),
+        Kind::Sqlite => Box::new(Sqlite::start(&work.dir)?),
+    };
+    report.server = Some(engine.server());
+    let size = restore(engine.as_mut(), &dump, manifest.as_ref())?;
+    let found = engine.inventory()?;
+    let summary = compare::compare(manifest.as_ref().and_then(|m| m.tables.as_deref()), &found)
+        .map_err(|e| Error::new(Exit::Failure, e));
+    if let Ok(s) = &summary {
+        report.compared = s.compared;
+    }
+    report.tables = Some(summary.as_ref().map_or(found.len() as u64, |s| s.tables));
+    report.rows = Some(
+        summary
+            .as_ref()
+            .map_or(found.iter().map(|f| f.rows).sum(), |s| s.rows),
+    );
+    let summary = summary?;
+    engine.stop()?;
+    drop(engine);
+    work.remove()?;
+    Ok(format!(
+        "dump-database-drill: restored {} ({}) into {}: {} tables, {} rows; {}",
+        dump.path.display(),
+        si(size),
+        report.server.as_deref().unwrap_or(""),
+        summary.tables,
+        summary.rows,
+        summary.words
+    ))
+}
+
+/// The newest dump that counts: good by its manifest (or made before
+/// manifests), and not named in the future.
+fn newest_good(config: &Config) -> Result<(Dump, Option<Manifest>)> {
+    let location = &config.location;
+    let now = Stamp::of(Utc::now());
+    let planned =
+        retention::plan(&location.dir, &location.names, &location.policy, &now).map_err(|e| {
+            Error::io(
+                Exit::Failure,
+                "cannot list the dumps in",
+                &location.dir,
+                &e,
+                "",
+            )
+        })?;
+    planned
+        .into_iter()
+        .find(|p| p.good() && !p.rules.contains(&Rule::Future))
+        .map(|p| (p.dump, p.manifest.ok().flatten()))
+        .ok_or_else(|| {
+            Error::new(
+                Exit::Failure,
+                format!(
+                    "no good dump of {} in {} to drill",
+                    location.names.name(),
+                    location.dir.display()
+                ),
+            )
+        })
+}
+
+/// The first bytes of the dump's decompressed stream.
+fn head(dump: &Dump) -> Result<Vec<u8>> {
+    struct Head(Vec<u8>);
+    impl Write for Head {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let room = HEAD - self.0.len();
+            if room == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            let n = buf.len().min(room);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut head = Head(Vec::new());
+    match read::stream(dump, &mut head) {
+        Ok(_) | Err(Failure::Out(_)) => Ok(head.0),
+        Err(Failure::Dump(e)) => Err(damaged(dump, &e)),
+    }
+}
+
+fn damaged(dump: &Dump, e: &io::Error) -> Error {
+    Error::new(
+        Exit::Failure,
+        format!("the dump {} is damaged: {e}", dump.path.display()),
+    )
+}
+
+/// Streams the dump into the engine's restoring tool; returns the size
+/// restored. The dump's own damage is named before the tool's complaint
+/// about it.
+fn restore(engine: &mut dyn Engine, dump: &Dump, manifest: Option<&Manifest>) -> Result<u64> {
+    let mut restore = engine.restore()?;
+    let streamed = read::stream(dump, &mut restore.input).and_then(|done| {
+        restore.input.flush().map_err(Failure::Out)?;
+        Ok(done)
+    });
+    drop(restore.input);
+    let (size, sha256) = match streamed {
+        Err(Failure::Dump(e)) => {
+            restore.tool.kill();
+            return Err(damaged(dump, &e));
+        }
+        // The tool stopped reading: its own error says why.
+        Err(Failure::Out(e)) => {
+            restore.tool.wait()?;
+            return Err(Error::new(
+                Exit::Failure,
+                format!("the restore stopped reading the dump: {e}"),
+            ));
+        }
+        Ok(done) => done,
+    };
+    if let Some(m) = manifest.filter(|m| m.sha256 != sha256) {
+        restore.tool.kill();
+        return Err(Error::new(
+            Exit::Failure,
+            format!(
+                "the dump {} is damaged: its SHA-256 is {sha256}, not the {} its manifest \
+                 recorded",
+                dump.path.display(),
+                m.sha256
+            ),
+        ));
+    }
+    restore.tool.wait()?;
+    Ok(size)
+}
+
+/// The drill's own directory, `DRILL_TMPDIR/timerapps-drill-NAME`, held by
+/// a lock beside it. Whatever an earlier drill that was killed left there
+/// is removed first.
+struct Workspace {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl Workspace {
+    fn open(tmpdir: &Path, name: &str) -> Result<Workspace> {
+        let cannot = |what: &str, path: &Path, e: &io::Error| {
+            Error::io(
+                Exit::CantCreate,
+                what,
+                path,
+                e,
+                "set DRILL_TMPDIR to a directory the drill may write (and add it to the \
+                 unit's ReadWritePaths= with systemctl edit)",
+            )
+        };
+        let lock_path = tmpdir.join(format!(".timerapps-drill-{name}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| cannot("cannot open the drill's lock", &lock_path, &e))?;
+        if lock.try_lock_exclusive().is_err() {
+            return Err(Error::new(
+                Exit::Locked,
+                format!(
+                    "another drill of {name} is running (it holds {}); try again when it \
+                     has finished",
+                    lock_path.display()
+                ),
+            ));
+        }
+        let dir = tmpdir.join(format!("timerapps-drill-{name}"));
+        if dir.symlink_metadata().is_ok() {
+            fs::remove_dir_all(&dir)
+                .map_err(|e| cannot("cannot remove what an earlier drill left in", &dir, &e))?;
+            outln!(
+                "removed {}, left by an earlier drill that was killed",
+                dir.display()
+            );
+        }
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| cannot("cannot make the drill's directory", &dir, &e))?;
+        Ok(Workspace { dir, _lock: lock })
+    }
+
+    fn check_space(&self, needed: u64) -> Result<()> {
+        let free = fs2::available_space(&self.dir).map_err(|e| {
+            Error::io(
+                Exit::CantCreate,
+                "cannot tell the space free in",
+                &self.dir,
+                &e,
+                "",
+            )
+        })?;
+        if free < needed {
+            let _ = fs::remove_dir_all(&self.dir);
+            return Err(Error::new(
+                Exit::CantCreate,
+                format!(
+                    "{} has {} free and the drill needs about {}: set DRILL_TMPDIR to a \
+                     directory on a larger disk",
+                    self.dir.parent().unwrap_or(&self.dir).display(),
+                    si(free),
+                    si(needed)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remove(&self) -> Result<()> {
+        fs::remove_dir_all(&self.dir).map_err(|e| {
+            Error::io(
+                Exit::Failure,
+                "cannot remove the drill's directory",
+                &self.dir,
+                &e,
+                "",
+            )
+        })
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,192 @@
+//! A throwaway MariaDB server: `mariadb-install-db` and `mariadbd
+//! --skip-networking` with a socket in the drill's directory. It runs
+//! without the grant tables, so that the dump's definers and grants need no
+//! accounts and nothing but the drill's own socket reaches it. The dump is
+//! restored by the `mariadb` client, which stops at the first error.
+
+use crate::engine::{self, Engine, Found, Restore};
+use crate::process::{self, Child};
+use jobkit::{Error, Exit, Result};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVER: &str = "/usr/sbin/mariadbd";
+/// The database a dump of one database, without `CREATE DATABASE`, goes to.
+const DATABASE: &str = "drill";
+
+pub struct Mariadb {
+    dir: PathBuf,
+    socket: PathBuf,
+    version: String,
+    server: Option<Child>,
+}
+
+impl Mariadb {
+    pub fn start(dir: &Path) -> Result<Mariadb> {
+        let install = Path::new("/usr/bin/mariadb-install-db");
+        if !Path::new(SERVER).exists() || !install.exists() {
+            return Err(Error::new(
+                Exit::NotConfigured,
+                format!(
+                    "no MariaDB server is installed ({SERVER}) to restore the dump into: \
+                     install the Debian package mariadb-server"
+                ),
+            ));
+        }
+        let data = dir.join("data");
+        let socket = dir.join("s.sock");
+        // As root the server must be told to stay root.
+        let root = (jobkit::euid() == 0).then_some("--user=root");
+        process::output(
+            process::command(install, dir)
+                .args(["--no-defaults", "--skip-test-db", "--skip-name-resolve"])
+                .args(root)
+                .arg(format!("--datadir={}", data.display())),
+            "mariadb-install-db",
+        )?;
+        let mut server = process::command(SERVER, dir);
+        server
+            .args([
+                "--no-defaults",
+                "--skip-networking",
+                "--skip-grant-tables",
+                "--skip-log-bin",
+                "--innodb-log-file-size=16M",
+                "--innodb-buffer-pool-size=128M",
+                "--innodb-flush-log-at-trx-commit=0",
+            ])
+            .args(root)
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()));
+        let mut db = Mariadb {
+            server: Some(process::spawn(&mut server, "mariadbd")?),
+            dir: dir.to_owned(),
+            socket,
+            version: String::new(),
+        };
+        db.wait_ready()?;
+        let version = db.sql("SELECT VERSION()")?;
+        db.version = version.trim().split('-').next().unwrap_or("").to_owned();
+        Ok(db)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let server = self.server.as_mut().expect("started");
+            if server.exited().is_some() {
+                return Err(Error::new(
+                    Exit::Failure,
+                    format!("the MariaDB server did not start: {}", server.said()),
+                ));
+            }
+            if self.socket.exists() && self.sql("SELECT 1").is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::new(
+                    Exit::Failure,
+                    "the MariaDB server was not ready after 120 s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn client(&self) -> Command {
+        let mut c = process::command("/usr/bin/mariadb", &self.dir);
+        c.arg("--no-defaults")
+            .arg("--protocol=socket")
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg("--user=root");
+        c
+    }
+
+    fn sql(&self, sql: &str) -> Result<String> {
+        process::output(
+            self.client()
+                .args(["--batch", "--skip-column-names", "-e", sql]),
+            "mariadb",
+        )
+    }
+}
+
+impl Engine for Mariadb {
+    fn server(&self) -> String {
+        format!("MariaDB {}", self.version)
+    }
+
+    fn restore(&mut self) -> Result<Restore> {
+        self.sql(&format!("CREATE DATABASE {DATABASE}"))?;
+        let mut c = self.client();
+        c.args(["--batch", DATABASE]).stdin(Stdio::piped());
+        let mut tool = process::spawn(&mut c, "mariadb")?;
+        let stdin = tool.stdin().expect("piped");
+        let input: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 17, stdin));
+        Ok(Restore { tool, input })
+    }
+
+    fn inventory(&mut self) -> Result<Vec<Found>> {
+        let tables = self.sql(
+            "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN \
+             ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1, 2",
+        )?;
+        let mut found = Vec::new();
+        let mut by_database: Vec<(String, Vec<Vec<String>>)> = Vec::new();
+        for (database, table) in tables.lines().filter_map(|l| l.split_once('\t')) {
+            match by_database.last_mut() {
+                Some((d, names)) if d == database => names.push(vec![table.to_owned()]),
+                _ => by_database.push((database.to_owned(), vec![vec![table.to_owned()]])),
+            }
+        }
+        for (database, names) in by_database {
+            let quoted: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}.{}",
+                        engine::quoted(&database, '`'),
+                        engine::quoted(&n[0], '`')
+                    )
+                })
+                .collect();
+            let counts = self.sql(&engine::count_query(&quoted))?;
+            found.extend(
+                engine::counted(&counts, &database, names)
+                    .map_err(|e| Error::new(Exit::Failure, format!("mariadb: {e}")))?,
+            );
+        }
+        Ok(found)
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let Some(mut server) = self.server.take() else {
+            return Ok(());
+        };
+        server.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.exited().is_none() {
+            if Instant::now() > deadline {
+                server.kill();
+                return Err(Error::new(
+                    Exit::Failure,
+                    "the MariaDB server did not stop within 60 s; it was killed",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        if let Some(server) = &mut self.server {
+            server.kill();
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The drill's child processes: the throwaway server and the tools that
+//! restore into it and read it back. Each gets a clean environment, so that
+//! no libpq or MariaDB variable of the job's settings can point it at the
+//! production server, and dies with the drill (`PR_SET_PDEATHSIG`), so that
+//! a drill killed outright leaves no server running even outside its unit.
+
+use jobkit::{Error, Exit, Result};
+use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+
+/// `program` with nothing of the drill's environment but a PATH, `home`
+/// as HOME, and a UTF-8 locale; no input, output discarded, errors kept.
+pub fn command(program: impl AsRef<OsStr>, home: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", home)
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The drill died between fork and prctl: follow it now.
+            if libc::getppid() == 1 {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+/// A running child, its error output kept for the reason of a failure.
+pub struct Child {
+    name: String,
+    child: std::process::Child,
+    errors: Option<JoinHandle<Errors>>,
+}
+
+/// The first line that says ERROR or FATAL, and the last few lines.
+#[derive(Default)]
+struct Errors {
+    first: Option<String>,
+    last: VecDeque<String>,
+}
+
+impl Errors {
+    fn read(from: impl Read) -> Errors {
+        let mut errors = Errors::default();
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            let line = line.trim_end().to_owned();
+            if line.is_empty() {
+                continue;
+            }
+            if errors.first.is_none() && (line.contains("ERROR") || line.contains("FATAL")) {
+                errors.first = Some(line.clone());
+            }
+            if errors.last.len() == 3 {
+                errors.last.pop_front();
+            }
+            errors.last.push_back(line);
+        }
+        errors
+    }
+
+    fn summary(self) -> String {
+        match self.first {
+            Some(line) => line,
+            None => Vec::from(self.last).join(" / "),
+        }
+    }
+}
+
+pub fn spawn(c: &mut Command, name: &str) -> Result<Child> {
+    let mut child = c.spawn().map_err(|e| {
+        Error::new(
+            Exit::Failure,
+            format!("cannot run {name} ({:?}): {e}", c.get_program()),
+        )
+    })?;
+    let errors = child
+        .stderr
+        .take()
+        .map(|e| std::thread::spawn(move || Errors::read(e)));
+    Ok(Child {
+        name: name.to_owned(),
+        child,
+        errors,
+    })
+}
+
+impl Child {
+    pub fn stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory effects; the child is ours and not reaped.
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    /// Whether it has exited, without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits for it; a failure's error names it, its status and what it
+    /// said.
+    pub fn wait(mut self) -> Result<()> {
+        let status = self.child.wait().map_err(|e| {
+            Error::new(Exit::Failure, format!("cannot wait for {}: {e}", self.name))
+        })?;
+        if status.success() {
+            return Ok(());
+        }
+        let said = self.said();
+        Err(Error::new(
+            Exit::Failure,
+            format!("{} failed ({status}): {said}", self.name),
+        ))
+    }
+
+    /// What it wrote to its error output, in one line; after it exited.
+    pub fn said(&mut self) -> String {
+        self.errors
+            .take()
+            .and_then(|h| h.join().ok())
+            .map(Errors::summary)
+            .unwrap_or_default()
+    }
+
+    /// Kills it and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `c` to its end and returns its output; a failure names `name`.
+pub fn output(c: &mut Command, name: &str) -> Result<String> {
+    c.stdout(Stdio::piped());
+    let mut child = spawn(c, name)?;
+    let mut text = String::new();
+    if let Some(mut out) = child.child.stdout.take() {
+        out.read_to_string(&mut text).map_err(|e| {
+            Error::new(Exit::Failure, format!("cannot read what {name} wrote: {e}"))
+        })?;
+    }
+    child.wait()?;
+    Ok(text)
+}

@@ -1,0 +1,493 @@
+//! Restore drills: the newest good dump of real pg_dump, pg_dumpall,
+//! pg_dump -Fc, mariadb-dump and sqlite3 output restored into a throwaway
+//! server and held to its manifest; damaged, edited and unrestorable dumps
+//! fail with a reason that names what is wrong; a killed drill leaves no
+//! server, and the next one sweeps its files.
+
+use crate::dump::{dump_job, postgres_with_shop, published, with_pg};
+use crate::harness::{
+    cmd, is_root, job, run, sh, start, user_ids, wait_for, Run, Sandbox, TIMEOUT,
+};
+use crate::mariadb::Mariadb;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use jobkit::drill::{Outcome, Record};
+use jobkit::dumpfile::manifest::{self, Table};
+use jobkit::dumpfile::Manifest;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::chown;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A drill of the dumps in `dir`, made in `tmp`, recording to `result`.
+fn drill(dir: &Path, tmp: &Path, result: &Path) -> Command {
+    let mut c = job("dump-database-drill");
+    c.env("DUMP_DIR", dir)
+        .env("DRILL_TMPDIR", tmp)
+        .env("DRILL_RESULT", result);
+    c
+}
+
+fn record(path: &Path) -> Record {
+    Record::read(path).unwrap().expect("a drill record")
+}
+
+/// The manifest beside `dump`.
+fn manifest_path(dump: &Path) -> PathBuf {
+    let name = dump.file_name().unwrap().to_string_lossy();
+    dump.with_file_name(format!("{name}{}", manifest::SUFFIX))
+}
+
+fn read_manifest(dump: &Path) -> Manifest {
+    Manifest::from_json(&fs::read_to_string(manifest_path(dump)).unwrap()).unwrap()
+}
+
+/// Rewrites the manifest beside `dump` with `change` made.
+fn change_manifest(dump: &Path, change: impl FnOnce(&mut Manifest)) {
+    let mut m = read_manifest(dump);
+    change(&mut m);
+    fs::write(manifest_path(dump), m.to_json()).unwrap();
+}
+
+/// Edits the SQL of a gzip dump with `edit`, and its manifest's SHA-256
+/// and size with it, so that only what the edit did can fail the drill.
+fn edit_dump(dump: &Path, edit: impl FnOnce(String) -> String) {
+    let mut text = String::new();
+    MultiGzDecoder::new(fs::File::open(dump).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let edited = edit(text.clone());
+    assert_ne!(edited, text, "the edit changed nothing");
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(edited.as_bytes()).unwrap();
+    let bytes = gz.finish().unwrap();
+    fs::write(dump, &bytes).unwrap();
+    change_manifest(dump, |m| {
+        m.sha256 = manifest::hex(&Sha256::digest(&bytes));
+        m.stored = bytes.len() as u64;
+        m.read = edited.len() as u64;
+    });
+}
+
+/// Checks a drill that passed: its last line, and its record.
+#[track_caller]
+fn passed(r: &Run, result: &Path, tables: u64, rows: u64) -> Record {
+    r.ok();
+    let last = r.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("dump-database-drill: restored ")
+            && last.contains(&format!(": {tables} tables, {rows} rows; ")),
+        "{r}"
+    );
+    let rec = record(result);
+    assert_eq!(rec.result, Outcome::Passed, "{r}");
+    assert_eq!((rec.tables, rec.rows), (Some(tables), Some(rows)), "{r}");
+    assert_eq!(rec.last_success, Some(rec.started));
+    rec
+}
+
+/// Checks a drill that failed with `reason` in its last line and record.
+#[track_caller]
+fn failed(r: &Run, result: &Path, code: i32, reason: &str) -> Record {
+    r.expect(code).stderr_has(reason);
+    let rec = record(result);
+    assert_eq!(rec.result, Outcome::Failed, "{r}");
+    assert!(
+        rec.reason.as_deref().is_some_and(|s| s.contains(reason)),
+        "{r}\n{rec:?}"
+    );
+    rec
+}
+
+#[test]
+fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
+    let sb = Sandbox::new("drill-sqlite");
+    let db = sb.path("app.db");
+    sh(&format!(
+        "sqlite3 '{}' \"CREATE TABLE t (n int, s text); \
+         INSERT INTO t VALUES (1, 'a'), (2, 'it''s'); CREATE TABLE \\\"odd name\\\" (a); \
+         INSERT INTO \\\"odd name\\\" VALUES (x'00ff'); CREATE TABLE e (n int); \
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 998) \
+         INSERT INTO t SELECT i + 2, 'row ' || i FROM c;\"",
+        db.display()
+    ));
+    let dir = sb.mkdir("dumps");
+    let tmp = sb.mkdir("tmp");
+    let result = sb.path("drill.json");
+    let dump = format!("sqlite3 -readonly {} .dump", db.display());
+
+    let r = run(&mut drill(&dir, &tmp, &result));
+    failed(&r, &result, 1, "no good dump of dump in");
+    assert_eq!(record(&result).last_success, None);
+
+    let (path, _) = published(&run(&mut dump_job(&dir, &dump)));
+    let r = run(&mut drill(&dir, &tmp, &result));
+    let good = passed(&r, &result, 3, 1001);
+    assert!(r.stdout.contains("every table's rows equal"), "{r}");
+    assert_eq!(good.format, Some(manifest::Format::Sqlite));
+    assert!(good.server.as_deref().unwrap().starts_with("SQLite 3."));
+    assert!(good.compared);
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(good.dump.as_deref(), Some(name.as_str()));
+    // Nothing is left but the lock.
+    assert_eq!(
+        sh(&format!("ls -A '{}'", tmp.display())),
+        ".timerapps-drill-dump.lock\n"
+    );
+
+    // Each fault fails the drill with its own reason, and the record keeps
+    // the last success.
+    let original = fs::read(&path).unwrap();
+    let original_manifest = fs::read(manifest_path(&path)).unwrap();
+    let restore = || {
+        fs::write(&path, &original).unwrap();
+        fs::write(manifest_path(&path), &original_manifest).unwrap();
+    };
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    fs::write(&path, &flipped).unwrap();
+    let r = run(&mut drill(&dir, &tmp, &result));
+    let rec = failed(&r, &result, 1, "is damaged");
+    assert_eq!(rec.last_success, Some(good.started));
+
+    restore();
+    edit_dump(&path, |sql| {
+        sql.replacen("INSERT INTO t VALUES(2,", "-- (2,", 1)
+    });
+    let r = run(&mut drill(&dir, &tmp, &result));
+    failed(
+        &r,
+        &result,
+        1,
+        "table t: 999 rows restored, 1000 in the manifest",
+    );
+
+    restore();
+    edit_dump(&path, |sql| {
+        sql.replacen(
+            "CREATE TABLE e",
+            "INSERT INTO nosuch VALUES(1);\nCREATE TABLE e",
+            1,
+        )
+    });
+    let r = run(&mut drill(&dir, &tmp, &result));
+    failed(&r, &result, 1, "no such table: nosuch");
+    assert!(r.stderr.contains("sqlite3 failed"), "{r}");
+
+    restore();
+    change_manifest(&path, |m| {
+        m.tables.as_mut().unwrap().push(Table {
+            database: None,
+            table: "ghost".into(),
+            rows: Some(1),
+        })
+    });
+    let r = run(&mut drill(&dir, &tmp, &result));
+    failed(
+        &r,
+        &result,
+        1,
+        "table ghost is in the manifest but not in the restored database",
+    );
+
+    // What a killed drill left is swept by the next, which passes.
+    restore();
+    let left = sb.mkdir("tmp/timerapps-drill-dump/data");
+    fs::write(left.join("big"), vec![0; 4096]).unwrap();
+    let r = run(&mut drill(&dir, &tmp, &result));
+    passed(&r, &result, 3, 1001);
+    assert!(
+        r.stdout
+            .contains("left by an earlier drill that was killed"),
+        "{r}"
+    );
+    assert!(!left.exists());
+
+    // A suspect dump is never drilled: the good one before it is.
+    let (newer, _) = published(&run(&mut dump_job(&dir, &dump)));
+    change_manifest(&newer, |m| m.verdict = manifest::Verdict::Suspect);
+    let r = run(&mut drill(&dir, &tmp, &result));
+    assert_eq!(
+        passed(&r, &result, 3, 1001).dump.as_deref(),
+        Some(name.as_str())
+    );
+
+    // Unchecked: without a manifest it reports what it found.
+    fs::remove_file(manifest_path(&path)).unwrap();
+    fs::remove_file(&newer).unwrap();
+    fs::remove_file(manifest_path(&newer)).unwrap();
+    let r = run(&mut drill(&dir, &tmp, &result));
+    assert!(!passed(&r, &result, 3, 1001).compared);
+    assert!(r.stdout.contains("nothing to compare with"), "{r}");
+
+    // Malformed settings: exit 2, nothing recorded.
+    fs::remove_file(&result).unwrap();
+    let r = run(drill(&dir, &tmp, &result).env("DRILL_TMPDIR", "tmp"));
+    r.expect(2).stderr_has("DRILL_TMPDIR=\"tmp\" is invalid");
+    assert!(!result.exists());
+}
+
+/// Every process whose command line or environment names `path`.
+fn processes_naming(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == std::process::id().to_string() {
+            continue;
+        }
+        let read = |f: &str| {
+            String::from_utf8_lossy(&fs::read(entry.path().join(f)).unwrap_or_default())
+                .replace('\0', " ")
+        };
+        let (cmdline, environ) = (read("cmdline"), read("environ"));
+        if cmdline.contains(&needle) || environ.contains(&needle) {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+/// `c` as the user `postgres`: PostgreSQL's server does not run as root.
+fn as_postgres(c: &mut Command) -> &mut Command {
+    let (uid, gid) = user_ids("postgres");
+    c.uid(uid).gid(gid)
+}
+
+/// Gives `dir` and everything below it to the user `postgres`.
+fn give_to_postgres(dir: &Path) {
+    let (uid, gid) = user_ids("postgres");
+    for entry in walkdir::WalkDir::new(dir) {
+        chown(entry.unwrap().path(), Some(uid), Some(gid)).unwrap();
+    }
+}
+
+/// `drill` run by `sh -c script` (which ends in `exec "$0"`) in a mount
+/// namespace of its own, as root: to hide or shrink a directory for it.
+fn in_namespace(drill: &Command, script: &str) -> Command {
+    let mut c = cmd("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-ec", script])
+        .arg(drill.get_program());
+    for (k, v) in drill.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    c
+}
+
+#[test]
+#[ignore = "starts PostgreSQL as root: tests/run"]
+fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_server() {
+    assert!(is_root(), "run as root (tests/run)");
+    let sb = Sandbox::new("drill-pg");
+    let pg = postgres_with_shop(&sb);
+    // Objects owned by roles that only the production cluster has.
+    pg.sql(
+        "shop",
+        "CREATE ROLE app; CREATE ROLE \"Read Only\"; ALTER TABLE customers OWNER TO app; \
+         GRANT SELECT ON orders TO \"Read Only\"",
+    );
+    pg.sql("postgres", "CREATE DATABASE big");
+    pg.sql(
+        "big",
+        "CREATE TABLE big AS SELECT i, md5(i::text) AS h, repeat('x', 40) AS pad \
+         FROM generate_series(1, 600000) i",
+    );
+    let pg_dump = pg.program("pg_dump").display().to_string();
+    let pg_dumpall = pg.program("pg_dumpall").display().to_string();
+    let plain = sb.mkdir("plain");
+    let custom = sb.mkdir("custom");
+    let cluster = sb.mkdir("cluster");
+    let big = sb.mkdir("big");
+    for (dir, command, settings) in [
+        (&plain, format!("{pg_dump} shop"), vec![]),
+        (
+            &custom,
+            format!("{pg_dump} -Fc shop"),
+            vec![("DUMP_COMPRESS", "none"), ("DUMP_EXTENSION", "dump")],
+        ),
+        (&cluster, pg_dumpall, vec![("DUMP_COMPRESS", "zstd")]),
+        (&big, format!("{pg_dump} big"), vec![]),
+    ] {
+        let mut c = dump_job(dir, &command);
+        with_pg(&mut c, &pg, "postgres").envs(settings);
+        published(&run(&mut c));
+    }
+    // The production server is down for every drill.
+    drop(pg);
+    let tmp = sb.mkdir("tmp");
+    let results = sb.mkdir("results");
+    give_to_postgres(&sb.path(""));
+    let result = results.join("drill.json");
+    let pg_drill = |dir: &Path| {
+        let mut c = drill(dir, &tmp, &result);
+        as_postgres(&mut c);
+        c
+    };
+
+    let r = run(&mut pg_drill(&plain));
+    let rec = passed(&r, &result, 2, 9000);
+    assert!(rec.compared && rec.server.as_deref().unwrap().starts_with("PostgreSQL "));
+    assert_eq!(rec.format, Some(manifest::Format::Postgresql));
+    let r = run(pg_drill(&custom).env("DUMP_EXTENSION", "dump"));
+    let rec = passed(&r, &result, 2, 9000);
+    assert!(!rec.compared, "custom format has no row counts");
+    assert!(r.stdout.contains("nothing to compare with"), "{r}");
+    // The cluster holds both databases.
+    let r = run(&mut pg_drill(&cluster));
+    assert_eq!(
+        passed(&r, &result, 3, 609000).format,
+        Some(manifest::Format::PostgresqlCluster)
+    );
+
+    // Faults, each named.
+    let path = PathBuf::from(sh(&format!("ls '{}'/*.gz", plain.display())).trim());
+    let original = fs::read(&path).unwrap();
+    let original_manifest = fs::read(manifest_path(&path)).unwrap();
+    let restore = || {
+        fs::write(&path, &original).unwrap();
+        fs::write(manifest_path(&path), &original_manifest).unwrap();
+    };
+    edit_dump(&path, |sql| {
+        let at = sql.find("\n1\t2\t1.25\t").unwrap() + 1;
+        let end = at + sql[at..].find('\n').unwrap() + 1;
+        format!("{}{}", &sql[..at], &sql[end..])
+    });
+    let r = run(&mut pg_drill(&plain));
+    failed(
+        &r,
+        &result,
+        1,
+        "table public.orders: 5999 rows restored, 6000 in the manifest",
+    );
+    restore();
+    edit_dump(&path, |sql| {
+        sql.replacen(
+            "CREATE TABLE public.orders",
+            "CREATE TABLE nosuch.x (a int);\n\nCREATE TABLE public.orders",
+            1,
+        )
+    });
+    let r = run(&mut pg_drill(&plain));
+    failed(&r, &result, 1, "schema \"nosuch\" does not exist");
+    assert!(r.stderr.contains("psql failed"), "{r}");
+    restore();
+    edit_dump(&path, |sql| {
+        sql.replacen(
+            "-- Dumped by pg_dump version ",
+            "-- Dumped by pg_dump version 99.",
+            1,
+        )
+        .replacen("version 99.1", "version 99.", 1)
+    });
+    let r = run(&mut pg_drill(&plain));
+    failed(&r, &result, 78, "install the Debian package postgresql-99");
+    restore();
+
+    // No server installed: the package to install, exit 78.
+    let hidden = in_namespace(
+        &pg_drill(&plain),
+        "mount -t tmpfs tmpfs /usr/lib/postgresql; exec setpriv --reuid=postgres \
+         --regid=postgres --clear-groups \"$0\"",
+    );
+    let r = run(&mut { hidden });
+    failed(&r, &result, 78, "install the Debian package postgresql");
+    // Too little space: the directory and what is needed, exit 73.
+    let small = sb.mkdir("small");
+    let mut shrunk = in_namespace(
+        pg_drill(&plain).env("DRILL_TMPDIR", &small),
+        &format!(
+            "mount -t tmpfs -o size=1m,mode=1777 tmpfs '{}'; exec setpriv --reuid=postgres \
+             --regid=postgres --clear-groups \"$0\"",
+            small.display()
+        ),
+    );
+    let r = run(&mut shrunk);
+    failed(
+        &r,
+        &result,
+        73,
+        "set DRILL_TMPDIR to a directory on a larger disk",
+    );
+    assert!(
+        r.stderr.contains(&format!("{} has ", small.display())),
+        "{r}"
+    );
+
+    // Killed in the middle of its restore: its server dies with it, and the
+    // next drill sweeps its files and passes.
+    let workspace = tmp.join("timerapps-drill-dump");
+    let running = start(&mut pg_drill(&big));
+    wait_for("the drill's psql", TIMEOUT, || {
+        processes_naming(&workspace)
+            .iter()
+            .any(|p| p.contains("psql") && p.contains("ON_ERROR_STOP"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    running.signal(libc::SIGKILL);
+    let killed = running.wait(TIMEOUT);
+    assert_eq!(killed.status.code(), None, "{killed}");
+    wait_for(
+        "the drill's server to die with it",
+        Duration::from_secs(10),
+        || processes_naming(&workspace).is_empty(),
+    );
+    assert!(workspace.join("data").exists(), "the killed drill's files");
+    let r = run(&mut pg_drill(&big));
+    passed(&r, &result, 1, 600000);
+    assert!(
+        r.stdout
+            .contains("left by an earlier drill that was killed"),
+        "{r}"
+    );
+    assert!(!workspace.exists());
+}
+
+#[test]
+#[ignore = "starts MariaDB as root: tests/run"]
+fn mariadb_drills_pass_and_a_statement_that_fails_fails_them() {
+    let sb = Sandbox::new("drill-mariadb");
+    let db = Mariadb::start(&sb);
+    db.sql(
+        "",
+        "CREATE DATABASE shop; USE shop; CREATE TABLE shop.items (id int PRIMARY KEY, name text); \
+         INSERT INTO shop.items SELECT seq, concat('item ', seq) FROM seq_1_to_2500; \
+         CREATE TABLE shop.`odd name` (a int); INSERT INTO shop.`odd name` VALUES (1), (2); \
+         CREATE VIEW shop.v AS SELECT id FROM shop.items",
+    );
+    let dir = sb.mkdir("dumps");
+    let command = format!(
+        "mariadb-dump --no-defaults --socket={} --user=root shop",
+        db.socket.display()
+    );
+    let (path, _) = published(&run(&mut dump_job(&dir, &command)));
+    drop(db);
+    let tmp = sb.mkdir("tmp");
+    let result = sb.path("drill.json");
+    let r = run(&mut drill(&dir, &tmp, &result));
+    let rec = passed(&r, &result, 2, 2502);
+    assert!(
+        rec.server.as_deref().unwrap().starts_with("MariaDB 1"),
+        "{rec:?}"
+    );
+    assert!(rec.compared);
+    edit_dump(&path, |sql| {
+        sql.replacen(
+            "DROP TABLE IF EXISTS `items`;",
+            "INSERT INTO nosuch VALUES (1);",
+            1,
+        )
+    });
+    let r = run(&mut drill(&dir, &tmp, &result));
+    failed(&r, &result, 1, "Table 'drill.nosuch' doesn't exist");
+    assert_eq!(
+        sh(&format!("ls -A '{}'", tmp.display())),
+        ".timerapps-drill-dump.lock\n"
+    );
+}
