@@ -282,6 +282,31 @@ pub fn templates(manager: Manager) -> Vec<String> {
         .collect()
 }
 
+/// What the admin (or a user) enables by hand, as the prefixes of its
+/// units' names: the templates' instances (`dump-database@`) and the
+/// restore drills, plain and instances (`dump-database-drill`). A unit of
+/// the package whose name starts with one of these is enabled only where
+/// someone chose to.
+pub fn enabled_by_hand(manager: Manager) -> Vec<String> {
+    let mut prefixes = templates(manager);
+    for job in JOBS {
+        let Some(drill) = job.drill() else { continue };
+        let plain = job.has(Variant {
+            manager,
+            shape: Shape::Plain,
+        });
+        if plain {
+            prefixes.push(drill);
+        } else if job.has(Variant {
+            manager,
+            shape: Shape::Template,
+        }) {
+            prefixes.push(format!("{drill}@"));
+        }
+    }
+    prefixes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +332,14 @@ mod tests {
             ["myapp.service", "otherapp.service"]
         );
         assert_eq!(templates(Manager::User), ["dump-database@"]);
+        assert_eq!(
+            enabled_by_hand(Manager::System),
+            ["dump-database@", "dump-database-drill"]
+        );
+        assert_eq!(
+            enabled_by_hand(Manager::User),
+            ["dump-database@", "dump-database-drill@"]
+        );
         assert_eq!(LOG_DIR, format!("/var/log/{LOGS_SUBDIR}"));
         assert_eq!(DUMPS_DIR, format!("/var/lib/{DUMPS_SUBDIR}"));
         assert!(Job::named("timerapps").is_none());

@@ -1,4 +1,4 @@
-//! `enable`, `disable` and `run`.
+//! `enable`, `disable`, `run` and `drill`.
 
 use crate::format::seconds;
 use crate::jobs::{Job, Settings};
@@ -78,15 +78,40 @@ fn print_changes(changes: &[(String, String, String)]) {
 /// Starts the job's service, waits for its run to end, prints the lines it
 /// wrote during this run, and says how it ended.
 pub fn run(job: &Job, scope: Scope) -> Result<bool> {
+    start_and_follow(&job.service(), job.program(), scope)
+}
+
+/// Runs the restore drill of `job` now, as its unit runs it, and prints
+/// what it wrote; true if it passed.
+pub fn drill(job: &Job, scope: Scope) -> Result<bool> {
+    let Some(unit) = job.drill_service() else {
+        return Err(Error::new(
+            Exit::Usage,
+            format!(
+                "{} keeps no dumps; drill restores the dumps of dump-database jobs",
+                job.name()
+            ),
+        ));
+    };
+    let program = unit.split(['@', '.']).next().unwrap_or_default().to_owned();
+    start_and_follow(&unit, &program, scope)
+}
+
+/// Starts `unit`, waits for it to end and prints the lines its `program`
+/// wrote; true if it succeeded.
+fn start_and_follow(unit: &str, program: &str, scope: Scope) -> Result<bool> {
     let sd = Systemd::connect(scope)?;
-    let unit = job.service();
-    let outcome = sd.job(Verb::Start, &unit)?;
+    let unit = unit.to_owned();
     let service: ServiceProxy = sd.unit(&unit)?;
     let state: UnitProxy = sd.unit(&unit)?;
+    // A service no timer refers to is unloaded once it ends, and with it
+    // how it ended; without the hold its lines and result are still found
+    // where a loaded timer keeps it.
+    let _ = state.hold();
+    let outcome = sd.job(Verb::Start, &unit)?;
     let read = failed("cannot read how the run ended");
     // A job that exited wrote its last line; one killed may not have.
     let exited = service.exec_main_code().map_err(&read)? == 1;
-    let program = job.name().split('@').next().unwrap_or_default();
     let run = Run {
         invocation: state.invocation_id().map_err(&read)?,
         pid: service.exec_main_pid().map_err(&read)?,

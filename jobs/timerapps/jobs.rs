@@ -35,6 +35,49 @@ impl Job {
         format!("{}.service", self.name)
     }
 
+    /// The job as in the manifest: `dump-database` for its instances too.
+    pub fn program(&self) -> &str {
+        self.name.split('@').next().unwrap_or_default()
+    }
+
+    /// The unit of its restore drill, for a job that keeps dumps:
+    /// `dump-database-drill@NAME.service`.
+    pub fn drill_service(&self) -> Option<String> {
+        let drill = manifest::Job::named(self.program())?.drill()?;
+        Some(match self.instance() {
+            Some(instance) => format!("{drill}@{instance}.service"),
+            None => format!("{drill}.service"),
+        })
+    }
+
+    /// The timer of its restore drill.
+    pub fn drill_timer(&self) -> Option<String> {
+        let service = self.drill_service()?;
+        Some(format!("{}.timer", service.strip_suffix(".service")?))
+    }
+
+    /// The job whose restore drill `unit` is: `dump-database@NAME` for
+    /// `dump-database-drill@NAME.service`.
+    pub fn of_drill(unit: &str) -> Option<Job> {
+        let base = unit.strip_suffix(".service").unwrap_or(unit);
+        let (drill, instance) = match base.split_once('@') {
+            Some((drill, instance)) => (drill, Some(instance)),
+            None => (base, None),
+        };
+        let job = manifest::JOBS
+            .iter()
+            .find(|j| j.drill().as_deref() == Some(drill))?;
+        if instance.is_some_and(|i| !valid_instance(i)) {
+            return None;
+        }
+        Some(Job {
+            name: match instance {
+                Some(i) => format!("{}@{i}", job.name),
+                None => job.name.to_owned(),
+            },
+        })
+    }
+
     /// `NAME` of an instance `TEMPLATE@NAME`.
     pub fn instance(&self) -> Option<&str> {
         self.name.split_once('@').map(|(_, i)| i)

@@ -99,6 +99,13 @@ enum Command {
         #[arg(value_name = "JOB")]
         job: String,
     },
+    /// Run JOB's restore drill now: its newest good dump restored into a
+    /// throwaway server and compared with its manifest; exit 0 only if it
+    /// passed.
+    Drill {
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
     /// Decompress each kept dump of JOB end to end and compare its SHA-256
     /// with its manifest's; exit 1 if one is damaged.
     Verify {
@@ -211,6 +218,11 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
             let job = Job::resolve(&job, scope)?;
             root_only("run", scope)?;
             control::run(&job, scope)?
+        }
+        Command::Drill { job } => {
+            let job = Job::resolve(&job, scope)?;
+            root_only("drill", scope)?;
+            control::drill(&job, scope)?
         }
         Command::Verify { job } => verify::run(&Job::resolve(&job, scope)?, scope)?,
         Command::Keep { job } => keep::run(&Job::resolve(&job, scope)?, scope)?,

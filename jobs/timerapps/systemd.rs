@@ -111,6 +111,10 @@ pub trait Unit {
     /// The drop-ins in effect, in the order systemd applies them.
     #[zbus(property)]
     fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
+    /// Keeps the unit loaded for as long as this connection lives, so that
+    /// its properties outlast its run.
+    #[zbus(name = "Ref")]
+    fn hold(&self) -> zbus::Result<()>;
 }
 
 #[proxy(

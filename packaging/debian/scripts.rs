@@ -20,10 +20,13 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         ("SERVICES", units(Manager::System, Kind::Service)),
         ("USER_TIMERS", units(Manager::User, Kind::Timer)),
         ("USER_SERVICES", units(Manager::User, Kind::Service)),
-        ("TEMPLATES", manifest::templates(Manager::System).join(" ")),
         (
-            "USER_TEMPLATES",
-            manifest::templates(Manager::User).join(" "),
+            "BY_HAND",
+            manifest::enabled_by_hand(Manager::System).join(" "),
+        ),
+        (
+            "USER_BY_HAND",
+            manifest::enabled_by_hand(Manager::User).join(" "),
         ),
         ("LOG_DIR", LOG_DIR.to_owned()),
         ("DUMPS_DIR", DUMPS_DIR.to_owned()),

@@ -8,8 +8,8 @@
 //! `systemd/` is not what this renders.
 
 use jobkit::manifest::{
-    Job, Kind, Manager, Program, Shape, Variant, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR, MAIL_TEMPLATE,
-    USER_NAME,
+    Job, Kind, Manager, Program, Shape, Variant, DRILLS_SUBDIR, DRILL_EVERY, DUMPS_SUBDIR, JOBS,
+    LOGS_SUBDIR, MAIL_TEMPLATE, USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,6 +106,17 @@ pub const DUMP_HARDENING: &[Setting] = &[
     every("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"),
 ];
 
+/// What a restore drill adds: its throwaway server listens on a Unix
+/// socket in the drill's own directory, so it needs no network at all, and
+/// the production servers' sockets are out of its reach.
+pub const DRILL_HARDENING: &[Setting] = &[
+    every("SystemCallFilter=~@privileged"),
+    every("PrivateNetwork=yes"),
+    every("RestrictAddressFamilies=AF_UNIX"),
+    every("IPAddressDeny=any"),
+    every("InaccessiblePaths=-/run/postgresql -/run/mysqld"),
+];
+
 /// The hardening lists a rendering uses: [`HARDENING`] and the program's
 /// own, unless a test gives others.
 #[derive(Clone, Copy)]
@@ -113,12 +124,14 @@ pub struct Source<'a> {
     pub common: &'a [Setting],
     pub logger: &'a [Setting],
     pub dump: &'a [Setting],
+    pub drill: &'a [Setting],
 }
 
 pub const SOURCE: Source<'static> = Source {
     common: HARDENING,
     logger: LOGGER_HARDENING,
     dump: DUMP_HARDENING,
+    drill: DRILL_HARDENING,
 };
 
 /// Every unit file the package ships, by its path below `systemd/`
@@ -137,6 +150,21 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
                     Kind::Timer => timer(job, variant),
                 };
                 files.insert(dir.join(job.unit(variant.shape, kind)), text);
+            }
+            if let Some(drill) = job.drill() {
+                let base = match variant.shape {
+                    Shape::Plain => drill.clone(),
+                    Shape::Template => format!("{drill}@"),
+                };
+                let dir = match variant.manager {
+                    Manager::System => PathBuf::new(),
+                    Manager::User => PathBuf::from("user"),
+                };
+                files.insert(
+                    dir.join(format!("{base}.service")),
+                    drill_service(job, variant, source),
+                );
+                files.insert(dir.join(format!("{base}.timer")), drill_timer(job, variant));
             }
         }
     }
@@ -399,6 +427,135 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
             u.line(setting.line);
         }
     }
+    u.0
+}
+
+/// The unit of the restore drill of `job`'s dumps: it reads the job's own
+/// settings, records its result for status and the metrics, and is mailed
+/// and measured like the job.
+fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
+    let drill = job.drill().expect("a job that keeps dumps");
+    let (system, template) = (
+        variant.manager == Manager::System,
+        variant.shape == Shape::Template,
+    );
+    let mut u = Unit(String::new());
+    let (edit, whose) = match variant.manager {
+        Manager::System => ("systemctl edit", ""),
+        Manager::User => ("systemctl --user edit", "your "),
+    };
+    let (name, of, dump_unit) = match variant.shape {
+        Shape::Plain => (
+            format!("{drill}.service"),
+            format!("{whose}database"),
+            job.unit(Shape::Plain, Kind::Service),
+        ),
+        Shape::Template => (
+            format!("{drill}@NAME.service"),
+            format!("{whose}database instance %i"),
+            format!("{}%i.service", job.unit_base(Shape::Template)),
+        ),
+    };
+    u.comment(&format!(
+        "Written by packaging/debian/units.rs of timerapps. Change a setting with \
+         \"{edit} {name}\", not here."
+    ));
+    u.line("[Unit]");
+    u.line(&format!(
+        "Description=Restore drill of the newest good dump of {of}"
+    ));
+    u.line(&format!("Documentation=man:{drill}(1)"));
+    u.line("StartLimitIntervalSec=0");
+    u.comment("A failed drill is mailed like a failed run.");
+    u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
+    u.line("");
+    u.line("[Service]");
+    u.line("Type=oneshot");
+    if system {
+        u.line(&format!("User={USER_NAME}"));
+        u.line(&format!("Group={USER_NAME}"));
+    }
+    let state = match variant.manager {
+        Manager::System => "/var/lib",
+        Manager::User => "%S",
+    };
+    if template {
+        u.line(&format!(
+            "Environment=DUMP_NAME=%i DUMP_DIR={state}/{DUMPS_SUBDIR}/%i"
+        ));
+    }
+    u.comment("The job's own settings: where its dumps are, and DRILL_TMPDIR.");
+    u.line(&format!("EnvironmentFile=-{}", job.settings_file(variant)));
+    let result = dump_unit.trim_end_matches(".service");
+    u.line(&format!(
+        "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}.json"
+    ));
+    u.line(&format!("ExecStart=/usr/bin/{drill}"));
+    u.line(&format!("StateDirectory={DRILLS_SUBDIR}"));
+    u.comment(
+        "The server's files: in DRILL_TMPDIR, /var/tmp by default, which PrivateTmp= \
+         makes the unit's own and removes when it stops. Stopping the unit kills the \
+         server with the drill.",
+    );
+    u.line("UMask=0077");
+    u.comment("Restores take their time; a hung one is stopped.");
+    u.line("TimeoutStartSec=6h");
+    if system {
+        u.comment(
+            "The drill's result joins the job's metrics: as root (+), never failing the \
+             drill (-).",
+        );
+        u.line(&format!(
+            "ExecStopPost=-+/usr/bin/timerapps write-metrics {dump_unit}"
+        ));
+    }
+    for setting in source.common.iter().chain(source.drill) {
+        let applies = match setting.only {
+            Only::Every => true,
+            Only::System => system,
+            Only::User => !system,
+        };
+        if applies {
+            u.line(setting.line);
+        }
+    }
+    u.0
+}
+
+/// The drill's timer: weekly, enabled by the admin per job.
+fn drill_timer(job: &Job, variant: Variant) -> String {
+    let drill = job.drill().expect("a job that keeps dumps");
+    let (edit, whose) = match variant.manager {
+        Manager::System => ("systemctl edit", ""),
+        Manager::User => ("systemctl --user edit", "your "),
+    };
+    let (name, of) = match variant.shape {
+        Shape::Plain => (format!("{drill}.timer"), format!("{whose}database")),
+        Shape::Template => (
+            format!("{drill}@NAME.timer"),
+            format!("{whose}database instance %i"),
+        ),
+    };
+    let mut u = Unit(String::new());
+    u.comment(&format!(
+        "Written by packaging/debian/units.rs of timerapps. Change a setting with \
+         \"{edit} {name}\", not here."
+    ));
+    u.line("[Unit]");
+    u.line(&format!(
+        "Description=Restore drill of {of} {}",
+        DRILL_EVERY.1
+    ));
+    u.line(&format!("Documentation=man:{drill}(1)"));
+    u.line("");
+    u.line("[Timer]");
+    u.line(&format!("OnCalendar={}", DRILL_EVERY.0));
+    u.comment("Spread over the night, and caught up after the machine was off.");
+    u.line("RandomizedDelaySec=4h");
+    u.line("Persistent=true");
+    u.line("");
+    u.line("[Install]");
+    u.line("WantedBy=timers.target");
     u.0
 }
 

@@ -4,11 +4,14 @@
 //! fail with a reason that names what is wrong; a killed drill leaves no
 //! server, and the next one sweeps its files.
 
+use crate::command::valid_status;
+use crate::container::{Container, Release};
 use crate::dump::{dump_job, postgres_with_shop, published, with_pg};
 use crate::harness::{
     cmd, is_root, job, run, sh, start, user_ids, wait_for, Run, Sandbox, TIMEOUT,
 };
 use crate::mariadb::Mariadb;
+use crate::package::built_deb;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use jobkit::drill::{Outcome, Record};
@@ -490,4 +493,175 @@ fn mariadb_drills_pass_and_a_statement_that_fails_fails_them() {
         sh(&format!("ls -A '{}'", tmp.display())),
         ".timerapps-drill-dump.lock\n"
     );
+}
+
+/// The names of the processes the user `timerapps` runs in `c` (the image
+/// has no procps).
+fn drill_user_processes(c: &Container) -> String {
+    c.sh("for p in /proc/[0-9]*; do
+            [ \"$(stat -c %U $p 2>/dev/null)\" = timerapps ] && cat $p/comm 2>/dev/null
+          done; true")
+}
+
+/// The package's drill units on a real systemd: `timerapps drill`, the
+/// timer, status, the failure unit state, and a drill killed by its unit.
+fn drill_units(release: Release) {
+    let started = std::time::Instant::now();
+    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
+    let deb = built_deb();
+    let sb = Sandbox::new(&format!("drill-units-{}", release.suite()));
+    let c = Container::boot(&sb, release);
+    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
+    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    c.quiet_all();
+
+    step("dumps of a database whose tables production roles own");
+    c.sh(
+        "runuser -u postgres -- psql -q -c 'CREATE ROLE timerapps LOGIN' -c 'CREATE ROLE app'
+          runuser -u postgres -- createdb -O timerapps shop
+          runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d shop -c \"
+            CREATE TABLE items (id int PRIMARY KEY, name text);
+            INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 5000) i;
+            CREATE TABLE big AS SELECT i, md5(i::text) AS h, repeat('x', 60) AS pad
+              FROM generate_series(1, 400000) i;
+            ALTER TABLE items OWNER TO app; ALTER TABLE big OWNER TO app;
+            GRANT SELECT ON items, big TO timerapps;\"",
+    );
+    fs::create_dir_all(c.path("/etc/timerapps/dump-database")).unwrap();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/shop.conf"),
+        "DUMP_COMMAND=\"pg_dump --no-password shop\"\n",
+    )
+    .unwrap();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/shopc.conf"),
+        "DUMP_COMMAND=\"pg_dump -Fc --no-password shop\"\nDUMP_COMPRESS=none\nDUMP_EXTENSION=dump\n",
+    )
+    .unwrap();
+    c.sh("systemctl start dump-database@shop.service dump-database@shopc.service");
+
+    step("drills pass with the production server stopped");
+    c.sh("systemctl stop postgresql");
+    let major = c.sh("ls /usr/lib/postgresql").trim().to_owned();
+    let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(
+        r.stdout.contains(&format!("into PostgreSQL {major}."))
+            && r.stdout
+                .contains(": 2 tables, 405000 rows; every table's rows equal"),
+        "{r}"
+    );
+    assert!(
+        r.stdout
+            .contains("dump-database-drill@shop.service: success"),
+        "{r}"
+    );
+    let r = c.exec(&["timerapps", "drill", "dump-database@shopc"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("nothing to compare with"), "{r}");
+    let rec = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json"));
+    assert_eq!(rec.result, Outcome::Passed);
+    assert_eq!((rec.tables, rec.rows), (Some(2), Some(405000)));
+    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+
+    step("status shows the drill; JSON follows the schema");
+    let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
+    valid_status(&r.stdout);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let drill = &json["jobs"][0]["drill"];
+    assert_eq!(drill["last"]["result"], "passed", "{drill:#}");
+    assert_eq!(drill["last"]["rows"], 405000, "{drill:#}");
+    let table = c.exec(&["timerapps", "status", "dump-database@shop"]);
+    assert!(
+        table.stdout.lines().nth(1).unwrap().contains("passed "),
+        "{table}"
+    );
+
+    step("a damaged dump fails the drill, its unit and status");
+    let dumps = c.path("/var/lib/timerapps/dumps/shop");
+    let dump = fs::read_dir(&dumps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".sql.gz"))
+        .unwrap();
+    let good = fs::read(&dump).unwrap();
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x55;
+    fs::write(&dump, &bad).unwrap();
+    let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stdout.contains("is damaged"), "{r}");
+    assert_eq!(
+        c.state("is-failed", "dump-database-drill@shop.service"),
+        "failed"
+    );
+    let r = c.exec(&["timerapps", "status", "dump-database@shop"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stdout.contains("! dump-database@shop"), "{r}");
+    assert!(r.stdout.contains("the last restore drill failed"), "{r}");
+    fs::write(&dump, &good).unwrap();
+
+    step("the drill timer, enabled as the README says, runs the drill");
+    c.sh("systemctl enable --now dump-database-drill@shop.timer");
+    let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["jobs"][0]["drill"]["enabled"], "enabled");
+    assert_eq!(json["jobs"][0]["drill"]["period_seconds"], 7 * 86400);
+    let before = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json")).started;
+    c.sh(
+        "mkdir -p /run/systemd/system/dump-database-drill@shop.timer.d
+          printf '[Timer]\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' \
+            > /run/systemd/system/dump-database-drill@shop.timer.d/soon.conf
+          systemctl daemon-reload
+          systemctl restart dump-database-drill@shop.timer",
+    );
+    wait_for("the timer's drill", Duration::from_secs(90), || {
+        let rec = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json"));
+        rec.started > before && rec.result == Outcome::Passed
+    });
+    let r = c.exec(&["timerapps", "status", "dump-database@shop"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+
+    step("a drill killed mid-restore: no server outlives its unit");
+    // Slowed down, so that it is still restoring when it is killed.
+    c.sh(
+        "mkdir -p /run/systemd/system/dump-database-drill@shop.service.d
+          printf '[Service]\\nCPUQuota=5%%\\n' \
+            > /run/systemd/system/dump-database-drill@shop.service.d/slow.conf
+          systemctl daemon-reload
+          systemctl start --no-block dump-database-drill@shop.service",
+    );
+    wait_for("the drill's restore", Duration::from_secs(60), || {
+        drill_user_processes(&c).lines().any(|p| p == "psql")
+    });
+    c.sh("systemctl kill --signal=KILL dump-database-drill@shop.service");
+    wait_for("the drill's unit to stop", Duration::from_secs(30), || {
+        c.state("is-active", "dump-database-drill@shop.service") != "active"
+            && c.state("is-active", "dump-database-drill@shop.service") != "activating"
+            && c.state("is-active", "dump-database-drill@shop.service") != "deactivating"
+    });
+    assert_eq!(drill_user_processes(&c), "", "no server outlives the unit");
+    assert_eq!(
+        c.show("dump-database-drill@shop.service", "Result"),
+        "signal"
+    );
+    c.sh(
+        "rm -r /run/systemd/system/dump-database-drill@shop.service.d
+          systemctl daemon-reload",
+    );
+    let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+}
+
+#[test]
+#[ignore = "boots a container: tests/run"]
+fn drill_units_on_debian_12() {
+    drill_units(Release::Bookworm);
+}
+
+#[test]
+#[ignore = "boots a container: tests/run"]
+fn drill_units_on_debian_13() {
+    drill_units(Release::Trixie);
 }

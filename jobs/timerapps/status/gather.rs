@@ -6,6 +6,7 @@ use crate::jobs::{self, Job, Settings};
 use crate::systemd::{failed, ServiceProxy, Systemd, TimerProxy, UnitProxy};
 use chrono::Utc;
 use jobkit::config::Source;
+use jobkit::drill::Record;
 use jobkit::dumpfile::{Location, Stamp};
 use jobkit::retention::{self, Planned};
 use jobkit::{Error, Result};
@@ -43,6 +44,18 @@ pub struct Facts {
     pub dumps: Option<DumpFacts>,
     /// A dump job without `DUMP_COMMAND`: the settings file to set it in.
     pub not_configured: Option<String>,
+    /// For a job that keeps dumps: its restore drill.
+    pub drill: Option<DrillFacts>,
+}
+
+/// A job's restore drill: its timer and its last result.
+pub struct DrillFacts {
+    /// The drill timer's unit file state: enabled, disabled, ...
+    pub enabled: String,
+    /// Time between drills by the timer's schedule, when it is enabled.
+    pub period: Option<Duration>,
+    /// The last drill's record: `None` before the first, `Err` unreadable.
+    pub last: std::result::Result<Option<Record>, String>,
 }
 
 /// Where a job's dumps are and what is there.
@@ -73,6 +86,10 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
     let elapses = calendar::elapses(&calendar).map_err(|e| e.to_string());
     let calendar_next = elapses.as_ref().ok().and_then(|e| e.first().copied());
     let period = elapses.map(|e| period(&e, &monotonic));
+    let drill = match job.drill_service() {
+        Some(unit) => Some(drill_facts(sd, job, &unit)?),
+        None => None,
+    };
     Ok(Facts {
         job: job.clone(),
         enabled: timer_unit.unit_file_state().map_err(&read)?,
@@ -90,6 +107,41 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
         calendar_next,
         dumps,
         not_configured,
+        drill,
+    })
+}
+
+/// The drill timer's state and schedule, and the record its unit's
+/// `DRILL_RESULT` names.
+fn drill_facts(sd: &Systemd, job: &Job, unit: &str) -> Result<DrillFacts> {
+    let read = failed("cannot read the state of a restore drill");
+    let timer_name = job.drill_timer().unwrap_or_default();
+    let timer_unit: UnitProxy = sd.unit(&timer_name)?;
+    let enabled = timer_unit.unit_file_state().map_err(&read)?;
+    let period = if enabled == "enabled" {
+        let timer: TimerProxy = sd.unit(&timer_name)?;
+        let (calendar, monotonic) = timer.schedule().map_err(&read)?;
+        calendar::elapses(&calendar)
+            .ok()
+            .and_then(|e| period(&e, &monotonic))
+    } else {
+        None
+    };
+    let service: ServiceProxy = sd.unit(unit)?;
+    let result = service.environment().map_err(&read)?.iter().find_map(|kv| {
+        kv.strip_prefix("DRILL_RESULT=")
+            .map(std::path::PathBuf::from)
+    });
+    let last = match result {
+        None => Ok(None),
+        Some(path) => {
+            Record::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        }
+    };
+    Ok(DrillFacts {
+        enabled,
+        period,
+        last,
     })
 }
 

@@ -1,8 +1,9 @@
 //! The health rule: which facts about a job are problems. A job is healthy
 //! when it has none.
 
-use super::gather::{DumpFacts, Facts};
+use super::gather::{DrillFacts, DumpFacts, Facts};
 use crate::format::result_words;
+use jobkit::drill::Outcome;
 use jobkit::human::span;
 use jobkit::retention::{Planned, Rule};
 use std::time::Duration;
@@ -32,7 +33,11 @@ pub fn unknowns(f: &Facts) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     };
-    schedule.into_iter().chain(dumps).collect()
+    let drill = f
+        .drill
+        .as_ref()
+        .and_then(|d| d.last.as_ref().err().cloned());
+    schedule.into_iter().chain(dumps).chain(drill).collect()
 }
 
 /// The job's problems, in the order status lists them.
@@ -97,6 +102,40 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
                     ));
                 }
             }
+        }
+    }
+    if let Some(drill) = &f.drill {
+        problems.extend(drill_problems(drill, now));
+    }
+    problems
+}
+
+/// A failed last drill, whether its timer is on or not: what it found is
+/// true of the dumps until a drill passes; and a drill whose timer is on
+/// that has not passed for two of its periods.
+fn drill_problems(drill: &DrillFacts, now: u64) -> Vec<String> {
+    let Ok(last) = &drill.last else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    let now_s = (now / 1_000_000) as i64;
+    let ago = |at: i64| span(Duration::from_secs(now_s.saturating_sub(at).max(0) as u64));
+    if let Some(r) = last.as_ref().filter(|r| r.result == Outcome::Failed) {
+        problems.push(format!(
+            "the last restore drill failed {} ago: {}",
+            ago(r.started),
+            r.reason.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
+    let passed = last.as_ref().and_then(|r| r.last_success);
+    if let (Some(period), Some(at)) = (drill.period, passed) {
+        if now_s.saturating_sub(at) > 2 * period.as_secs() as i64 {
+            problems.push(format!(
+                "the last restore drill that passed is {} old, more than two drill periods \
+                 ({})",
+                ago(at),
+                span(2 * period)
+            ));
         }
     }
     problems

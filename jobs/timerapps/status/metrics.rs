@@ -14,6 +14,12 @@ pub fn file_name(job: &str) -> String {
     format!("timerapps-{job}.prom")
 }
 
+/// The file of the metrics of `job`'s restore drill, apart from the job's
+/// own: each file has the series of one unit's runs.
+pub fn drill_file_name(job: &str) -> String {
+    format!("timerapps-{job}-drill.prom")
+}
+
 /// Whether `name` in METRICS_DIR is a job's metrics file, or the temp file
 /// of one that a replace left (`atomic::replace`).
 pub fn is_metrics_file(name: &str) -> bool {
@@ -81,6 +87,34 @@ pub const METRICS: &[(&str, &str)] = &[
     (
         "timerapps_dumps_future",
         "How many dumps are named later than now (written while the clock was ahead).",
+    ),
+    (
+        "timerapps_drill_last_run_timestamp_seconds",
+        "When the job's last restore drill started.",
+    ),
+    (
+        "timerapps_drill_last_passed",
+        "Whether the job's last restore drill passed (1) or failed (0).",
+    ),
+    (
+        "timerapps_drill_last_success_timestamp_seconds",
+        "When the job's last restore drill that passed started.",
+    ),
+    (
+        "timerapps_drill_duration_seconds",
+        "How long the job's last restore drill took.",
+    ),
+    (
+        "timerapps_drill_tables_restored",
+        "How many tables the job's last restore drill restored.",
+    ),
+    (
+        "timerapps_drill_rows_restored",
+        "How many rows the job's last restore drill restored.",
+    ),
+    (
+        "timerapps_drill_interval_seconds",
+        "Time between restore drills by the drill timer's schedule, while it is enabled.",
     ),
 ];
 
@@ -199,6 +233,50 @@ pub fn render(row: &Row, ended: &Ended) -> String {
             values.push(("timerapps_dumps_suspect", one(suspect.to_string())));
         }
     }
+    text(&values)
+}
+
+/// The text of the drill's file: its last record, and whether the unit
+/// that just ran failed (a drill killed before it recorded anything).
+pub fn render_drill(row: &Row, unit_failed: bool, now: u64) -> String {
+    let label = format!("job_name=\"{}\"", escape(&row.job));
+    let one = |v: String| vec![(label.clone(), v)];
+    let mut values: Vec<(&str, Vec<(String, String)>)> = Vec::new();
+    let drill = row.drill.as_ref();
+    let last = drill.and_then(|d| d.last.as_ref());
+    let started = last.map_or(now, |l| l.started.usec);
+    values.push((
+        "timerapps_drill_last_run_timestamp_seconds",
+        one(seconds(started)),
+    ));
+    let passed = last.is_some_and(|l| l.result == "passed") && !unit_failed;
+    values.push(("timerapps_drill_last_passed", one(flag(passed))));
+    if let Some(at) = last.and_then(|l| l.last_success.as_ref()) {
+        values.push((
+            "timerapps_drill_last_success_timestamp_seconds",
+            one(seconds(at.usec)),
+        ));
+    }
+    if let Some(l) = last {
+        values.push((
+            "timerapps_drill_duration_seconds",
+            one(format!("{:.3}", l.duration_seconds)),
+        ));
+        if let Some(n) = l.tables {
+            values.push(("timerapps_drill_tables_restored", one(n.to_string())));
+        }
+        if let Some(n) = l.rows {
+            values.push(("timerapps_drill_rows_restored", one(n.to_string())));
+        }
+    }
+    if let Some(p) = drill.and_then(|d| d.period_seconds) {
+        values.push(("timerapps_drill_interval_seconds", one(p.to_string())));
+    }
+    text(&values)
+}
+
+/// The lines of `values`, in the order and with the help of [`METRICS`].
+fn text(values: &[(&str, Vec<(String, String)>)]) -> String {
     let mut out = String::new();
     for (name, help) in METRICS {
         let Some((_, series)) = values.iter().find(|(n, _)| n == name) else {

@@ -87,17 +87,33 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
 /// `write-metrics UNIT`, the hook systemd runs after every run of a system
 /// job (`ExecStopPost=`, with `$SERVICE_RESULT`, `$EXIT_CODE` and
 /// `$EXIT_STATUS`): the job's metrics, replaced atomically in METRICS_DIR
-/// for node_exporter. Nothing is written, quietly, where METRICS_DIR is
+/// for node_exporter. After a restore drill (UNIT is the drill's), the
+/// drill's series, in a file of their own. Nothing is written, quietly, where METRICS_DIR is
 /// empty or missing.
 pub fn write_metrics(unit: &str) -> Result<()> {
     let monitoring = Monitoring::load(Scope::System)?;
     let Some(dir) = monitoring.metrics_dir.filter(|d| d.is_dir()) else {
         return Ok(());
     };
-    let job = Job::resolve(unit, Scope::System)?;
+    let drill = Job::of_drill(unit);
+    let job = match &drill {
+        Some(job) => job.clone(),
+        None => Job::resolve(unit, Scope::System)?,
+    };
     let sd = Systemd::connect(Scope::System)?;
     let now = gather::now_usec();
     let mut facts = gather::facts(&sd, &job, now)?;
+    if drill.is_some() {
+        let row = Row::new(
+            &facts,
+            health::problems(&facts, now),
+            health::unknowns(&facts),
+            now,
+        );
+        let failed = std::env::var("SERVICE_RESULT").is_ok_and(|r| !r.is_empty() && r != "success");
+        let text = metrics::render_drill(&row, failed, now);
+        return write(&dir, &metrics::drill_file_name(job.name()), &text);
+    }
     let name = metrics::file_name(job.name());
     let previous = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
     let ended = ended(&mut facts, &previous, now);
@@ -108,11 +124,15 @@ pub fn write_metrics(unit: &str) -> Result<()> {
         now,
     );
     let text = metrics::render(&row, &ended);
-    atomic::replace(&dir, &name, text.as_bytes(), 0o644).map_err(|e| {
+    write(&dir, &name, &text)
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> Result<()> {
+    atomic::replace(dir, name, text.as_bytes(), 0o644).map_err(|e| {
         Error::io(
             Exit::Failure,
             "cannot write the metrics in",
-            &dir,
+            dir,
             &e,
             "the job itself is not affected",
         )
@@ -192,7 +212,10 @@ pub fn remove_metrics(job: Option<&Job>) -> Result<Vec<std::path::PathBuf>> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let ours = match job {
-            Some(job) => name == metrics::file_name(job.name()),
+            Some(job) => {
+                name == metrics::file_name(job.name())
+                    || name == metrics::drill_file_name(job.name())
+            }
             None => metrics::is_metrics_file(name),
         };
         if ours && entry.file_type().is_ok_and(|t| t.is_file()) {

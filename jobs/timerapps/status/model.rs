@@ -1,7 +1,7 @@
 //! What `status --json` prints: one [`Row`] per job. This is the schema
 //! that monitoring reads; the table is a view of it (`table.rs`).
 
-use super::gather::{DumpFacts, Facts};
+use super::gather::{DrillFacts, DumpFacts, Facts};
 use crate::format::{rfc3339, schedule_words};
 use crate::jobs::Job;
 use jobkit::dumpfile::manifest::Check;
@@ -53,8 +53,42 @@ pub struct Row {
     pub last_run: Option<LastRun>,
     pub next_run: Option<When>,
     pub dumps: Option<Dumps>,
+    /// For a job that keeps dumps: its restore drill.
+    pub drill: Option<Drill>,
     pub healthy: bool,
     pub problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct Drill {
+    /// The drill timer's unit file state: enabled, disabled, ...
+    pub enabled: String,
+    /// Seconds between drills by the timer's schedule, when it is enabled.
+    pub period_seconds: Option<u64>,
+    /// The last drill, as it recorded itself; null before the first.
+    pub last: Option<DrillRun>,
+    /// Why its record could not be read.
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DrillRun {
+    pub started: When,
+    pub age_seconds: u64,
+    /// passed or failed.
+    pub result: &'static str,
+    pub reason: Option<String>,
+    /// The dump restored: its file name.
+    pub dump: Option<String>,
+    /// The server it was restored into: "PostgreSQL 15.14".
+    pub server: Option<String>,
+    pub duration_seconds: f64,
+    /// Whether the manifest had tables to compare with.
+    pub compared: bool,
+    pub tables: Option<u64>,
+    pub rows: Option<u64>,
+    /// When a drill last passed.
+    pub last_success: Option<When>,
 }
 
 #[derive(Serialize)]
@@ -156,6 +190,7 @@ impl Row {
             last_run: last_run(f, now),
             next_run: (f.next > 0).then(|| when(f.next)),
             dumps: f.dumps.as_ref().map(|d| dumps(d, now)),
+            drill: f.drill.as_ref().map(|d| drill(d, now)),
             state,
             healthy: state == State::Healthy,
             problems: problems
@@ -181,9 +216,38 @@ impl Row {
             last_run: None,
             next_run: None,
             dumps: None,
+            drill: None,
             healthy: false,
             problems: vec![why.to_string()],
         }
+    }
+}
+
+fn drill(d: &DrillFacts, now: u64) -> Drill {
+    let usec = |s: i64| s.max(0) as u64 * 1_000_000;
+    let last = d
+        .last
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(|r| DrillRun {
+            started: when(usec(r.started)),
+            age_seconds: now.saturating_sub(usec(r.started)) / 1_000_000,
+            result: r.result.word(),
+            reason: r.reason.clone(),
+            dump: r.dump.clone(),
+            server: r.server.clone(),
+            duration_seconds: r.seconds,
+            compared: r.compared,
+            tables: r.tables,
+            rows: r.rows,
+            last_success: r.last_success.map(|s| when(usec(s))),
+        });
+    Drill {
+        enabled: d.enabled.clone(),
+        period_seconds: d.period.map(|p| p.as_secs()),
+        last,
+        error: d.last.as_ref().err().cloned(),
     }
 }
 

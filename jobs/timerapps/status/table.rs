@@ -6,7 +6,7 @@ use crate::format::{ago, local, result_words, seconds};
 use jobkit::human::{si, span};
 use std::time::Duration;
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 9] = [
     "JOB",
     "TIMER",
     "SCHEDULE",
@@ -15,11 +15,12 @@ const HEADER: [&str; 8] = [
     "NEXT RUN",
     "NEWEST DUMP",
     "KEPT",
+    "DRILL",
 ];
 
 /// The table and the problems below it, as of `now` (µs since the epoch).
 pub fn render(rows: &[Row], now: u64, color: bool) -> String {
-    let cells: Vec<[String; 8]> = rows.iter().map(|r| cells(r, now)).collect();
+    let cells: Vec<[String; 9]> = rows.iter().map(|r| cells(r, now)).collect();
     let mut widths = HEADER.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -68,7 +69,7 @@ fn hue(state: State) -> &'static str {
     }
 }
 
-fn cells(r: &Row, now: u64) -> [String; 8] {
+fn cells(r: &Row, now: u64) -> [String; 9] {
     // "?" for a job whose state could not be read, "!" for one with problems.
     let mark = match r.state {
         State::Healthy | State::NotConfigured => "",
@@ -144,6 +145,15 @@ fn cells(r: &Row, now: u64) -> [String; 8] {
             },
         ),
     };
+    let drill = match &r.drill {
+        None => "-".to_owned(),
+        Some(d) => match (&d.last, &d.error) {
+            (_, Some(_)) => "?".to_owned(),
+            (Some(last), None) => format!("{} {}", last.result, ago(now, last.started.usec)),
+            (None, None) if d.enabled == "enabled" => "none yet".to_owned(),
+            (None, None) => "-".to_owned(),
+        },
+    };
     [
         format!("{mark}{}", r.job),
         format!("{}, {}", r.enabled, r.active),
@@ -153,12 +163,13 @@ fn cells(r: &Row, now: u64) -> [String; 8] {
         next,
         newest,
         kept,
+        drill,
     ]
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{when, Dumps, LastRun, Newest, Row};
+    use super::super::model::{when, Drill, DrillRun, Dumps, LastRun, Newest, Row};
     use super::*;
 
     const NOW: u64 = 1_800_000_000_000_000;
@@ -190,6 +201,7 @@ mod tests {
             }),
             next_run: Some(when(NOW + 240_000_000)),
             dumps: None,
+            drill: None,
             state: State::Healthy,
             healthy: true,
             problems: Vec::new(),
@@ -227,7 +239,11 @@ mod tests {
         let text = render(std::slice::from_ref(&r), NOW, false);
         assert_eq!(
             columns(text.lines().nth(1).unwrap())[6..],
-            ["1 min old, 30.5 MB, suspect", "9 (2 suspect, 3 unchecked)"],
+            [
+                "1 min old, 30.5 MB, suspect",
+                "9 (2 suspect, 3 unchecked)",
+                "-"
+            ],
             "{text}"
         );
         r.dumps = Some(dumps(newest(60, "good", "unchecked")));
@@ -237,6 +253,39 @@ mod tests {
             "1 min old, 30.5 MB, unchecked",
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_last_drill_and_its_age() {
+        let mut r = row("dump-database@sales");
+        let drill = |last: Option<&'static str>, enabled: &str| Drill {
+            enabled: enabled.into(),
+            period_seconds: None,
+            last: last.map(|result| DrillRun {
+                started: when(NOW - 7_200_000_000),
+                age_seconds: 7200,
+                result,
+                reason: None,
+                dump: None,
+                server: None,
+                duration_seconds: 1.0,
+                compared: true,
+                tables: Some(2),
+                rows: Some(9),
+                last_success: None,
+            }),
+            error: None,
+        };
+        for (d, cell) in [
+            (drill(Some("failed"), "enabled"), "failed 2 h ago"),
+            (drill(Some("passed"), "disabled"), "passed 2 h ago"),
+            (drill(None, "enabled"), "none yet"),
+            (drill(None, "disabled"), "-"),
+        ] {
+            r.drill = Some(d);
+            let text = render(std::slice::from_ref(&r), NOW, false);
+            assert_eq!(columns(text.lines().nth(1).unwrap())[8], cell, "{text}");
+        }
     }
 
     #[test]
@@ -272,14 +321,14 @@ mod tests {
         assert!(good[3].ends_with(" (1 min ago)"), "{text}");
         assert_eq!(good[4], "success in 0.4 s", "{text}");
         assert!(good[5].ends_with(" (in 4 min)"), "{text}");
-        assert_eq!(good[6..], ["-", "-"], "{text}");
+        assert_eq!(good[6..], ["-", "-", "-"], "{text}");
         let bad = columns(lines[2]);
         assert_eq!(bad[0], "! dump-database", "{text}");
         assert_eq!(bad[4], "failed (exit 1) in 0.4 s", "{text}");
-        assert_eq!(bad[6..], ["1 h old, 30.5 MB", "2"], "{text}");
+        assert_eq!(bad[6..], ["1 h old, 30.5 MB", "2", "-"], "{text}");
         // Columns line up under their heads.
         let at = |line: &str, cell: &str| line.rfind(cell).unwrap();
-        assert_eq!(at(lines[0], "KEPT"), at(lines[2], "2"), "{text}");
+        assert_eq!(at(lines[0], "KEPT"), at(lines[2], "2  "), "{text}");
         assert_eq!(lines[3], "");
         assert_eq!(lines[4], "dump-database: last run failed: failed (exit 1)");
         assert_eq!(lines.len(), 5, "{text}");
@@ -341,7 +390,7 @@ mod tests {
         assert!(lines[1].starts_with("? dump-database@sales "), "{text}");
         assert_eq!(
             columns(lines[1])[3..],
-            ["never", "-", "-", "?", "?"],
+            ["never", "-", "-", "?", "?", "-"],
             "{text}"
         );
         // Said once, below the table.
