@@ -502,12 +502,10 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
     u.line("TimeoutStartSec=6h");
     if system {
         u.comment(
-            "The drill's result joins the job's metrics: as root (+), never failing the \
+            "The drill's metrics, under the job's name: as root (+), never failing the \
              drill (-).",
         );
-        u.line(&format!(
-            "ExecStopPost=-+/usr/bin/timerapps write-metrics {dump_unit}"
-        ));
+        u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
     }
     for setting in source.common.iter().chain(source.drill) {
         let applies = match setting.only {

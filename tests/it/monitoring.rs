@@ -230,7 +230,68 @@ fn metrics_and_mail_on_debian_12() {
         "{m}"
     );
     scraped_cleanly(&m);
-    // README's list is the list served.
+    assert_eq!(mails(&c), "", "a good run sends no mail");
+    let file = c.path(&format!("{metrics_dir}/timerapps-dump-database.prom"));
+    assert_eq!(
+        fs::metadata(&file)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap(),
+        0o644
+    );
+
+    step("restore drills: a pass and a failure, served with the job's name");
+    c.sh(
+        "sqlite3 /srv/shop.db 'CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3)'
+          chmod 644 /srv/shop.db
+          systemctl enable --now dump-database-drill.timer",
+    );
+    configure(
+        &c,
+        "/etc/default/dump-database",
+        "sqlite3 -readonly /srv/shop.db .dump",
+    );
+    c.sh("systemctl start dump-database.service");
+    let drill = |expect: &str| {
+        // A record's time is in whole seconds: a drill in the same second
+        // as the last would look like it.
+        std::thread::sleep(Duration::from_millis(1100));
+        let before = value(
+            &scrape(&c),
+            "timerapps_drill_last_run_timestamp_seconds",
+            &job,
+        );
+        let r = c.exec(&["timerapps", "drill", "dump-database"]);
+        assert_eq!(
+            r.code(),
+            Some(if expect == "passed" { 0 } else { 1 }),
+            "{r}"
+        );
+        let mut m = String::new();
+        wait_for("the drill's metrics", Duration::from_secs(20), || {
+            m = scrape(&c);
+            let at = value(&m, "timerapps_drill_last_run_timestamp_seconds", &job);
+            at.is_some() && at != before
+        });
+        m
+    };
+    let m = drill("passed");
+    let d = |m: &str, name: &str| value(m, name, &job).unwrap_or_else(|| panic!("no {name}:\n{m}"));
+    assert_eq!(d(&m, "timerapps_drill_last_passed"), 1.0, "{m}");
+    assert_eq!(d(&m, "timerapps_drill_rows_restored"), 3.0, "{m}");
+    assert_eq!(d(&m, "timerapps_drill_tables_restored"), 1.0, "{m}");
+    assert_eq!(
+        d(&m, "timerapps_drill_interval_seconds"),
+        7.0 * 86400.0,
+        "{m}"
+    );
+    assert!(d(&m, "timerapps_drill_duration_seconds") < 60.0);
+    let passed = d(&m, "timerapps_drill_last_success_timestamp_seconds");
+    assert!((now() - passed).abs() < 60.0, "{m}");
+    assert!(c
+        .path(&format!("{metrics_dir}/timerapps-dump-database-drill.prom"))
+        .exists());
+    scraped_cleanly(&m);
+    // README's list is the list served: the job's file and its drill's.
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let listed: BTreeSet<&str> = readme
         .lines()
@@ -244,17 +305,32 @@ fn metrics_and_mail_on_debian_12() {
         .map(|l| &l[..l.find('{').unwrap()])
         .collect();
     assert_eq!(listed, served, "README.md's metrics and those served");
-    let succeeded = v("timerapps_job_last_success_timestamp_seconds");
-    assert_eq!(mails(&c), "", "a good run sends no mail");
-    let file = c.path(&format!("{metrics_dir}/timerapps-dump-database.prom"));
+    // A damaged newest dump: the drill fails, the last pass stays.
+    c.sh("f=$(ls /var/lib/timerapps/dumps/dump-*.sql.gz | tail -n 1)
+          printf 'garbage' | dd of=$f bs=1 seek=20 conv=notrunc status=none");
+    let m = drill("failed");
+    assert_eq!(d(&m, "timerapps_drill_last_passed"), 0.0, "{m}");
     assert_eq!(
-        fs::metadata(&file)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-            .unwrap(),
-        0o644
+        d(&m, "timerapps_drill_last_success_timestamp_seconds"),
+        passed
     );
+    let r = c.exec(&["timerapps", "status", "dump-database"]);
+    assert!(r.stdout.contains("the last restore drill failed"), "{r}");
+    wait_for("the drill's failure mail", Duration::from_secs(30), || {
+        mails(&c).contains("dump-database-drill.service failed")
+    });
+    c.sh(
+        "rm -f /var/lib/timerapps/dumps/dump-* ; systemctl disable --now dump-database-drill.timer",
+    );
+    let sent = mails(&c);
 
     step("a failed run: metrics say how, the last success stays, a mail arrives");
+    let succeeded = value(
+        &scrape(&c),
+        "timerapps_job_last_success_timestamp_seconds",
+        &job,
+    )
+    .unwrap();
     configure(
         &c,
         "/etc/default/dump-database",
@@ -300,7 +376,12 @@ fn metrics_and_mail_on_debian_12() {
         mail.contains("dump-database: DUMP_COMMAND"),
         "the job's error line:\n{mail}"
     );
-    assert_eq!(mail.matches("\nSubject: ").count(), 1, "{mail}");
+    assert_eq!(
+        mail.matches("\nSubject: ").count(),
+        2,
+        "the drill's and this one\n{mail}"
+    );
+    assert!(mail.starts_with(&sent), "{mail}");
 
     step("an instance has a file of its own");
     fs::create_dir_all(c.path("/etc/timerapps/dump-database")).unwrap();
