@@ -297,7 +297,8 @@ pub const COMMAND: Usage = Usage {
             code: "1",
             meaning: "a job shown failed, its newest dump is suspect or named in the \
                       future, its newest good dump is older than two periods, or it is an \
-                      enabled dump job not configured; the run failed; a dump is damaged or \
+                      enabled dump job not configured, or its last restore drill failed; the \
+                      run or the drill failed; a dump is damaged or \
                       none is kept; `schedule` was written but another drop-in overrides \
                       it; `accept` found no such dump; systemd refused",
         },

@@ -610,6 +610,74 @@ fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
     ]
 }
 
+/// A restore drill of a gzip dump of the benchmark's large database,
+/// against the same restore by hand: a fresh cluster made and started the
+/// way the drill makes it, `zcat dump | psql`, and the cluster stopped and
+/// removed. One run of each per round.
+fn drill(plan: &Plan) -> Vec<Row> {
+    // A cluster of its own, in a directory of its own.
+    let sb = &Sandbox::new("bench-drill");
+    let pg = Postgres::start(sb);
+    let scale = plan.scales[1];
+    let db = database(&pg, scale);
+    let dir = sb.mkdir("drill-dumps");
+    run(&mut dump_job(&pg, &dir, &db, "gzip")).ok();
+    drop(pg);
+    let tmp = sb.mkdir("drill-tmp");
+    let (uid, gid) = harness::user_ids("postgres");
+    for d in [&dir, &tmp] {
+        run(cmd("chown").arg("-R").arg("postgres:postgres").arg(d)).ok();
+    }
+    let as_postgres = |c: &mut Command| {
+        use std::os::unix::process::CommandExt;
+        c.uid(uid).gid(gid).env("HOME", &tmp);
+    };
+    let dump = newest_dump(&dir);
+    let bin = run(cmd("sh")
+        .arg("-c")
+        .arg("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1"))
+    .stdout
+    .trim()
+    .to_owned();
+    let by_hand = format!(
+        "d=$(mktemp -d -p '{tmp}')
+         '{bin}/initdb' -D \"$d/data\" --auth=trust --username=postgres --encoding=UTF8 \
+             --locale=C --no-sync --no-instructions > /dev/null
+         '{bin}/postgres' -D \"$d/data\" -c listen_addresses= -c unix_socket_directories=\"$d\" \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_wal_size=64MB -c jit=off 2> /dev/null &
+         until '{bin}/pg_isready' -q -h \"$d\"; do sleep 0.05; done
+         '{bin}/psql' -h \"$d\" -U postgres -X -q -c 'CREATE DATABASE drill' postgres
+         zcat '{dump}' | '{bin}/psql' -h \"$d\" -U postgres -X -q -v ON_ERROR_STOP=1 drill > /dev/null
+         kill -INT $!; wait $! || true
+         rm -rf \"$d\"",
+        tmp = tmp.display(),
+        dump = dump.display(),
+    );
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..plan.dump_runs {
+        let mut c = job("dump-database-drill");
+        c.env("DUMP_DIR", &dir).env("DRILL_TMPDIR", &tmp);
+        as_postgres(&mut c);
+        ours.push(measure(&mut c));
+        let mut c = cmd("bash");
+        c.arg("-ec").arg(&by_hand);
+        as_postgres(&mut c);
+        theirs.push(measure(&mut c));
+    }
+    let (ours, theirs) = (wall(&ours), wall(&theirs));
+    let secs = |s: f64| format!("{s:.2} s");
+    vec![Row {
+        what: format!(
+            "restore drill of a gzip dump, pgbench scale {scale}, tables counted and compared"
+        ),
+        ours: secs(ours),
+        reference: format!("initdb, start, `zcat \\| psql`, stop {}", secs(theirs)),
+        ratio: ours / theirs,
+        target: Target::AtMost(1.10),
+    }]
+}
+
 fn machine() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpu
@@ -632,6 +700,7 @@ fn main() {
     let started = Instant::now();
     let mut rows = logger(&plan, &sb);
     rows.extend(dump(&plan, &sb));
+    rows.extend(drill(&plan));
     let date = run(cmd("date").args(["-u", "+%Y-%m-%d"])).stdout;
     println!(
         "\ntimerapps benchmark ({}), {}, on {}: medians; ratios against a reference measured in the same run\n",
