@@ -161,6 +161,8 @@ pub const DRILL_SUFFIX: &str = "-drill";
 /// The drills' results: below `/var/lib`, or a user's `%S`; one file per
 /// dump unit, `dump-database.json`, `dump-database@NAME.json`.
 pub const DRILLS_SUBDIR: &str = "timerapps/drills";
+/// The system's drill results, which purge removes.
+pub const DRILLS_DIR: &str = "/var/lib/timerapps/drills";
 /// How often an enabled drill timer runs its drill (`OnCalendar=`), and in
 /// words.
 pub const DRILL_EVERY: (&str, &str) = ("weekly", "every week");
@@ -342,6 +344,7 @@ mod tests {
         );
         assert_eq!(LOG_DIR, format!("/var/log/{LOGS_SUBDIR}"));
         assert_eq!(DUMPS_DIR, format!("/var/lib/{DUMPS_SUBDIR}"));
+        assert_eq!(DRILLS_DIR, format!("/var/lib/{DRILLS_SUBDIR}"));
         assert!(Job::named("timerapps").is_none());
     }
 }

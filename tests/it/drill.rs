@@ -652,6 +652,14 @@ fn drill_units(release: Release) {
     );
     let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
     assert_eq!(r.code(), Some(0), "{r}");
+
+    step("purge removes the drills' results and links, and keeps the dumps");
+    c.sh("apt-get purge -y timerapps </dev/null");
+    assert!(!c.path("/var/lib/timerapps/drills").exists());
+    assert!(!c
+        .path("/etc/systemd/system/timers.target.wants/dump-database-drill@shop.timer")
+        .exists());
+    assert!(dumps.exists());
 }
 
 #[test]

@@ -215,8 +215,20 @@ fn users_timers_on(release: Release) {
     assert_eq!(r.code(), Some(0), "{r}");
     assert_eq!(r.stdout.lines().filter(|l| l.starts_with("ok ")).count(), 2);
 
+    step("the user's own restore drill restores that dump in the user's manager");
+    let r = alice.exec("timerapps --user drill dump-database@sales");
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(
+        r.stdout.contains(" into SQLite 3.") && r.stdout.contains("every table's rows equal"),
+        "{r}"
+    );
+
     step("timerapps --user status shows both jobs with their last and next runs");
     let rows = alice.status();
+    assert_eq!(
+        row(&rows, "dump-database@sales")["drill"]["last"]["result"],
+        "passed"
+    );
     for job in ["myapp", "dump-database@sales"] {
         let r = row(&rows, job);
         assert_eq!(r["enabled"], "enabled", "{r:#}");
