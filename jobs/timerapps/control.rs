@@ -104,9 +104,9 @@ fn start_and_follow(unit: &str, program: &str, scope: Scope) -> Result<bool> {
     let unit = unit.to_owned();
     let service: ServiceProxy = sd.unit(&unit)?;
     let state: UnitProxy = sd.unit(&unit)?;
-    // A service no timer refers to is unloaded once it ends, and with it
-    // how it ended; without the hold its lines and result are still found
-    // where a loaded timer keeps it.
+    // A service that no loaded unit refers to (a drill whose timer is off)
+    // is unloaded once it ends, and how it ended with it: held, it stays
+    // loaded while this connection reads it.
     let _ = state.hold();
     let outcome = sd.job(Verb::Start, &unit)?;
     let read = failed("cannot read how the run ended");

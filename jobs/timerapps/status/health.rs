@@ -140,3 +140,60 @@ fn drill_problems(drill: &DrillFacts, now: u64) -> Vec<String> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobkit::drill::{Record, VERSION};
+
+    const NOW: i64 = 1_800_000_000;
+    const WEEK: u64 = 7 * 86400;
+
+    fn drill(result: Outcome, last_success: Option<i64>, period: Option<u64>) -> DrillFacts {
+        DrillFacts {
+            enabled: "enabled".into(),
+            period: period.map(Duration::from_secs),
+            last: Ok(Some(Record {
+                version: VERSION,
+                started: NOW - 3600,
+                seconds: 1.0,
+                dump: None,
+                format: None,
+                server: None,
+                result,
+                reason: Some("table t: 2 rows restored, 3 in the manifest".into()),
+                compared: true,
+                tables: None,
+                rows: None,
+                last_success,
+            })),
+        }
+    }
+
+    fn problems(d: &DrillFacts) -> Vec<String> {
+        drill_problems(d, NOW as u64 * 1_000_000)
+    }
+
+    #[test]
+    fn a_failed_drill_and_an_old_pass_are_problems() {
+        let failed = problems(&drill(Outcome::Failed, Some(NOW - 86400), Some(WEEK)));
+        assert_eq!(
+            failed,
+            ["the last restore drill failed 1 h ago: table t: 2 rows restored, 3 in the manifest"]
+        );
+        let recent = Some(NOW - 3600);
+        assert!(problems(&drill(Outcome::Passed, recent, Some(WEEK))).is_empty());
+        let old = Some(NOW - 15 * 86400);
+        let stale = problems(&drill(Outcome::Passed, old, Some(WEEK)));
+        assert_eq!(stale.len(), 1, "{stale:?}");
+        assert!(
+            stale[0].starts_with("the last restore drill that passed is 15 "),
+            "{stale:?}"
+        );
+        // Without an enabled timer there is no period to be late by.
+        assert!(problems(&drill(Outcome::Passed, old, None)).is_empty());
+        let mut none = drill(Outcome::Passed, None, Some(WEEK));
+        none.last = Ok(None);
+        assert!(problems(&none).is_empty());
+    }
+}
