@@ -67,13 +67,13 @@ pub fn compare(tables: Option<&[Table]>, found: &[Found]) -> Result<Summary, Str
     }
     let words = match by_name_only {
         0 => format!(
-            "every table's rows equal to the manifest's ({} tables)",
-            tables.len()
+            "every table's rows equal to the manifest's ({})",
+            count(tables.len() as u64, "table")
         ),
         n => format!(
-            "{} tables' rows equal to the manifest's; {n} more present, whose rows the \
+            "the rows of {} equal to the manifest's; {n} more present, whose rows the \
              manifest could not count",
-            tables.len() - n
+            count((tables.len() - n) as u64, "table")
         ),
     };
     Ok(Summary {
@@ -82,6 +82,14 @@ pub fn compare(tables: Option<&[Table]>, found: &[Found]) -> Result<Summary, Str
         compared: true,
         words,
     })
+}
+
+/// `n` things, in words: `1 table`, `2 tables`.
+pub fn count(n: u64, thing: &str) -> String {
+    match n {
+        1 => format!("1 {thing}"),
+        n => format!("{n} {thing}s"),
+    }
 }
 
 /// A possibly qualified, possibly quoted name, as the manifest writes it,

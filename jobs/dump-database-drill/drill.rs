@@ -148,12 +148,12 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
     drop(engine);
     work.remove()?;
     Ok(format!(
-        "dump-database-drill: restored {} ({}) into {}: {} tables, {} rows; {}",
+        "dump-database-drill: restored {} ({}) into {}: {}, {}; {}",
         dump.path.display(),
         si(size),
         report.server.as_deref().unwrap_or(""),
-        summary.tables,
-        summary.rows,
+        compare::count(summary.tables, "table"),
+        compare::count(summary.rows, "row"),
         summary.words
     ))
 }

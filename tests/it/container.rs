@@ -13,8 +13,8 @@ use std::time::Duration;
 /// What the image holds besides minbase; change `IMAGE_REVISION` with it.
 const PACKAGES: &str =
     "systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,adduser,postgresql,sqlite3,restic,\
-     prometheus-node-exporter,exim4-daemon-light";
-const IMAGE_REVISION: u32 = 4;
+     prometheus-node-exporter,exim4-daemon-light,mariadb-server-core,mariadb-client-core";
+const IMAGE_REVISION: u32 = 5;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The Debian releases the package is proved on.

@@ -81,9 +81,17 @@ fn edit_dump(dump: &Path, edit: impl FnOnce(String) -> String) {
 fn passed(r: &Run, result: &Path, tables: u64, rows: u64) -> Record {
     r.ok();
     let last = r.stdout.lines().last().unwrap_or_default();
+    let plural = |n: u64, thing: &str| match n {
+        1 => format!("1 {thing}"),
+        n => format!("{n} {thing}s"),
+    };
     assert!(
         last.starts_with("dump-database-drill: restored ")
-            && last.contains(&format!(": {tables} tables, {rows} rows; ")),
+            && last.contains(&format!(
+                ": {}, {}; ",
+                plural(tables, "table"),
+                plural(rows, "row")
+            )),
         "{r}"
     );
     let rec = record(result);
@@ -499,7 +507,7 @@ fn mariadb_drills_pass_and_a_statement_that_fails_fails_them() {
 /// has no procps).
 fn drill_user_processes(c: &Container) -> String {
     c.sh("for p in /proc/[0-9]*; do
-            [ \"$(stat -c %U $p 2>/dev/null)\" = timerapps ] && cat $p/comm 2>/dev/null
+            [ \"$(stat -c %U $p 2>/dev/null)\" = timerapps ] && cat $p/comm 2>/dev/null || true
           done; true")
 }
 
@@ -652,6 +660,35 @@ fn drill_units(release: Release) {
     );
     let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
     assert_eq!(r.code(), Some(0), "{r}");
+
+    step("a MariaDB dump's drill: mariadbd in the same sandbox");
+    let db = Mariadb::start(&sb);
+    db.sql(
+        "",
+        "CREATE DATABASE shop; USE shop; CREATE TABLE items (id int PRIMARY KEY, name text); \
+         INSERT INTO items SELECT seq, concat('item ', seq) FROM seq_1_to_3000",
+    );
+    sh(&format!(
+        "mariadb-dump --no-defaults --socket='{}' --user=root shop > '{}'",
+        db.socket.display(),
+        c.path("/srv/shop.sql").display()
+    ));
+    drop(db);
+    fs::write(
+        c.path("/etc/timerapps/dump-database/maria.conf"),
+        "DUMP_COMMAND=\"cat /srv/shop.sql\"\n",
+    )
+    .unwrap();
+    c.sh("chmod 644 /srv/shop.sql; systemctl start dump-database@maria.service");
+    let r = c.exec(&["timerapps", "drill", "dump-database@maria"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(
+        r.stdout.contains(" into MariaDB ")
+            && r.stdout
+                .contains(": 1 table, 3000 rows; every table's rows equal"),
+        "{r}"
+    );
+    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
 
     step("purge removes the drills' results and links, and keeps the dumps");
     c.sh("apt-get purge -y timerapps </dev/null");
