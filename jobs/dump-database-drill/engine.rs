@@ -3,7 +3,7 @@
 //! their rows.
 
 use crate::process::Child;
-use jobkit::Result;
+use jobkit::{Error, Exit, Result};
 use std::io::Write;
 use std::path::Path;
 
@@ -52,19 +52,41 @@ pub enum Kind {
     Sqlite,
 }
 
-/// Statements made of numbered counts, so that names need no quoting in
-/// what comes back: `SELECT 0, count(*) FROM a UNION ALL SELECT 1, …`.
-pub fn count_query(tables: &[String]) -> String {
-    tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("SELECT {i}, count(*) FROM {t}"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+/// How many tables one counting statement names: SQLite allows at most
+/// 500 terms in a compound SELECT.
+const PER_QUERY: usize = 200;
+
+/// Every table of `names` (quoted for the server as `quoted`) in
+/// `database`, with its rows, counted by `sql` in statements of numbered
+/// counts, so that names need no quoting in what comes back:
+/// `SELECT 0, count(*) FROM a UNION ALL SELECT 1, …`. `tool` names the
+/// client in errors.
+pub fn count_rows(
+    names: Vec<Vec<String>>,
+    quoted: &[String],
+    database: &str,
+    tool: &str,
+    mut sql: impl FnMut(&str) -> Result<String>,
+) -> Result<Vec<Found>> {
+    let mut found = Vec::new();
+    for (names, quoted) in names.chunks(PER_QUERY).zip(quoted.chunks(PER_QUERY)) {
+        let query = quoted
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("SELECT {i}, count(*) FROM {t}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let output = sql(&query)?;
+        found.extend(
+            counted(&output, database, names.to_vec())
+                .map_err(|e| Error::new(Exit::Failure, format!("{tool}: {e}")))?,
+        );
+    }
+    Ok(found)
 }
 
-/// Reads `INDEX<tab>ROWS` lines of [`count_query`] back onto `names`.
-pub fn counted(
+/// Reads `INDEX<tab>ROWS` lines of a counting statement back onto `names`.
+fn counted(
     output: &str,
     database: &str,
     names: Vec<Vec<String>>,
@@ -116,17 +138,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_come_back_by_number() {
-        let q = count_query(&["\"a\"".into(), "\"b\"\"c\"".into()]);
-        assert_eq!(
-            q,
-            "SELECT 0, count(*) FROM \"a\" UNION ALL SELECT 1, count(*) FROM \"b\"\"c\""
-        );
-        let names = vec![vec!["a".to_owned()], vec!["b\"c".to_owned()]];
-        let found = counted("1\t7\n0\t3\n", "main", names.clone()).unwrap();
-        assert_eq!(found[0].rows, 3);
-        assert_eq!(found[1].rows, 7);
-        assert!(counted("0\t3\n", "main", names).is_err());
+    fn counts_come_back_by_number_in_statements_of_at_most_200_tables() {
+        let names: Vec<Vec<String>> = (0..450).map(|i| vec![format!("t{i}")]).collect();
+        let as_sql: Vec<String> = names.iter().map(|n| quoted(&n[0], '"')).collect();
+        let mut statements = Vec::new();
+        let found = count_rows(names, &as_sql, "main", "sqlite3", |q| {
+            let terms = q.split(" UNION ALL ").count();
+            assert!(q.starts_with("SELECT 0, count(*) FROM \"t"), "{q}");
+            statements.push(terms);
+            // Each table's rows: its number, answered out of order.
+            let first: usize = q[q.find("\"t").unwrap() + 2..]
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            Ok((0..terms)
+                .rev()
+                .map(|i| format!("{i}\t{}\n", first + i))
+                .collect())
+        })
+        .unwrap();
+        assert_eq!(statements, [200, 200, 50]);
+        assert_eq!(found.len(), 450);
+        assert!(found
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.rows == i as u64 && f.table == [format!("t{i}")]));
+        let e = count_rows(
+            vec![vec!["a".into()]],
+            &["a".into()],
+            "main",
+            "psql",
+            |_| Ok(String::new()),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "psql: no count for a");
         assert_eq!(quoted("b\"c", '"'), "\"b\"\"c\"");
     }
 }

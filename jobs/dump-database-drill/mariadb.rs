@@ -154,11 +154,13 @@ impl Engine for Mariadb {
                     )
                 })
                 .collect();
-            let counts = self.sql(&engine::count_query(&quoted))?;
-            found.extend(
-                engine::counted(&counts, &database, names)
-                    .map_err(|e| Error::new(Exit::Failure, format!("mariadb: {e}")))?,
-            );
+            found.extend(engine::count_rows(
+                names,
+                &quoted,
+                &database,
+                "mariadb",
+                |q| self.sql(q),
+            )?);
         }
         Ok(found)
     }

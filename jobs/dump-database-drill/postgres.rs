@@ -327,11 +327,9 @@ impl Engine for Postgres {
                         .join(".")
                 })
                 .collect();
-            let counts = self.sql(database, &engine::count_query(&quoted))?;
-            found.extend(
-                engine::counted(&counts, database, names)
-                    .map_err(|e| Error::new(Exit::Failure, format!("psql: {e}")))?,
-            );
+            found.extend(engine::count_rows(names, &quoted, database, "psql", |q| {
+                self.sql(database, q)
+            })?);
         }
         Ok(found)
     }

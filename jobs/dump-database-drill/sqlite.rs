@@ -81,9 +81,7 @@ impl Engine for Sqlite {
             return Ok(Vec::new());
         }
         let quoted: Vec<String> = names.iter().map(|n| engine::quoted(&n[0], '"')).collect();
-        let counts = self.sql(&engine::count_query(&quoted))?;
-        engine::counted(&counts, "main", names)
-            .map_err(|e| Error::new(Exit::Failure, format!("sqlite3: {e}")))
+        engine::count_rows(names, &quoted, "main", "sqlite3", |q| self.sql(q))
     }
 
     fn stop(&mut self) -> Result<()> {

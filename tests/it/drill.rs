@@ -236,6 +236,23 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     assert!(!passed(&r, &result, 3, 1001).compared);
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
 
+    // More tables than SQLite takes in one compound SELECT (500).
+    let many = sb.path("many.db");
+    let script: String = (0..600)
+        .map(|i| format!("CREATE TABLE t{i} (n int); INSERT INTO t{i} VALUES ({i});\n"))
+        .collect();
+    fs::write(sb.path("many.sql"), script).unwrap();
+    sh(&format!(
+        "sqlite3 '{}' < '{}'",
+        many.display(),
+        sb.path("many.sql").display()
+    ));
+    let many_dir = sb.mkdir("many-dumps");
+    let dump_many = format!("sqlite3 -readonly {} .dump", many.display());
+    published(&run(&mut dump_job(&many_dir, &dump_many)));
+    let r = run(&mut drill(&many_dir, &tmp, &result));
+    passed(&r, &result, 600, 600);
+
     // Malformed settings: exit 2, nothing recorded.
     fs::remove_file(&result).unwrap();
     let r = run(drill(&dir, &tmp, &result).env("DRILL_TMPDIR", "tmp"));
