@@ -166,22 +166,11 @@ impl Engine for Mariadb {
     }
 
     fn stop(&mut self) -> Result<()> {
-        let Some(mut server) = self.server.take() else {
-            return Ok(());
-        };
-        server.signal(libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while server.exited().is_none() {
-            if Instant::now() > deadline {
-                server.kill();
-                return Err(Error::new(
-                    Exit::Failure,
-                    "the MariaDB server did not stop within 60 s; it was killed",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        // SIGTERM: a clean shutdown.
+        match self.server.take() {
+            Some(mut server) => server.stop(libc::SIGTERM, "MariaDB"),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

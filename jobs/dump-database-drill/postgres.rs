@@ -335,23 +335,11 @@ impl Engine for Postgres {
     }
 
     fn stop(&mut self) -> Result<()> {
-        let Some(mut server) = self.server.take() else {
-            return Ok(());
-        };
         // SIGINT: a fast shutdown.
-        server.signal(libc::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while server.exited().is_none() {
-            if Instant::now() > deadline {
-                server.kill();
-                return Err(Error::new(
-                    Exit::Failure,
-                    "the PostgreSQL server did not stop within 60 s; it was killed",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.server.take() {
+            Some(mut server) => server.stop(libc::SIGINT, "PostgreSQL"),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// `program` with nothing of the drill's environment but a PATH, `home`
 /// as HOME, and a UTF-8 locale; no input, output discarded, errors kept.
@@ -142,6 +143,24 @@ impl Child {
             .and_then(|h| h.join().ok())
             .map(Errors::summary)
             .unwrap_or_default()
+    }
+
+    /// Stops a server with `signal`, its clean shutdown, waiting up to a
+    /// minute before it kills it; `server` names it in the error.
+    pub fn stop(&mut self, signal: i32, server: &str) -> Result<()> {
+        self.signal(signal);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.exited().is_none() {
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(Error::new(
+                    Exit::Failure,
+                    format!("the {server} server did not stop within 60 s; it was killed"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// Kills it and reaps it.

@@ -181,15 +181,11 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
 /// The unit every job's `OnFailure=` starts, with the failed unit's name as
 /// its instance: it mails the failure (`timerapps mail-failure`).
 fn mail(manager: Manager) -> String {
-    let mut u = Unit(String::new());
     let (edit, user, whose) = match manager {
         Manager::System => ("systemctl edit", "", "a job"),
         Manager::User => ("systemctl --user edit", " --user", "your job"),
     };
-    u.comment(&format!(
-        "Written by packaging/debian/units.rs of timerapps. Change a setting with \
-         \"{edit} {MAIL_TEMPLATE}.service\", not here."
-    ));
+    let mut u = Unit::headed(edit, &format!("{MAIL_TEMPLATE}.service"));
     u.line("[Unit]");
     u.line(&format!("Description=Mail the failure of {whose} %i"));
     u.line("Documentation=man:timerapps(1)");
@@ -244,15 +240,61 @@ impl Unit {
             Shape::Plain => job.unit(Shape::Plain, kind),
             Shape::Template => format!("{}NAME.{kind}", job.unit_base(Shape::Template)),
         };
+        let mut unit = Unit::headed(edit, &name);
+        unit.line("[Unit]");
+        unit.line(&format!("Description={}", description(job, variant, kind)));
+        unit.line(&format!("Documentation=man:{}(1)", job.man));
+        unit
+    }
+
+    /// A unit file's first lines: who wrote it, and how to change it.
+    fn headed(edit: &str, name: &str) -> Unit {
         let mut unit = Unit(String::new());
         unit.comment(&format!(
             "Written by packaging/debian/units.rs of timerapps. Change a setting with \
              \"{edit} {name}\", not here."
         ));
-        unit.line("[Unit]");
-        unit.line(&format!("Description={}", description(job, variant, kind)));
-        unit.line(&format!("Documentation=man:{}(1)", job.man));
         unit
+    }
+
+    /// The first lines of a unit of `job`'s restore drill, to its
+    /// `[Unit]` section's documentation.
+    fn drill(job: &Job, variant: Variant, kind: Kind) -> Unit {
+        let drill = job.drill().expect("a job that keeps dumps");
+        let (edit, whose) = match variant.manager {
+            Manager::System => ("systemctl edit", ""),
+            Manager::User => ("systemctl --user edit", "your "),
+        };
+        let (name, of) = match variant.shape {
+            Shape::Plain => (format!("{drill}.{kind}"), format!("{whose}database")),
+            Shape::Template => (
+                format!("{drill}@NAME.{kind}"),
+                format!("{whose}database instance %i"),
+            ),
+        };
+        let description = match kind {
+            Kind::Service => format!("Restore drill of the newest good dump of {of}"),
+            Kind::Timer => format!("Restore drill of {of} {}", DRILL_EVERY.1),
+        };
+        let mut unit = Unit::headed(edit, &name);
+        unit.line("[Unit]");
+        unit.line(&format!("Description={description}"));
+        unit.line(&format!("Documentation=man:{drill}(1)"));
+        unit
+    }
+
+    /// The lines of `settings` that apply in `manager`.
+    fn harden<'a>(&mut self, settings: impl Iterator<Item = &'a Setting>, manager: Manager) {
+        for setting in settings {
+            let applies = match setting.only {
+                Only::Every => true,
+                Only::System => manager == Manager::System,
+                Only::User => manager == Manager::User,
+            };
+            if applies {
+                self.line(setting.line);
+            }
+        }
     }
 
     fn line(&mut self, line: &str) {
@@ -417,16 +459,7 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
         Program::Logger => source.logger,
         Program::Dump => source.dump,
     };
-    for setting in source.common.iter().chain(own) {
-        let applies = match setting.only {
-            Only::Every => true,
-            Only::System => system,
-            Only::User => !system,
-        };
-        if applies {
-            u.line(setting.line);
-        }
-    }
+    u.harden(source.common.iter().chain(own), variant.manager);
     u.0
 }
 
@@ -439,32 +472,11 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
         variant.manager == Manager::System,
         variant.shape == Shape::Template,
     );
-    let mut u = Unit(String::new());
-    let (edit, whose) = match variant.manager {
-        Manager::System => ("systemctl edit", ""),
-        Manager::User => ("systemctl --user edit", "your "),
+    let dump_unit = match variant.shape {
+        Shape::Plain => job.unit(Shape::Plain, Kind::Service),
+        Shape::Template => format!("{}%i.service", job.unit_base(Shape::Template)),
     };
-    let (name, of, dump_unit) = match variant.shape {
-        Shape::Plain => (
-            format!("{drill}.service"),
-            format!("{whose}database"),
-            job.unit(Shape::Plain, Kind::Service),
-        ),
-        Shape::Template => (
-            format!("{drill}@NAME.service"),
-            format!("{whose}database instance %i"),
-            format!("{}%i.service", job.unit_base(Shape::Template)),
-        ),
-    };
-    u.comment(&format!(
-        "Written by packaging/debian/units.rs of timerapps. Change a setting with \
-         \"{edit} {name}\", not here."
-    ));
-    u.line("[Unit]");
-    u.line(&format!(
-        "Description=Restore drill of the newest good dump of {of}"
-    ));
-    u.line(&format!("Documentation=man:{drill}(1)"));
+    let mut u = Unit::drill(job, variant, Kind::Service);
     u.line("StartLimitIntervalSec=0");
     u.comment("A failed drill is mailed like a failed run.");
     u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
@@ -507,44 +519,13 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
         );
         u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
     }
-    for setting in source.common.iter().chain(source.drill) {
-        let applies = match setting.only {
-            Only::Every => true,
-            Only::System => system,
-            Only::User => !system,
-        };
-        if applies {
-            u.line(setting.line);
-        }
-    }
+    u.harden(source.common.iter().chain(source.drill), variant.manager);
     u.0
 }
 
 /// The drill's timer: weekly, enabled by the admin per job.
 fn drill_timer(job: &Job, variant: Variant) -> String {
-    let drill = job.drill().expect("a job that keeps dumps");
-    let (edit, whose) = match variant.manager {
-        Manager::System => ("systemctl edit", ""),
-        Manager::User => ("systemctl --user edit", "your "),
-    };
-    let (name, of) = match variant.shape {
-        Shape::Plain => (format!("{drill}.timer"), format!("{whose}database")),
-        Shape::Template => (
-            format!("{drill}@NAME.timer"),
-            format!("{whose}database instance %i"),
-        ),
-    };
-    let mut u = Unit(String::new());
-    u.comment(&format!(
-        "Written by packaging/debian/units.rs of timerapps. Change a setting with \
-         \"{edit} {name}\", not here."
-    ));
-    u.line("[Unit]");
-    u.line(&format!(
-        "Description=Restore drill of {of} {}",
-        DRILL_EVERY.1
-    ));
-    u.line(&format!("Documentation=man:{drill}(1)"));
+    let mut u = Unit::drill(job, variant, Kind::Timer);
     u.line("");
     u.line("[Timer]");
     u.line(&format!("OnCalendar={}", DRILL_EVERY.0));

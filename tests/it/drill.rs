@@ -76,6 +76,19 @@ fn edit_dump(dump: &Path, edit: impl FnOnce(String) -> String) {
     });
 }
 
+/// Puts `dump` and its manifest back as they are now, each time it is
+/// called: after a test has damaged or edited them.
+fn kept(dump: &Path) -> impl Fn() + '_ {
+    let (bytes, manifest) = (
+        fs::read(dump).unwrap(),
+        fs::read(manifest_path(dump)).unwrap(),
+    );
+    move || {
+        fs::write(dump, &bytes).unwrap();
+        fs::write(manifest_path(dump), &manifest).unwrap();
+    }
+}
+
 /// Checks a drill that passed: its last line, and its record.
 #[track_caller]
 fn passed(r: &Run, result: &Path, tables: u64, rows: u64) -> Record {
@@ -152,13 +165,8 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
 
     // Each fault fails the drill with its own reason, and the record keeps
     // the last success.
-    let original = fs::read(&path).unwrap();
-    let original_manifest = fs::read(manifest_path(&path)).unwrap();
-    let restore = || {
-        fs::write(&path, &original).unwrap();
-        fs::write(manifest_path(&path), &original_manifest).unwrap();
-    };
-    let mut flipped = original.clone();
+    let restore = kept(&path);
+    let mut flipped = fs::read(&path).unwrap();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x55;
     fs::write(&path, &flipped).unwrap();
@@ -376,12 +384,7 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
 
     // Faults, each named.
     let path = PathBuf::from(sh(&format!("ls '{}'/*.gz", plain.display())).trim());
-    let original = fs::read(&path).unwrap();
-    let original_manifest = fs::read(manifest_path(&path)).unwrap();
-    let restore = || {
-        fs::write(&path, &original).unwrap();
-        fs::write(manifest_path(&path), &original_manifest).unwrap();
-    };
+    let restore = kept(&path);
     edit_dump(&path, |sql| {
         let at = sql.find("\n1\t2\t1.25\t").unwrap() + 1;
         let end = at + sql[at..].find('\n').unwrap() + 1;
