@@ -29,7 +29,8 @@ pub trait Engine {
     fn restore(&mut self) -> Result<Restore>;
     /// Every table restored, with its rows.
     fn inventory(&mut self) -> Result<Vec<Found>>;
-    /// Stops the server cleanly; dropping the engine kills it instead.
+    /// Stops the server cleanly; dropping the engine kills it instead
+    /// (`process::Child` kills on drop).
     fn stop(&mut self) -> Result<()>;
 }
 

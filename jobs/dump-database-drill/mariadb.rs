@@ -173,11 +173,3 @@ impl Engine for Mariadb {
         }
     }
 }
-
-impl Drop for Mariadb {
-    fn drop(&mut self) {
-        if let Some(server) = &mut self.server {
-            server.kill();
-        }
-    }
-}

@@ -343,14 +343,6 @@ impl Engine for Postgres {
     }
 }
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        if let Some(server) = &mut self.server {
-            server.kill();
-        }
-    }
-}
-
 /// Passes a plain or cluster dump through, creating each role it names in an
 /// `OWNER TO`, `GRANT … TO`, `REVOKE … FROM` or `FOR ROLE` statement just
 /// before that statement. Only statements that start after a blank line

@@ -170,6 +170,14 @@ impl Child {
     }
 }
 
+/// A child never outlives its handle: a server dropped on any path out of
+/// the drill is killed there, not left to `PR_SET_PDEATHSIG` at exit.
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Runs `c` to its end and returns its output; a failure names `name`.
 pub fn output(c: &mut Command, name: &str) -> Result<String> {
     c.stdout(Stdio::piped());
