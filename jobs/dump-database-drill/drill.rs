@@ -13,10 +13,10 @@ use fs2::FileExt;
 use jobkit::drill::{Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{Format, Manifest};
 use jobkit::dumpfile::read::{self, Failure};
-use jobkit::dumpfile::{Dump, Stamp};
+use jobkit::dumpfile::Dump;
 use jobkit::human::si;
-use jobkit::retention::{self, Rule};
-use jobkit::{atomic, outln, Error, Exit, Result};
+use jobkit::retention;
+use jobkit::{outln, record, Error, Exit, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -46,7 +46,7 @@ pub fn run(config: &Config) -> Result<String> {
     let Some(path) = &config.result else {
         return result;
     };
-    let previous = Record::read(path).ok().flatten();
+    let previous: Option<Record> = record::read(path).ok().flatten();
     let passed = result.is_ok();
     let record = Record {
         version: VERSION,
@@ -70,22 +70,9 @@ pub fn run(config: &Config) -> Result<String> {
             previous.and_then(|p| p.last_success)
         },
     };
-    let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
-        (Some(dir), Some(name)) => (dir, name),
-        _ => return result,
-    };
-    if let Err(e) = atomic::replace(dir, name, record.to_json().as_bytes(), 0o644) {
-        let recorded = Error::io(
-            Exit::CantCreate,
-            "cannot record the drill's result in",
-            path,
-            &e,
-            "status and the metrics do not show this drill",
-        );
-        // The drill's own failure matters more.
-        return result.and(Err(recorded));
-    }
-    result
+    // The drill's own failure matters more.
+    let written = record::write(path, &record, "drill");
+    result.and_then(|summary| written.map(|()| summary))
 }
 
 fn drill(config: &Config, report: &mut Report) -> Result<String> {
@@ -162,21 +149,9 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
 /// manifests), and not named in the future.
 fn newest_good(config: &Config) -> Result<(Dump, Option<Manifest>)> {
     let location = &config.location;
-    let now = Stamp::of(Utc::now());
-    let planned =
-        retention::plan(&location.dir, &location.names, &location.policy, &now).map_err(|e| {
-            Error::io(
-                Exit::Failure,
-                "cannot list the dumps in",
-                &location.dir,
-                &e,
-                "",
-            )
-        })?;
-    planned
+    retention::good_dumps(location)?
         .into_iter()
-        .find(|p| p.good() && !p.rules.contains(&Rule::Future))
-        .map(|p| (p.dump, p.manifest.ok().flatten()))
+        .next()
         .ok_or_else(|| {
             Error::new(
                 Exit::Failure,

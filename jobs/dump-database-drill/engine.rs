@@ -2,7 +2,7 @@
 //! a restoring tool's standard input, then tell which tables it holds and
 //! their rows.
 
-use crate::process::Child;
+use jobkit::process::Child;
 use jobkit::{Error, Exit, Result};
 use std::io::Write;
 use std::path::Path;

@@ -31,7 +31,6 @@ mod drill;
 mod engine;
 mod mariadb;
 mod postgres;
-mod process;
 mod sqlite;
 
 use jobkit::config::Environment;

@@ -5,7 +5,7 @@
 //! restored by the `mariadb` client, which stops at the first error.
 
 use crate::engine::{self, Engine, Found, Restore};
-use crate::process::{self, Child};
+use jobkit::process::{self, Child};
 use jobkit::{Error, Exit, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

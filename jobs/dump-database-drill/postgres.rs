@@ -13,8 +13,8 @@
 //! without owners and privileges instead, as pg_restore can do.
 
 use crate::engine::{self, Engine, Found, Restore};
-use crate::process::{self, Child};
 use jobkit::dumpfile::manifest::Format;
+use jobkit::process::{self, Child};
 use jobkit::{Error, Exit, Result};
 use std::collections::HashSet;
 use std::fs;

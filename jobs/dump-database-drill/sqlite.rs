@@ -2,7 +2,7 @@
 //! read by `sqlite3 -bail`, then `PRAGMA integrity_check`.
 
 use crate::engine::{self, Engine, Found, Restore};
-use crate::process;
+use jobkit::process;
 use jobkit::{Error, Exit, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -5,11 +5,10 @@ use crate::compress::Failure;
 use crate::config::Config;
 use crate::store::DumpDir;
 use crate::supervise::Supervisor;
-use jobkit::dumpfile::manifest::{self, Check, Manifest, Verdict};
+use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
 use jobkit::human::{si, span};
 use jobkit::{errln, outln, Error, Exit, Result};
-use sha2::{Digest, Sha256};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Instant;
@@ -48,9 +47,10 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
     let mut scanner = cfg
         .check
         .then(|| Scanner::new(check::expected(&cfg.command)));
-    let mut hashed = Hashed::new(progress.writer(temp.file()));
+    let mut hashed = Hashing::new(progress.writer(temp.file()));
+    let mut content = Hashing::new(progress.reader(child.stdout()));
     let streamed = compress(
-        Scanned::new(progress.reader(child.stdout()), scanner.as_mut()),
+        Scanned::new(&mut content, scanner.as_mut()),
         &mut hashed,
         temp.path(),
         cfg,
@@ -99,6 +99,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
         read,
         stored: written,
         sha256: hashed.hex(),
+        content_sha256: Some(content.hex()),
         format: outcome.format,
         check: outcome.check,
         tables: outcome.tables,
@@ -263,35 +264,4 @@ fn suspect(dump: &Manifest, baseline: Option<&Manifest>, shrink_limit: u32) -> O
         ));
     }
     None
-}
-
-/// Passes writes on and hashes what reached the file.
-struct Hashed<W> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Hashed<W> {
-    fn new(inner: W) -> Hashed<W> {
-        Hashed {
-            inner,
-            hash: Sha256::new(),
-        }
-    }
-
-    fn hex(self) -> String {
-        manifest::hex(&self.hash.finalize())
-    }
-}
-
-impl<W: Write> Write for Hashed<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

@@ -17,8 +17,6 @@
 //! | `last_success` | when the last drill that passed started, Unix seconds, or `null` |
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-use std::{fs, io};
 
 /// The layout written now.
 pub const VERSION: u32 = 1;
@@ -55,28 +53,10 @@ impl Outcome {
     }
 }
 
-impl Record {
-    pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("a record serialises");
-        text.push('\n');
-        text
-    }
-
-    /// The record at `path`; `None` where no drill has run yet.
-    pub fn read(path: &Path) -> io::Result<Option<Record>> {
-        match fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn round_trips_with_documented_names() {
@@ -94,16 +74,16 @@ mod tests {
             rows: Some(2),
             last_success: None,
         };
-        let json = r.to_json();
+        let json = crate::record::to_json(&r);
         for field in ["\"result\": \"failed\"", "\"format\": \"postgresql\""] {
             assert!(json.contains(field), "{field} in {json}");
         }
         let dir = std::env::temp_dir().join(format!("jobkit-drill-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("r.json");
-        assert_eq!(Record::read(&path).unwrap(), None);
+        assert_eq!(crate::record::read::<Record>(&path).unwrap(), None);
         fs::write(&path, &json).unwrap();
-        assert_eq!(Record::read(&path).unwrap(), Some(r));
+        assert_eq!(crate::record::read(&path).unwrap(), Some(r));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

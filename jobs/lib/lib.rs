@@ -9,12 +9,15 @@
 pub mod arena;
 pub mod atomic;
 pub mod config;
+pub mod copy;
 pub mod drill;
 pub mod dumpfile;
 mod error;
 pub mod human;
 pub mod logger;
 pub mod manifest;
+pub mod process;
+pub mod record;
 pub mod retention;
 pub mod usage;
 

@@ -167,6 +167,33 @@ pub const DRILLS_DIR: &str = "/var/lib/timerapps/drills";
 /// words.
 pub const DRILL_EVERY: (&str, &str) = ("weekly", "every week");
 
+/// A dump job's off-host copy, likewise: `dump-database-copy`, in the
+/// system's manager only. Its service is started by the dump service's
+/// `OnSuccess=`; its timer, which retries, is enabled by the admin.
+pub const COPY_SUFFIX: &str = "-copy";
+/// The copies' records, one file per dump unit, as for drills.
+pub const COPIES_SUBDIR: &str = "timerapps/copies";
+/// The system's copy records, which purge removes.
+pub const COPIES_DIR: &str = "/var/lib/timerapps/copies";
+/// The copies' restic cache: `CacheDirectory=` below `/var/cache`.
+pub const COPY_CACHE_SUBDIR: &str = "timerapps/restic";
+/// The system's copy cache, which purge removes.
+pub const COPY_CACHE_DIR: &str = "/var/cache/timerapps/restic";
+/// How often an enabled copy timer retries (`OnCalendar=`), and in words.
+pub const COPY_EVERY: (&str, &str) = ("hourly", "every hour");
+/// Where the admin keeps each dump unit's repository password, as
+/// `UNIT.restic-password` (root, mode 0600), and its backend's keys, as
+/// `UNIT.env`. The copy units load the directory as credentials of this
+/// ID, so a job without a password still starts and says what is missing.
+pub const CREDENTIALS_DIR: &str = "/etc/timerapps/credentials";
+pub const CREDENTIALS_ID: &str = "timerapps";
+
+/// The file in [`CREDENTIALS_DIR`] that holds the repository password of
+/// the dump unit `unit` (`dump-database`, `dump-database@shop`).
+pub fn password_file(unit: &str) -> String {
+    format!("{unit}.restic-password")
+}
+
 /// The template the `OnFailure=` of every job's service starts, with the
 /// failed unit's name (`%N`) as its instance.
 pub const MAIL_TEMPLATE: &str = "timerapps-mail@";
@@ -229,6 +256,12 @@ impl Job {
         (self.program == Program::Dump).then(|| format!("{}{DRILL_SUFFIX}", self.name))
     }
 
+    /// The off-host copy's program and the base name of its units, for a
+    /// job that keeps dumps.
+    pub fn copy(&self) -> Option<String> {
+        (self.program == Program::Dump).then(|| format!("{}{COPY_SUFFIX}", self.name))
+    }
+
     /// The unit's base name: `myapp`, or `dump-database@` for a template.
     pub fn unit_base(&self, shape: Shape) -> String {
         match shape {
@@ -285,25 +318,27 @@ pub fn templates(manager: Manager) -> Vec<String> {
 }
 
 /// What the admin (or a user) enables by hand, as the prefixes of its
-/// units' names: the templates' instances (`dump-database@`) and the
-/// restore drills, plain and instances (`dump-database-drill`). A unit of
-/// the package whose name starts with one of these is enabled only where
-/// someone chose to.
+/// units' names: the templates' instances (`dump-database@`), the restore
+/// drills and the off-host copies' timers, plain and instances
+/// (`dump-database-drill`). A unit of the package whose name starts with
+/// one of these is enabled only where someone chose to.
 pub fn enabled_by_hand(manager: Manager) -> Vec<String> {
     let mut prefixes = templates(manager);
     for job in JOBS {
-        let Some(drill) = job.drill() else { continue };
-        let plain = job.has(Variant {
-            manager,
-            shape: Shape::Plain,
-        });
-        if plain {
-            prefixes.push(drill);
-        } else if job.has(Variant {
-            manager,
-            shape: Shape::Template,
-        }) {
-            prefixes.push(format!("{drill}@"));
+        let copy = job.copy().filter(|_| manager == Manager::System);
+        for companion in [job.drill(), copy].into_iter().flatten() {
+            let plain = job.has(Variant {
+                manager,
+                shape: Shape::Plain,
+            });
+            if plain {
+                prefixes.push(companion);
+            } else if job.has(Variant {
+                manager,
+                shape: Shape::Template,
+            }) {
+                prefixes.push(format!("{companion}@"));
+            }
         }
     }
     prefixes
@@ -336,7 +371,11 @@ mod tests {
         assert_eq!(templates(Manager::User), ["dump-database@"]);
         assert_eq!(
             enabled_by_hand(Manager::System),
-            ["dump-database@", "dump-database-drill"]
+            [
+                "dump-database@",
+                "dump-database-drill",
+                "dump-database-copy"
+            ]
         );
         assert_eq!(
             enabled_by_hand(Manager::User),
@@ -345,6 +384,8 @@ mod tests {
         assert_eq!(LOG_DIR, format!("/var/log/{LOGS_SUBDIR}"));
         assert_eq!(DUMPS_DIR, format!("/var/lib/{DUMPS_SUBDIR}"));
         assert_eq!(DRILLS_DIR, format!("/var/lib/{DRILLS_SUBDIR}"));
+        assert_eq!(COPIES_DIR, format!("/var/lib/{COPIES_SUBDIR}"));
+        assert_eq!(COPY_CACHE_DIR, format!("/var/cache/{COPY_CACHE_SUBDIR}"));
         assert!(Job::named("timerapps").is_none());
     }
 }

@@ -22,7 +22,7 @@
 
 use crate::config::{self, Source};
 use crate::dumpfile::manifest::Verdict;
-use crate::dumpfile::{Dump, Manifest, Names, Stamp};
+use crate::dumpfile::{Dump, Location, Manifest, Names, Stamp};
 use crate::Result;
 use chrono::{Datelike, Local, NaiveDateTime, TimeZone, Timelike};
 use std::fmt;
@@ -39,18 +39,36 @@ pub struct Policy {
     pub monthly: u32,
 }
 
+/// The rules when no variable is set: the 5 newest.
+pub const DEFAULT: Policy = Policy {
+    last: 5,
+    hourly: 0,
+    daily: 0,
+    weekly: 0,
+    monthly: 0,
+};
+
 /// The most a time rule may ask for: over a century of months.
 const MAX_COUNT: u32 = 100_000;
 
 impl Policy {
+    /// The `DUMP_KEEP*` rules.
     pub fn from_env(env: &dyn Source) -> Result<Policy> {
-        let count = |name| config::number(env, name, 0, MAX_COUNT, 0);
+        Policy::prefixed(env, "DUMP_KEEP", &DEFAULT)
+    }
+
+    /// The rules `PREFIX`, `PREFIX_HOURLY`, … `PREFIX_MONTHLY`, each
+    /// `defaults`' when unset.
+    pub fn prefixed(env: &dyn Source, prefix: &str, defaults: &Policy) -> Result<Policy> {
+        let count = |rule: &str, default| {
+            config::number(env, &format!("{prefix}_{rule}"), 0, MAX_COUNT, default)
+        };
         Ok(Policy {
-            last: config::number(env, "DUMP_KEEP", 1, u32::MAX, 5)?,
-            hourly: count("DUMP_KEEP_HOURLY")?,
-            daily: count("DUMP_KEEP_DAILY")?,
-            weekly: count("DUMP_KEEP_WEEKLY")?,
-            monthly: count("DUMP_KEEP_MONTHLY")?,
+            last: config::number(env, prefix, 1, u32::MAX, defaults.last)?,
+            hourly: count("HOURLY", defaults.hourly)?,
+            daily: count("DAILY", defaults.daily)?,
+            weekly: count("WEEKLY", defaults.weekly)?,
+            monthly: count("MONTHLY", defaults.monthly)?,
         })
     }
 
@@ -245,6 +263,27 @@ pub fn plan(dir: &Path, names: &Names, policy: &Policy, now: &Stamp) -> io::Resu
         p.rules = rules;
     }
     Ok(planned)
+}
+
+/// The good dumps of `location`, newest first, with their manifests: by
+/// [`plan`], suspect dumps and dumps named in the future left out. What
+/// the drill restores and the copy sends.
+pub fn good_dumps(location: &Location) -> Result<Vec<(Dump, Option<Manifest>)>> {
+    let now = Stamp::of(chrono::Utc::now());
+    let planned = plan(&location.dir, &location.names, &location.policy, &now).map_err(|e| {
+        crate::Error::io(
+            crate::Exit::Failure,
+            "cannot list the dumps in",
+            &location.dir,
+            &e,
+            "",
+        )
+    })?;
+    Ok(planned
+        .into_iter()
+        .filter(|p| p.good() && !p.rules.contains(&Rule::Future))
+        .map(|p| (p.dump, p.manifest.ok().flatten()))
+        .collect())
 }
 
 /// Which of `planned` are still kept after the next run publishes a good

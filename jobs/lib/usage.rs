@@ -208,6 +208,18 @@ pub const DUMP: Usage = Usage {
     ],
 };
 
+/// What the drill and the copy read of the dump job's own settings.
+const JOB_DUMP_NAME: Variable = Variable {
+    name: "DUMP_NAME",
+    meaning: "the job's dumps' file-name prefix, as for `dump-database`",
+    default: "`dump`",
+};
+const JOB_DUMP_EXTENSION: Variable = Variable {
+    name: "DUMP_EXTENSION",
+    meaning: "what the dump is, before the compression's suffix, as for `dump-database`",
+    default: "`sql`",
+};
+
 /// `dump-database-drill`.
 pub const DRILL: Usage = Usage {
     variables: &[
@@ -217,17 +229,8 @@ pub const DRILL: Usage = Usage {
                       the job's own settings file",
             default: "`/var/lib/timerapps/dumps`",
         },
-        Variable {
-            name: "DUMP_NAME",
-            meaning: "the job's dumps' file-name prefix, as for `dump-database`",
-            default: "`dump`",
-        },
-        Variable {
-            name: "DUMP_EXTENSION",
-            meaning: "what the dump is, before the compression's suffix, as for \
-                      `dump-database`",
-            default: "`sql`",
-        },
+        JOB_DUMP_NAME,
+        JOB_DUMP_EXTENSION,
         Variable {
             name: "DRILL_TMPDIR",
             meaning: "absolute path of the directory the throwaway server is made in, below \
@@ -276,6 +279,118 @@ pub const DRILL: Usage = Usage {
             code: "78",
             meaning: "the server the dump needs is not installed, or is older than the \
                       dump (the message names the Debian package to install)",
+        },
+    ],
+};
+
+/// `dump-database-copy`.
+pub const COPY: Usage = Usage {
+    variables: &[
+        Variable {
+            name: "DUMP_DIR",
+            meaning: "where the job keeps its dumps, as for `dump-database`: the copy reads \
+                      the job's own settings file",
+            default: "`/var/lib/timerapps/dumps`",
+        },
+        JOB_DUMP_NAME,
+        JOB_DUMP_EXTENSION,
+        Variable {
+            name: "COPY_REPOSITORY",
+            meaning: "the restic repository every good dump is copied into, as restic \
+                      names it (`rest:https://…`, `sftp:host:/path`, `s3:…`); unset or \
+                      empty: no restic copy",
+            default: "unset",
+        },
+        Variable {
+            name: "COPY_PASSWORD_FILE",
+            meaning: "absolute path of the repository's password, given to restic as \
+                      `RESTIC_PASSWORD_FILE`; set by the units to the credential loaded \
+                      from `/etc/timerapps/credentials/UNIT.restic-password`",
+            default: "unset",
+        },
+        Variable {
+            name: "COPY_KEEP",
+            meaning: "how many of the newest copies the repository keeps, at least 1; \
+                      applied with `restic forget --prune` to this host's snapshots of \
+                      this job only",
+            default: "`DUMP_KEEP`'s value",
+        },
+        Variable {
+            name: "COPY_KEEP_HOURLY",
+            meaning: "for the last N hours that have a copy, keep the newest of each, as \
+                      `DUMP_KEEP_HOURLY` does for the dumps",
+            default: "`DUMP_KEEP_HOURLY`'s value",
+        },
+        Variable {
+            name: "COPY_KEEP_DAILY",
+            meaning: "the same for the last N days",
+            default: "`DUMP_KEEP_DAILY`'s value",
+        },
+        Variable {
+            name: "COPY_KEEP_WEEKLY",
+            meaning: "the same for the last N ISO weeks",
+            default: "`DUMP_KEEP_WEEKLY`'s value",
+        },
+        Variable {
+            name: "COPY_KEEP_MONTHLY",
+            meaning: "the same for the last N months",
+            default: "`DUMP_KEEP_MONTHLY`'s value",
+        },
+        Variable {
+            name: "COPY_HOST",
+            meaning: "the host name the snapshots are recorded under, and the only host \
+                      whose snapshots retention touches",
+            default: "this machine's host name",
+        },
+        Variable {
+            name: "COPY_COMMAND",
+            meaning: "instead of restic, a command run once per good dump not yet sent, \
+                      oldest first, split into words with shell quoting rules and run \
+                      without a shell; it gets `COPY_DUMP` (the dump's path), \
+                      `COPY_STAMP`, `COPY_SIZE` and `COPY_SHA256` (of the stored file) in \
+                      its environment, and `${COPY_DUMP}` and the others in its words are \
+                      replaced; it must exit 0 once the dump is safely stored; retention \
+                      at the destination is its own business",
+            default: "unset",
+        },
+        Variable {
+            name: "COPY_RESULT",
+            meaning: "absolute path of the file the copy records its result in, for \
+                      `timerapps status` and the metrics; set by the units; unset: not \
+                      recorded",
+            default: "unset",
+        },
+    ],
+    statuses: &[
+        Status {
+            code: "0",
+            meaning: "every good dump due is in the destination and verified, and the \
+                      repository's retention applied; or no destination is configured",
+        },
+        Status {
+            code: "1",
+            meaning: "a copy failed: the repository cannot be reached or opened (wrong \
+                      password, no repository there), a dump could not be read, restic or \
+                      the command failed, the copy read back differs, or `restic check` \
+                      found damage; local dumps are never changed",
+        },
+        Status {
+            code: "2",
+            meaning: "bad argument or malformed variable; nothing done",
+        },
+        Status {
+            code: "73",
+            meaning: "`COPY_RESULT` cannot be written",
+        },
+        Status {
+            code: "75",
+            meaning: "another copy of the same job is running",
+        },
+        Status {
+            code: "78",
+            meaning: "`COPY_REPOSITORY` is set but restic is not installed, or the \
+                      repository password is missing (the message names the file to \
+                      create)",
         },
     ],
 };
@@ -346,12 +461,13 @@ pub const MONITORING: &[Variable] = &[
 ];
 
 /// The usage of `program`: `myapp`, `otherapp`, `dump-database`,
-/// `dump-database-drill` or `timerapps`.
+/// `dump-database-drill`, `dump-database-copy` or `timerapps`.
 pub fn of(program: &str) -> Option<&'static Usage> {
     match program {
         "myapp" | "otherapp" => Some(&LOGGER),
         "dump-database" => Some(&DUMP),
         "dump-database-drill" => Some(&DRILL),
+        "dump-database-copy" => Some(&COPY),
         "timerapps" => Some(&COMMAND),
         _ => None,
     }

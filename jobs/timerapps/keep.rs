@@ -127,6 +127,7 @@ mod tests {
                 read: 1,
                 stored: 1,
                 sha256: String::new(),
+                content_sha256: None,
                 format: None,
                 check: Check::Complete,
                 tables: None,

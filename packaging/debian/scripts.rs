@@ -3,8 +3,8 @@
 //! template or a path the manifest knows.
 
 use jobkit::manifest::{
-    self, Kind, Manager, Shape, Variant, CONFIG_DIR, DRILLS_DIR, DUMPS_DIR, LOG_DIR,
-    SCHEDULE_DROP_IN, SCHEDULE_MARK,
+    self, Kind, Manager, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR, CREDENTIALS_DIR,
+    DRILLS_DIR, DUMPS_DIR, LOG_DIR, SCHEDULE_DROP_IN, SCHEDULE_MARK,
 };
 use std::fs;
 use std::path::Path;
@@ -31,6 +31,9 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         ("LOG_DIR", LOG_DIR.to_owned()),
         ("DUMPS_DIR", DUMPS_DIR.to_owned()),
         ("DRILLS_DIR", DRILLS_DIR.to_owned()),
+        ("COPIES_DIR", COPIES_DIR.to_owned()),
+        ("CREDENTIALS_DIR", CREDENTIALS_DIR.to_owned()),
+        ("COPY_CACHE_DIR", COPY_CACHE_DIR.to_owned()),
         ("CONFIG_DIR", CONFIG_DIR.to_owned()),
         ("INSTANCE_DIRS", instance_dirs.join(" ")),
         ("SCHEDULE_DROP_IN", SCHEDULE_DROP_IN.to_owned()),

@@ -8,7 +8,8 @@
 //! `systemd/` is not what this renders.
 
 use jobkit::manifest::{
-    Job, Kind, Manager, Program, Shape, Variant, DRILLS_SUBDIR, DRILL_EVERY, DUMPS_SUBDIR, JOBS,
+    password_file, Job, Kind, Manager, Program, Shape, Variant, COPIES_SUBDIR, COPY_CACHE_SUBDIR,
+    COPY_EVERY, CREDENTIALS_DIR, CREDENTIALS_ID, DRILLS_SUBDIR, DRILL_EVERY, DUMPS_SUBDIR, JOBS,
     LOGS_SUBDIR, MAIL_TEMPLATE, USER_NAME,
 };
 use std::collections::BTreeMap;
@@ -117,6 +118,14 @@ pub const DRILL_HARDENING: &[Setting] = &[
     every("InaccessiblePaths=-/run/postgresql -/run/mysqld"),
 ];
 
+/// What an off-host copy adds: restic reaches its repository over the
+/// network; the databases' sockets are none of its business.
+pub const COPY_HARDENING: &[Setting] = &[
+    every("SystemCallFilter=~@privileged"),
+    every("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"),
+    every("InaccessiblePaths=-/run/postgresql -/run/mysqld"),
+];
+
 /// The hardening lists a rendering uses: [`HARDENING`] and the program's
 /// own, unless a test gives others.
 #[derive(Clone, Copy)]
@@ -125,6 +134,7 @@ pub struct Source<'a> {
     pub logger: &'a [Setting],
     pub dump: &'a [Setting],
     pub drill: &'a [Setting],
+    pub copy: &'a [Setting],
 }
 
 pub const SOURCE: Source<'static> = Source {
@@ -132,6 +142,7 @@ pub const SOURCE: Source<'static> = Source {
     logger: LOGGER_HARDENING,
     dump: DUMP_HARDENING,
     drill: DRILL_HARDENING,
+    copy: COPY_HARDENING,
 };
 
 /// Every unit file the package ships, by its path below `systemd/`
@@ -164,7 +175,27 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
                     dir.join(format!("{base}.service")),
                     drill_service(job, variant, source),
                 );
-                files.insert(dir.join(format!("{base}.timer")), drill_timer(job, variant));
+                let timer = Unit::drill(job, variant, Kind::Timer);
+                files.insert(
+                    dir.join(format!("{base}.timer")),
+                    // Weekly, spread over the night.
+                    companion_timer(timer, DRILL_EVERY.0, "4h"),
+                );
+            }
+            if let Some(copy) = job.copy().filter(|_| variant.manager == Manager::System) {
+                let base = match variant.shape {
+                    Shape::Plain => copy,
+                    Shape::Template => format!("{copy}@"),
+                };
+                files.insert(
+                    PathBuf::from(format!("{base}.service")),
+                    copy_service(job, variant, source),
+                );
+                let timer = Unit::copy(job, variant, Kind::Timer);
+                files.insert(
+                    PathBuf::from(format!("{base}.timer")),
+                    companion_timer(timer, COPY_EVERY.0, "15min"),
+                );
             }
         }
     }
@@ -283,6 +314,28 @@ impl Unit {
         unit
     }
 
+    /// The first lines of a unit of `job`'s off-host copy, to its `[Unit]`
+    /// section's documentation; the system's manager only.
+    fn copy(job: &Job, variant: Variant, kind: Kind) -> Unit {
+        let copy = job.copy().expect("a job that keeps dumps");
+        let (name, of) = match variant.shape {
+            Shape::Plain => (format!("{copy}.{kind}"), "the database".to_owned()),
+            Shape::Template => (
+                format!("{copy}@NAME.{kind}"),
+                "database instance %i".to_owned(),
+            ),
+        };
+        let description = match kind {
+            Kind::Service => format!("Copy the good dumps of {of} off the host"),
+            Kind::Timer => format!("Retry the off-host copy of {of} {}", COPY_EVERY.1),
+        };
+        let mut unit = Unit::headed("systemctl edit", &name);
+        unit.line("[Unit]");
+        unit.line(&format!("Description={description}"));
+        unit.line(&format!("Documentation=man:{copy}(1)"));
+        unit
+    }
+
     /// The lines of `settings` that apply in `manager`.
     fn harden<'a>(&mut self, settings: impl Iterator<Item = &'a Setting>, manager: Manager) {
         for setting in settings {
@@ -366,6 +419,16 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
          mail's unit runs apart and never holds up or fails the job.",
     );
     u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
+    if let Some(copy) = job.copy().filter(|_| system) {
+        u.comment(
+            "Each good dump is then copied off the host, if a destination is set: in a unit \
+             of its own, which never delays or fails the dump.",
+        );
+        match variant.shape {
+            Shape::Plain => u.line(&format!("OnSuccess={copy}.service")),
+            Shape::Template => u.line(&format!("OnSuccess={copy}@%i.service")),
+        }
+    }
     if job.program == Program::Dump && system {
         // A user manager has no network-online.target and no servers.
         u.line("Wants=network-online.target");
@@ -523,14 +586,77 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
     u.0
 }
 
-/// The drill's timer: weekly, enabled by the admin per job.
-fn drill_timer(job: &Job, variant: Variant) -> String {
-    let mut u = Unit::drill(job, variant, Kind::Timer);
+/// The unit of the off-host copy of `job`'s dumps: it reads the job's own
+/// settings and only reads its dumps, takes the repository password as a
+/// credential, records its result for status and the metrics, and is
+/// mailed and measured like the job.
+fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
+    let copy = job.copy().expect("a job that keeps dumps");
+    let dump_unit = match variant.shape {
+        Shape::Plain => job.name.to_owned(),
+        Shape::Template => format!("{}%i", job.unit_base(Shape::Template)),
+    };
+    let mut u = Unit::copy(job, variant, Kind::Service);
+    u.line("StartLimitIntervalSec=0");
+    u.comment("A failed copy is mailed like a failed run.");
+    u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
+    u.line("Wants=network-online.target");
+    u.line("After=network-online.target");
+    u.line("");
+    u.line("[Service]");
+    u.line("Type=oneshot");
+    u.line(&format!("User={USER_NAME}"));
+    u.line(&format!("Group={USER_NAME}"));
+    if variant.shape == Shape::Template {
+        u.line(&format!(
+            "Environment=DUMP_NAME=%i DUMP_DIR=/var/lib/{DUMPS_SUBDIR}/%i"
+        ));
+    }
+    u.comment("The job's own settings: where its dumps are, COPY_REPOSITORY, COPY_KEEP.");
+    u.line(&format!("EnvironmentFile=-{}", job.settings_file(variant)));
+    u.comment(&format!(
+        "Secrets stay out of the settings and off command lines: the backend's keys \
+         (AWS_ACCESS_KEY_ID=…) in {CREDENTIALS_DIR}/{dump_unit}.env and the repository \
+         password in {CREDENTIALS_DIR}/{}, both root's, mode 0600. The directory is \
+         loaded whole, so that a job without a password still starts and says so.",
+        password_file(&dump_unit)
+    ));
+    u.line(&format!(
+        "EnvironmentFile=-{CREDENTIALS_DIR}/{dump_unit}.env"
+    ));
+    u.line(&format!(
+        "LoadCredential={CREDENTIALS_ID}:{CREDENTIALS_DIR}"
+    ));
+    u.line(&format!(
+        "Environment=COPY_PASSWORD_FILE=%d/{CREDENTIALS_ID}_{}",
+        password_file(&dump_unit)
+    ));
+    u.line(&format!(
+        "Environment=COPY_RESULT=/var/lib/{COPIES_SUBDIR}/{dump_unit}.json"
+    ));
+    u.line(&format!("ExecStart=/usr/bin/{copy}"));
+    u.comment(
+        "The dumps are read only (ProtectSystem=strict); the copy writes its record and \
+         restic's cache.",
+    );
+    u.line(&format!("StateDirectory={COPIES_SUBDIR}"));
+    u.line(&format!("CacheDirectory={COPY_CACHE_SUBDIR}"));
+    u.line("UMask=0077");
+    u.comment("A first copy of a large dump over a slow link takes its time.");
+    u.line("TimeoutStartSec=12h");
+    u.comment("The copy's metrics, under the job's name: as root (+), never failing the copy (-).");
+    u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
+    u.harden(source.common.iter().chain(source.copy), variant.manager);
+    u.0
+}
+
+/// The timer of a drill or a copy, enabled by the admin per job: on the
+/// calendar, spread by `spread`, and caught up after the machine was off.
+fn companion_timer(mut u: Unit, calendar: &str, spread: &str) -> String {
     u.line("");
     u.line("[Timer]");
-    u.line(&format!("OnCalendar={}", DRILL_EVERY.0));
-    u.comment("Spread over the night, and caught up after the machine was off.");
-    u.line("RandomizedDelaySec=4h");
+    u.line(&format!("OnCalendar={calendar}"));
+    u.line(&format!("RandomizedDelaySec={spread}"));
     u.line("Persistent=true");
     u.line("");
     u.line("[Install]");
@@ -713,6 +839,7 @@ mod tests {
         };
         let differs = [
             "Description=",
+            "OnSuccess=",
             "Environment=",
             "EnvironmentFile=",
             "StateDirectory=",

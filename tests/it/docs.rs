@@ -81,6 +81,12 @@ fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
             0,
             "dump-database-drill",
         ),
+        (
+            "jobs/dump-database-copy/main.rs",
+            "//! ",
+            0,
+            "dump-database-copy",
+        ),
         ("README.md", "", 0, "myapp"),
         ("README.md", "", 1, "dump-database"),
         ("README.md", "", 2, "timerapps"),
@@ -130,6 +136,7 @@ fn the_man_pages_name_every_variable_and_exit_status() {
         ("dump-database.1", "dump-database"),
         ("timerapps.1", "timerapps"),
         ("dump-database-drill.1", "dump-database-drill"),
+        ("dump-database-copy.1", "dump-database-copy"),
     ] {
         let usage = usage::of(program).unwrap();
         let names: Vec<&str> = usage.variables.iter().map(|v| v.name).collect();
@@ -172,13 +179,17 @@ fn the_settings_files_document_every_variable() {
             "timerapps" => usage::MONITORING.iter().collect(),
             program => usage::of(program).unwrap().variables.iter().collect(),
         };
-        // The drill reads the dump job's settings file too.
+        // The drill and the copy read the dump job's settings file too.
         if program == "dump-database" {
             variables.extend(usage::DRILL.variables);
+            variables.extend(usage::COPY.variables);
         }
         for v in variables {
             // Set by the units.
-            if matches!(v.name, "DUMP_SETTINGS" | "DRILL_RESULT") {
+            if matches!(
+                v.name,
+                "DUMP_SETTINGS" | "DRILL_RESULT" | "COPY_RESULT" | "COPY_PASSWORD_FILE"
+            ) {
                 continue;
             }
             assert!(

@@ -36,7 +36,9 @@ fn drill(dir: &Path, tmp: &Path, result: &Path) -> Command {
 }
 
 fn record(path: &Path) -> Record {
-    Record::read(path).unwrap().expect("a drill record")
+    jobkit::record::read::<Record>(path)
+        .unwrap()
+        .expect("a drill record")
 }
 
 /// The manifest beside `dump`.

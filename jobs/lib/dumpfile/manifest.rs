@@ -16,6 +16,7 @@
 //! | `read` | bytes the command wrote |
 //! | `stored` | bytes of the stored file |
 //! | `sha256` | SHA-256 of the stored file, in hex |
+//! | `content_sha256` | SHA-256 of the bytes the command wrote, before compression, in hex: what an off-host copy holds; absent in manifests written before it was added |
 //! | `format` | `postgresql`, `postgresql-cluster`, `postgresql-custom`, `mariadb`, `sqlite`, or `null` when not recognised or not checked |
 //! | `check` | `complete` (the format's end was seen), `header` (custom format: its header was seen; the format has no end to check), `unchecked` (no format recognised) or `off` (`DUMP_CHECK=off`) |
 //! | `tables` | `[{"database", "table", "rows"}]` in dump order, or `null` where the stream does not show them; `database` is set in a cluster dump, `rows` is `null` for a table whose rows could not be counted |
@@ -24,7 +25,9 @@
 
 use super::Form;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fmt;
+use std::io::{self, Read, Write};
 
 /// The layout written now.
 pub const VERSION: u32 = 1;
@@ -39,6 +42,8 @@ pub struct Manifest {
     pub read: u64,
     pub stored: u64,
     pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
     pub format: Option<Format>,
     pub check: Check,
     pub tables: Option<Vec<Table>>,
@@ -159,6 +164,51 @@ pub fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Passes reads or writes through, taking the SHA-256 of the bytes that
+/// went by.
+pub struct Hashing<T> {
+    inner: T,
+    hash: Sha256,
+}
+
+impl<T> Hashing<T> {
+    pub fn new(inner: T) -> Hashing<T> {
+        Hashing {
+            inner,
+            hash: Sha256::new(),
+        }
+    }
+
+    /// The SHA-256 of what went by so far, as the manifest writes it.
+    pub fn hex(&self) -> String {
+        hex(&self.hash.clone().finalize())
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 impl Manifest {
     /// The rows of every table, if the dump shows them all.
     pub fn total_rows(&self) -> Option<u64> {
@@ -193,6 +243,7 @@ mod tests {
             read: 10,
             stored: 4,
             sha256: "ab".into(),
+            content_sha256: Some("cd".into()),
             format: Some(Format::PostgresqlCluster),
             check: Check::Complete,
             tables: Some(vec![Table {
@@ -215,5 +266,11 @@ mod tests {
         }
         assert_eq!(Manifest::from_json(&json).unwrap(), m);
         assert_eq!(m.total_rows(), Some(3));
+        // A manifest written before content_sha256 existed still reads.
+        let old = json.replace("  \"content_sha256\": \"cd\",\n", "");
+        assert_ne!(old, json);
+        let old = Manifest::from_json(&old).unwrap();
+        assert_eq!(old.content_sha256, None);
+        assert_eq!(Manifest::from_json(&old.to_json()).unwrap(), old);
     }
 }

@@ -3,9 +3,9 @@
 //! same pass. `timerapps verify` reads into nothing; the restore drill
 //! reads into the restoring tool.
 
-use super::{manifest, Dump, Form};
+use super::manifest::Hashing;
+use super::{Dump, Form};
 use flate2::read::MultiGzDecoder;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
 
@@ -31,10 +31,7 @@ pub fn stream(dump: &Dump, out: &mut dyn Write) -> Result<(u64, String), Failure
     if start != magic {
         return Err(Failure::Dump(invalid(format!("not in {name} format"))));
     }
-    let mut file = Hashing {
-        inner: File::open(&dump.path).map_err(Failure::Dump)?,
-        hash: Sha256::new(),
-    };
+    let mut file = Hashing::new(File::open(&dump.path).map_err(Failure::Dump)?);
     let size = match dump.form {
         Form::Gzip => copy(&mut MultiGzDecoder::new(&mut file), out, name)?,
         Form::Zstd => {
@@ -49,8 +46,7 @@ pub fn stream(dump: &Dump, out: &mut dyn Write) -> Result<(u64, String), Failure
     // What the decoder did not need (padding after the stream) is part of
     // the file too.
     io::copy(&mut file, &mut io::sink()).map_err(Failure::Dump)?;
-    let sha256 = manifest::hex(&file.hash.finalize());
-    Ok((size, sha256))
+    Ok((size, file.hex()))
 }
 
 /// Why a dump could not be read into its reader.
@@ -90,23 +86,10 @@ fn copy(from: &mut dyn Read, to: &mut dyn Write, name: &str) -> Result<u64, Fail
     }
 }
 
-/// Reads through, hashing what it read.
-struct Hashing<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dumpfile::manifest;
     use flate2::write::GzEncoder;
     use sha2::{Digest, Sha256};
     use std::io::Write;

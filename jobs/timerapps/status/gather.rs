@@ -8,6 +8,7 @@ use chrono::Utc;
 use jobkit::config::Source;
 use jobkit::drill::Record;
 use jobkit::dumpfile::{Location, Stamp};
+use jobkit::record;
 use jobkit::retention::{self, Planned};
 use jobkit::{Error, Result};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -135,7 +136,7 @@ fn drill_facts(sd: &Systemd, job: &Job, unit: &str) -> Result<DrillFacts> {
     let last = match result {
         None => Ok(None),
         Some(path) => {
-            Record::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            record::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
         }
     };
     Ok(DrillFacts {

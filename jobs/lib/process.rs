@@ -1,16 +1,18 @@
-//! The drill's child processes: the throwaway server and the tools that
-//! restore into it and read it back. Each gets a clean environment, so that
-//! no libpq or MariaDB variable of the job's settings can point it at the
-//! production server, and dies with the drill (`PR_SET_PDEATHSIG`), so that
-//! a drill killed outright leaves no server running even outside its unit.
+//! Child processes of the drill and the copy: the throwaway server and the
+//! tools that restore into it, restic. Each dies with the job
+//! (`PR_SET_PDEATHSIG`), so that a job killed outright leaves nothing
+//! running even outside its unit, and its error output is kept for the
+//! reason of a failure. The drill's get a clean environment, so that no
+//! libpq or MariaDB variable of the job's settings can point them at the
+//! production server.
 
-use jobkit::{Error, Exit, Result};
+use crate::{Error, Exit, Result};
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,12 @@ pub fn command(program: impl AsRef<OsStr>, home: &Path) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    die_with_parent(&mut c);
+    c
+}
+
+/// Makes the child of `c` die when this process does.
+pub fn die_with_parent(c: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
         c.pre_exec(|| {
@@ -38,7 +46,6 @@ pub fn command(program: impl AsRef<OsStr>, home: &Path) -> Command {
             Ok(())
         });
     }
-    c
 }
 
 /// A running child, its error output kept for the reason of a failure.
@@ -48,7 +55,7 @@ pub struct Child {
     errors: Option<JoinHandle<Errors>>,
 }
 
-/// The first line that says ERROR or FATAL, and the last few lines.
+/// The first line that says ERROR, FATAL or Fatal:, and the last few lines.
 #[derive(Default)]
 struct Errors {
     first: Option<String>,
@@ -64,7 +71,11 @@ impl Errors {
             if line.is_empty() {
                 continue;
             }
-            if errors.first.is_none() && (line.contains("ERROR") || line.contains("FATAL")) {
+            if errors.first.is_none()
+                && ["ERROR", "FATAL", "Fatal:"]
+                    .iter()
+                    .any(|w| line.contains(w))
+            {
                 errors.first = Some(line.clone());
             }
             if errors.last.len() == 3 {
@@ -104,6 +115,10 @@ pub fn spawn(c: &mut Command, name: &str) -> Result<Child> {
 impl Child {
     pub fn stdin(&mut self) -> Option<ChildStdin> {
         self.child.stdin.take()
+    }
+
+    pub fn stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
     }
 
     pub fn pid(&self) -> i32 {

@@ -1,0 +1,314 @@
+//! The run: which good dumps are due, sending each oldest first and
+//! checking it arrived, the repository's retention and check, and the
+//! record of it all, whatever happened.
+
+use crate::command;
+use crate::config::{Config, Destination};
+use crate::restic::Restic;
+use chrono::{Local, Utc};
+use fs2::FileExt;
+use jobkit::copy::{self, Check, CheckOutcome, Newest, Outcome, Record, VERSION};
+use jobkit::dumpfile::manifest::Manifest;
+use jobkit::dumpfile::read::{self, Failure};
+use jobkit::dumpfile::{Dump, Form, Stamp};
+use jobkit::human::si;
+use jobkit::retention::{self, Candidate};
+use jobkit::{outln, record, Error, Exit, Result};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How often the repository is checked, at most: once a day, each time
+/// another thirtieth of its data read, so that a month reads it all.
+const CHECK_EVERY_SECS: i64 = 20 * 3600;
+const CHECK_PARTS: i64 = 30;
+
+/// What the record says besides the outcome, filled in as the run goes.
+#[derive(Default)]
+pub struct Report {
+    pub copied: Vec<String>,
+    pub newest: Option<Newest>,
+    pub waiting: u64,
+    pub sent: Vec<String>,
+    pub check: Option<Check>,
+}
+
+pub fn run(config: &Config) -> Result<String> {
+    let Some(destination) = &config.destination else {
+        return Ok(
+            "dump-database-copy: nothing to do: neither COPY_REPOSITORY nor COPY_COMMAND is set"
+                .to_owned(),
+        );
+    };
+    let _lock = match &config.result {
+        Some(path) => Some(lock(path)?),
+        None => None,
+    };
+    let previous = config
+        .result
+        .as_deref()
+        .and_then(|p| record::read::<Record>(p).ok().flatten());
+    let started = Utc::now();
+    let clock = Instant::now();
+    let mut report = Report {
+        check: previous.as_ref().and_then(|p| p.check.clone()),
+        newest: previous.as_ref().and_then(|p| p.newest.clone()),
+        sent: previous
+            .as_ref()
+            .map(|p| p.sent.clone())
+            .unwrap_or_default(),
+        ..Report::default()
+    };
+    // Oldest first.
+    let due = retention::good_dumps(&config.location).map(|mut good| {
+        good.reverse();
+        good
+    });
+    let result = due.and_then(|due| {
+        // Until the destination says otherwise: what the last run knew.
+        let known = report.newest.as_ref().map_or(i64::MIN, |n| n.stamp);
+        report.waiting = due
+            .iter()
+            .filter(|(d, _)| d.stamp.unix_seconds() > known)
+            .count() as u64;
+        match destination {
+            Destination::Restic(r) => to_restic(config, r, due, previous.as_ref(), &mut report),
+            Destination::Command(words) => command::run(words, due, &mut report),
+        }
+    });
+    let Some(path) = &config.result else {
+        return result;
+    };
+    let record = Record {
+        version: VERSION,
+        started: started.timestamp(),
+        seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        destination: match destination {
+            Destination::Restic(_) => copy::Destination::Restic,
+            Destination::Command(_) => copy::Destination::Command,
+        },
+        result: if result.is_ok() {
+            Outcome::Copied
+        } else {
+            Outcome::Failed
+        },
+        reason: result.as_ref().err().map(ToString::to_string),
+        copied: report.copied,
+        newest: report.newest,
+        waiting: report.waiting,
+        last_success: if result.is_ok() {
+            Some(started.timestamp())
+        } else {
+            previous.and_then(|p| p.last_success)
+        },
+        sent: report.sent,
+        check: report.check,
+    };
+    // The copy's own failure matters more.
+    let written = record::write(path, &record, "copy");
+    result.and_then(|summary| written.map(|()| summary))
+}
+
+/// One copy of a job at a time: a lock beside its record.
+fn lock(result: &Path) -> Result<File> {
+    let mut name = result.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(Exit::CantCreate, "cannot open the lock", &path, &e, ""))?;
+    file.try_lock_exclusive().map_err(|_| {
+        Error::new(
+            Exit::Locked,
+            format!(
+                "another copy holds {}: it is still running; nothing done",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(file)
+}
+
+/// The file name a dump has in a snapshot: its name as the command wrote
+/// it, before compression.
+fn raw_name(config: &Config, dump: &Dump) -> String {
+    config.location.names.dump(&dump.stamp, Form::None)
+}
+
+fn file_name(dump: &Dump) -> String {
+    dump.path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn to_restic(
+    config: &Config,
+    settings: &crate::config::Restic,
+    local: Vec<(Dump, Option<Manifest>)>,
+    previous: Option<&Record>,
+    report: &mut Report,
+) -> Result<String> {
+    let restic = Restic::open(settings, &config.location.names)?;
+    let location = restic.location();
+    let held: BTreeMap<Stamp, String> = restic
+        .snapshots()?
+        .into_iter()
+        .filter_map(|s| Some((s.stamp()?, s.id)))
+        .collect();
+    // Only what the repository's retention keeps: a dump it would forget
+    // at once is not sent, or every run would send it again.
+    let candidates: Vec<Candidate> = held
+        .keys()
+        .copied()
+        .chain(local.iter().map(|(d, _)| d.stamp))
+        .map(|stamp| Candidate { stamp, good: true })
+        .collect();
+    let now = candidates.iter().map(|c| c.stamp).max();
+    let kept: Vec<Stamp> = match now {
+        Some(now) => retention::decide(&candidates, &settings.policy, &now, &Local)
+            .into_iter()
+            .zip(&candidates)
+            .filter(|(rules, _)| !rules.is_empty())
+            .map(|(_, c)| c.stamp)
+            .collect(),
+        None => Vec::new(),
+    };
+    let due: Vec<&(Dump, Option<Manifest>)> = local
+        .iter()
+        .filter(|(d, _)| !held.contains_key(&d.stamp) && kept.contains(&d.stamp))
+        .collect();
+    report.waiting = due.len() as u64;
+    for (dump, manifest) in due {
+        let name = raw_name(config, dump);
+        let sent = restic.backup(&name, &dump.stamp, |to| {
+            send(dump, manifest.as_ref(), to).map(|(size, _)| size)
+        })?;
+        let expected = manifest.as_ref().and_then(|m| m.content_sha256.clone());
+        let problem = if expected.as_ref().is_some_and(|e| *e != sent.sha256) {
+            Some(format!(
+                "{} decompresses to other bytes than its manifest's content_sha256: the copy \
+                 was removed; run \"timerapps verify\"",
+                dump.path.display()
+            ))
+        } else {
+            let back = restic.sha256(&sent.id, &name)?;
+            (back != sent.sha256).then(|| {
+                format!(
+                    "snapshot {} of {} on {location} read back with SHA-256 {back}, not the \
+                     {} sent: the copy was removed; run \"restic check\" on the repository",
+                    sent.id,
+                    file_name(dump),
+                    sent.sha256
+                )
+            })
+        };
+        if let Some(problem) = problem {
+            restic.forget_ids(&[&sent.id])?;
+            return Err(Error::new(Exit::Failure, problem));
+        }
+        outln!(
+            "copied {} to {location} as snapshot {}: {} raw, {} added to the repository, \
+             read back and verified",
+            file_name(dump),
+            sent.id,
+            si(sent.size),
+            si(sent.added)
+        );
+        report.copied.push(file_name(dump));
+        report.waiting -= 1;
+    }
+    let forgotten = restic.retain(&settings.policy)?;
+    if forgotten > 0 {
+        outln!(
+            "forgot {forgotten} snapshot(s) of this host's {} beyond COPY_KEEP ({}) and pruned \
+             the repository",
+            config.location.names.name(),
+            settings.policy
+        );
+    }
+    let newest = restic
+        .snapshots()?
+        .into_iter()
+        .filter_map(|s| s.stamp())
+        .max();
+    report.newest = newest.map(|stamp| Newest {
+        dump: config.location.names.dump(&stamp, Form::None),
+        stamp: stamp.unix_seconds(),
+    });
+    let checked = check(&restic, previous, report);
+    let copied = report.copied.len();
+    checked?;
+    Ok(format!(
+        "dump-database-copy: {copied} dump(s) copied to {location} and verified; newest copy {}",
+        report.newest.as_ref().map_or("none", |n| n.dump.as_str())
+    ))
+}
+
+/// Checks a part of the repository when the last check is a day old.
+fn check(restic: &Restic, previous: Option<&Record>, report: &mut Report) -> Result<()> {
+    let now = Utc::now().timestamp();
+    let last = previous.and_then(|p| p.check.as_ref());
+    if last.is_some_and(|c| now - c.started < CHECK_EVERY_SECS) {
+        return Ok(());
+    }
+    let subset = format!("{}/{CHECK_PARTS}", now / 86_400 % CHECK_PARTS + 1);
+    let result = restic.check(&subset);
+    match &result {
+        Ok(()) => outln!(
+            "checked the repository {}, reading part {subset} of its data",
+            restic.location()
+        ),
+        Err(e) => outln!("the check of the repository failed: {e}"),
+    }
+    report.check = Some(Check {
+        started: now,
+        subset,
+        result: if result.is_ok() {
+            CheckOutcome::Passed
+        } else {
+            CheckOutcome::Failed
+        },
+        reason: result.as_ref().err().map(ToString::to_string),
+        last_success: if result.is_ok() {
+            Some(now)
+        } else {
+            last.and_then(|c| c.last_success)
+        },
+    });
+    result
+}
+
+/// Streams `dump` decompressed into `to`, its checksums and its
+/// manifest's SHA-256 checked on the way; a dump that fails them is not
+/// taken for a copy. Returns the size sent and the stored file's SHA-256.
+pub fn send(dump: &Dump, manifest: Option<&Manifest>, to: &mut dyn Write) -> Result<(u64, String)> {
+    let damaged = |what: String| {
+        Error::new(
+            Exit::Failure,
+            format!(
+                "cannot copy {}: {what}; it was not copied, run \"timerapps verify\"",
+                dump.path.display()
+            ),
+        )
+    };
+    let (size, sha256) = read::stream(dump, to).map_err(|failure| match failure {
+        Failure::Dump(e) => damaged(e.to_string()),
+        Failure::Out(e) => Error::new(
+            Exit::Failure,
+            format!("the copy stopped taking {}: {e}", dump.path.display()),
+        ),
+    })?;
+    match manifest {
+        Some(m) if m.sha256 != sha256 => Err(damaged(format!(
+            "its SHA-256 is {sha256}, its manifest says {}",
+            m.sha256
+        ))),
+        _ => Ok((size, sha256)),
+    }
+}
