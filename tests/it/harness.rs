@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -23,6 +23,7 @@ pub fn bin(name: &str) -> &'static str {
         "otherapp" => env!("CARGO_BIN_EXE_otherapp"),
         "dump-database" => env!("CARGO_BIN_EXE_dump-database"),
         "dump-database-drill" => env!("CARGO_BIN_EXE_dump-database-drill"),
+        "dump-database-copy" => env!("CARGO_BIN_EXE_dump-database-copy"),
         "timerapps" => env!("CARGO_BIN_EXE_timerapps"),
         _ => panic!("no binary {name}"),
     }
@@ -364,4 +365,20 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 pub fn user_ids(name: &str) -> (u32, u32) {
     let id = |flag: &str| sh(&format!("id {flag} {name}")).trim().parse().unwrap();
     (id("-u"), id("-g"))
+}
+
+/// Gives the restic repository in `repo` a key for `password` that opens
+/// in milliseconds (`restic-cheap-key.py`), from its `master` key as
+/// `restic cat masterkey` prints it.
+pub fn cheap_restic_key(repo: &Path, password: &str, master: &str) {
+    let mut key = cmd(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/restic-cheap-key.py"));
+    key.arg(repo).arg(password).stdin(Stdio::piped());
+    let mut child = key.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(master.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }

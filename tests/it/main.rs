@@ -13,6 +13,8 @@ mod command;
 mod config;
 /// Helper: systemd booted in a container, on Debian 12 and 13.
 mod container;
+/// Good dumps are copied off the host into restic, verified, kept by their own rules.
+mod copy;
 /// The tables of variables and exit statuses agree everywhere they are shown.
 mod docs;
 /// Restore drills restore the newest good dump into a throwaway server and hold it to its manifest.

@@ -5,7 +5,7 @@
 
 use crate::container::{image, Release};
 use crate::dump::{dump_job, published};
-use crate::harness::{cmd, names, run, Sandbox};
+use crate::harness::{cheap_restic_key, cmd, names, run, Sandbox};
 use chrono::{DateTime, Utc};
 use jobkit::dumpfile::{Form, Stamp};
 use std::collections::BTreeSet;
@@ -173,16 +173,7 @@ fn judge(sb: &Sandbox, binary: &Path, seed: u64, index: usize) -> Vec<String> {
         .ok()
         .stdout
         .clone();
-    let mut key = cmd(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/restic-cheap-key.py"));
-    key.arg(&repo).arg(PASSWORD).stdin(Stdio::piped());
-    let mut child = key.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(master.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    cheap_restic_key(&repo, PASSWORD, &master);
     let file = sb.path(&format!("backed-up-{index}"));
     fs::write(&file, "a file for each snapshot\n").unwrap();
     let backup = |host: &str, local: &str| {

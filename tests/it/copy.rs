@@ -1,0 +1,806 @@
+//! Off-host copies: every good dump copied into a restic repository served
+//! by `rclone serve restic` on a second host (a network namespace reached
+//! over a veth link), verified, kept by its own rules on this job's
+//! snapshots only, restorable; an outage, a SIGKILL mid-upload and bad
+//! settings never lose a dump, and the next run catches up in order.
+
+use crate::dump::{dump_job, postgres_with_shop, published, with_pg};
+use crate::harness::{
+    cheap_restic_key, cmd, is_root, job, run, sh, snapshot, start, wait_for, Run, Sandbox, TIMEOUT,
+};
+use crate::mariadb::Mariadb;
+use jobkit::copy::{Destination, Outcome, Record};
+use jobkit::dumpfile::{Dump, Form, Manifest, Names};
+use serde::Deserialize;
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A second host: a network namespace of its own, linked to this one by a
+/// veth pair, serving a restic repository over HTTP with rclone.
+pub struct Remote {
+    ns: String,
+    link: String,
+    pub addr: String,
+    /// The repository's files, as the remote host stores them.
+    pub dir: PathBuf,
+    server: Option<Child>,
+}
+
+impl Remote {
+    pub fn new(sb: &Sandbox) -> Remote {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::SeqCst);
+        let id = (std::process::id() as usize % 200) * 5 + n % 5;
+        let (ns, link, peer) = (
+            format!("timerapps-remote-{id}"),
+            format!("trh{id}"),
+            format!("trr{id}"),
+        );
+        // A /30 of its own: this host's side first, the remote's second.
+        let (third, fourth) = (id / 64, (id % 64) * 4);
+        let host_addr = format!("10.231.{third}.{}", fourth + 1);
+        let addr = format!("10.231.{third}.{}", fourth + 2);
+        sh(&format!(
+            "ip netns del {ns} 2>/dev/null || true; ip link del {link} 2>/dev/null || true
+             ip netns add {ns}
+             ip link add {link} type veth peer name {peer}
+             ip link set {peer} netns {ns}
+             ip addr add {host_addr}/30 dev {link}
+             ip link set {link} up
+             ip -n {ns} addr add {addr}/30 dev {peer}
+             ip -n {ns} link set {peer} up
+             ip -n {ns} link set lo up"
+        ));
+        Remote {
+            ns,
+            link,
+            addr,
+            dir: sb.mkdir("remote-repository"),
+            server: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rest:http://{}:8000/", self.addr)
+    }
+
+    pub fn start(&mut self) {
+        let server = cmd("ip")
+            .args(["netns", "exec", &self.ns, "rclone", "serve", "restic"])
+            .arg("--addr")
+            .arg(format!("{}:8000", self.addr))
+            .arg(&self.dir)
+            .args(["--config", "/dev/null", "--log-level", "ERROR"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("rclone starts");
+        self.server = Some(server);
+        let addr = format!("{}:8000", self.addr);
+        wait_for("rclone serve restic to listen", TIMEOUT, || {
+            TcpStream::connect(&addr).is_ok()
+        });
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+
+    /// Slows this host's side of the link to `rate` (tc's words), or back
+    /// to full speed with `None`.
+    pub fn throttle(&self, rate: Option<&str>) {
+        let link = &self.link;
+        match rate {
+            Some(rate) => sh(&format!(
+                "tc qdisc replace dev {link} root tbf rate {rate} burst 32kbit latency 2s"
+            )),
+            None => sh(&format!("tc qdisc del dev {link} root 2>/dev/null || true")),
+        };
+    }
+
+    /// Makes the repository, with a key that opens in milliseconds.
+    pub fn init(&self, sb: &Sandbox) -> Restic {
+        let restic = Restic::new(sb, &self.url());
+        restic.run(&["init"]).ok();
+        let master = restic.run(&["cat", "masterkey"]).ok().stdout.clone();
+        cheap_restic_key(&self.dir, PASSWORD, &master);
+        restic
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.link])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// restic run by the test, as a host that lost everything but the
+/// repository's password would run it.
+pub struct Restic {
+    repository: String,
+    pub password: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub hostname: String,
+    pub tags: Vec<String>,
+    pub paths: Vec<String>,
+}
+
+impl Restic {
+    pub fn new(sb: &Sandbox, repository: &str) -> Restic {
+        let password = sb.path("restic-password");
+        fs::write(&password, PASSWORD).unwrap();
+        Restic {
+            repository: repository.to_owned(),
+            password,
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = cmd("restic");
+        c.env("RESTIC_REPOSITORY", &self.repository)
+            .env("RESTIC_PASSWORD_FILE", &self.password)
+            .arg("--no-cache");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(self.command().args(args))
+    }
+
+    /// Every snapshot, oldest first.
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        let out = self.run(&["snapshots", "--json"]).ok().stdout.clone();
+        serde_json::from_str::<Option<Vec<Snapshot>>>(&out)
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// The one file of snapshot `id`, written to `to`.
+    pub fn restore(&self, snapshot: &Snapshot, to: &Path) {
+        let mut c = self.command();
+        c.args(["dump", &snapshot.id, &snapshot.paths[0]])
+            .stdout(fs::File::create(to).unwrap());
+        let status = c.status().unwrap();
+        assert!(status.success(), "restic dump {}", snapshot.id);
+    }
+}
+
+impl Snapshot {
+    pub fn stamp(&self) -> Option<&str> {
+        self.tags.iter().find_map(|t| t.strip_prefix("stamp="))
+    }
+}
+
+/// The copy of the dumps of `name` in `dir`, as its unit runs it.
+fn copy(sb: &Sandbox, dir: &Path, name: &str, repository: &str, password: &Path) -> Command {
+    let mut c = job("dump-database-copy");
+    c.env("DUMP_DIR", dir)
+        .env("DUMP_NAME", name)
+        .env("COPY_REPOSITORY", repository)
+        .env("COPY_PASSWORD_FILE", password)
+        .env("COPY_HOST", "db1")
+        .env("COPY_RESULT", sb.path(&format!("copy-{name}.json")))
+        .env("CACHE_DIRECTORY", sb.mkdir("cache"));
+    c
+}
+
+fn record(sb: &Sandbox, name: &str) -> Record {
+    jobkit::record::read::<Record>(&sb.path(&format!("copy-{name}.json")))
+        .unwrap()
+        .expect("a copy record")
+}
+
+/// The good dumps of `name` in `dir`, oldest first.
+fn local_dumps(dir: &Path, name: &str) -> Vec<Dump> {
+    let mut dumps = Names::new(name, "sql").dumps(dir).unwrap();
+    dumps.reverse();
+    dumps
+}
+
+fn stamps(dumps: &[Dump]) -> Vec<String> {
+    dumps.iter().map(|d| d.stamp.to_string()).collect()
+}
+
+fn snapshot_stamps(snapshots: &[Snapshot]) -> Vec<String> {
+    snapshots
+        .iter()
+        .map(|s| s.stamp().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A SQLite database whose dump grows by a row at each call of `grow`.
+struct Sqlite {
+    db: PathBuf,
+}
+
+impl Sqlite {
+    fn new(sb: &Sandbox) -> Sqlite {
+        let db = sb.path("shop.db");
+        sh(&format!(
+            "sqlite3 '{}' \"CREATE TABLE t (n int, s text); \
+             WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 500) \
+             INSERT INTO t SELECT n, 'row ' || n FROM c;\"",
+            db.display()
+        ));
+        Sqlite { db }
+    }
+
+    fn grow(&self) {
+        sh(&format!(
+            "sqlite3 '{}' \"INSERT INTO t SELECT max(n) + 1, 'row' FROM t;\"",
+            self.db.display()
+        ));
+    }
+
+    fn dump(&self, dir: &Path) -> Command {
+        let mut c = dump_job(
+            dir,
+            &format!("sqlite3 -readonly {} .dump", self.db.display()),
+        );
+        c.env("DUMP_NAME", "shop");
+        c
+    }
+
+    fn rows(db: &Path) -> String {
+        sh(&format!(
+            "sqlite3 '{}' 'SELECT * FROM t ORDER BY n'",
+            db.display()
+        ))
+    }
+}
+
+#[test]
+#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
+fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("copy-sqlite");
+    let mut remote = Remote::new(&sb);
+    remote.start();
+    let restic = remote.init(&sb);
+    let db = Sqlite::new(&sb);
+    let dir = sb.mkdir("dumps");
+    for _ in 0..3 {
+        db.grow();
+        published(&run(&mut db.dump(&dir)));
+    }
+    let local = local_dumps(&dir, "shop");
+    let before = snapshot(&dir);
+
+    let r = run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ));
+    r.ok();
+    assert_eq!(r.stdout.matches("read back and verified").count(), 3, "{r}");
+    assert!(
+        r.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("dump-database-copy: 3 dump(s) copied to rest:http://"),
+        "{r}"
+    );
+    assert_eq!(snapshot(&dir), before, "the copy changed a local dump\n{r}");
+    let snapshots = restic.snapshots();
+    assert_eq!(snapshot_stamps(&snapshots), stamps(&local), "{r}");
+    for (s, dump) in snapshots.iter().zip(&local) {
+        assert_eq!(s.hostname, "db1");
+        assert_eq!(
+            s.tags,
+            [
+                "timerapps".to_owned(),
+                "dump=shop".to_owned(),
+                format!("stamp={}", dump.stamp)
+            ]
+        );
+        let raw = Names::new("shop", "sql").dump(&dump.stamp, Form::None);
+        assert_eq!(s.paths, [format!("/{raw}")]);
+    }
+    let rec = record(&sb, "shop");
+    assert_eq!(rec.result, Outcome::Copied);
+    assert_eq!(rec.destination, Destination::Restic);
+    assert_eq!(rec.copied.len(), 3);
+    assert_eq!(rec.waiting, 0);
+    assert_eq!(
+        rec.newest.as_ref().map(|n| n.stamp),
+        Some(local[2].stamp.unix_seconds())
+    );
+    let check = rec.check.expect("the first run checks the repository");
+    assert!(check.subset.ends_with("/30"), "{}", check.subset);
+    assert!(check.last_success.is_some());
+
+    // A second run copies nothing twice, and checks again only tomorrow.
+    let again = run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ));
+    again.ok();
+    assert!(again.stdout.contains(" 0 dump(s) copied"), "{again}");
+    assert!(!again.stdout.contains("checked the repository"), "{again}");
+    assert_eq!(restic.snapshots().len(), 3);
+
+    // Restored by restic alone, each copy is its dump's contents, and the
+    // newest gives the database's tables.
+    for (s, dump) in restic.snapshots().iter().zip(&local) {
+        let restored = sb.path("restored.sql");
+        restic.restore(s, &restored);
+        let manifest = dump.manifest().unwrap().unwrap();
+        assert_eq!(
+            sha256(&restored),
+            manifest.content_sha256.clone().unwrap(),
+            "{}",
+            s.id
+        );
+    }
+    let newest = restic.snapshots().pop().unwrap();
+    let restored = sb.path("restored.sql");
+    restic.restore(&newest, &restored);
+    let copy_db = sb.path("restored.db");
+    sh(&format!(
+        "sqlite3 -bail '{}' < '{}'",
+        copy_db.display(),
+        restored.display()
+    ));
+    assert_eq!(Sqlite::rows(&copy_db), Sqlite::rows(&db.db));
+    assert_eq!(Sqlite::rows(&copy_db).lines().count(), 503);
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    jobkit::dumpfile::manifest::hex(&Sha256::digest(fs::read(path).unwrap()))
+}
+
+#[test]
+#[ignore = "needs root, PostgreSQL, MariaDB, restic and rclone: tests/run"]
+fn postgres_and_mariadb_dumps_restore_from_the_repository_to_equal_tables() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("copy-servers");
+    let mut remote = Remote::new(&sb);
+    remote.start();
+    let restic = remote.init(&sb);
+
+    let pg = postgres_with_shop(&sb);
+    let pg_dir = sb.mkdir("pg-dumps");
+    let command = format!("{} --no-password shop", pg.program("pg_dump").display());
+    let mut c = dump_job(&pg_dir, &command);
+    c.env("DUMP_NAME", "pg");
+    published(&run(with_pg(&mut c, &pg, "postgres")));
+    run(&mut copy(
+        &sb,
+        &pg_dir,
+        "pg",
+        &remote.url(),
+        &restic.password,
+    ))
+    .ok();
+
+    let maria = Mariadb::start(&sb);
+    maria.sql("", "CREATE DATABASE shop");
+    maria.sql(
+        "shop",
+        "CREATE TABLE items (id int PRIMARY KEY, name text, price decimal(10,2)); \
+         INSERT INTO items SELECT seq, concat('item ', seq), seq * 1.5 FROM seq_1_to_2000;",
+    );
+    let maria_dir = sb.mkdir("maria-dumps");
+    let mut c = dump_job(
+        &maria_dir,
+        &format!(
+            "mariadb-dump --no-defaults --socket={} --user=root shop",
+            maria.socket.display()
+        ),
+    );
+    c.env("DUMP_NAME", "maria");
+    published(&run(&mut c));
+    run(&mut copy(
+        &sb,
+        &maria_dir,
+        "maria",
+        &remote.url(),
+        &restic.password,
+    ))
+    .ok();
+
+    let snapshots = restic.snapshots();
+    let of = |name: &str| {
+        snapshots
+            .iter()
+            .find(|s| s.tags.contains(&format!("dump={name}")))
+            .unwrap_or_else(|| panic!("no snapshot of {name}: {snapshots:?}"))
+    };
+    let pg_sql = sb.path("pg-restored.sql");
+    restic.restore(of("pg"), &pg_sql);
+    pg.restore(&pg_sql, "restored").ok();
+    for table in ["customers", "orders"] {
+        let query = format!("COPY (SELECT * FROM {table} ORDER BY id) TO STDOUT");
+        let original = pg.sql("shop", &query);
+        assert!(original.lines().count() >= 3000);
+        assert_eq!(original, pg.sql("restored", &query), "table {table}");
+    }
+
+    let maria_sql = sb.path("maria-restored.sql");
+    restic.restore(of("maria"), &maria_sql);
+    maria.sql("", "CREATE DATABASE restored");
+    sh(&format!(
+        "mariadb --no-defaults --socket='{}' --user=root restored < '{}'",
+        maria.socket.display(),
+        maria_sql.display()
+    ));
+    let query = "SELECT * FROM items ORDER BY id";
+    let original = maria.sql("shop", query);
+    assert_eq!(original.lines().count(), 2000);
+    assert_eq!(original, maria.sql("restored", query));
+}
+
+#[test]
+#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
+fn with_the_remote_down_dumps_go_on_the_copy_fails_and_then_catches_up_in_order() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("copy-outage");
+    let mut remote = Remote::new(&sb);
+    remote.start();
+    let restic = remote.init(&sb);
+    let db = Sqlite::new(&sb);
+    let dir = sb.mkdir("dumps");
+    published(&run(&mut db.dump(&dir)));
+    run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ))
+    .ok();
+    let first = record(&sb, "shop");
+
+    remote.stop();
+    for _ in 0..3 {
+        db.grow();
+        published(&run(&mut db.dump(&dir)));
+        let before = snapshot(&dir);
+        let r = run(&mut copy(
+            &sb,
+            &dir,
+            "shop",
+            &remote.url(),
+            &restic.password,
+        ));
+        r.expect(1);
+        assert_eq!(r.stderr.lines().count(), 1, "{r}");
+        assert!(r.stderr.contains("connection refused"), "{r}");
+        assert_eq!(snapshot(&dir), before, "{r}");
+    }
+    let failed = record(&sb, "shop");
+    assert_eq!(failed.result, Outcome::Failed);
+    assert!(failed.reason.unwrap().contains("connection refused"));
+    assert_eq!(failed.waiting, 3);
+    assert_eq!(failed.last_success, first.last_success);
+    assert_eq!(failed.newest, first.newest);
+
+    remote.start();
+    let r = run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ));
+    r.ok();
+    let local = local_dumps(&dir, "shop");
+    let copied: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("copied "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let missed: Vec<String> = local[1..]
+        .iter()
+        .map(|d| d.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(copied, missed, "the missed dumps, oldest first\n{r}");
+    assert_eq!(snapshot_stamps(&restic.snapshots()), stamps(&local));
+    let caught_up = record(&sb, "shop");
+    assert_eq!(caught_up.result, Outcome::Copied);
+    assert_eq!(caught_up.waiting, 0);
+}
+
+#[test]
+#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
+fn a_copy_killed_mid_upload_leaves_no_snapshot_and_the_next_run_copies_it_again() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("copy-killed");
+    let mut remote = Remote::new(&sb);
+    remote.start();
+    let restic = remote.init(&sb);
+    // 30 MB of dump that restic cannot compress away.
+    let db = sb.path("big.db");
+    sh(&format!(
+        "sqlite3 '{}' \"CREATE TABLE b (x blob); \
+         WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 15000) \
+         INSERT INTO b SELECT randomblob(1000) FROM c;\"",
+        db.display()
+    ));
+    let dir = sb.mkdir("dumps");
+    let mut c = dump_job(&dir, &format!("sqlite3 -readonly {} .dump", db.display()));
+    c.env("DUMP_NAME", "big");
+    published(&run(&mut c));
+
+    remote.throttle(Some("4mbit"));
+    let copying = start(&mut copy(&sb, &dir, "big", &remote.url(), &restic.password));
+    let data = remote.dir.join("data");
+    // Killed once restic has sent part of the dump's data.
+    wait_for("restic to upload a pack", TIMEOUT, || {
+        walkdir::WalkDir::new(&data)
+            .into_iter()
+            .flatten()
+            .any(|e| e.file_type().is_file())
+    });
+    copying.signal(libc::SIGKILL);
+    let killed = copying.wait(TIMEOUT);
+    assert_eq!(killed.code(), None, "{killed}");
+    // restic dies with it: nothing more arrives, and no snapshot counts.
+    wait_for("restic to die with the copy", TIMEOUT, || {
+        !sh("ps -eo args").lines().any(|l| l.starts_with("restic "))
+    });
+    remote.throttle(None);
+    assert!(restic.snapshots().is_empty());
+
+    let r = run(&mut copy(&sb, &dir, "big", &remote.url(), &restic.password));
+    r.ok();
+    assert_eq!(r.stdout.matches("read back and verified").count(), 1, "{r}");
+    let snapshots = restic.snapshots();
+    assert_eq!(
+        snapshot_stamps(&snapshots),
+        stamps(&local_dumps(&dir, "big"))
+    );
+    restic.run(&["check", "--read-data"]).ok();
+}
+
+#[test]
+#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
+fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("copy-bad");
+    let mut remote = Remote::new(&sb);
+    remote.start();
+    let restic = remote.init(&sb);
+    let db = Sqlite::new(&sb);
+    let dir = sb.mkdir("dumps");
+    published(&run(&mut db.dump(&dir)));
+    let before = snapshot(&dir);
+    let wrong = sb.path("wrong-password");
+    fs::write(&wrong, "not the password").unwrap();
+    let missing = sb.path("credentials/timerapps_dump-database@shop.restic-password");
+    let nowhere = format!("{}nothing-here", remote.url());
+    for (repository, password, code, says) in [
+        (
+            remote.url(),
+            wrong.as_path(),
+            1,
+            "wrong password or no key found; check the repository password",
+        ),
+        (
+            remote.url(),
+            missing.as_path(),
+            78,
+            "put the repository's password in \
+             /etc/timerapps/credentials/dump-database@shop.restic-password",
+        ),
+        (
+            nowhere,
+            restic.password.as_path(),
+            1,
+            "is there a repository at COPY_REPOSITORY? Create it once with \"restic init\"",
+        ),
+    ] {
+        let r = run(&mut copy(&sb, &dir, "shop", &repository, password));
+        r.expect(code);
+        assert_eq!(r.stderr.lines().count(), 1, "{r}");
+        assert!(r.stderr.contains(says), "{r}");
+        assert!(r.stderr.starts_with("dump-database-copy: "), "{r}");
+        assert_eq!(snapshot(&dir), before, "{r}");
+        assert_eq!(record(&sb, "shop").result, Outcome::Failed);
+    }
+    assert!(restic.snapshots().is_empty());
+}
+
+#[test]
+#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
+fn retention_removes_only_this_jobs_own_snapshots_beyond_its_rules() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("copy-scope");
+    let mut remote = Remote::new(&sb);
+    remote.start();
+    let restic = remote.init(&sb);
+    let db = Sqlite::new(&sb);
+    let dir = sb.mkdir("dumps");
+    for _ in 0..4 {
+        db.grow();
+        published(&run(&mut db.dump(&dir)));
+    }
+    // Another host's copies of a job of the same name, and another job's
+    // copies from this host, in the same repository.
+    let mut other_host = copy(&sb, &dir, "shop", &remote.url(), &restic.password);
+    other_host
+        .env("COPY_HOST", "db2")
+        .env("COPY_RESULT", sb.path("other-host.json"));
+    run(&mut other_host).ok();
+    let other_dir = sb.mkdir("other");
+    for _ in 0..3 {
+        let mut c = db.dump(&other_dir);
+        c.env("DUMP_NAME", "other");
+        published(&run(&mut c));
+    }
+    run(&mut copy(
+        &sb,
+        &other_dir,
+        "other",
+        &remote.url(),
+        &restic.password,
+    ))
+    .ok();
+    run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ))
+    .ok();
+    let count = |host: &str, job: &str| {
+        restic
+            .snapshots()
+            .iter()
+            .filter(|s| s.hostname == host && s.tags.contains(&format!("dump={job}")))
+            .count()
+    };
+    assert_eq!(
+        (
+            count("db1", "shop"),
+            count("db2", "shop"),
+            count("db1", "other")
+        ),
+        (4, 4, 3)
+    );
+
+    let mut keep_two = copy(&sb, &dir, "shop", &remote.url(), &restic.password);
+    keep_two.env("COPY_KEEP", "2");
+    let r = run(&mut keep_two);
+    r.ok();
+    assert!(r.stdout.contains("forgot 2 snapshot(s)"), "{r}");
+    assert_eq!(
+        (
+            count("db1", "shop"),
+            count("db2", "shop"),
+            count("db1", "other")
+        ),
+        (2, 4, 3),
+        "{r}"
+    );
+    let local = local_dumps(&dir, "shop");
+    let kept: Vec<String> = restic
+        .snapshots()
+        .iter()
+        .filter(|s| s.hostname == "db1" && s.tags.contains(&"dump=shop".to_owned()))
+        .map(|s| s.stamp().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept, stamps(&local[2..]), "the two newest stay\n{r}");
+
+    // The dumps the repository's rules would forget at once are not sent
+    // again: a second run copies nothing and forgets nothing.
+    let mut again = copy(&sb, &dir, "shop", &remote.url(), &restic.password);
+    again.env("COPY_KEEP", "2");
+    let r = run(&mut again);
+    assert!(r.ok().stdout.contains(" 0 dump(s) copied"), "{r}");
+    assert!(!r.stdout.contains("forgot"), "{r}");
+}
+
+#[test]
+fn copy_command_takes_each_good_dump_once_oldest_first_and_retries_a_failure() {
+    let sb = Sandbox::new("copy-command");
+    let dir = sb.mkdir("dumps");
+    for n in 0..3 {
+        let mut c = dump_job(&dir, &format!("printf 'dump {n}\\n'"));
+        c.env("DUMP_CHECK", "off");
+        published(&run(&mut c));
+    }
+    let dest = sb.mkdir("elsewhere");
+    let log = sb.path("calls");
+    let script = sb.path("send");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nset -e\n[ ! -e '{fail}' ]\ncp \"$1\" '{dest}/'\n\
+             echo \"$COPY_STAMP $COPY_SIZE $COPY_SHA256\" >> '{log}'\n",
+            fail = sb.path("fail").display(),
+            dest = dest.display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x '{}'", script.display()));
+    let send = |sb: &Sandbox| {
+        let mut c = job("dump-database-copy");
+        c.env("DUMP_DIR", &dir)
+            .env(
+                "COPY_COMMAND",
+                format!("'{}' ${{COPY_DUMP}}", script.display()),
+            )
+            .env("COPY_RESULT", sb.path("copy.json"));
+        run(&mut c)
+    };
+    let r = send(&sb);
+    r.ok();
+    let local = local_dumps(&dir, "dump");
+    let calls = fs::read_to_string(&log).unwrap();
+    let expected: Vec<String> = local
+        .iter()
+        .map(|d| {
+            let m: Manifest = d.manifest().unwrap().unwrap();
+            format!("{} {} {}", d.stamp, d.size, m.sha256)
+        })
+        .collect();
+    assert_eq!(calls.lines().collect::<Vec<_>>(), expected, "{r}");
+    assert_eq!(snapshot(&dest).len(), 3);
+    let rec = jobkit::record::read::<Record>(&sb.path("copy.json"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.destination, Destination::Command);
+    assert_eq!(rec.sent, stamps(&local));
+
+    // Nothing twice; a failing command fails the run and is retried.
+    assert!(send(&sb).ok().stdout.contains("took 0 dump(s)"));
+    let mut c = dump_job(&dir, "printf 'dump 4\\n'");
+    c.env("DUMP_CHECK", "off");
+    published(&run(&mut c));
+    fs::write(sb.path("fail"), "").unwrap();
+    let r = send(&sb);
+    r.expect(1);
+    assert!(r.stderr.contains("COPY_COMMAND did not take"), "{r}");
+    let rec = jobkit::record::read::<Record>(&sb.path("copy.json"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((rec.result, rec.waiting), (Outcome::Failed, 1));
+    fs::remove_file(sb.path("fail")).unwrap();
+    let r = send(&sb);
+    assert!(r.ok().stdout.contains("took 1 dump(s)"), "{r}");
+    assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 4);
+}
+
+#[test]
+fn with_no_destination_the_copy_does_nothing_and_succeeds() {
+    let sb = Sandbox::new("copy-none");
+    let dir = sb.mkdir("dumps");
+    let before = sb.tree();
+    let mut c = job("dump-database-copy");
+    c.env("DUMP_DIR", &dir)
+        .env("COPY_RESULT", sb.path("copy.json"));
+    let r = run(&mut c);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("nothing to do: neither COPY_REPOSITORY nor COPY_COMMAND is set"),
+        "{r}"
+    );
+    assert_eq!(sb.tree(), before, "{r}");
+}
