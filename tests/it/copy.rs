@@ -264,20 +264,32 @@ impl Sqlite {
     }
 }
 
-#[test]
-#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
-fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
+/// A sandbox, a remote host serving restic, and its new repository.
+fn remote_repository(test: &str) -> (Sandbox, Remote, Restic) {
     assert!(is_root(), "run as root: tests/run");
-    let sb = Sandbox::new("copy-sqlite");
+    let sb = Sandbox::new(test);
     let mut remote = Remote::new(&sb);
     remote.start();
     let restic = remote.init(&sb);
-    let db = Sqlite::new(&sb);
+    (sb, remote, restic)
+}
+
+/// `n` dumps of a SQLite database that grows before each, in `dumps`.
+fn sqlite_dumps(sb: &Sandbox, n: usize) -> (Sqlite, PathBuf) {
+    let db = Sqlite::new(sb);
     let dir = sb.mkdir("dumps");
-    for _ in 0..3 {
+    for _ in 0..n {
         db.grow();
         published(&run(&mut db.dump(&dir)));
     }
+    (db, dir)
+}
+
+#[test]
+#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
+fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
+    let (sb, remote, restic) = remote_repository("copy-sqlite");
+    let (db, dir) = sqlite_dumps(&sb, 3);
     let local = local_dumps(&dir, "shop");
     let before = snapshot(&dir);
 
@@ -374,11 +386,7 @@ fn sha256(path: &Path) -> String {
 #[test]
 #[ignore = "needs root, PostgreSQL, MariaDB, restic and rclone: tests/run"]
 fn postgres_and_mariadb_dumps_restore_from_the_repository_to_equal_tables() {
-    assert!(is_root(), "run as root: tests/run");
-    let sb = Sandbox::new("copy-servers");
-    let mut remote = Remote::new(&sb);
-    remote.start();
-    let restic = remote.init(&sb);
+    let (sb, remote, restic) = remote_repository("copy-servers");
 
     let pg = postgres_with_shop(&sb);
     let pg_dir = sb.mkdir("pg-dumps");
@@ -455,14 +463,8 @@ fn postgres_and_mariadb_dumps_restore_from_the_repository_to_equal_tables() {
 #[test]
 #[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
 fn with_the_remote_down_dumps_go_on_the_copy_fails_and_then_catches_up_in_order() {
-    assert!(is_root(), "run as root: tests/run");
-    let sb = Sandbox::new("copy-outage");
-    let mut remote = Remote::new(&sb);
-    remote.start();
-    let restic = remote.init(&sb);
-    let db = Sqlite::new(&sb);
-    let dir = sb.mkdir("dumps");
-    published(&run(&mut db.dump(&dir)));
+    let (sb, mut remote, restic) = remote_repository("copy-outage");
+    let (db, dir) = sqlite_dumps(&sb, 1);
     run(&mut copy(
         &sb,
         &dir,
@@ -527,11 +529,7 @@ fn with_the_remote_down_dumps_go_on_the_copy_fails_and_then_catches_up_in_order(
 #[test]
 #[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
 fn a_copy_killed_mid_upload_leaves_no_snapshot_and_the_next_run_copies_it_again() {
-    assert!(is_root(), "run as root: tests/run");
-    let sb = Sandbox::new("copy-killed");
-    let mut remote = Remote::new(&sb);
-    remote.start();
-    let restic = remote.init(&sb);
+    let (sb, remote, restic) = remote_repository("copy-killed");
     // 30 MB of dump that restic cannot compress away.
     let db = sb.path("big.db");
     sh(&format!(
@@ -579,14 +577,8 @@ fn a_copy_killed_mid_upload_leaves_no_snapshot_and_the_next_run_copies_it_again(
 #[test]
 #[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
 fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
-    assert!(is_root(), "run as root: tests/run");
-    let sb = Sandbox::new("copy-bad");
-    let mut remote = Remote::new(&sb);
-    remote.start();
-    let restic = remote.init(&sb);
-    let db = Sqlite::new(&sb);
-    let dir = sb.mkdir("dumps");
-    published(&run(&mut db.dump(&dir)));
+    let (sb, remote, restic) = remote_repository("copy-bad");
+    let (_, dir) = sqlite_dumps(&sb, 1);
     let before = snapshot(&dir);
     let wrong = sb.path("wrong-password");
     fs::write(&wrong, "not the password").unwrap();
@@ -627,17 +619,8 @@ fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
 #[test]
 #[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
 fn retention_removes_only_this_jobs_own_snapshots_beyond_its_rules() {
-    assert!(is_root(), "run as root: tests/run");
-    let sb = Sandbox::new("copy-scope");
-    let mut remote = Remote::new(&sb);
-    remote.start();
-    let restic = remote.init(&sb);
-    let db = Sqlite::new(&sb);
-    let dir = sb.mkdir("dumps");
-    for _ in 0..4 {
-        db.grow();
-        published(&run(&mut db.dump(&dir)));
-    }
+    let (sb, remote, restic) = remote_repository("copy-scope");
+    let (db, dir) = sqlite_dumps(&sb, 4);
     // Another host's copies of a job of the same name, and another job's
     // copies from this host, in the same repository.
     let mut other_host = copy(&sb, &dir, "shop", &remote.url(), &restic.password);
