@@ -1,7 +1,7 @@
-//! `enable`, `disable`, `run` and `drill`.
+//! `enable`, `disable`, `run`, `drill` and `copy`.
 
 use crate::format::seconds;
-use crate::jobs::{Job, Settings};
+use crate::jobs::{Companion, Job, Settings};
 use crate::systemd::{failed, Scope, ServiceProxy, Systemd, UnitProxy, Verb};
 use jobkit::{outln, Error, Exit, Result};
 use std::io::{BufRead, BufReader};
@@ -81,18 +81,28 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     start_and_follow(&job.service(), job.program(), scope)
 }
 
-/// Runs the restore drill of `job` now, as its unit runs it, and prints
-/// what it wrote; true if it passed.
-pub fn drill(job: &Job, scope: Scope) -> Result<bool> {
-    let Some(unit) = job.drill_service() else {
+/// Runs the restore drill or the off-host copy of `job` now, as its unit
+/// runs it, and prints what it wrote; true if it succeeded.
+pub fn companion(job: &Job, companion: Companion, scope: Scope) -> Result<bool> {
+    let (verb, what) = match companion {
+        Companion::Drill => ("drill", "restores"),
+        Companion::Copy => ("copy", "copies"),
+    };
+    let Some(unit) = job.companion_service(companion) else {
         return Err(Error::new(
             Exit::Usage,
             format!(
-                "{} keeps no dumps; drill restores the dumps of dump-database jobs",
+                "{} keeps no dumps; {verb} {what} the dumps of dump-database jobs",
                 job.name()
             ),
         ));
     };
+    if companion == Companion::Copy && scope == Scope::User {
+        return Err(Error::new(
+            Exit::Usage,
+            "off-host copies run in the system's manager only; nothing was started",
+        ));
+    }
     let program = unit.split(['@', '.']).next().unwrap_or_default().to_owned();
     start_and_follow(&unit, &program, scope)
 }

@@ -40,42 +40,49 @@ impl Job {
         self.name.split('@').next().unwrap_or_default()
     }
 
-    /// The unit of its restore drill, for a job that keeps dumps:
-    /// `dump-database-drill@NAME.service`.
-    pub fn drill_service(&self) -> Option<String> {
-        let drill = manifest::Job::named(self.program())?.drill()?;
+    /// The service of its `companion` (the restore drill or the off-host
+    /// copy), for a job that keeps dumps: `dump-database-drill@NAME.service`.
+    pub fn companion_service(&self, companion: Companion) -> Option<String> {
+        let base = companion.base(manifest::Job::named(self.program())?)?;
         Some(match self.instance() {
-            Some(instance) => format!("{drill}@{instance}.service"),
-            None => format!("{drill}.service"),
+            Some(instance) => format!("{base}@{instance}.service"),
+            None => format!("{base}.service"),
         })
     }
 
-    /// The timer of its restore drill.
-    pub fn drill_timer(&self) -> Option<String> {
-        let service = self.drill_service()?;
+    /// The timer of its `companion`.
+    pub fn companion_timer(&self, companion: Companion) -> Option<String> {
+        let service = self.companion_service(companion)?;
         Some(format!("{}.timer", service.strip_suffix(".service")?))
     }
 
-    /// The job whose restore drill `unit` is: `dump-database@NAME` for
+    /// The job whose companion `unit` is, and which companion:
+    /// `dump-database@NAME` and the drill for
     /// `dump-database-drill@NAME.service`.
-    pub fn of_drill(unit: &str) -> Option<Job> {
+    pub fn of_companion(unit: &str) -> Option<(Job, Companion)> {
         let base = unit.strip_suffix(".service").unwrap_or(unit);
-        let (drill, instance) = match base.split_once('@') {
-            Some((drill, instance)) => (drill, Some(instance)),
+        let (companion_base, instance) = match base.split_once('@') {
+            Some((b, instance)) => (b, Some(instance)),
             None => (base, None),
         };
-        let job = manifest::JOBS
-            .iter()
-            .find(|j| j.drill().as_deref() == Some(drill))?;
+        let (job, companion) = manifest::JOBS.iter().find_map(|j| {
+            Companion::ALL
+                .into_iter()
+                .find(|c| c.base(j).as_deref() == Some(companion_base))
+                .map(|c| (j, c))
+        })?;
         if instance.is_some_and(|i| !valid_instance(i)) {
             return None;
         }
-        Some(Job {
-            name: match instance {
-                Some(i) => format!("{}@{i}", job.name),
-                None => job.name.to_owned(),
+        Some((
+            Job {
+                name: match instance {
+                    Some(i) => format!("{}@{i}", job.name),
+                    None => job.name.to_owned(),
+                },
             },
-        })
+            companion,
+        ))
     }
 
     /// `NAME` of an instance `TEMPLATE@NAME`.
@@ -132,6 +139,28 @@ impl Job {
                     format!("unknown job {arg:?}; the jobs are: {}", known.join(", ")),
                 ))
             }
+        }
+    }
+}
+
+/// A unit that works on a dump job's dumps beside it, with units of its
+/// own named after the job's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Companion {
+    /// The restore drill.
+    Drill,
+    /// The off-host copy.
+    Copy,
+}
+
+impl Companion {
+    pub const ALL: [Companion; 2] = [Companion::Drill, Companion::Copy];
+
+    /// Its program and the base name of its units for `job`.
+    fn base(self, job: &manifest::Job) -> Option<String> {
+        match self {
+            Companion::Drill => job.drill(),
+            Companion::Copy => job.copy(),
         }
     }
 }

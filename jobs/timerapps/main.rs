@@ -37,7 +37,7 @@ mod verify;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use jobkit::{errln, euid, Error, Exit, Result};
-use jobs::Job;
+use jobs::{Companion, Job};
 use std::process::ExitCode;
 use systemd::Scope;
 
@@ -103,6 +103,12 @@ enum Command {
     /// throwaway server and compared with its manifest; exit 0 only if it
     /// passed.
     Drill {
+        #[arg(value_name = "JOB")]
+        job: String,
+    },
+    /// Run JOB's off-host copy now: every good dump not yet in its
+    /// repository copied and verified; exit 0 only if it succeeded.
+    Copy {
         #[arg(value_name = "JOB")]
         job: String,
     },
@@ -222,7 +228,12 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
         Command::Drill { job } => {
             let job = Job::resolve(&job, scope)?;
             root_only("drill", scope)?;
-            control::drill(&job, scope)?
+            control::companion(&job, Companion::Drill, scope)?
+        }
+        Command::Copy { job } => {
+            let job = Job::resolve(&job, scope)?;
+            root_only("copy", scope)?;
+            control::companion(&job, Companion::Copy, scope)?
         }
         Command::Verify { job } => verify::run(&Job::resolve(&job, scope)?, scope)?,
         Command::Keep { job } => keep::run(&Job::resolve(&job, scope)?, scope)?,

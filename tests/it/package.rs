@@ -324,6 +324,15 @@ fn every_service_is_hardened() {
                 };
                 services.push((variant, format!("{drill}{at}.service"), ceiling));
             }
+            // The off-host copy: network to its repository, read-only dumps.
+            if let Some(copy) = job.copy().filter(|_| variant.manager == Manager::System) {
+                let at = if variant.shape == Shape::Template {
+                    "@"
+                } else {
+                    ""
+                };
+                services.push((variant, format!("{copy}{at}.service"), 1.2));
+            }
         }
     }
     for (variant, service, ceiling) in services {

@@ -2,11 +2,10 @@
 //! directory, before anything is judged or shown.
 
 use crate::calendar;
-use crate::jobs::{self, Job, Settings};
-use crate::systemd::{failed, ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use crate::jobs::{self, Companion, Job, Settings};
+use crate::systemd::{failed, Scope, ServiceProxy, Systemd, TimerProxy, UnitProxy};
 use chrono::Utc;
 use jobkit::config::Source;
-use jobkit::drill::Record;
 use jobkit::dumpfile::{Location, Stamp};
 use jobkit::record;
 use jobkit::retention::{self, Planned};
@@ -47,17 +46,26 @@ pub struct Facts {
     pub not_configured: Option<String>,
     /// For a job that keeps dumps: its restore drill.
     pub drill: Option<DrillFacts>,
+    /// For a job that keeps dumps, in the system's manager: its off-host
+    /// copy.
+    pub copy: Option<CopyFacts>,
+    /// Whether its settings name a destination for copies
+    /// (`COPY_REPOSITORY` or `COPY_COMMAND`).
+    pub copy_configured: bool,
 }
 
-/// A job's restore drill: its timer and its last result.
-pub struct DrillFacts {
-    /// The drill timer's unit file state: enabled, disabled, ...
+/// A job's restore drill or off-host copy: its timer and its last record.
+pub struct CompanionFacts<R> {
+    /// The timer's unit file state: enabled, disabled, ...
     pub enabled: String,
-    /// Time between drills by the timer's schedule, when it is enabled.
+    /// Time between runs by the timer's schedule, when it is enabled.
     pub period: Option<Duration>,
-    /// The last drill's record: `None` before the first, `Err` unreadable.
-    pub last: std::result::Result<Option<Record>, String>,
+    /// The last run's record: `None` before the first, `Err` unreadable.
+    pub last: std::result::Result<Option<R>, String>,
 }
+
+pub type DrillFacts = CompanionFacts<jobkit::drill::Record>;
+pub type CopyFacts = CompanionFacts<jobkit::copy::Record>;
 
 /// Where a job's dumps are and what is there.
 pub enum DumpFacts {
@@ -87,10 +95,14 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
     let elapses = calendar::elapses(&calendar).map_err(|e| e.to_string());
     let calendar_next = elapses.as_ref().ok().and_then(|e| e.first().copied());
     let period = elapses.map(|e| period(&e, &monotonic));
-    let drill = match job.drill_service() {
-        Some(unit) => Some(drill_facts(sd, job, &unit)?),
-        None => None,
+    let drill = companion_facts(sd, job, Companion::Drill, "DRILL_RESULT")?;
+    let copy = match sd.scope() {
+        Scope::System => companion_facts(sd, job, Companion::Copy, "COPY_RESULT")?,
+        Scope::User => None,
     };
+    let copy_configured = ["COPY_REPOSITORY", "COPY_COMMAND"]
+        .iter()
+        .any(|v| settings.get(v).is_some_and(|s| !s.is_empty()));
     Ok(Facts {
         job: job.clone(),
         enabled: timer_unit.unit_file_state().map_err(&read)?,
@@ -109,14 +121,29 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
         dumps,
         not_configured,
         drill,
+        copy,
+        copy_configured,
     })
 }
 
-/// The drill timer's state and schedule, and the record its unit's
-/// `DRILL_RESULT` names.
-fn drill_facts(sd: &Systemd, job: &Job, unit: &str) -> Result<DrillFacts> {
-    let read = failed("cannot read the state of a restore drill");
-    let timer_name = job.drill_timer().unwrap_or_default();
+/// The state and schedule of the timer of `job`'s `companion`, and the
+/// record its service's `variable` names; `None` for a job without one.
+fn companion_facts<R: serde::de::DeserializeOwned>(
+    sd: &Systemd,
+    job: &Job,
+    companion: Companion,
+    variable: &str,
+) -> Result<Option<CompanionFacts<R>>> {
+    let (Some(unit), Some(timer_name)) = (
+        job.companion_service(companion),
+        job.companion_timer(companion),
+    ) else {
+        return Ok(None);
+    };
+    let read = failed(match companion {
+        Companion::Drill => "cannot read the state of a restore drill",
+        Companion::Copy => "cannot read the state of an off-host copy",
+    });
     let timer_unit: UnitProxy = sd.unit(&timer_name)?;
     let enabled = timer_unit.unit_file_state().map_err(&read)?;
     let period = if enabled == "enabled" {
@@ -128,22 +155,24 @@ fn drill_facts(sd: &Systemd, job: &Job, unit: &str) -> Result<DrillFacts> {
     } else {
         None
     };
-    let service: ServiceProxy = sd.unit(unit)?;
-    let result = service.environment().map_err(&read)?.iter().find_map(|kv| {
-        kv.strip_prefix("DRILL_RESULT=")
-            .map(std::path::PathBuf::from)
-    });
+    let service: ServiceProxy = sd.unit(&unit)?;
+    let prefix = format!("{variable}=");
+    let result = service
+        .environment()
+        .map_err(&read)?
+        .iter()
+        .find_map(|kv| kv.strip_prefix(&prefix).map(std::path::PathBuf::from));
     let last = match result {
         None => Ok(None),
         Some(path) => {
             record::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
         }
     };
-    Ok(DrillFacts {
+    Ok(Some(CompanionFacts {
         enabled,
         period,
         last,
-    })
+    }))
 }
 
 /// The shortest of the intervals after each run, and the widest spacing of

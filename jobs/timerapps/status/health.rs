@@ -1,8 +1,9 @@
 //! The health rule: which facts about a job are problems. A job is healthy
 //! when it has none.
 
-use super::gather::{DrillFacts, DumpFacts, Facts};
+use super::gather::{CopyFacts, DrillFacts, DumpFacts, Facts};
 use crate::format::result_words;
+use jobkit::copy;
 use jobkit::drill::Outcome;
 use jobkit::human::span;
 use jobkit::retention::{Planned, Rule};
@@ -37,7 +38,13 @@ pub fn unknowns(f: &Facts) -> Vec<String> {
         .drill
         .as_ref()
         .and_then(|d| d.last.as_ref().err().cloned());
-    schedule.into_iter().chain(dumps).chain(drill).collect()
+    let copy = f.copy.as_ref().and_then(|c| c.last.as_ref().err().cloned());
+    schedule
+        .into_iter()
+        .chain(dumps)
+        .chain(drill)
+        .chain(copy)
+        .collect()
 }
 
 /// The job's problems, in the order status lists them.
@@ -106,6 +113,75 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
     }
     if let Some(drill) = &f.drill {
         problems.extend(drill_problems(drill, now));
+    }
+    if let Some(copy) = &f.copy {
+        let listed = match &f.dumps {
+            Some(DumpFacts::Read {
+                listed: Ok(listed), ..
+            }) => Some(listed.as_slice()),
+            _ => None,
+        };
+        let due = f.copy_configured.then_some(period).flatten();
+        problems.extend(copy_problems(copy, due, listed, now));
+    }
+    problems
+}
+
+/// A failed last copy or repository check; and, where copies are set up
+/// (`due` is then the dump job's period), good dumps of `listed` still not
+/// off the host two periods after they were made.
+fn copy_problems(
+    copy: &CopyFacts,
+    due: Option<Duration>,
+    listed: Option<&[Planned]>,
+    now: u64,
+) -> Vec<String> {
+    let Ok(last) = &copy.last else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    let now_s = (now / 1_000_000) as i64;
+    let ago = |at: i64| span(Duration::from_secs(now_s.saturating_sub(at).max(0) as u64));
+    if let Some(r) = last.as_ref().filter(|r| r.result == copy::Outcome::Failed) {
+        problems.push(format!(
+            "the last off-host copy failed {} ago: {}",
+            ago(r.started),
+            r.reason.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
+    let check = last.as_ref().and_then(|r| r.check.as_ref());
+    if let Some(c) = check.filter(|c| c.result == copy::CheckOutcome::Failed) {
+        problems.push(format!(
+            "the last check of the off-host repository failed {} ago: {}",
+            ago(c.started),
+            c.reason.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
+    let (Some(period), Some(listed)) = (due, listed) else {
+        return problems;
+    };
+    let copied = last
+        .as_ref()
+        .and_then(|r| r.newest.as_ref())
+        .map(|n| n.stamp);
+    let waiting: Vec<i64> = listed
+        .iter()
+        .filter(|p| p.good() && !p.rules.contains(&Rule::Future))
+        .map(|p| p.dump.stamp.unix_seconds())
+        .filter(|stamp| copied.is_none_or(|c| *stamp > c))
+        .collect();
+    if let Some(&oldest) = waiting.last() {
+        if now_s.saturating_sub(oldest) > 2 * period.as_secs() as i64 {
+            problems.push(format!(
+                "{} not copied off the host, the oldest {} old, more than two periods ({})",
+                match waiting.len() {
+                    1 => "a good dump is".to_owned(),
+                    n => format!("{n} good dumps are"),
+                },
+                ago(oldest),
+                span(2 * period)
+            ));
+        }
     }
     problems
 }
@@ -195,5 +271,95 @@ mod tests {
         let mut none = drill(Outcome::Passed, None, Some(WEEK));
         none.last = Ok(None);
         assert!(problems(&none).is_empty());
+    }
+
+    fn copy(result: copy::Outcome, newest: Option<i64>, check: bool) -> CopyFacts {
+        CopyFacts {
+            enabled: "disabled".into(),
+            period: None,
+            last: Ok(Some(copy::Record {
+                version: copy::VERSION,
+                started: NOW - 1800,
+                seconds: 1.0,
+                destination: copy::Destination::Restic,
+                result,
+                reason: Some("restic backup on rest:http://b/: connection refused".into()),
+                copied: Vec::new(),
+                newest: newest.map(|stamp| copy::Newest {
+                    dump: "dump".into(),
+                    stamp,
+                }),
+                waiting: 0,
+                last_success: None,
+                sent: Vec::new(),
+                check: Some(copy::Check {
+                    started: NOW - 7200,
+                    subset: "1/30".into(),
+                    result: if check {
+                        copy::CheckOutcome::Passed
+                    } else {
+                        copy::CheckOutcome::Failed
+                    },
+                    reason: (!check).then(|| "pack 1234 is damaged".into()),
+                    last_success: None,
+                }),
+            })),
+        }
+    }
+
+    /// Good dumps stamped `ages` seconds before NOW, newest first.
+    fn dumps(ages: &[i64]) -> Vec<Planned> {
+        ages.iter()
+            .map(|age| {
+                let stamp = jobkit::dumpfile::Stamp::of(
+                    chrono::DateTime::from_timestamp(NOW - age, 0).unwrap(),
+                );
+                Planned {
+                    dump: jobkit::dumpfile::Dump {
+                        stamp,
+                        form: jobkit::dumpfile::Form::Gzip,
+                        path: format!("/d/dump-{stamp}.sql.gz").into(),
+                        size: 1,
+                    },
+                    manifest: Ok(None),
+                    rules: vec![Rule::Last],
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_copy_or_check_and_dumps_left_behind_are_problems() {
+        let now = NOW as u64 * 1_000_000;
+        let hour = Some(Duration::from_secs(3600));
+        let local = dumps(&[600, 4000, 9000]);
+        let copied = |age: i64| copy(copy::Outcome::Copied, Some(NOW - age), true);
+        assert!(copy_problems(&copied(600), hour, Some(&local), now).is_empty());
+        // The two newest wait, the oldest of them 67 min: within two hours.
+        assert!(copy_problems(&copied(9000), hour, Some(&local), now).is_empty());
+        let behind = copy_problems(&copied(20000), hour, Some(&local), now);
+        assert_eq!(
+            behind,
+            [
+                "3 good dumps are not copied off the host, the oldest 2 h 30 min old, more than \
+              two periods (2 h)"
+            ]
+        );
+        // Without a destination set, or without a period, none are waiting.
+        assert!(copy_problems(&copied(20000), None, Some(&local), now).is_empty());
+        let failed = copy_problems(
+            &copy(copy::Outcome::Failed, Some(NOW - 600), false),
+            hour,
+            Some(&local),
+            now,
+        );
+        assert_eq!(
+            failed,
+            [
+                "the last off-host copy failed 30 min ago: restic backup on rest:http://b/: \
+                 connection refused",
+                "the last check of the off-host repository failed 2 h ago: pack 1234 is damaged"
+            ]
+        );
     }
 }

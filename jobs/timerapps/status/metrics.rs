@@ -20,6 +20,11 @@ pub fn drill_file_name(job: &str) -> String {
     format!("timerapps-{job}-drill.prom")
 }
 
+/// The file of the metrics of `job`'s off-host copy.
+pub fn copy_file_name(job: &str) -> String {
+    format!("timerapps-{job}-copy.prom")
+}
+
 /// Whether `name` in METRICS_DIR is a job's metrics file, or the temp file
 /// of one that a replace left (`atomic::replace`).
 pub fn is_metrics_file(name: &str) -> bool {
@@ -115,6 +120,38 @@ pub const METRICS: &[(&str, &str)] = &[
     (
         "timerapps_drill_interval_seconds",
         "Time between restore drills by the drill timer's schedule, while it is enabled.",
+    ),
+    (
+        "timerapps_offsite_last_run_timestamp_seconds",
+        "When the job's last off-host copy started.",
+    ),
+    (
+        "timerapps_offsite_last_copied",
+        "Whether the job's last off-host copy succeeded (1) or failed (0).",
+    ),
+    (
+        "timerapps_offsite_last_success_timestamp_seconds",
+        "When the job's last off-host copy that succeeded started.",
+    ),
+    (
+        "timerapps_offsite_newest_copy_timestamp_seconds",
+        "When the newest dump off the host was made (its stamp).",
+    ),
+    (
+        "timerapps_offsite_dumps_waiting",
+        "Good dumps due and not off the host after the last copy.",
+    ),
+    (
+        "timerapps_offsite_check_last_run_timestamp_seconds",
+        "When the last check of the off-host repository started.",
+    ),
+    (
+        "timerapps_offsite_check_last_passed",
+        "Whether the last check of the off-host repository passed (1) or failed (0).",
+    ),
+    (
+        "timerapps_offsite_check_last_success_timestamp_seconds",
+        "When the last check of the off-host repository that passed started.",
     ),
 ];
 
@@ -271,6 +308,57 @@ pub fn render_drill(row: &Row, unit_failed: bool, now: u64) -> String {
     }
     if let Some(p) = drill.and_then(|d| d.period_seconds) {
         values.push(("timerapps_drill_interval_seconds", one(p.to_string())));
+    }
+    text(&values)
+}
+
+/// The text of the copy's file: its last record, and whether the unit that
+/// just ran failed (a copy killed before it recorded anything).
+pub fn render_copy(row: &Row, unit_failed: bool, now: u64) -> String {
+    let label = format!("job_name=\"{}\"", escape(&row.job));
+    let one = |v: String| vec![(label.clone(), v)];
+    let mut values: Vec<(&str, Vec<(String, String)>)> = Vec::new();
+    let last = row.copy.as_ref().and_then(|c| c.last.as_ref());
+    let started = last.map_or(now, |l| l.started.usec);
+    values.push((
+        "timerapps_offsite_last_run_timestamp_seconds",
+        one(seconds(started)),
+    ));
+    let copied = last.is_some_and(|l| l.result == "copied") && !unit_failed;
+    values.push(("timerapps_offsite_last_copied", one(flag(copied))));
+    if let Some(l) = last {
+        if let Some(at) = &l.last_success {
+            values.push((
+                "timerapps_offsite_last_success_timestamp_seconds",
+                one(seconds(at.usec)),
+            ));
+        }
+        if let Some(n) = &l.newest {
+            values.push((
+                "timerapps_offsite_newest_copy_timestamp_seconds",
+                one(seconds(n.stamped.usec)),
+            ));
+        }
+        values.push((
+            "timerapps_offsite_dumps_waiting",
+            one(l.waiting.to_string()),
+        ));
+        if let Some(k) = &l.check {
+            values.push((
+                "timerapps_offsite_check_last_run_timestamp_seconds",
+                one(seconds(k.started.usec)),
+            ));
+            values.push((
+                "timerapps_offsite_check_last_passed",
+                one(flag(k.result == "passed")),
+            ));
+            if let Some(at) = &k.last_success {
+                values.push((
+                    "timerapps_offsite_check_last_success_timestamp_seconds",
+                    one(seconds(at.usec)),
+                ));
+            }
+        }
     }
     text(&values)
 }

@@ -8,7 +8,7 @@ mod metrics;
 mod model;
 mod table;
 
-use crate::jobs::{self, Job};
+use crate::jobs::{self, Companion, Job};
 use crate::monitoring::Monitoring;
 use crate::systemd::{Scope, Systemd};
 use jobkit::{atomic, Error, Exit, Result};
@@ -87,23 +87,23 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
 /// `write-metrics UNIT`, the hook systemd runs after every run of a system
 /// job (`ExecStopPost=`, with `$SERVICE_RESULT`, `$EXIT_CODE` and
 /// `$EXIT_STATUS`): the job's metrics, replaced atomically in METRICS_DIR
-/// for node_exporter. After a restore drill (UNIT is the drill's), the
-/// drill's series, in a file of their own. Nothing is written, quietly, where METRICS_DIR is
-/// empty or missing.
+/// for node_exporter. After a restore drill or an off-host copy (UNIT is
+/// theirs), their series, in a file of their own. Nothing is written,
+/// quietly, where METRICS_DIR is empty or missing.
 pub fn write_metrics(unit: &str) -> Result<()> {
     let monitoring = Monitoring::load(Scope::System)?;
     let Some(dir) = monitoring.metrics_dir.filter(|d| d.is_dir()) else {
         return Ok(());
     };
-    let drill = Job::of_drill(unit);
-    let job = match &drill {
-        Some(job) => job.clone(),
+    let companion = Job::of_companion(unit);
+    let job = match &companion {
+        Some((job, _)) => job.clone(),
         None => Job::resolve(unit, Scope::System)?,
     };
     let sd = Systemd::connect(Scope::System)?;
     let now = gather::now_usec();
     let mut facts = gather::facts(&sd, &job, now)?;
-    if drill.is_some() {
+    if let Some((_, companion)) = companion {
         let row = Row::new(
             &facts,
             health::problems(&facts, now),
@@ -111,8 +111,17 @@ pub fn write_metrics(unit: &str) -> Result<()> {
             now,
         );
         let failed = std::env::var("SERVICE_RESULT").is_ok_and(|r| !r.is_empty() && r != "success");
-        let text = metrics::render_drill(&row, failed, now);
-        return write(&dir, &metrics::drill_file_name(job.name()), &text);
+        let (text, name) = match companion {
+            Companion::Drill => (
+                metrics::render_drill(&row, failed, now),
+                metrics::drill_file_name(job.name()),
+            ),
+            Companion::Copy => (
+                metrics::render_copy(&row, failed, now),
+                metrics::copy_file_name(job.name()),
+            ),
+        };
+        return write(&dir, &name, &text);
     }
     let name = metrics::file_name(job.name());
     let previous = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
@@ -215,6 +224,7 @@ pub fn remove_metrics(job: Option<&Job>) -> Result<Vec<std::path::PathBuf>> {
             Some(job) => {
                 name == metrics::file_name(job.name())
                     || name == metrics::drill_file_name(job.name())
+                    || name == metrics::copy_file_name(job.name())
             }
             None => metrics::is_metrics_file(name),
         };

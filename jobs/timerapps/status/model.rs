@@ -1,9 +1,10 @@
 //! What `status --json` prints: one [`Row`] per job. This is the schema
 //! that monitoring reads; the table is a view of it (`table.rs`).
 
-use super::gather::{DrillFacts, DumpFacts, Facts};
+use super::gather::{CopyFacts, DrillFacts, DumpFacts, Facts};
 use crate::format::{rfc3339, schedule_words};
 use crate::jobs::Job;
+use jobkit::copy;
 use jobkit::dumpfile::manifest::Check;
 use jobkit::retention::{Planned, Rule};
 use serde::Serialize;
@@ -55,6 +56,9 @@ pub struct Row {
     pub dumps: Option<Dumps>,
     /// For a job that keeps dumps: its restore drill.
     pub drill: Option<Drill>,
+    /// For a job that keeps dumps, in the system's manager: its off-host
+    /// copy.
+    pub copy: Option<Copy>,
     pub healthy: bool,
     pub problems: Vec<String>,
 }
@@ -88,6 +92,60 @@ pub struct DrillRun {
     pub tables: Option<u64>,
     pub rows: Option<u64>,
     /// When a drill last passed.
+    pub last_success: Option<When>,
+}
+
+#[derive(Serialize)]
+pub struct Copy {
+    /// Whether the job's settings name a destination (`COPY_REPOSITORY` or
+    /// `COPY_COMMAND`).
+    pub configured: bool,
+    /// The copy timer's unit file state: enabled, disabled, ...
+    pub enabled: String,
+    /// The last copy, as it recorded itself; null before the first.
+    pub last: Option<CopyRun>,
+    /// Why its record could not be read.
+    pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CopyRun {
+    pub started: When,
+    pub age_seconds: u64,
+    /// restic or command.
+    pub destination: &'static str,
+    /// copied or failed.
+    pub result: &'static str,
+    pub reason: Option<String>,
+    pub duration_seconds: f64,
+    /// The dumps that run copied, oldest first.
+    pub copied: Vec<String>,
+    /// The newest dump in the destination.
+    pub newest: Option<CopyNewest>,
+    /// Good dumps due and not in the destination after that run.
+    pub waiting: u64,
+    /// When a copy last succeeded.
+    pub last_success: Option<When>,
+    /// The last `restic check` of the repository.
+    pub check: Option<CopyCheck>,
+}
+
+#[derive(Serialize)]
+pub struct CopyNewest {
+    /// Its name in the destination.
+    pub dump: String,
+    pub stamped: When,
+    pub age_seconds: u64,
+}
+
+#[derive(Serialize)]
+pub struct CopyCheck {
+    pub started: When,
+    /// The part of the data it read: `--read-data-subset`, N/30.
+    pub subset: String,
+    /// passed or failed.
+    pub result: &'static str,
+    pub reason: Option<String>,
     pub last_success: Option<When>,
 }
 
@@ -191,6 +249,7 @@ impl Row {
             next_run: (f.next > 0).then(|| when(f.next)),
             dumps: f.dumps.as_ref().map(|d| dumps(d, now)),
             drill: f.drill.as_ref().map(|d| drill(d, now)),
+            copy: f.copy.as_ref().map(|c| copy(c, f.copy_configured, now)),
             state,
             healthy: state == State::Healthy,
             problems: problems
@@ -217,6 +276,7 @@ impl Row {
             next_run: None,
             dumps: None,
             drill: None,
+            copy: None,
             healthy: false,
             problems: vec![why.to_string()],
         }
@@ -248,6 +308,51 @@ fn drill(d: &DrillFacts, now: u64) -> Drill {
         period_seconds: d.period.map(|p| p.as_secs()),
         last,
         error: d.last.as_ref().err().cloned(),
+    }
+}
+
+fn copy(c: &CopyFacts, configured: bool, now: u64) -> Copy {
+    let usec = |s: i64| s.max(0) as u64 * 1_000_000;
+    let age = |s: i64| now.saturating_sub(usec(s)) / 1_000_000;
+    let last = c
+        .last
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(|r| CopyRun {
+            started: when(usec(r.started)),
+            age_seconds: age(r.started),
+            destination: r.destination.word(),
+            result: match r.result {
+                copy::Outcome::Copied => "copied",
+                copy::Outcome::Failed => "failed",
+            },
+            reason: r.reason.clone(),
+            duration_seconds: r.seconds,
+            copied: r.copied.clone(),
+            newest: r.newest.as_ref().map(|n| CopyNewest {
+                dump: n.dump.clone(),
+                stamped: when(usec(n.stamp)),
+                age_seconds: age(n.stamp),
+            }),
+            waiting: r.waiting,
+            last_success: r.last_success.map(|s| when(usec(s))),
+            check: r.check.as_ref().map(|k| CopyCheck {
+                started: when(usec(k.started)),
+                subset: k.subset.clone(),
+                result: match k.result {
+                    copy::CheckOutcome::Passed => "passed",
+                    copy::CheckOutcome::Failed => "failed",
+                },
+                reason: k.reason.clone(),
+                last_success: k.last_success.map(|s| when(usec(s))),
+            }),
+        });
+    Copy {
+        configured,
+        enabled: c.enabled.clone(),
+        last,
+        error: c.last.as_ref().err().cloned(),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::format::{ago, local, result_words, seconds};
 use jobkit::human::{si, span};
 use std::time::Duration;
 
-const HEADER: [&str; 9] = [
+const HEADER: [&str; 10] = [
     "JOB",
     "TIMER",
     "SCHEDULE",
@@ -16,11 +16,12 @@ const HEADER: [&str; 9] = [
     "NEWEST DUMP",
     "KEPT",
     "DRILL",
+    "OFF-HOST",
 ];
 
 /// The table and the problems below it, as of `now` (µs since the epoch).
 pub fn render(rows: &[Row], now: u64, color: bool) -> String {
-    let cells: Vec<[String; 9]> = rows.iter().map(|r| cells(r, now)).collect();
+    let cells: Vec<[String; 10]> = rows.iter().map(|r| cells(r, now)).collect();
     let mut widths = HEADER.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -69,7 +70,7 @@ fn hue(state: State) -> &'static str {
     }
 }
 
-fn cells(r: &Row, now: u64) -> [String; 9] {
+fn cells(r: &Row, now: u64) -> [String; 10] {
     // "?" for a job whose state could not be read, "!" for one with problems.
     let mark = match r.state {
         State::Healthy | State::NotConfigured => "",
@@ -164,12 +165,43 @@ fn cells(r: &Row, now: u64) -> [String; 9] {
         newest,
         kept,
         drill,
+        off_host(r, now),
     ]
+}
+
+/// The newest off-host copy's age, how many wait, and a failure.
+fn off_host(r: &Row, now: u64) -> String {
+    let Some(c) = &r.copy else {
+        return "-".to_owned();
+    };
+    let last = match (&c.last, &c.error) {
+        (_, Some(_)) => return "?".to_owned(),
+        (None, None) if c.configured => return "none yet".to_owned(),
+        (None, None) => return "-".to_owned(),
+        (Some(last), None) => last,
+    };
+    let mut cell = if last.result == "failed" {
+        format!("failed {}", ago(now, last.started.usec))
+    } else {
+        match &last.newest {
+            Some(n) => format!("{} old", span(Duration::from_secs(n.age_seconds))),
+            None => "none yet".to_owned(),
+        }
+    };
+    if last.waiting > 0 {
+        cell.push_str(&format!(", {} waiting", last.waiting));
+    }
+    if last.check.as_ref().is_some_and(|k| k.result == "failed") {
+        cell.push_str(", check failed");
+    }
+    cell
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{when, Drill, DrillRun, Dumps, LastRun, Newest, Row};
+    use super::super::model::{
+        when, Copy, CopyCheck, CopyNewest, CopyRun, Drill, DrillRun, Dumps, LastRun, Newest, Row,
+    };
     use super::*;
 
     const NOW: u64 = 1_800_000_000_000_000;
@@ -202,6 +234,7 @@ mod tests {
             next_run: Some(when(NOW + 240_000_000)),
             dumps: None,
             drill: None,
+            copy: None,
             state: State::Healthy,
             healthy: true,
             problems: Vec::new(),
@@ -242,6 +275,7 @@ mod tests {
             [
                 "1 min old, 30.5 MB, suspect",
                 "9 (2 suspect, 3 unchecked)",
+                "-",
                 "-"
             ],
             "{text}"
@@ -289,6 +323,54 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_off_host_copy_what_waits_and_failures() {
+        let mut r = row("dump-database@sales");
+        let copy = |result: &'static str, waiting: u64, check: &'static str| Copy {
+            configured: true,
+            enabled: "enabled".into(),
+            last: Some(CopyRun {
+                started: when(NOW - 600_000_000),
+                age_seconds: 600,
+                destination: "restic",
+                result,
+                reason: None,
+                duration_seconds: 1.0,
+                copied: Vec::new(),
+                newest: Some(CopyNewest {
+                    dump: "sales-20270115T080000Z.sql".into(),
+                    stamped: when(NOW - 3_600_000_000),
+                    age_seconds: 3600,
+                }),
+                waiting,
+                last_success: None,
+                check: Some(CopyCheck {
+                    started: when(NOW - 600_000_000),
+                    subset: "1/30".into(),
+                    result: check,
+                    reason: None,
+                    last_success: None,
+                }),
+            }),
+            error: None,
+        };
+        let mut none = copy("copied", 0, "passed");
+        none.last = None;
+        let mut off = copy("copied", 0, "passed");
+        (off.last, off.configured) = (None, false);
+        for (c, cell) in [
+            (copy("copied", 0, "passed"), "1 h old"),
+            (copy("failed", 2, "passed"), "failed 10 min ago, 2 waiting"),
+            (copy("copied", 0, "failed"), "1 h old, check failed"),
+            (none, "none yet"),
+            (off, "-"),
+        ] {
+            r.copy = Some(c);
+            let text = render(std::slice::from_ref(&r), NOW, false);
+            assert_eq!(columns(text.lines().nth(1).unwrap())[9], cell, "{text}");
+        }
+    }
+
+    #[test]
     fn a_healthy_and_a_failed_job() {
         let good = row("myapp");
         let mut bad = row("dump-database");
@@ -321,11 +403,11 @@ mod tests {
         assert!(good[3].ends_with(" (1 min ago)"), "{text}");
         assert_eq!(good[4], "success in 0.4 s", "{text}");
         assert!(good[5].ends_with(" (in 4 min)"), "{text}");
-        assert_eq!(good[6..], ["-", "-", "-"], "{text}");
+        assert_eq!(good[6..], ["-", "-", "-", "-"], "{text}");
         let bad = columns(lines[2]);
         assert_eq!(bad[0], "! dump-database", "{text}");
         assert_eq!(bad[4], "failed (exit 1) in 0.4 s", "{text}");
-        assert_eq!(bad[6..], ["1 h old, 30.5 MB", "2", "-"], "{text}");
+        assert_eq!(bad[6..], ["1 h old, 30.5 MB", "2", "-", "-"], "{text}");
         // Columns line up under their heads.
         let at = |line: &str, cell: &str| line.rfind(cell).unwrap();
         assert_eq!(at(lines[0], "KEPT"), at(lines[2], "2  "), "{text}");
@@ -390,7 +472,7 @@ mod tests {
         assert!(lines[1].starts_with("? dump-database@sales "), "{text}");
         assert_eq!(
             columns(lines[1])[3..],
-            ["never", "-", "-", "?", "?", "-"],
+            ["never", "-", "-", "?", "?", "-", "-"],
             "{text}"
         );
         // Said once, below the table.
