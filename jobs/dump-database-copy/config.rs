@@ -31,6 +31,9 @@ pub struct Restic {
     pub password_file: Option<PathBuf>,
     pub policy: Policy,
     pub host: String,
+    /// How long restic may take to open the repository: newer restic
+    /// retries an unreachable one for 15 minutes.
+    pub connect_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -59,6 +62,13 @@ impl Config {
                     Some(host) => host,
                     None => host_name(),
                 },
+                connect_timeout: std::time::Duration::from_secs(u64::from(config::number(
+                    env,
+                    "COPY_CONNECT_TIMEOUT",
+                    1,
+                    86_400,
+                    120,
+                )?)),
             })),
             (None, Some(command)) => Some(Destination::Command(command)),
             (None, None) => None,
@@ -142,6 +152,7 @@ mod tests {
             [("COPY_RESULT", "r.json"), ("COPY_REPOSITORY", "")],
             [("COPY_REPOSITORY", "x"), ("COPY_PASSWORD_FILE", "pw")],
             [("COPY_REPOSITORY", "x"), ("COPY_KEEP", "0")],
+            [("COPY_REPOSITORY", "x"), ("COPY_CONNECT_TIMEOUT", "0")],
             [("COPY_REPOSITORY", "x"), ("COPY_COMMAND", "true")],
             [("COPY_COMMAND", "'open"), ("DUMP_NAME", "shop")],
         ] {

@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The tag every snapshot timerapps makes carries.
 pub const TAG: &str = "timerapps";
@@ -189,16 +190,20 @@ impl<'a> Restic<'a> {
         )
     }
 
-    /// This host's snapshots of this job.
+    /// This host's snapshots of this job, within COPY_CONNECT_TIMEOUT: the
+    /// first call of a run, so that an unreachable repository fails it
+    /// before restic's own retries (15 minutes from restic 0.17 on) end.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
-        let out = self.run(&[
+        let tags = format!("{TAG},{}", self.job_tag);
+        let args = [
             "snapshots",
             "--json",
             "--host",
             &self.config.host,
             "--tag",
-            &format!("{TAG},{}", self.job_tag),
-        ])?;
+            &tags,
+        ];
+        let out = self.run_within(&args, self.config.connect_timeout)?;
         serde_json::from_str::<Option<Vec<Snapshot>>>(&out)
             .map(Option::unwrap_or_default)
             .map_err(|e| {
@@ -207,6 +212,34 @@ impl<'a> Restic<'a> {
                     format!("restic snapshots wrote what is not its JSON: {e}"),
                 )
             })
+    }
+
+    /// Runs `restic ARGS` as [`Restic::run`] does, killing it after `limit`.
+    fn run_within(&self, args: &[&str], limit: Duration) -> Result<String> {
+        let mut c = self.command();
+        c.args(args);
+        let mut child = process::spawn(&mut c, "restic").map_err(|e| self.failed(args[0], &e))?;
+        let out = reader(&mut child);
+        let deadline = Instant::now() + limit;
+        while child.exited().is_none() {
+            if Instant::now() > deadline {
+                child.kill();
+                return Err(Error::new(
+                    Exit::Failure,
+                    format!(
+                        "the repository {} did not answer within COPY_CONNECT_TIMEOUT={} s: {}; \
+                         check that it is reachable from this host",
+                        self.location(),
+                        limit.as_secs(),
+                        child.said()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = out.join().unwrap_or_default();
+        child.wait().map_err(|e| self.failed(args[0], &e))?;
+        Ok(text)
     }
 
     /// Sends what `write` writes as the file `file_name` of a new snapshot

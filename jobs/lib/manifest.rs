@@ -185,7 +185,9 @@ pub const COPY_EVERY: (&str, &str) = ("hourly", "every hour");
 /// `UNIT.restic-password` (root, mode 0600), and its backend's keys, as
 /// `UNIT.env`. The copy units load the directory as credentials of this
 /// ID, so a job without a password still starts and says what is missing.
-pub const CREDENTIALS_DIR: &str = "/etc/timerapps/credentials";
+/// It is apart from the dump units' own credentials beside it (database
+/// passwords), which the copies never see.
+pub const CREDENTIALS_DIR: &str = "/etc/timerapps/credentials/copies";
 pub const CREDENTIALS_ID: &str = "timerapps";
 
 /// The file in [`CREDENTIALS_DIR`] that holds the repository password of

@@ -305,7 +305,7 @@ pub const COPY: Usage = Usage {
             name: "COPY_PASSWORD_FILE",
             meaning: "absolute path of the repository's password, given to restic as \
                       `RESTIC_PASSWORD_FILE`; set by the units to the credential loaded \
-                      from `/etc/timerapps/credentials/UNIT.restic-password`",
+                      from `/etc/timerapps/credentials/copies/UNIT.restic-password`",
             default: "unset",
         },
         Variable {
@@ -341,6 +341,13 @@ pub const COPY: Usage = Usage {
             meaning: "the host name the snapshots are recorded under, and the only host \
                       whose snapshots retention touches",
             default: "this machine's host name",
+        },
+        Variable {
+            name: "COPY_CONNECT_TIMEOUT",
+            meaning: "seconds restic may take to open the repository and list its \
+                      snapshots, 1 to 86400; restic itself retries an unreachable \
+                      repository for up to 15 minutes",
+            default: "`120`",
         },
         Variable {
             name: "COPY_COMMAND",

@@ -246,6 +246,12 @@ impl Container {
         &self.root
     }
 
+    /// Its PID 1, as the host sees it: `ip link set DEV netns PID` moves a
+    /// link into its network.
+    pub fn pid(&self) -> i32 {
+        self.pid1
+    }
+
     /// A property of a unit, as `systemctl show --value` prints it.
     pub fn show(&self, unit: &str, property: &str) -> String {
         self.sh(&format!("systemctl show --value -p {property} {unit}"))

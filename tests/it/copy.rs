@@ -4,16 +4,19 @@
 //! snapshots only, restorable; an outage, a SIGKILL mid-upload and bad
 //! settings never lose a dump, and the next run catches up in order.
 
+use crate::command::valid_status;
+use crate::container::{Container, Release};
 use crate::dump::{dump_job, postgres_with_shop, published, with_pg};
 use crate::harness::{
     cheap_restic_key, cmd, is_root, job, run, sh, snapshot, start, wait_for, Run, Sandbox, TIMEOUT,
 };
 use crate::mariadb::Mariadb;
+use crate::monitoring::{listed_and_served, mails, scrape, value};
+use crate::package::built_deb;
 use jobkit::copy::{Destination, Outcome, Record};
 use jobkit::dumpfile::{Dump, Form, Manifest, Names};
 use serde::Deserialize;
 use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +35,14 @@ pub struct Remote {
 }
 
 impl Remote {
+    /// A remote host linked to this one.
     pub fn new(sb: &Sandbox) -> Remote {
+        Remote::linked(sb, None)
+    }
+
+    /// A remote host linked to the network of the process `pid` (a
+    /// container's), or to this host's.
+    pub fn linked(sb: &Sandbox, pid: Option<i32>) -> Remote {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::SeqCst);
         let id = (std::process::id() as usize % 200) * 5 + n % 5;
@@ -41,17 +51,25 @@ impl Remote {
             format!("trh{id}"),
             format!("trr{id}"),
         );
-        // A /30 of its own: this host's side first, the remote's second.
+        // A /30 of its own: the dumping host's side first, the remote's second.
         let (third, fourth) = (id / 64, (id % 64) * 4);
         let host_addr = format!("10.231.{third}.{}", fourth + 1);
         let addr = format!("10.231.{third}.{}", fourth + 2);
+        let (move_link, inside) = match pid {
+            Some(pid) => (
+                format!("ip link set {link} netns {pid}"),
+                format!("nsenter -t {pid} -n"),
+            ),
+            None => (String::new(), String::new()),
+        };
         sh(&format!(
             "ip netns del {ns} 2>/dev/null || true; ip link del {link} 2>/dev/null || true
              ip netns add {ns}
              ip link add {link} type veth peer name {peer}
              ip link set {peer} netns {ns}
-             ip addr add {host_addr}/30 dev {link}
-             ip link set {link} up
+             {move_link}
+             {inside} ip addr add {host_addr}/30 dev {link}
+             {inside} ip link set {link} up
              ip -n {ns} addr add {addr}/30 dev {peer}
              ip -n {ns} link set {peer} up
              ip -n {ns} link set lo up"
@@ -80,9 +98,14 @@ impl Remote {
             .spawn()
             .expect("rclone starts");
         self.server = Some(server);
-        let addr = format!("{}:8000", self.addr);
+        // Asked on the remote host itself: this host may not route there.
+        let probe = format!("exec 3<>/dev/tcp/{}/8000", self.addr);
         wait_for("rclone serve restic to listen", TIMEOUT, || {
-            TcpStream::connect(&addr).is_ok()
+            cmd("ip")
+                .args(["netns", "exec", &self.ns, "bash", "-c", &probe])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
         });
     }
 
@@ -105,9 +128,10 @@ impl Remote {
         };
     }
 
-    /// Makes the repository, with a key that opens in milliseconds.
+    /// Makes the repository, with a key that opens in milliseconds; the
+    /// test's restic reads it where the remote host keeps it.
     pub fn init(&self, sb: &Sandbox) -> Restic {
-        let restic = Restic::new(sb, &self.url());
+        let restic = Restic::new(sb, &self.dir.to_string_lossy());
         restic.run(&["init"]).ok();
         let master = restic.run(&["cat", "masterkey"]).ok().stdout.clone();
         cheap_restic_key(&self.dir, PASSWORD, &master);
@@ -220,6 +244,20 @@ fn snapshot_stamps(snapshots: &[Snapshot]) -> Vec<String> {
     snapshots
         .iter()
         .map(|s| s.stamp().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The environment of every restic process running, one string each.
+fn restic_processes() -> Vec<String> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).next() == Some(b"restic"))
+        })
+        .filter_map(|e| fs::read(e.path().join("environ")).ok())
+        .map(|env| String::from_utf8_lossy(&env).replace('\0', "\n"))
         .collect()
 }
 
@@ -557,8 +595,9 @@ fn a_copy_killed_mid_upload_leaves_no_snapshot_and_the_next_run_copies_it_again(
     let killed = copying.wait(TIMEOUT);
     assert_eq!(killed.code(), None, "{killed}");
     // restic dies with it: nothing more arrives, and no snapshot counts.
+    let ours = format!("RESTIC_REPOSITORY={}", remote.url());
     wait_for("restic to die with the copy", TIMEOUT, || {
-        !sh("ps -eo args").lines().any(|l| l.starts_with("restic "))
+        !restic_processes().iter().any(|env| env.contains(&ours))
     });
     remote.throttle(None);
     assert!(restic.snapshots().is_empty());
@@ -596,7 +635,7 @@ fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
             missing.as_path(),
             78,
             "put the repository's password in \
-             /etc/timerapps/credentials/dump-database@shop.restic-password",
+             /etc/timerapps/credentials/copies/dump-database@shop.restic-password",
         ),
         (
             nowhere,
@@ -786,4 +825,206 @@ fn with_no_destination_the_copy_does_nothing_and_succeeds() {
         "{r}"
     );
     assert_eq!(sb.tree(), before, "{r}");
+}
+
+/// The copy units on a real systemd: started by the dump unit's
+/// `OnSuccess=` with the password as a credential, shown by status and
+/// node_exporter; with the remote host down the dump goes on, the copy
+/// unit fails and is mailed, and `timerapps copy` catches up.
+fn copy_units(release: Release) {
+    let started = std::time::Instant::now();
+    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
+    let deb = built_deb();
+    let sb = Sandbox::new(&format!("copy-units-{}", release.suite()));
+    let c = Container::boot(&sb, release);
+    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
+    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    c.quiet_all();
+    c.sh("useradd --create-home ops");
+    fs::write(c.path("/etc/default/timerapps"), "MAIL_TO=ops\n").unwrap();
+    let mut remote = Remote::linked(&sb, Some(c.pid()));
+    remote.start();
+    let restic = remote.init(&sb);
+    assert_eq!(
+        c.sh("stat -c '%a %U' /etc/timerapps/credentials /etc/timerapps/credentials/copies"),
+        "700 root\n700 root\n"
+    );
+    let password = c.path("/etc/timerapps/credentials/copies/dump-database.restic-password");
+    fs::copy(&restic.password, &password).unwrap();
+    c.sh("chmod 600 /etc/timerapps/credentials/copies/dump-database.restic-password");
+    c.sh(
+        "sqlite3 /srv/shop.db 'CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3);'
+          chmod 644 /srv/shop.db",
+    );
+    fs::write(
+        c.path("/etc/default/dump-database"),
+        format!(
+            "DUMP_COMMAND=\"sqlite3 -readonly /srv/shop.db .dump\"\nDUMP_SHRINK_LIMIT=0\n\
+             COPY_REPOSITORY={}\nCOPY_HOST=db1\nCOPY_CONNECT_TIMEOUT=10\n",
+            remote.url()
+        ),
+    )
+    .unwrap();
+    let record_path = c.path("/var/lib/timerapps/copies/dump-database.json");
+    let copy_ended = |after: i64| {
+        let mut rec = None;
+        wait_for("the copy after the dump", TIMEOUT, || {
+            let active = c.state("is-active", "dump-database-copy.service");
+            rec = jobkit::record::read::<Record>(&record_path)
+                .ok()
+                .flatten()
+                .filter(|r| r.started >= after);
+            // Ended, its ExecStopPost= too.
+            rec.is_some() && (active == "inactive" || active == "failed")
+        });
+        rec.unwrap()
+    };
+    let now = || chrono::Utc::now().timestamp();
+
+    step("a good dump starts the copy unit, which copies and verifies it");
+    let before = now();
+    let r = c.exec(&["timerapps", "run", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let rec = copy_ended(before);
+    assert_eq!(rec.result, Outcome::Copied, "{rec:?}");
+    assert_eq!(rec.copied.len(), 1);
+    let journal = c.journal("dump-database-copy.service");
+    assert!(journal.contains("read back and verified"), "{journal}");
+    let snapshots = restic.snapshots();
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].hostname, "db1");
+    assert!(snapshots[0].tags.contains(&"dump=dump".to_owned()));
+    // The password reached restic as a credential only: it is on no
+    // command line and in no environment the unit shows.
+    let shown = c.sh("systemctl show dump-database-copy.service -p Environment");
+    assert!(
+        shown.contains("COPY_PASSWORD_FILE=%d/timerapps_dump-database.restic-password")
+            || shown.contains("COPY_PASSWORD_FILE=/run/credentials/dump-database-copy.service/"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&fs::read_to_string(&restic.password).unwrap()));
+
+    step("status and node_exporter show the copy");
+    let r = c.exec(&["timerapps", "status", "--json", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    valid_status(&r.stdout);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let copy = &json["jobs"][0]["copy"];
+    assert_eq!(copy["configured"], true, "{copy:#}");
+    assert_eq!(copy["last"]["result"], "copied", "{copy:#}");
+    assert_eq!(copy["last"]["waiting"], 0, "{copy:#}");
+    assert_eq!(copy["last"]["check"]["result"], "passed", "{copy:#}");
+    let table = c.exec(&["timerapps", "status", "dump-database"]);
+    assert!(
+        table.stdout.lines().next().unwrap().ends_with("OFF-HOST"),
+        "{table}"
+    );
+    assert!(
+        table.stdout.lines().nth(1).unwrap().ends_with(" old"),
+        "{table}"
+    );
+    let job = [("job_name", "dump-database")];
+    let mut m = String::new();
+    wait_for("the copy's metrics", TIMEOUT, || {
+        m = scrape(&c);
+        value(&m, "timerapps_offsite_last_copied", &job) == Some(1.0)
+    });
+    assert_eq!(
+        value(&m, "timerapps_offsite_dumps_waiting", &job),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&m, "timerapps_offsite_check_last_passed", &job),
+        Some(1.0)
+    );
+    let newest = value(&m, "timerapps_offsite_newest_copy_timestamp_seconds", &job).unwrap();
+    assert!((now() as f64 - newest).abs() < 120.0, "{m}");
+    let (listed, served) = listed_and_served(&m, |name| name.starts_with("offsite_"));
+    assert_eq!(
+        listed, served,
+        "README.md's off-host metrics and those served"
+    );
+
+    step("the remote host down: the dump goes on, the copy fails and is mailed");
+    remote.stop();
+    let before = now();
+    let r = c.exec(&["timerapps", "run", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let rec = copy_ended(before);
+    assert_eq!(rec.result, Outcome::Failed, "{rec:?}");
+    assert_eq!(rec.waiting, 1, "{rec:?}");
+    assert_eq!(c.state("is-failed", "dump-database-copy.service"), "failed");
+    let r = c.exec(&["timerapps", "status", "dump-database"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(r.stdout.contains("the last off-host copy failed"), "{r}");
+    assert!(r.stdout.contains("connection refused"), "{r}");
+    wait_for("the failed copy's metrics", TIMEOUT, || {
+        m = scrape(&c);
+        value(&m, "timerapps_offsite_last_copied", &job) == Some(0.0)
+    });
+    assert_eq!(
+        value(&m, "timerapps_offsite_dumps_waiting", &job),
+        Some(1.0)
+    );
+    wait_for("the copy's failure mail", TIMEOUT, || {
+        mails(&c).contains("dump-database-copy.service failed")
+    });
+
+    step("back up, timerapps copy catches up");
+    remote.start();
+    let r = c.exec(&["timerapps", "copy", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout.matches("read back and verified").count(), 1, "{r}");
+    assert_eq!(restic.snapshots().len(), 2);
+    let r = c.exec(&["timerapps", "status", "dump-database"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+
+    step("its timer retries; without the password it says which file to make");
+    c.sh("systemctl enable --now dump-database-copy.timer");
+    let r = c.exec(&["timerapps", "status", "--json", "dump-database"]);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(json["jobs"][0]["copy"]["enabled"], "enabled", "{r}");
+    fs::remove_file(&password).unwrap();
+    let r = c.exec(&["timerapps", "copy", "dump-database"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(
+        r.stdout.contains(
+            "put the repository's password in \
+             /etc/timerapps/credentials/copies/dump-database.restic-password"
+        ),
+        "{r}"
+    );
+
+    step("purge removes the copies' records and keeps the admin's keys");
+    fs::write(
+        c.path("/etc/timerapps/credentials/copies/dump-database.env"),
+        "AWS_ACCESS_KEY_ID=x\n",
+    )
+    .unwrap();
+    let r = c.exec(&["apt-get", "purge", "-y", "timerapps"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(!c.path("/var/lib/timerapps/copies").exists());
+    assert!(!c.path("/var/cache/timerapps").exists());
+    assert!(c
+        .path("/etc/timerapps/credentials/copies/dump-database.env")
+        .exists());
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        said.contains(
+            "the off-host copies' passwords and keys are kept in /etc/timerapps/credentials/copies"
+        ),
+        "{r}"
+    );
+}
+
+#[test]
+#[ignore = "boots a container: tests/run"]
+fn copy_units_on_debian_12() {
+    copy_units(Release::Bookworm);
+}
+
+#[test]
+#[ignore = "boots a container: tests/run"]
+fn copy_units_on_debian_13() {
+    copy_units(Release::Trixie);
 }

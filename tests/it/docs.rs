@@ -91,6 +91,7 @@ fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
         ("README.md", "", 1, "dump-database"),
         ("README.md", "", 2, "timerapps"),
         ("README.md", "", 4, "dump-database-drill"),
+        ("README.md", "", 5, "dump-database-copy"),
     ];
     let wrong: Vec<String> = checks
         .iter()

@@ -54,7 +54,7 @@ fn promtool_catches_a_rule_that_never_fires() {
 
 /// node_exporter's `/metrics`, fetched over HTTP on the container's
 /// loopback (bash's /dev/tcp: the image has no HTTP client).
-fn scrape(c: &Container) -> String {
+pub fn scrape(c: &Container) -> String {
     let r = c.exec(&[
         "bash",
         "-ec",
@@ -68,7 +68,7 @@ fn scrape(c: &Container) -> String {
 }
 
 /// The value of the series `name{labels}` whose labels include `has`.
-fn value(metrics: &str, name: &str, has: &[(&str, &str)]) -> Option<f64> {
+pub fn value(metrics: &str, name: &str, has: &[(&str, &str)]) -> Option<f64> {
     metrics
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
@@ -156,7 +156,31 @@ fn configure(c: &Container, file: &str, command: &str) {
     .unwrap();
 }
 
-fn mails(c: &Container) -> String {
+/// The metrics README.md lists and those `metrics` serves for the job
+/// `dump-database`, without their `timerapps_` prefix, of the names `of`
+/// keeps.
+pub fn listed_and_served(
+    metrics: &str,
+    of: impl Fn(&str) -> bool,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let listed = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `timerapps_"))
+        .map(|l| l[..l.find(['{', '`']).unwrap()].to_owned())
+        .filter(|n| of(n))
+        .collect();
+    let served = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("timerapps_"))
+        .filter(|l| l.contains("job_name=\"dump-database\""))
+        .map(|l| l[..l.find('{').unwrap()].to_owned())
+        .filter(|n| of(n))
+        .collect();
+    (listed, served)
+}
+
+pub fn mails(c: &Container) -> String {
     fs::read_to_string(c.path("/var/mail/ops")).unwrap_or_default()
 }
 
@@ -291,19 +315,9 @@ fn metrics_and_mail_on_debian_12() {
         .path(&format!("{metrics_dir}/timerapps-dump-database-drill.prom"))
         .exists());
     scraped_cleanly(&m);
-    // README's list is the list served: the job's file and its drill's.
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let listed: BTreeSet<&str> = readme
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `timerapps_"))
-        .map(|l| &l[..l.find(['{', '`']).unwrap()])
-        .collect();
-    let served: BTreeSet<&str> = m
-        .lines()
-        .filter_map(|l| l.strip_prefix("timerapps_"))
-        .filter(|l| l.contains("job_name=\"dump-database\""))
-        .map(|l| &l[..l.find('{').unwrap()])
-        .collect();
+    // README's list is the list served: the job's file and its drill's
+    // (the copy's are held to it in copy.rs).
+    let (listed, served) = listed_and_served(&m, |name| !name.starts_with("offsite_"));
     assert_eq!(listed, served, "README.md's metrics and those served");
     // A damaged newest dump: the drill fails, the last pass stays.
     c.sh("f=$(ls /var/lib/timerapps/dumps/dump-*.sql.gz | tail -n 1)
