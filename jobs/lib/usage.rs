@@ -419,10 +419,12 @@ pub const COMMAND: Usage = Usage {
             code: "1",
             meaning: "a job shown failed, its newest dump is suspect or named in the \
                       future, its newest good dump is older than two periods, or it is an \
-                      enabled dump job not configured, or its last restore drill failed; the \
-                      run or the drill failed; a dump is damaged or \
-                      none is kept; `schedule` was written but another drop-in overrides \
-                      it; `accept` found no such dump; systemd refused",
+                      enabled dump job not configured, or its last restore drill, off-host \
+                      copy or repository check failed, or its good dumps are not off the \
+                      host two periods after they were made; the run, the drill or the copy \
+                      failed; a dump is damaged or none is kept; `schedule` was written but \
+                      another drop-in overrides it; `accept` found no such dump; systemd \
+                      refused",
         },
         Status {
             code: "2",
