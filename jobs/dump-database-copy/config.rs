@@ -2,8 +2,9 @@
 //! settings, where its copies go, which of them the repository keeps, and
 //! where to record the result.
 
-use jobkit::config::{self, Source};
+use jobkit::config::{self, non_empty, Source};
 use jobkit::dumpfile::Location;
+use jobkit::restic::Repository;
 use jobkit::retention::Policy;
 use jobkit::Result;
 use std::ffi::OsString;
@@ -26,19 +27,16 @@ pub enum Destination {
 
 #[derive(Debug)]
 pub struct Restic {
-    pub repository: String,
-    /// None: the copy fails, naming the file the admin is to create.
-    pub password_file: Option<PathBuf>,
+    /// A password file of None fails the copy, naming the file the admin is
+    /// to create.
+    pub repository: Repository,
     pub policy: Policy,
-    pub host: String,
-    /// How long restic may take to open the repository: newer restic
-    /// retries an unreachable one for 15 minutes.
-    pub connect_timeout: std::time::Duration,
 }
 
 impl Config {
     pub fn from_env(env: &dyn Source) -> Result<Config> {
         let location = Location::from_env(env)?;
+        let location_policy = location.policy;
         let repository = non_empty(env, "COPY_REPOSITORY")?;
         let command = match non_empty(env, "COPY_COMMAND")? {
             None => None,
@@ -51,24 +49,9 @@ impl Config {
                     "COPY_REPOSITORY and COPY_COMMAND are both set: set one of them",
                 ))
             }
-            (Some(repository), None) => Some(Destination::Restic(Restic {
-                repository,
-                password_file: match env.get("COPY_PASSWORD_FILE") {
-                    None => None,
-                    Some(_) => Some(config::absolute_path(env, "COPY_PASSWORD_FILE", "")?),
-                },
-                policy: Policy::prefixed(env, "COPY_KEEP", &location.policy)?,
-                host: match non_empty(env, "COPY_HOST")? {
-                    Some(host) => host,
-                    None => host_name(),
-                },
-                connect_timeout: std::time::Duration::from_secs(u64::from(config::number(
-                    env,
-                    "COPY_CONNECT_TIMEOUT",
-                    1,
-                    86_400,
-                    120,
-                )?)),
+            (Some(location), None) => Some(Destination::Restic(Restic {
+                repository: Repository::from_env(env, location)?,
+                policy: Policy::prefixed(env, "COPY_KEEP", &location_policy)?,
             })),
             (None, Some(command)) => Some(Destination::Command(command)),
             (None, None) => None,
@@ -85,18 +68,6 @@ impl Config {
     }
 }
 
-/// The variable's value, None when unset or empty; one line of text.
-fn non_empty(env: &dyn Source, name: &str) -> Result<Option<String>> {
-    let Some(value) = env.get(name) else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Some("") => Ok(None),
-        Some(s) if !s.contains(['\n', '\r']) => Ok(Some(s.to_owned())),
-        _ => Err(config::invalid(name, &value, "expected one line of text")),
-    }
-}
-
 fn words(text: &str) -> Result<Vec<String>> {
     match shell_words::split(text) {
         Ok(words) if !words.is_empty() => Ok(words),
@@ -106,19 +77,6 @@ fn words(text: &str) -> Result<Vec<String>> {
             "expected a command, quoted as in a shell",
         )),
     }
-}
-
-/// This machine's host name, as restic itself would record it.
-fn host_name() -> String {
-    // SAFETY: uname fills the struct it is given.
-    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut name) } != 0 {
-        return "localhost".to_owned();
-    }
-    // SAFETY: the kernel NUL-terminates nodename.
-    unsafe { std::ffi::CStr::from_ptr(name.nodename.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]
@@ -141,8 +99,8 @@ mod tests {
             panic!("{c:?}")
         };
         assert_eq!((r.policy.last, r.policy.daily), (3, 30));
-        assert!(!r.host.is_empty());
-        assert_eq!(r.password_file, None);
+        assert!(!r.repository.host.is_empty());
+        assert_eq!(r.repository.password_file, None);
         let c = Config::from_env(&[("COPY_COMMAND", "rsync -a \"$X\" host:")]).unwrap();
         let Some(Destination::Command(words)) = c.destination else {
             panic!("{c:?}")

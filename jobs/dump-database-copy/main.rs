@@ -39,7 +39,6 @@
 mod command;
 mod config;
 mod copy;
-mod restic;
 
 use jobkit::config::Environment;
 use std::process::ExitCode;

@@ -38,6 +38,18 @@ pub fn invalid(name: &str, value: &OsStr, expected: &str) -> Error {
     )
 }
 
+/// The variable's value as one line of text; None when unset or empty.
+pub fn non_empty(env: &dyn Source, name: &str) -> Result<Option<String>> {
+    let Some(value) = env.get(name) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Some("") => Ok(None),
+        Some(s) if !s.contains(['\n', '\r']) => Ok(Some(s.to_owned())),
+        _ => Err(invalid(name, &value, "expected one line of text")),
+    }
+}
+
 /// An absolute path, or `default` when unset.
 pub fn absolute_path(env: &dyn Source, name: &str, default: &str) -> Result<PathBuf> {
     let Some(value) = env.get(name) else {

@@ -18,6 +18,7 @@ pub mod logger;
 pub mod manifest;
 pub mod process;
 pub mod record;
+pub mod restic;
 pub mod retention;
 pub mod usage;
 

@@ -422,14 +422,14 @@ pub const COMMAND: Usage = Usage {
                       enabled dump job not configured, or its last restore drill, off-host \
                       copy or repository check failed, or its good dumps are not off the \
                       host two periods after they were made; the run, the drill or the copy \
-                      failed; a dump is damaged or none is kept; `schedule` was written but \
-                      another drop-in overrides it; `accept` found no such dump; systemd \
-                      refused",
+                      failed; a dump is damaged or none is kept; `restore` found no such \
+                      dump or copy, or it is damaged; `schedule` was written but another \
+                      drop-in overrides it; `accept` found no such dump; systemd refused",
         },
         Status {
             code: "2",
-            meaning: "bad argument: unknown job or command, invalid instance name or \
-                      calendar expression; nothing changed",
+            meaning: "bad argument: unknown job or command, invalid instance name, \
+                      calendar expression or stamp; `restore` to a terminal; nothing changed",
         },
         Status {
             code: "3",
@@ -445,7 +445,8 @@ pub const COMMAND: Usage = Usage {
         Status {
             code: "78",
             meaning: "`enable` of an instance whose settings file is missing; nothing \
-                      changed",
+                      changed; `restore --offsite` of a job without `COPY_REPOSITORY` or \
+                      without its repository password, or without restic",
         },
     ],
 };

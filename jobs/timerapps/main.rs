@@ -14,11 +14,11 @@
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | done; for `status`, every job shown is healthy; for `verify`, every dump is intact |
-//! | 1 | a job shown failed, its newest dump is suspect or named in the future, its newest good dump is older than two periods, or it is an enabled dump job not configured, or its last restore drill, off-host copy or repository check failed, or its good dumps are not off the host two periods after they were made; the run, the drill or the copy failed; a dump is damaged or none is kept; `schedule` was written but another drop-in overrides it; `accept` found no such dump; systemd refused |
-//! | 2 | bad argument: unknown job or command, invalid instance name or calendar expression; nothing changed |
+//! | 1 | a job shown failed, its newest dump is suspect or named in the future, its newest good dump is older than two periods, or it is an enabled dump job not configured, or its last restore drill, off-host copy or repository check failed, or its good dumps are not off the host two periods after they were made; the run, the drill or the copy failed; a dump is damaged or none is kept; `restore` found no such dump or copy, or it is damaged; `schedule` was written but another drop-in overrides it; `accept` found no such dump; systemd refused |
+//! | 2 | bad argument: unknown job or command, invalid instance name, calendar expression or stamp; `restore` to a terminal; nothing changed |
 //! | 3 | could not tell: systemd cannot be reached; for `status`, a job's state cannot be read (it is shown as unknown, the others as they are) or the report cannot be written |
 //! | 77 | a command that changes the system's timers or dumps, run by a user other than root (without `--user`); nothing changed |
-//! | 78 | `enable` of an instance whose settings file is missing; nothing changed |
+//! | 78 | `enable` of an instance whose settings file is missing; nothing changed; `restore --offsite` of a job without `COPY_REPOSITORY` or without its repository password, or without restic |
 
 mod accept;
 mod calendar;
@@ -29,6 +29,7 @@ mod jobs;
 mod keep;
 mod mail;
 mod monitoring;
+mod restore;
 mod schedule;
 mod status;
 mod sweep;
@@ -111,6 +112,19 @@ enum Command {
     Copy {
         #[arg(value_name = "JOB")]
         job: String,
+    },
+    /// Write a dump of JOB, as its command wrote it, to standard output: the
+    /// newest good dump kept, or STAMP's; with --offsite, its copy in the
+    /// job's restic repository.
+    Restore {
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// Read the copy in the job's restic repository (COPY_REPOSITORY).
+        #[arg(long)]
+        offsite: bool,
+        /// The dump's stamp, YYYYMMDDTHHMMSSZ, as in its name.
+        #[arg(value_name = "STAMP")]
+        stamp: Option<String>,
     },
     /// Decompress each kept dump of JOB end to end and compare its SHA-256
     /// with its manifest's; exit 1 if one is damaged.
@@ -234,6 +248,15 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
             let job = Job::resolve(&job, scope)?;
             root_only("copy", scope)?;
             control::companion(&job, Companion::Copy, scope)?
+        }
+        Command::Restore {
+            job,
+            offsite,
+            stamp,
+        } => {
+            let job = Job::resolve(&job, scope)?;
+            root_only("restore", scope)?;
+            restore::run(&job, offsite, stamp.as_deref(), scope)?
         }
         Command::Verify { job } => verify::run(&Job::resolve(&job, scope)?, scope)?,
         Command::Keep { job } => keep::run(&Job::resolve(&job, scope)?, scope)?,

@@ -678,6 +678,189 @@ fn drill(plan: &Plan) -> Vec<Row> {
     }]
 }
 
+/// A new restic repository in `dir`, with a key that opens in
+/// milliseconds, as the tests make theirs.
+fn repository(dir: &Path, password: &Path) {
+    let restic = |args: &[&str]| {
+        let mut c = cmd("restic");
+        c.args(["--no-cache", "-r"])
+            .arg(dir)
+            .env("RESTIC_PASSWORD_FILE", password)
+            .args(args);
+        run(&mut c).ok().stdout.clone()
+    };
+    restic(&["init"]);
+    let master = restic(&["cat", "masterkey"]);
+    let key = fs::read_to_string(password).unwrap();
+    harness::cheap_restic_key(dir, &key, &master);
+}
+
+/// The bytes below `dir`.
+fn size(dir: &Path) -> u64 {
+    run(cmd("du").args(["-sb"]).arg(dir))
+        .stdout
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// dump-database-copy of the dumps in `dir` into the repository `repo`,
+/// its record in `record`.
+fn copy_job(dir: &Path, repo: &Path, password: &Path, record: &Path, cache: &Path) -> Command {
+    let mut c = job("dump-database-copy");
+    c.env("DUMP_DIR", dir)
+        .env("DUMP_KEEP", "7")
+        .env("COPY_REPOSITORY", repo)
+        .env("COPY_PASSWORD_FILE", password)
+        .env("COPY_RESULT", record)
+        .env("CACHE_DIRECTORY", cache);
+    c
+}
+
+/// The seconds a copy's line gives for `what` ("sent in", "verified in").
+fn copy_seconds(out: &str, what: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.split(&format!("{what} ")).nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no \"{what}\" in {out}"))
+}
+
+/// Off-host copies into restic: a copy of the large database's gzip dump
+/// against `zcat dump | restic backup --stdin` by hand, each into a new
+/// local repository, one of each per round; and the repository's growth
+/// over seven daily dumps of a database that grows by 1 % a day, and of
+/// one whose rows change 1 % a day at random.
+fn copy(plan: &Plan) -> Vec<Row> {
+    let sb = &Sandbox::new("bench-copy");
+    let pg = Postgres::start(sb);
+    let scale = plan.scales[1];
+    let db = database(&pg, scale);
+    let password = sb.path("password");
+    fs::write(&password, "bench").unwrap();
+    let dir = sb.mkdir("copy-dumps");
+    run(&mut dump_job(&pg, &dir, &db, "gzip")).ok();
+    let dump = newest_dump(&dir);
+    let (mut ours, mut sent, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..plan.dump_runs {
+        let (a, b) = (
+            sb.mkdir(&format!("ours-{round}")),
+            sb.mkdir(&format!("theirs-{round}")),
+        );
+        repository(&a.join("repo"), &password);
+        repository(&b.join("repo"), &password);
+        // A record whose check ran today: this run copies, as most do.
+        let record = a.join("copy.json");
+        fs::write(
+            &record,
+            format!(
+                r#"{{"version":1,"started":0,"seconds":0,"destination":"restic","result":"copied",
+                "reason":null,"copied":[],"newest":null,"waiting":0,"last_success":null,
+                "check":{{"started":{},"subset":"1/30","result":"passed","reason":null,
+                "last_success":null}}}}"#,
+                chrono::Utc::now().timestamp()
+            ),
+        )
+        .unwrap();
+        let mut c = copy_job(&dir, &a.join("repo"), &password, &record, &a.join("cache"));
+        let started = Instant::now();
+        let r = run(&mut c).ok().stdout.clone();
+        ours.push(started.elapsed().as_secs_f64());
+        sent.push(copy_seconds(&r, "sent in"));
+        let mut c = cmd("bash");
+        c.arg("-ec")
+            .arg(format!(
+                "zcat '{}' | restic -r '{}' backup --stdin --stdin-filename dump.sql --quiet",
+                dump.display(),
+                b.join("repo").display()
+            ))
+            .env("RESTIC_PASSWORD_FILE", &password)
+            .env("RESTIC_CACHE_DIR", b.join("cache"));
+        let started = Instant::now();
+        run(&mut c).ok();
+        theirs.push(started.elapsed().as_secs_f64());
+    }
+    let (ours, sent, theirs) = (median(ours), median(sent), median(theirs));
+    let secs = |s: f64| format!("{s:.2} s");
+    let mut rows = vec![
+        Row {
+            what: format!(
+                "off-host copy of a gzip dump into restic, pgbench scale {scale}: sending"
+            ),
+            ours: secs(sent),
+            reference: format!("`zcat \\| restic backup --stdin` {}", secs(theirs)),
+            ratio: sent / theirs,
+            target: Target::AtMost(1.05),
+        },
+        Row {
+            what: "the same, with the read-back check, listing and retention".to_owned(),
+            ours: secs(ours),
+            reference: secs(theirs),
+            ratio: ours / theirs,
+            target: Target::None,
+        },
+    ];
+    for (n, (workload, target, change)) in [
+        (
+            "append-only, 1 % new rows a day",
+            Target::AtMost(1.5),
+            "INSERT INTO pgbench_accounts (aid, bid, abalance, filler)
+               SELECT m + i, 1, 0, md5(random()::text)
+               FROM (SELECT max(aid) AS m, count(*) / 100 AS n FROM pgbench_accounts) s,
+                    generate_series(1, s.n) i",
+        ),
+        (
+            "1 % of rows updated at random a day",
+            Target::None,
+            "UPDATE pgbench_accounts SET abalance = abalance + 1
+               WHERE aid IN (SELECT aid FROM pgbench_accounts TABLESAMPLE BERNOULLI (1))",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("days{n}");
+        pg.sql("postgres", &format!("CREATE DATABASE {name} TEMPLATE {db}"));
+        let days = sb.mkdir(&format!("{name}-dumps"));
+        let repo = sb.path(&format!("{name}-repo"));
+        repository(&repo, &password);
+        let (mut first, mut whole) = (0, 0);
+        for day in 0..7 {
+            if day > 0 {
+                pg.sql(&name, change);
+            }
+            let mut c = dump_job(&pg, &days, &name, "gzip");
+            c.env("DUMP_KEEP", "7");
+            run(&mut c).ok();
+            whole += fs::metadata(newest_dump(&days)).unwrap().len();
+            let mut c = copy_job(
+                &days,
+                &repo,
+                &password,
+                &sb.path(&format!("{name}.json")),
+                &sb.path(&format!("{name}-cache")),
+            );
+            run(&mut c).ok();
+            if day == 0 {
+                first = size(&repo);
+            }
+        }
+        let after = size(&repo);
+        rows.push(Row {
+            what: format!(
+                "restic repository after 7 daily copies, {workload} (7 gzip dumps whole: {})",
+                mb(whole)
+            ),
+            ours: mb(after),
+            reference: format!("after the first copy {}", mb(first)),
+            ratio: after as f64 / first as f64,
+            target,
+        });
+    }
+    rows
+}
+
 fn machine() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpu
@@ -701,6 +884,7 @@ fn main() {
     let mut rows = logger(&plan, &sb);
     rows.extend(dump(&plan, &sb));
     rows.extend(drill(&plan));
+    rows.extend(copy(&plan));
     let date = run(cmd("date").args(["-u", "+%Y-%m-%d"])).stdout;
     println!(
         "\ntimerapps benchmark ({}), {}, on {}: medians; ratios against a reference measured in the same run\n",

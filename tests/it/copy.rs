@@ -947,6 +947,7 @@ fn copy_units(release: Release) {
 
     step("the remote host down: the dump goes on, the copy fails and is mailed");
     remote.stop();
+    c.sh("sqlite3 /srv/shop.db 'INSERT INTO t VALUES (4);'");
     let before = now();
     let r = c.exec(&["timerapps", "run", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
@@ -978,6 +979,40 @@ fn copy_units(release: Release) {
     assert_eq!(restic.snapshots().len(), 2);
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
+
+    step("timerapps restore: a kept dump and its copy off the host, into sqlite3");
+    let dumps = local_dumps(&c.path("/var/lib/timerapps/dumps"), "dump");
+    let first = dumps[0].stamp.to_string();
+    let restored = |args: &str| {
+        c.sh(&format!(
+            "rm -f /tmp/r.db; timerapps restore dump-database {args} | sqlite3 -bail /tmp/r.db
+             sqlite3 /tmp/r.db 'SELECT group_concat(n) FROM t'"
+        ))
+    };
+    assert_eq!(restored(""), "1,2,3,4\n");
+    assert_eq!(restored("--offsite"), "1,2,3,4\n");
+    assert_eq!(restored(&format!("--offsite {first}")), "1,2,3\n");
+    assert_eq!(
+        c.sh(&format!(
+            "timerapps restore dump-database {first} | sha256sum"
+        )),
+        c.sh(&format!(
+            "timerapps restore dump-database --offsite {first} | sha256sum"
+        ))
+    );
+    let r = c.exec(&[
+        "timerapps",
+        "restore",
+        "dump-database",
+        "--offsite",
+        "20000101T000000Z",
+    ]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(
+        r.stderr
+            .contains("no copy of dump stamped 20000101T000000Z"),
+        "{r}"
+    );
 
     step("its timer retries; without the password it says which file to make");
     c.sh("systemctl enable --now dump-database-copy.timer");

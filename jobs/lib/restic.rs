@@ -1,15 +1,19 @@
-//! restic, run as a child: the repository and its password reach it only
-//! through its environment, never on a command line; its snapshots of one
-//! job are told apart by the host and two tags.
+//! The off-host copies in restic: what a copy of a dump is there (one
+//! snapshot per dump, of the file the dump command wrote, with the host and
+//! the tags `timerapps`, `dump=NAME` and `stamp=STAMP`), and restic run as
+//! a child to make, list, read back, keep and check them. The repository
+//! and its password reach restic only through its environment, never on a
+//! command line. The copy sends and keeps; `timerapps restore --offsite`
+//! reads back.
 
-use crate::config;
+use crate::config::{self, Source};
+use crate::dumpfile::manifest::Hashing;
+use crate::dumpfile::{Form, Names, Stamp};
+use crate::manifest::{password_file, CREDENTIALS_DIR, CREDENTIALS_ID};
+use crate::process::{self, Child};
+use crate::retention::Policy;
+use crate::{Error, Exit, Result};
 use chrono::TimeZone;
-use jobkit::dumpfile::manifest::Hashing;
-use jobkit::dumpfile::{Names, Stamp};
-use jobkit::manifest::{password_file, CREDENTIALS_DIR, CREDENTIALS_ID};
-use jobkit::process::{self, Child};
-use jobkit::retention::Policy;
-use jobkit::{Error, Exit, Result};
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -20,11 +24,68 @@ use std::time::{Duration, Instant};
 /// The tag every snapshot timerapps makes carries.
 pub const TAG: &str = "timerapps";
 
-/// A repository, as this job uses it.
-pub struct Restic<'a> {
-    config: &'a config::Restic,
+/// Where a job's copies are, as its settings say.
+#[derive(Clone, Debug)]
+pub struct Repository {
+    /// COPY_REPOSITORY, as restic names it.
+    pub location: String,
+    /// The password's file; None: not given.
+    pub password_file: Option<PathBuf>,
+    /// COPY_HOST: the host the snapshots are recorded under.
+    pub host: String,
+    /// COPY_CONNECT_TIMEOUT: how long restic may take to open the
+    /// repository (newer restic retries an unreachable one 15 minutes).
+    pub connect_timeout: Duration,
+    /// More of restic's environment: a backend's keys, where this process
+    /// does not have them already.
+    pub env: Vec<(String, String)>,
+}
+
+impl Repository {
+    /// `location` (COPY_REPOSITORY, set) with the other settings of a
+    /// job's copies: COPY_PASSWORD_FILE, COPY_HOST, COPY_CONNECT_TIMEOUT.
+    pub fn from_env(env: &dyn Source, location: String) -> Result<Repository> {
+        Ok(Repository {
+            location,
+            password_file: match config::non_empty(env, "COPY_PASSWORD_FILE")? {
+                None => None,
+                Some(_) => Some(config::absolute_path(env, "COPY_PASSWORD_FILE", "")?),
+            },
+            host: match config::non_empty(env, "COPY_HOST")? {
+                Some(host) => host,
+                None => host_name(),
+            },
+            connect_timeout: Duration::from_secs(u64::from(config::number(
+                env,
+                "COPY_CONNECT_TIMEOUT",
+                1,
+                86_400,
+                120,
+            )?)),
+            env: Vec::new(),
+        })
+    }
+}
+
+/// This machine's host name, as restic itself would record it.
+fn host_name() -> String {
+    // SAFETY: uname fills the struct it is given.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return "localhost".to_owned();
+    }
+    // SAFETY: the kernel NUL-terminates nodename.
+    unsafe { std::ffi::CStr::from_ptr(name.nodename.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A job's repository, opened: restic runs, the password is there.
+pub struct Restic {
+    repository: Repository,
     password: PathBuf,
     cache: Option<OsString>,
+    names: Names,
     /// `dump=NAME`: the job's snapshots, with [`TAG`] and the host.
     job_tag: String,
 }
@@ -66,10 +127,11 @@ pub struct Sent {
     pub added: u64,
 }
 
-impl<'a> Restic<'a> {
-    /// The repository of `config` for the dumps of `names`; fails when the
-    /// password or restic itself is missing, before anything is run.
-    pub fn open(config: &'a config::Restic, names: &Names) -> Result<Restic<'a>> {
+impl Restic {
+    /// `repository`, for the dumps of `names`; fails when the password or
+    /// restic itself is missing, before anything is run.
+    pub fn open(repository: Repository, names: &Names) -> Result<Restic> {
+        let config = &repository;
         let missing = || {
             let hint = match config
                 .password_file
@@ -79,7 +141,10 @@ impl<'a> Restic<'a> {
                 .and_then(|n| n.strip_prefix(&format!("{CREDENTIALS_ID}_")))
             {
                 Some(name) => format!("{CREDENTIALS_DIR}/{name}"),
-                None => format!("{CREDENTIALS_DIR}/{}", password_file("UNIT")),
+                None => match &config.password_file {
+                    Some(path) => path.display().to_string(),
+                    None => format!("{CREDENTIALS_DIR}/{}", password_file("UNIT")),
+                },
             };
             format!(
                 "put the repository's password in {hint} (owned by root, mode 0600), then \
@@ -120,9 +185,10 @@ impl<'a> Restic<'a> {
             }
         }
         let restic = Restic {
-            config,
+            repository,
             password,
             cache: std::env::var_os("CACHE_DIRECTORY"),
+            names: names.clone(),
             job_tag: format!("dump={}", names.name()),
         };
         let mut version = restic.command();
@@ -141,7 +207,13 @@ impl<'a> Restic<'a> {
 
     /// The repository as messages name it: a password in its URL hidden.
     pub fn location(&self) -> String {
-        redact(&self.config.repository)
+        redact(&self.repository.location)
+    }
+
+    /// The file a copy of the dump stamped `stamp` holds: the dump's name
+    /// as the command wrote it, before compression.
+    pub fn file_name(&self, stamp: &Stamp) -> String {
+        self.names.dump(stamp, Form::None)
     }
 
     fn command(&self) -> Command {
@@ -153,7 +225,8 @@ impl<'a> Restic<'a> {
         ] {
             c.env_remove(secret);
         }
-        c.env("RESTIC_REPOSITORY", &self.config.repository)
+        c.envs(self.repository.env.iter().map(|(k, v)| (k, v)))
+            .env("RESTIC_REPOSITORY", &self.repository.location)
             .env("RESTIC_PASSWORD_FILE", &self.password)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -199,11 +272,11 @@ impl<'a> Restic<'a> {
             "snapshots",
             "--json",
             "--host",
-            &self.config.host,
+            &self.repository.host,
             "--tag",
             &tags,
         ];
-        let out = self.run_within(&args, self.config.connect_timeout)?;
+        let out = self.run_within(&args, self.repository.connect_timeout)?;
         serde_json::from_str::<Option<Vec<Snapshot>>>(&out)
             .map(Option::unwrap_or_default)
             .map_err(|e| {
@@ -242,14 +315,14 @@ impl<'a> Restic<'a> {
         Ok(text)
     }
 
-    /// Sends what `write` writes as the file `file_name` of a new snapshot
-    /// taken at `stamp`.
+    /// Sends what `write` writes as the copy of the dump stamped `stamp`: a
+    /// new snapshot taken at that time.
     pub fn backup(
         &self,
-        file_name: &str,
         stamp: &Stamp,
         write: impl FnOnce(&mut dyn Write) -> Result<u64>,
     ) -> Result<Sent> {
+        let file_name = self.file_name(stamp);
         let time = chrono::Local
             .from_utc_datetime(&stamp.utc())
             .format("%Y-%m-%d %H:%M:%S")
@@ -262,9 +335,9 @@ impl<'a> Restic<'a> {
             "--quiet",
             "--stdin",
             "--stdin-filename",
-            file_name,
+            &file_name,
             "--host",
-            &self.config.host,
+            &self.repository.host,
             "--tag",
             &tags,
             "--time",
@@ -310,22 +383,32 @@ impl<'a> Restic<'a> {
         })
     }
 
-    /// The SHA-256 of the file `file_name` of snapshot `id`, read back.
-    pub fn sha256(&self, id: &str, file_name: &str) -> Result<String> {
+    /// The SHA-256 of the copy of the dump stamped `stamp` in snapshot
+    /// `id`, read back.
+    pub fn sha256(&self, id: &str, stamp: &Stamp) -> Result<String> {
+        let mut sink = Hashing::new(io::sink());
+        self.dump(id, stamp, &mut sink)?;
+        Ok(sink.hex())
+    }
+
+    /// Writes the copy of the dump stamped `stamp` in snapshot `id` to `out`.
+    pub fn dump(&self, id: &str, stamp: &Stamp, out: &mut dyn Write) -> Result<u64> {
         let mut c = self.command();
-        c.args(["dump", id, &format!("/{file_name}")]);
+        c.args(["dump", id, &format!("/{}", self.file_name(stamp))]);
         let mut child = process::spawn(&mut c, "restic").map_err(|e| self.failed("dump", &e))?;
         let mut stdout = child.stdout().expect("stdout is piped");
-        let mut sink = Hashing::new(io::sink());
-        let copied = io::copy(&mut stdout, &mut sink);
-        child.wait().map_err(|e| self.failed("dump", &e))?;
-        copied.map_err(|e| {
+        let copied = io::copy(&mut stdout, out);
+        // Where `out` stopped taking it, restic ends on its closed pipe.
+        drop(stdout);
+        let waited = child.wait();
+        let size = copied.map_err(|e| {
             Error::new(
                 Exit::Failure,
                 format!("cannot read back snapshot {id} from restic: {e}"),
             )
         })?;
-        Ok(sink.hex())
+        waited.map_err(|e| self.failed("dump", &e))?;
+        Ok(size)
     }
 
     /// Removes the snapshots `ids`, which failed their check.
@@ -353,7 +436,7 @@ impl<'a> Restic<'a> {
             "forget",
             "--json",
             "--host",
-            &self.config.host,
+            &self.repository.host,
             "--tag",
             &tags,
             // One group: the snapshots' paths differ, one per dump.
