@@ -13,7 +13,7 @@ use crate::harness::{
 use crate::mariadb::Mariadb;
 use crate::monitoring::{listed_and_served, mails, scrape, value};
 use crate::package::built_deb;
-use jobkit::copy::{Destination, Outcome, Record};
+use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
 use jobkit::dumpfile::{Dump, Form, Manifest, Names};
 use serde::Deserialize;
 use std::fs;
@@ -611,6 +611,76 @@ fn a_copy_killed_mid_upload_leaves_no_snapshot_and_the_next_run_copies_it_again(
         stamps(&local_dumps(&dir, "big"))
     );
     restic.run(&["check", "--read-data"]).ok();
+}
+
+/// A copy that does not hold what the dump command wrote is no copy: it
+/// is removed again and the run fails; a repository with a damaged pack
+/// fails its check, which the record keeps.
+#[test]
+#[ignore = "needs root for the remote host's network namespace, restic and rclone: tests/run"]
+fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
+    let (sb, remote, restic) = remote_repository("copy-differs");
+    let (_, dir) = sqlite_dumps(&sb, 2);
+    let dumps = local_dumps(&dir, "shop");
+    let newest = dumps[1].manifest_path();
+    let mut m = Manifest::from_json(&fs::read_to_string(&newest).unwrap()).unwrap();
+    let truth = m.content_sha256.replace("0".repeat(64)).unwrap();
+    fs::write(&newest, m.to_json()).unwrap();
+    let r = run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ));
+    r.expect(1);
+    assert!(
+        r.stderr
+            .contains("decompresses to other bytes than its manifest's content_sha256"),
+        "{r}"
+    );
+    // The older dump is in, the one that differed is not.
+    assert_eq!(snapshot_stamps(&restic.snapshots()), stamps(&dumps[..1]));
+    assert_eq!(record(&sb, "shop").result, Outcome::Failed);
+    m.content_sha256 = Some(truth);
+    fs::write(&newest, m.to_json()).unwrap();
+    run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ))
+    .ok();
+    assert_eq!(snapshot_stamps(&restic.snapshots()), stamps(&dumps));
+
+    // A pack cut short on the remote host, and the day's check due.
+    let pack = walkdir::WalkDir::new(remote.dir.join("data"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_type().is_file())
+        .unwrap();
+    let bytes = fs::read(pack.path()).unwrap();
+    fs::write(pack.path(), &bytes[..bytes.len() - 1]).unwrap();
+    let path = sb.path("copy-shop.json");
+    let text = fs::read_to_string(&path).unwrap();
+    let mut rec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    rec["check"]["started"] = 0.into();
+    fs::write(&path, rec.to_string()).unwrap();
+    let r = run(&mut copy(
+        &sb,
+        &dir,
+        "shop",
+        &remote.url(),
+        &restic.password,
+    ));
+    r.expect(1);
+    assert!(r.stderr.contains("restic check on "), "{r}");
+    let check = record(&sb, "shop").check.unwrap();
+    assert_eq!(check.result, CheckOutcome::Failed);
+    assert!(check.reason.is_some());
+    // When a check last passed: the first run's, kept.
+    assert!(check.last_success.is_some_and(|at| at < check.started));
 }
 
 #[test]
