@@ -622,17 +622,20 @@ fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
     let (sb, remote, restic) = remote_repository("copy-differs");
     let (_, dir) = sqlite_dumps(&sb, 2);
     let dumps = local_dumps(&dir, "shop");
+    let again = || {
+        run(&mut copy(
+            &sb,
+            &dir,
+            "shop",
+            &remote.url(),
+            &restic.password,
+        ))
+    };
     let newest = dumps[1].manifest_path();
     let mut m = Manifest::from_json(&fs::read_to_string(&newest).unwrap()).unwrap();
     let truth = m.content_sha256.replace("0".repeat(64)).unwrap();
     fs::write(&newest, m.to_json()).unwrap();
-    let r = run(&mut copy(
-        &sb,
-        &dir,
-        "shop",
-        &remote.url(),
-        &restic.password,
-    ));
+    let r = again();
     r.expect(1);
     assert!(
         r.stderr
@@ -644,14 +647,7 @@ fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
     assert_eq!(record(&sb, "shop").result, Outcome::Failed);
     m.content_sha256 = Some(truth);
     fs::write(&newest, m.to_json()).unwrap();
-    run(&mut copy(
-        &sb,
-        &dir,
-        "shop",
-        &remote.url(),
-        &restic.password,
-    ))
-    .ok();
+    again().ok();
     assert_eq!(snapshot_stamps(&restic.snapshots()), stamps(&dumps));
 
     // A pack cut short on the remote host, and the day's check due.
@@ -667,13 +663,7 @@ fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
     let mut rec: serde_json::Value = serde_json::from_str(&text).unwrap();
     rec["check"]["started"] = 0.into();
     fs::write(&path, rec.to_string()).unwrap();
-    let r = run(&mut copy(
-        &sb,
-        &dir,
-        "shop",
-        &remote.url(),
-        &restic.password,
-    ));
+    let r = again();
     r.expect(1);
     assert!(r.stderr.contains("restic check on "), "{r}");
     let check = record(&sb, "shop").check.unwrap();
