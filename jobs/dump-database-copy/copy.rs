@@ -221,14 +221,18 @@ fn to_restic(
         report.copied.push(file_name(dump));
         report.waiting -= 1;
     }
-    let forgotten = restic.retain(&settings.policy)?;
-    if forgotten > 0 {
-        outln!(
+    match deferred(restic.retain(&settings.policy))? {
+        Some(0) => {}
+        Some(forgotten) => outln!(
             "forgot {forgotten} snapshot(s) of this host's {} beyond COPY_KEEP ({}) and pruned \
              the repository",
             config.location.names.name(),
             settings.policy
-        );
+        ),
+        None => outln!(
+            "another restic holds the repository's lock (another host's backup?): COPY_KEEP \
+             is applied by the next run"
+        ),
     }
     let newest = restic
         .snapshots()?
@@ -248,6 +252,17 @@ fn to_restic(
     ))
 }
 
+/// What needs the repository to itself (retention, the check) waits for
+/// the next run while another restic holds its lock, as another host's
+/// backup into a shared repository does: None then.
+fn deferred<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.to_string().contains("already locked") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `4.21 s`: what the benchmark reads off the copy's lines.
 fn seconds(d: std::time::Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
@@ -261,7 +276,17 @@ fn check(restic: &Restic, previous: Option<&Record>, report: &mut Report) -> Res
         return Ok(());
     }
     let subset = format!("{}/{CHECK_PARTS}", now / 86_400 % CHECK_PARTS + 1);
-    let result = restic.check(&subset);
+    let result = match deferred(restic.check(&subset)) {
+        Ok(Some(())) => Ok(()),
+        Ok(None) => {
+            outln!(
+                "another restic holds the repository's lock (another host's backup?): the \
+                 check is made by the next run"
+            );
+            return Ok(());
+        }
+        Err(e) => Err(e),
+    };
     match &result {
         Ok(()) => outln!(
             "checked the repository {}, reading part {subset} of its data",

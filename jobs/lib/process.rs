@@ -55,7 +55,8 @@ pub struct Child {
     errors: Option<JoinHandle<Errors>>,
 }
 
-/// The first line that says ERROR, FATAL or Fatal:, and the last few lines.
+/// The first line that says ERROR, FATAL, Fatal: or unable to (restic's
+/// lock conflict), and the last few lines.
 #[derive(Default)]
 struct Errors {
     first: Option<String>,
@@ -72,7 +73,7 @@ impl Errors {
                 continue;
             }
             if errors.first.is_none()
-                && ["ERROR", "FATAL", "Fatal:"]
+                && ["ERROR", "FATAL", "Fatal:", "unable to"]
                     .iter()
                     .any(|w| line.contains(w))
             {

@@ -4,7 +4,8 @@
 //! targets are reported, never asserted.
 //!
 //! Run it with `tests/bench/run` (full) or `tests/bench/run --quick` (small
-//! sizes, few runs: what CI runs so that the benchmark keeps working).
+//! sizes, few runs: what CI runs so that the benchmark keeps working); name
+//! parts (`logger`, `dump`, `drill`, `copy`) to run only those.
 
 #[allow(dead_code)] // shared with tests/it; the benchmark uses a part of it
 #[path = "../it/harness.rs"]
@@ -877,14 +878,31 @@ fn machine() -> String {
     )
 }
 
+/// The benchmark's parts, which `tests/bench/run PART...` runs alone.
+const PARTS: [&str; 4] = ["logger", "dump", "drill", "copy"];
+
 fn main() {
     let plan = Plan::from_args();
     let sb = Sandbox::new("bench");
     let started = Instant::now();
-    let mut rows = logger(&plan, &sb);
-    rows.extend(dump(&plan, &sb));
-    rows.extend(drill(&plan));
-    rows.extend(copy(&plan));
+    // Parts named on the command line run alone; none named, all run.
+    let named: Vec<String> = std::env::args()
+        .filter(|a| PARTS.contains(&a.as_str()))
+        .collect();
+    let wanted = |part: &str| named.is_empty() || named.iter().any(|n| n == part);
+    let mut rows = Vec::new();
+    if wanted("logger") {
+        rows.extend(logger(&plan, &sb));
+    }
+    if wanted("dump") {
+        rows.extend(dump(&plan, &sb));
+    }
+    if wanted("drill") {
+        rows.extend(drill(&plan));
+    }
+    if wanted("copy") {
+        rows.extend(copy(&plan));
+    }
     let date = run(cmd("date").args(["-u", "+%Y-%m-%d"])).stdout;
     println!(
         "\ntimerapps benchmark ({}), {}, on {}: medians; ratios against a reference measured in the same run\n",

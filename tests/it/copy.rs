@@ -142,8 +142,10 @@ impl Remote {
 impl Drop for Remote {
     fn drop(&mut self) {
         self.stop();
+        // A link moved into a container is gone with it already.
         let _ = Command::new("ip")
             .args(["link", "del", &self.link])
+            .stderr(Stdio::null())
             .status();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
@@ -795,6 +797,52 @@ fn retention_removes_only_this_jobs_own_snapshots_beyond_its_rules() {
     let r = run(&mut again);
     assert!(r.ok().stdout.contains(" 0 dump(s) copied"), "{r}");
     assert!(!r.stdout.contains("forgot"), "{r}");
+
+    // Another host's backup holds the repository's lock: the copies still
+    // go in, and retention waits for the next run.
+    let mut holder = restic.command();
+    holder
+        .args([
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            "slow",
+            "--host",
+            "db3",
+        ])
+        .stdin(Stdio::piped());
+    let mut holder = start(&mut holder);
+    let locks = remote.dir.join("locks");
+    wait_for("the other host's lock", TIMEOUT, || {
+        fs::read_dir(&locks).is_ok_and(|mut d| d.next().is_some())
+    });
+    db.grow();
+    published(&run(&mut db.dump(&dir)));
+    let mut keep_one = copy(&sb, &dir, "shop", &remote.url(), &restic.password);
+    keep_one.env("COPY_KEEP", "1");
+    let r = run(&mut keep_one);
+    r.ok();
+    assert!(r.stdout.contains("1 dump(s) copied"), "{r}");
+    assert!(
+        r.stdout
+            .contains("another restic holds the repository's lock (another host's backup?)"),
+        "{r}"
+    );
+    assert_eq!(count("db1", "shop"), 3, "{r}");
+    // Its input ends, empty: it stores nothing, and lets go.
+    drop(holder.child.stdin.take());
+    holder.wait(TIMEOUT);
+    let r = run(&mut keep_one);
+    assert!(r.ok().stdout.contains("forgot 2 snapshot(s)"), "{r}");
+    assert_eq!(count("db1", "shop"), 1, "{r}");
+    let local = local_dumps(&dir, "shop");
+    let kept: Vec<String> = restic
+        .snapshots()
+        .iter()
+        .filter(|s| s.hostname == "db1" && s.tags.contains(&"dump=shop".to_owned()))
+        .map(|s| s.stamp().unwrap().to_owned())
+        .collect();
+    assert_eq!(kept, stamps(&local[local.len() - 1..]), "{r}");
 }
 
 #[test]

@@ -662,7 +662,8 @@ fn drill_units(release: Release) {
           systemctl daemon-reload
           systemctl start --no-block dump-database-drill@shop.service",
     );
-    wait_for("the drill's restore", Duration::from_secs(60), || {
+    // initdb comes first, slowed as much: on a loaded machine that takes long.
+    wait_for("the drill's restore", Duration::from_secs(240), || {
         drill_user_processes(&c).lines().any(|p| p == "psql")
     });
     c.sh("systemctl kill --signal=KILL dump-database-drill@shop.service");
