@@ -164,6 +164,23 @@ fn newest_good(config: &Config) -> Result<(Dump, Option<Manifest>)> {
         })
 }
 
+/// Removes what a killed drill left in `dir`. Its server's last processes
+/// may still be writing there as they die, a moment after it: tried again
+/// for up to 10 s while files keep appearing.
+fn sweep(dir: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty && Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The first bytes of the dump's decompressed stream.
 fn head(dump: &Dump) -> Result<Vec<u8>> {
     struct Head(Vec<u8>);
@@ -276,7 +293,7 @@ impl Workspace {
         }
         let dir = tmpdir.join(format!("timerapps-drill-{name}"));
         if dir.symlink_metadata().is_ok() {
-            fs::remove_dir_all(&dir)
+            sweep(&dir)
                 .map_err(|e| cannot("cannot remove what an earlier drill left in", &dir, &e))?;
             outln!(
                 "removed {}, left by an earlier drill that was killed",
