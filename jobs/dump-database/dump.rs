@@ -3,7 +3,7 @@ use crate::child::{Child, Stop};
 use crate::compress;
 use crate::compress::Failure;
 use crate::config::Config;
-use crate::store::DumpDir;
+use crate::store::{Baseline, DumpDir};
 use crate::supervise::Supervisor;
 use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
 use jobkit::human::{si, span};
@@ -105,8 +105,17 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
         tables: outcome.tables,
         verdict: Verdict::Good,
         reason: None,
+        accepted: None,
     };
-    manifest.reason = suspect(&manifest, dir.baseline(&stamp).as_ref(), cfg.shrink_limit);
+    if manifest.fit(manifest::MAX_BYTES) {
+        errln!(
+            "the manifest would be larger than {} with the rows of every table: it is \
+             written without them, so this dump's rows are not compared",
+            si(manifest::MAX_BYTES)
+        );
+    }
+    let baseline = dir.baseline(&cfg.location.policy, &stamp)?;
+    manifest.reason = suspect(&manifest, &baseline, cfg.shrink_limit);
     if manifest.reason.is_some() {
         manifest.verdict = Verdict::Suspect;
     }
@@ -245,23 +254,102 @@ fn incomplete(failed: Failed) -> Error {
     Error::new(Exit::Failure, message)
 }
 
-/// Why `dump` is suspect against `baseline`, the newest good dump, if it is.
-fn suspect(dump: &Manifest, baseline: Option<&Manifest>, shrink_limit: u32) -> Option<String> {
-    let baseline = baseline?;
-    if shrink_limit > 0
-        && u128::from(dump.read) * 100 < u128::from(baseline.read) * u128::from(shrink_limit)
-    {
+/// Why `dump` is suspect against `baseline`, the largest good dumps kept,
+/// if it is: its raw size, or its rows, below `shrink_limit` percent of
+/// theirs (0: no limit), or no rows where that dump had some.
+fn suspect(dump: &Manifest, baseline: &Baseline, shrink_limit: u32) -> Option<String> {
+    let below = |now: u64, before: u64| {
+        shrink_limit > 0 && u128::from(now) * 100 < u128::from(before) * u128::from(shrink_limit)
+    };
+    if let Some(largest) = baseline.size.as_ref().filter(|b| below(dump.read, b.read)) {
         return Some(format!(
             "its raw size, {} bytes, is below DUMP_SHRINK_LIMIT={shrink_limit}% of the {} bytes \
-             of the newest good dump, {}",
-            dump.read, baseline.read, baseline.dump
+             of the largest good dump kept, {}",
+            dump.read, largest.read, largest.dump
         ));
     }
-    if let (Some(0), Some(before @ 1..)) = (dump.total_rows(), baseline.total_rows()) {
+    let (Some(rows), Some(most)) = (dump.total_rows(), baseline.rows.as_ref()) else {
+        return None;
+    };
+    let before = most.total_rows().unwrap_or(0);
+    if rows == 0 && before > 0 {
         return Some(format!(
-            "its tables hold no rows, where the newest good dump, {}, held {before}",
-            baseline.dump
+            "its tables hold no rows, where the good dump {} held {before}",
+            most.dump
         ));
     }
-    None
+    below(rows, before).then(|| {
+        format!(
+            "its tables hold {rows} rows, below DUMP_SHRINK_LIMIT={shrink_limit}% of the \
+             {before} rows of the good dump kept with the most, {}",
+            most.dump
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobkit::dumpfile::manifest::{Table, VERSION};
+    use jobkit::dumpfile::Form;
+
+    fn manifest(name: &str, read: u64, rows: Option<u64>) -> Manifest {
+        Manifest {
+            version: VERSION,
+            dump: name.into(),
+            form: Form::Gzip,
+            read,
+            stored: 1,
+            sha256: String::new(),
+            content_sha256: None,
+            format: None,
+            check: Check::Complete,
+            tables: rows.map(|rows| {
+                vec![Table {
+                    database: None,
+                    table: "t".into(),
+                    rows: Some(rows),
+                }]
+            }),
+            verdict: Verdict::Good,
+            reason: None,
+            accepted: None,
+        }
+    }
+
+    #[test]
+    fn a_dump_is_suspect_against_the_largest_by_size_and_by_rows() {
+        let baseline = Baseline {
+            size: Some(manifest("big", 20_000, Some(1000))),
+            rows: Some(manifest("many", 10_000, Some(2000))),
+        };
+        let judge = |read, rows| suspect(&manifest("new", read, rows), &baseline, 50);
+        assert_eq!(judge(10_000, Some(1000)), None);
+        assert_eq!(
+            judge(9_999, Some(1000)).unwrap(),
+            "its raw size, 9999 bytes, is below DUMP_SHRINK_LIMIT=50% of the 20000 bytes of \
+             the largest good dump kept, big"
+        );
+        assert_eq!(
+            judge(10_000, Some(999)).unwrap(),
+            "its tables hold 999 rows, below DUMP_SHRINK_LIMIT=50% of the 2000 rows of the \
+             good dump kept with the most, many"
+        );
+        assert_eq!(
+            judge(10_000, Some(0)).unwrap(),
+            "its tables hold no rows, where the good dump many held 2000"
+        );
+        // Rows not shown in the new dump: only its size is compared.
+        assert_eq!(judge(10_000, None), None);
+        // No limit: only "no rows where it had some" is left.
+        let off = |read, rows| suspect(&manifest("new", read, rows), &baseline, 0);
+        assert_eq!(off(1, Some(1)), None);
+        assert!(off(1, Some(0)).unwrap().contains("no rows"));
+        // Nothing to compare with.
+        let none = Baseline {
+            size: None,
+            rows: None,
+        };
+        assert_eq!(suspect(&manifest("new", 1, Some(0)), &none, 50), None);
+    }
 }

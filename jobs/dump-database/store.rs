@@ -4,7 +4,6 @@
 
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::dumpfile::manifest::Verdict;
 use jobkit::dumpfile::{Form, Location, Manifest, Names, Stamp};
 use jobkit::retention::{self, Policy, Rule};
 use jobkit::{errln, euid, Error, Exit, Result};
@@ -20,6 +19,14 @@ use std::time::Duration;
 pub struct DumpDir {
     dir: PathBuf,
     names: Names,
+}
+
+/// The manifests a new dump is compared with.
+pub struct Baseline {
+    /// The good dump of the largest raw size.
+    pub size: Option<Manifest>,
+    /// The good dump with the most rows.
+    pub rows: Option<Manifest>,
 }
 
 /// What pruning did: the dumps removed, and the dumps left alone because
@@ -306,18 +313,27 @@ impl DumpDir {
         Ok(path)
     }
 
-    /// The newest good dump's manifest, the baseline a new dump is
-    /// compared with; None when that dump has no manifest (made before
-    /// manifests) or there is no good dump. Dumps named after `current` are
-    /// left out.
-    pub fn baseline(&self, current: &Stamp) -> Option<Manifest> {
-        let dumps = self.names.dumps(&self.dir).ok()?;
-        let newest_good = dumps
-            .iter()
-            .filter(|d| d.stamp <= *current)
-            .map(|d| d.manifest())
-            .find(|m| !matches!(m, Ok(Some(m)) if m.verdict == Verdict::Suspect))?;
-        newest_good.ok().flatten()
+    /// What a new dump stamped `current` is compared with: the manifests of
+    /// the good dumps of the largest raw size and with the most rows, since
+    /// the newest accepted one ([`retention::baseline`]). Dumps whose
+    /// manifest cannot be trusted are never among them. A directory that
+    /// cannot be listed fails the run: a dump is never judged blind.
+    pub fn baseline(&self, policy: &Policy, current: &Stamp) -> Result<Baseline> {
+        let planned = retention::plan(&self.dir, &self.names, policy, current).map_err(|e| {
+            Error::io(
+                Exit::Failure,
+                "cannot list DUMP_DIR",
+                &self.dir,
+                &e,
+                "nothing was published, earlier dumps are untouched",
+            )
+        })?;
+        let held = retention::baseline(&planned, current);
+        let manifest = |i: Option<usize>| i.and_then(|i| planned[i].manifest().cloned());
+        Ok(Baseline {
+            size: manifest(held.size),
+            rows: manifest(held.rows),
+        })
     }
 
     /// Writes the manifest of the dump `stamp` in `form` under its own

@@ -1,5 +1,6 @@
 //! Replacing a small file so that a crash or a failed write leaves either
-//! the old file or the new one, never a part of either, and no temp file.
+//! the old file or the new one, never a part of either, and no temp file;
+//! its owner and mode set on the descriptor, before it has its name.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -12,13 +13,33 @@ use std::path::Path;
 /// the old file, then the directory flushed so that the rename itself is on
 /// disk. On any failure the temp file is removed and the old file is as it was.
 pub fn replace(dir: &Path, name: &str, contents: &[u8], mode: u32) -> io::Result<()> {
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let temp = format!(".{name}.{}.tmp", std::process::id());
+    replace_as(dir, name, &temp, contents, mode, None)
+}
+
+/// [`replace`] through the temp file `temp`, which must not exist, given
+/// to `owner` (uid, gid) and `mode` on its descriptor before it is written
+/// and renamed: under its final name the file is never root's, and no
+/// name that another user can swap for a symlink is ever chowned.
+pub fn replace_as(
+    dir: &Path,
+    name: &str,
+    temp: &str,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    let temp = dir.join(temp);
     let written = OpenOptions::new()
         .write(true)
+        // O_EXCL: never through a symlink, never a file already there.
         .create_new(true)
         .mode(mode)
         .open(&temp)
         .and_then(|mut file| {
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+            }
             // Exactly `mode`, whatever the umask (a service's may be 0077).
             file.set_permissions(fs::Permissions::from_mode(mode))?;
             file.write_all(contents)?;
@@ -120,6 +141,33 @@ mod tests {
         assert!(remove(&dir, "a.conf").unwrap());
         assert!(!remove(&dir, "a.conf").unwrap());
         assert!(listing(&dir).is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    #[ignore = "needs root (chown); tests/run runs it"]
+    fn the_owner_and_mode_are_set_on_the_descriptor() {
+        let dir = scratch("owner");
+        replace_as(
+            &dir,
+            "m.json",
+            ".m.part",
+            b"{}\n",
+            0o600,
+            Some((65534, 65534)),
+        )
+        .unwrap();
+        let meta = fs::metadata(dir.join("m.json")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (65534, 65534, 0o600)
+        );
+        // A temp name that is taken (here by a symlink) is never written through.
+        std::os::unix::fs::symlink("/etc/passwd", dir.join(".m.part")).unwrap();
+        let e = replace_as(&dir, "m.json", ".m.part", b"x", 0o600, None).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(fs::read(dir.join("m.json")).unwrap(), b"{}\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -26,7 +26,7 @@ pub use manifest::Manifest;
 
 use crate::config::{self, Source};
 use crate::retention::Policy;
-use crate::Result;
+use crate::{safe, Result};
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use std::fmt;
 use std::fs;
@@ -130,16 +130,73 @@ impl Dump {
         PathBuf::from(path)
     }
 
-    /// Its manifest, or None for a dump made before manifests existed.
-    pub fn manifest(&self) -> io::Result<Option<Manifest>> {
-        let text = match fs::read_to_string(self.manifest_path()) {
-            Ok(text) => text,
+    /// Its manifest, if it has one that reads and matches it: one that
+    /// names this file, its form and its stored size. It is read as
+    /// [`safe::read`] reads: never through a symbolic link, a regular file
+    /// only, at most [`manifest::MAX_BYTES`]. `Ok(None)`: it has none.
+    pub fn manifest(&self) -> std::result::Result<Option<Manifest>, Flaw> {
+        let path = self.manifest_path();
+        let bytes = match safe::read(&path, manifest::MAX_BYTES) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(Flaw::Unreadable(format!(
+                    "its manifest {} cannot be read: {e}",
+                    path.display()
+                )))
+            }
         };
-        Manifest::from_json(&text)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        let manifest = Manifest::from_slice(&bytes).map_err(|e| {
+            Flaw::Damaged(format!("its manifest {} is damaged: {e}", path.display()))
+        })?;
+        let file = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let differs = if manifest.dump != file {
+            Some(format!("it is the manifest of {}", manifest.dump))
+        } else if manifest.form != self.form {
+            Some(format!(
+                "it says {}, the file is {}",
+                manifest.form, self.form
+            ))
+        } else if manifest.stored != self.size {
+            Some(format!(
+                "it says {} bytes were stored, the file has {}",
+                manifest.stored, self.size
+            ))
+        } else {
+            None
+        };
+        match differs {
+            Some(how) => Err(Flaw::Mismatch(format!(
+                "its manifest {} does not match it: {how}",
+                path.display()
+            ))),
+            None => Ok(Some(manifest)),
+        }
+    }
+}
+
+/// Why a dump's manifest cannot be trusted. Such a dump is never compared
+/// with, never counted toward a retention rule, and never removed by one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Flaw {
+    /// It has none, where an older dump has one: a dump made since
+    /// manifests exist always has its own.
+    Missing,
+    /// Not a manifest: cut short, overwritten, not JSON of one.
+    Damaged(String),
+    /// A manifest of another file, form or size.
+    Mismatch(String),
+    /// It cannot be read: a symbolic link, FIFO, device or other file that
+    /// is no regular file, larger than a manifest can be, or an I/O error.
+    Unreadable(String),
+}
+
+impl fmt::Display for Flaw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Flaw::Missing => f.write_str("it has no manifest, where an older dump has one"),
+            Flaw::Damaged(why) | Flaw::Mismatch(why) | Flaw::Unreadable(why) => f.write_str(why),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod process;
 pub mod record;
 pub mod restic;
 pub mod retention;
+pub mod safe;
 pub mod usage;
 
 pub use error::{Error, Exit, Result};

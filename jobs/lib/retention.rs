@@ -19,10 +19,20 @@
 //! the `DUMP_KEEP` newest of them are kept. Dumps named later than `now` (the
 //! clock was ahead when they were made) are outside every rule and never
 //! removed.
+//!
+//! Beyond restic's rules, two hold dumps that are not counted:
+//! - largest: the good dump of the largest raw size and the one with the
+//!   most rows, of those since the newest accepted dump ([`baseline`]): a
+//!   new dump is compared with them, so a slow loss is still seen as one,
+//!   and they stay until the admin accepts a newer dump;
+//! - untrusted: a dump whose manifest is missing (where an older dump has
+//!   one), unreadable, damaged or of another file ([`Flaw`]) counts as
+//!   neither good nor suspect, and is never removed: what cannot be read
+//!   is never taken as good, and never removed to make room.
 
 use crate::config::{self, Source};
 use crate::dumpfile::manifest::Verdict;
-use crate::dumpfile::{Dump, Location, Manifest, Names, Stamp};
+use crate::dumpfile::{Dump, Flaw, Location, Manifest, Names, Stamp};
 use crate::Result;
 use chrono::{Datelike, Local, NaiveDateTime, TimeZone, Timelike};
 use std::fmt;
@@ -79,7 +89,7 @@ impl Policy {
             Rule::Daily => self.daily,
             Rule::Weekly => self.weekly,
             Rule::Monthly => self.monthly,
-            Rule::Future => 0,
+            Rule::Largest | Rule::Untrusted | Rule::Future => 0,
         }
     }
 }
@@ -107,8 +117,13 @@ pub enum Rule {
     Daily,
     Weekly,
     Monthly,
+    /// The good dump of the largest raw size, or with the most rows, since
+    /// the newest accepted one: what a new dump is compared with.
+    Largest,
     /// Among the `DUMP_KEEP` newest suspect dumps.
     Suspect,
+    /// Its manifest cannot be trusted: never counted, never removed.
+    Untrusted,
     /// Named later than now: never counted, never removed.
     Future,
 }
@@ -130,7 +145,9 @@ impl Rule {
             Rule::Daily => "daily",
             Rule::Weekly => "weekly",
             Rule::Monthly => "monthly",
+            Rule::Largest => "largest",
             Rule::Suspect => "suspect",
+            Rule::Untrusted => "untrusted",
             Rule::Future => "future",
         }
     }
@@ -152,7 +169,9 @@ impl Rule {
                 i64::from(w.year()) * 100 + i64::from(w.week())
             }
             Rule::Monthly => y * 100 + m,
-            Rule::Last | Rule::Suspect | Rule::Future => nr as i64,
+            Rule::Last | Rule::Largest | Rule::Suspect | Rule::Untrusted | Rule::Future => {
+                nr as i64
+            }
         }
     }
 }
@@ -219,20 +238,156 @@ pub fn decide<Tz: TimeZone>(
     kept
 }
 
+/// What a dump's manifest makes of it.
+#[derive(Clone, Debug)]
+pub enum Trust {
+    /// Its manifest, read and matching it: good or suspect as it says.
+    Manifest(Manifest),
+    /// No manifest, and no older dump has one: made before manifests
+    /// existed. Good, unchecked, counted and removed as any good dump.
+    Legacy,
+    /// Never compared with, counted or removed.
+    Untrusted(Flaw),
+}
+
 /// A dump, what its manifest says, and the rules that keep it.
 #[derive(Debug)]
 pub struct Planned {
     pub dump: Dump,
-    /// None for a dump made before manifests; Err for one that cannot be
-    /// read, which counts as good so that it is never lost unseen.
-    pub manifest: std::result::Result<Option<Manifest>, String>,
+    pub trust: Trust,
     /// Empty: the next prune removes it.
     pub rules: Vec<Rule>,
 }
 
 impl Planned {
+    /// Its manifest, when it can be trusted.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        match &self.trust {
+            Trust::Manifest(m) => Some(m),
+            Trust::Legacy | Trust::Untrusted(_) => None,
+        }
+    }
+
+    /// Good by a trusted manifest, or made before manifests.
     pub fn good(&self) -> bool {
-        !matches!(&self.manifest, Ok(Some(m)) if m.verdict == Verdict::Suspect)
+        match &self.trust {
+            Trust::Manifest(m) => m.verdict == Verdict::Good,
+            Trust::Legacy => true,
+            Trust::Untrusted(_) => false,
+        }
+    }
+
+    /// Suspect by a trusted manifest.
+    pub fn suspect(&self) -> bool {
+        matches!(&self.trust, Trust::Manifest(m) if m.verdict == Verdict::Suspect)
+    }
+
+    /// Why its manifest cannot be trusted.
+    pub fn flaw(&self) -> Option<&Flaw> {
+        match &self.trust {
+            Trust::Untrusted(flaw) => Some(flaw),
+            Trust::Manifest(_) | Trust::Legacy => None,
+        }
+    }
+
+    fn standing(&self) -> Standing {
+        if self.flaw().is_some() {
+            Standing::Untrusted
+        } else if self.suspect() {
+            Standing::Suspect
+        } else {
+            Standing::Good {
+                largest: self.rules.contains(&Rule::Largest),
+            }
+        }
+    }
+}
+
+/// How a dump counts when the rules are applied.
+#[derive(Clone, Copy)]
+enum Standing {
+    Good { largest: bool },
+    Suspect,
+    Untrusted,
+}
+
+/// [`decide`] over dumps of every standing: untrusted dumps are held as
+/// such, the largest good dumps as such besides what else keeps them.
+fn judge<Tz: TimeZone>(
+    dumps: &[(Stamp, Standing)],
+    policy: &Policy,
+    now: &Stamp,
+    tz: &Tz,
+) -> Vec<Vec<Rule>> {
+    let counted: Vec<usize> = (0..dumps.len())
+        .filter(|&i| !matches!(dumps[i].1, Standing::Untrusted) || dumps[i].0 > *now)
+        .collect();
+    let candidates: Vec<Candidate> = counted
+        .iter()
+        .map(|&i| Candidate {
+            stamp: dumps[i].0,
+            good: !matches!(dumps[i].1, Standing::Suspect | Standing::Untrusted),
+        })
+        .collect();
+    let mut kept = vec![Vec::new(); dumps.len()];
+    for (&i, rules) in counted.iter().zip(decide(&candidates, policy, now, tz)) {
+        kept[i] = rules;
+    }
+    for (rules, (stamp, standing)) in kept.iter_mut().zip(dumps) {
+        match standing {
+            _ if stamp > now => {}
+            Standing::Untrusted => rules.push(Rule::Untrusted),
+            Standing::Good { largest: true } => rules.push(Rule::Largest),
+            Standing::Good { largest: false } | Standing::Suspect => {}
+        }
+        rules.sort();
+    }
+    kept
+}
+
+/// The good dumps a new dump is compared with, by their index in a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Baseline {
+    /// The one of the largest raw size (`read`).
+    pub size: Option<usize>,
+    /// The one with the most rows.
+    pub rows: Option<usize>,
+}
+
+/// Of the good dumps of `planned` (newest first) with a trusted manifest,
+/// not named after `now`, from the newest accepted one on: the one of the
+/// largest raw size and the one with the most rows, the newer of equals.
+/// Dumps before the newest accepted one are compared with no more.
+pub fn baseline(planned: &[Planned], now: &Stamp) -> Baseline {
+    let present = || {
+        planned
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.dump.stamp <= *now)
+            .filter_map(|(i, p)| Some((i, p.manifest()?)))
+    };
+    let since = present()
+        .find(|(_, m)| m.accepted.is_some() && m.verdict == Verdict::Good)
+        .map_or(planned.len(), |(i, _)| i + 1);
+    let good = || {
+        present()
+            .take_while(|(i, _)| *i < since)
+            .filter(|(_, m)| m.verdict == Verdict::Good)
+    };
+    let largest = |measure: &dyn Fn(&Manifest) -> Option<u64>| {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, m) in good() {
+            if let Some(n) = measure(m) {
+                if best.is_none_or(|(_, most)| n > most) {
+                    best = Some((i, n));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    };
+    Baseline {
+        size: largest(&|m| Some(m.read)),
+        rows: largest(&|m| m.total_rows()),
     }
 }
 
@@ -240,34 +395,53 @@ impl Planned {
 /// `policy` that keep it in the host's local time; dumps named after
 /// `now` are in the future.
 pub fn plan(dir: &Path, names: &Names, policy: &Policy, now: &Stamp) -> io::Result<Vec<Planned>> {
-    let mut planned: Vec<Planned> = names
+    let read: Vec<(Dump, std::result::Result<Option<Manifest>, Flaw>)> = names
         .dumps(dir)?
         .into_iter()
-        .map(|dump| Planned {
-            manifest: dump.manifest().map_err(|e| e.to_string()),
+        .map(|dump| {
+            let manifest = dump.manifest();
+            (dump, manifest)
+        })
+        .collect();
+    // A dump without a manifest is from before manifests only if no older
+    // dump has one; an unreadable manifest is a manifest too.
+    let oldest_with = read
+        .iter()
+        .filter(|(_, m)| !matches!(m, Ok(None)))
+        .map(|(d, _)| d.stamp)
+        .min();
+    let mut planned: Vec<Planned> = read
+        .into_iter()
+        .map(|(dump, manifest)| Planned {
+            trust: match manifest {
+                Ok(Some(m)) => Trust::Manifest(m),
+                Ok(None) if oldest_with.is_some_and(|oldest| dump.stamp > oldest) => {
+                    Trust::Untrusted(Flaw::Missing)
+                }
+                Ok(None) => Trust::Legacy,
+                Err(flaw) => Trust::Untrusted(flaw),
+            },
             dump,
             rules: Vec::new(),
         })
         .collect();
-    let candidates: Vec<Candidate> = planned
+    let held = baseline(&planned, now);
+    for i in [held.size, held.rows].into_iter().flatten() {
+        planned[i].rules.push(Rule::Largest);
+    }
+    let dumps: Vec<(Stamp, Standing)> = planned
         .iter()
-        .map(|p| Candidate {
-            stamp: p.dump.stamp,
-            good: p.good(),
-        })
+        .map(|p| (p.dump.stamp, p.standing()))
         .collect();
-    for (p, rules) in planned
-        .iter_mut()
-        .zip(decide(&candidates, policy, now, &Local))
-    {
+    for (p, rules) in planned.iter_mut().zip(judge(&dumps, policy, now, &Local)) {
         p.rules = rules;
     }
     Ok(planned)
 }
 
 /// The good dumps of `location`, newest first, with their manifests: by
-/// [`plan`], suspect dumps and dumps named in the future left out. What
-/// the drill restores and the copy sends.
+/// [`plan`], suspect and untrusted dumps and dumps named in the future
+/// left out. What the drill restores and the copy sends.
 pub fn good_dumps(location: &Location) -> Result<Vec<(Dump, Option<Manifest>)>> {
     let now = Stamp::of(chrono::Utc::now());
     let planned = plan(&location.dir, &location.names, &location.policy, &now).map_err(|e| {
@@ -282,7 +456,10 @@ pub fn good_dumps(location: &Location) -> Result<Vec<(Dump, Option<Manifest>)>> 
     Ok(planned
         .into_iter()
         .filter(|p| p.good() && !p.rules.contains(&Rule::Future))
-        .map(|p| (p.dump, p.manifest.ok().flatten()))
+        .map(|p| {
+            let manifest = p.manifest().cloned();
+            (p.dump, manifest)
+        })
         .collect())
 }
 
@@ -294,18 +471,12 @@ pub fn kept_after_next<Tz: TimeZone>(
     next: &Stamp,
     tz: &Tz,
 ) -> Vec<bool> {
-    let mut candidates: Vec<Candidate> = planned
+    let mut dumps: Vec<(Stamp, Standing)> = planned
         .iter()
-        .map(|p| Candidate {
-            stamp: p.dump.stamp,
-            good: p.good(),
-        })
+        .map(|p| (p.dump.stamp, p.standing()))
         .collect();
-    candidates.push(Candidate {
-        stamp: *next,
-        good: true,
-    });
-    let mut kept: Vec<bool> = decide(&candidates, policy, next, tz)
+    dumps.push((*next, Standing::Good { largest: false }));
+    let mut kept: Vec<bool> = judge(&dumps, policy, next, tz)
         .into_iter()
         .map(|rules| !rules.is_empty())
         .collect();
@@ -460,7 +631,7 @@ mod tests {
                     path: format!("/d/dump-{s}.sql.gz").into(),
                     size: 1,
                 },
-                manifest: Ok(None),
+                trust: Trust::Legacy,
                 rules: Vec::new(),
             })
             .collect();
@@ -471,6 +642,208 @@ mod tests {
         // Two days: the next dump's, and the newest of the day before.
         let kept = kept_after_next(&planned, &policy(2, 0, 2, 0, 0), &next, &Utc);
         assert_eq!(kept, [true, true, false]);
+    }
+
+    /// A scratch directory with a dump per `(stamp, rows)`, newest last,
+    /// each with a good manifest of `rows` rows (raw size ten times as
+    /// much) unless `rows` is None: a dump without one.
+    fn directory(test: &str, dumps: &[(&str, Option<u64>)]) -> (std::path::PathBuf, Names) {
+        use crate::dumpfile::manifest::{Check, Table, VERSION};
+        let dir = std::env::temp_dir().join(format!("jobkit-plan-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = Names::new("dump", "sql");
+        for (s, rows) in dumps {
+            let name = names.dump(&stamp(s), Form::Gzip);
+            std::fs::write(dir.join(&name), "12345").unwrap();
+            let Some(rows) = rows else { continue };
+            let m = Manifest {
+                version: VERSION,
+                dump: name.clone(),
+                form: Form::Gzip,
+                read: rows * 10,
+                stored: 5,
+                sha256: String::new(),
+                content_sha256: None,
+                format: None,
+                check: Check::Complete,
+                tables: Some(vec![Table {
+                    database: None,
+                    table: "t".into(),
+                    rows: Some(*rows),
+                }]),
+                verdict: Verdict::Good,
+                reason: None,
+                accepted: None,
+            };
+            std::fs::write(dir.join(names.manifest(&stamp(s), Form::Gzip)), m.to_json()).unwrap();
+        }
+        (dir, names)
+    }
+
+    use crate::dumpfile::Form;
+
+    fn rules_of(planned: &[Planned]) -> Vec<Vec<Rule>> {
+        planned.iter().rev().map(|p| p.rules.clone()).collect()
+    }
+
+    fn edit(dir: &Path, names: &Names, s: &str, change: impl FnOnce(&mut Manifest)) {
+        let path = dir.join(names.manifest(&stamp(s), Form::Gzip));
+        let mut m = Manifest::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        change(&mut m);
+        std::fs::write(path, m.to_json()).unwrap();
+    }
+
+    const DAYS: [&str; 5] = [
+        "20260101T000000Z",
+        "20260102T000000Z",
+        "20260103T000000Z",
+        "20260104T000000Z",
+        "20260105T000000Z",
+    ];
+
+    #[test]
+    fn a_manifest_that_cannot_be_trusted_keeps_its_dump_out_of_every_rule() {
+        let (dir, names) = directory(
+            "untrusted",
+            &[
+                (DAYS[0], None),
+                (DAYS[1], Some(10)),
+                (DAYS[2], Some(10)),
+                (DAYS[3], None),
+                (DAYS[4], Some(10)),
+            ],
+        );
+        let p = policy(2, 0, 0, 0, 0);
+        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
+        // The oldest is from before manifests; the one after dumps with a
+        // manifest has lost its own.
+        assert!(matches!(planned[4].trust, Trust::Legacy));
+        assert_eq!(planned[1].flaw(), Some(&Flaw::Missing));
+        assert_eq!(
+            rules_of(&planned),
+            [
+                vec![],
+                vec![],
+                vec![Rule::Last],
+                vec![Rule::Untrusted],
+                vec![Rule::Last, Rule::Largest]
+            ]
+        );
+        // Damaged, and of another dump: both untrusted, never removed.
+        let damaged = dir.join(names.manifest(&stamp(DAYS[4]), Form::Gzip));
+        std::fs::write(&damaged, "{ \"version\": 1,").unwrap();
+        edit(&dir, &names, DAYS[2], |m| m.stored = 6);
+        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
+        let flaw = |i: usize| planned[i].flaw().unwrap().to_string();
+        assert!(
+            flaw(0).contains("is damaged: EOF while parsing"),
+            "{}",
+            flaw(0)
+        );
+        assert!(
+            flaw(2).ends_with("does not match it: it says 6 bytes were stored, the file has 5"),
+            "{}",
+            flaw(2)
+        );
+        assert_eq!(
+            rules_of(&planned),
+            [
+                vec![Rule::Last],
+                vec![Rule::Last, Rule::Largest],
+                vec![Rule::Untrusted],
+                vec![Rule::Untrusted],
+                vec![Rule::Untrusted]
+            ]
+        );
+        // The drill and the copy take none of them.
+        let location = Location {
+            dir: dir.clone(),
+            names: names.clone(),
+            policy: p,
+        };
+        let good: Vec<Stamp> = good_dumps(&location)
+            .unwrap()
+            .iter()
+            .map(|(d, _)| d.stamp)
+            .collect();
+        assert_eq!(good, [stamp(DAYS[1]), stamp(DAYS[0])]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_largest_good_dump_is_held_until_a_newer_one_is_accepted() {
+        let (dir, names) = directory(
+            "largest",
+            &[
+                (DAYS[0], Some(2000)),
+                (DAYS[1], Some(1100)),
+                (DAYS[2], Some(600)),
+                (DAYS[3], Some(330)),
+            ],
+        );
+        // The raw sizes say otherwise than the rows: both are held.
+        edit(&dir, &names, DAYS[1], |m| m.read = 50_000);
+        let p = policy(1, 0, 0, 0, 0);
+        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
+        assert_eq!(
+            baseline(&planned, &stamp(NOW)),
+            Baseline {
+                size: Some(2),
+                rows: Some(3)
+            }
+        );
+        assert_eq!(
+            rules_of(&planned),
+            [
+                vec![Rule::Largest],
+                vec![Rule::Largest],
+                vec![],
+                vec![Rule::Last]
+            ]
+        );
+        let next = kept_after_next(&planned, &p, &stamp(NOW), &Utc);
+        assert_eq!(next, [false, false, true, true]);
+        // Accepting the 600-row dump: those before it are compared with no
+        // more, and go by the other rules.
+        edit(&dir, &names, DAYS[2], |m| {
+            m.accepted = Some("2026-01-06T00:00:00+00:00".into())
+        });
+        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
+        assert_eq!(
+            baseline(&planned, &stamp(NOW)),
+            Baseline {
+                size: Some(1),
+                rows: Some(1)
+            }
+        );
+        assert_eq!(
+            rules_of(&planned),
+            [vec![], vec![], vec![Rule::Largest], vec![Rule::Last]]
+        );
+        // Of equals, the newer; a dump named in the future is left out.
+        let (dir2, names2) = directory(
+            "equal",
+            &[
+                (DAYS[0], Some(10)),
+                (DAYS[1], Some(10)),
+                (DAYS[2], Some(99)),
+            ],
+        );
+        let planned = plan(&dir2, &names2, &p, &stamp(DAYS[1])).unwrap();
+        assert_eq!(
+            baseline(&planned, &stamp(DAYS[1])),
+            Baseline {
+                size: Some(1),
+                rows: Some(1)
+            }
+        );
+        assert_eq!(
+            rules_of(&planned),
+            [vec![], vec![Rule::Last, Rule::Largest], vec![Rule::Future]]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir2).unwrap();
     }
 
     #[test]

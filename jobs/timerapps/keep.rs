@@ -1,11 +1,12 @@
 //! `keep`: each dump of a job with the retention rules that keep it, and
-//! which the next run would remove. It changes nothing.
+//! which the next run would remove, and what cannot be trusted and why.
+//! It changes nothing.
 
 use crate::dumps;
 use crate::jobs::Job;
 use crate::systemd::Scope;
 use chrono::{Local, Utc};
-use jobkit::dumpfile::Stamp;
+use jobkit::dumpfile::{Flaw, Stamp};
 use jobkit::retention::{self, Planned, Rule};
 use jobkit::{out, outln, Result};
 
@@ -22,6 +23,21 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let next = Stamp::of(Utc::now());
     let kept = retention::kept_after_next(&planned, &location.policy, &next, &Local);
     out(format_args!("{}", render(&planned, &kept)));
+    for p in planned.iter().filter(|p| p.flaw().is_some()) {
+        outln!(
+            "\n{} is untrusted: {}; no rule counts or removes it: check it with `timerapps \
+             verify {job}`, then `timerapps accept {job} {}` writes it a new manifest from the \
+             dump, or remove it by hand",
+            p.dump.path.display(),
+            p.flaw().map(ToString::to_string).unwrap_or_default(),
+            p.dump
+                .path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy(),
+            job = job.name()
+        );
+    }
     Ok(true)
 }
 
@@ -37,12 +53,24 @@ fn rules(p: &Planned) -> String {
         .join(", ")
 }
 
-fn state(p: &Planned) -> &'static str {
-    match &p.manifest {
-        _ if !p.good() => "suspect",
-        Ok(Some(m)) => m.check.word(),
-        Ok(None) => "unchecked (no manifest)",
-        Err(_) => "unchecked (unreadable manifest)",
+fn state(p: &Planned) -> String {
+    let Some(m) = p.manifest() else {
+        return match p.flaw() {
+            None => "unchecked (no manifest)".into(),
+            Some(Flaw::Missing) => "untrusted (manifest missing)".into(),
+            Some(Flaw::Damaged(_)) => "untrusted (damaged manifest)".into(),
+            Some(Flaw::Mismatch(_)) => "untrusted (manifest of another file)".into(),
+            Some(Flaw::Unreadable(_)) => "untrusted (unreadable manifest)".into(),
+        };
+    };
+    let state = if p.suspect() {
+        "suspect"
+    } else {
+        m.check.word()
+    };
+    match m.accepted {
+        Some(_) => format!("{state}, accepted"),
+        None => state.into(),
     }
 }
 
@@ -56,6 +84,8 @@ fn render(planned: &[Planned], kept_after_next: &[bool]) -> String {
         .map(|(p, kept)| {
             let next = if p.rules.contains(&Rule::Future) {
                 "never removed (named in the future)"
+            } else if p.rules.contains(&Rule::Untrusted) {
+                "never removed (untrusted)"
             } else if *kept {
                 "kept"
             } else {
@@ -69,7 +99,7 @@ fn render(planned: &[Planned], kept_after_next: &[bool]) -> String {
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned(),
-                state(p).to_owned(),
+                state(p),
                 next.to_owned(),
             ]
         })
@@ -109,6 +139,7 @@ mod tests {
     use super::*;
     use jobkit::dumpfile::manifest::{Check, Manifest, Verdict, VERSION};
     use jobkit::dumpfile::{Dump, Form};
+    use jobkit::retention::Trust;
     use std::path::PathBuf;
 
     fn planned(stamp: &str, rules: Vec<Rule>, verdict: Option<Verdict>) -> Planned {
@@ -120,20 +151,23 @@ mod tests {
                 path: PathBuf::from("/d").join(&file),
                 size: 1,
             },
-            manifest: Ok(verdict.map(|verdict| Manifest {
-                version: VERSION,
-                dump: file,
-                form: Form::Gzip,
-                read: 1,
-                stored: 1,
-                sha256: String::new(),
-                content_sha256: None,
-                format: None,
-                check: Check::Complete,
-                tables: None,
-                verdict,
-                reason: None,
-            })),
+            trust: verdict.map_or(Trust::Legacy, |verdict| {
+                Trust::Manifest(Manifest {
+                    version: VERSION,
+                    dump: file,
+                    form: Form::Gzip,
+                    read: 1,
+                    stored: 1,
+                    sha256: String::new(),
+                    content_sha256: None,
+                    format: None,
+                    check: Check::Complete,
+                    tables: None,
+                    verdict,
+                    reason: None,
+                    accepted: None,
+                })
+            }),
             rules,
         }
     }
@@ -154,8 +188,21 @@ mod tests {
                 ),
                 planned("20261201T100000Z", vec![Rule::Daily], None),
                 planned("20261130T100000Z", vec![], Some(Verdict::Good)),
+                {
+                    let mut p = planned("20261129T100000Z", vec![Rule::Untrusted], None);
+                    p.trust = Trust::Untrusted(Flaw::Damaged("x".into()));
+                    p
+                },
+                {
+                    let mut p =
+                        planned("20261128T100000Z", vec![Rule::Largest], Some(Verdict::Good));
+                    if let Trust::Manifest(m) = &mut p.trust {
+                        m.accepted = Some("2026-11-28T11:00:00+01:00".into());
+                    }
+                    p
+                },
             ],
-            &[true, true, false, false],
+            &[true, true, false, false, true, true],
         );
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("KEPT BY"), "{text}");
@@ -165,7 +212,7 @@ mod tests {
         );
         assert!(lines[2].starts_with("newest, daily  "), "{text}");
         assert!(
-            lines[2].ends_with("complete                 kept"),
+            lines[2].ends_with(&format!("complete{}kept", " ".repeat(22))),
             "{text}"
         );
         assert!(
@@ -173,5 +220,17 @@ mod tests {
             "{text}"
         );
         assert!(lines[4].starts_with("no rule "), "{text}");
+        assert!(
+            lines[5].starts_with("untrusted ")
+                && lines[5].contains("untrusted (damaged manifest)")
+                && lines[5].ends_with("never removed (untrusted)"),
+            "{text}"
+        );
+        assert!(
+            lines[6].starts_with("largest ")
+                && lines[6].contains("complete, accepted")
+                && lines[6].ends_with("kept"),
+            "{text}"
+        );
     }
 }

@@ -86,7 +86,7 @@ fn from_host(job: &Job, stamp: Option<&Stamp>, scope: Scope, out: &mut dyn Write
             format!("cannot restore {}: {e}", p.dump.path.display()),
         )
     })?;
-    match p.manifest.as_ref().ok().and_then(Option::as_ref) {
+    match p.manifest() {
         Some(m) if m.sha256 != sha256 => Err(Error::new(
             Exit::Failure,
             format!(

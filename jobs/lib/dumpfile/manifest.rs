@@ -22,6 +22,7 @@
 //! | `tables` | `[{"database", "table", "rows"}]` in dump order, or `null` where the stream does not show them; `database` is set in a cluster dump, `rows` is `null` for a table whose rows could not be counted |
 //! | `verdict` | `good` or `suspect` |
 //! | `reason` | why it is suspect, or who accepted it; `null` otherwise |
+//! | `accepted` | when the admin accepted it with `timerapps accept`, RFC 3339; absent otherwise. Later dumps are compared with it and the good dumps after it only |
 
 use super::Form;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,13 @@ use std::io::{self, Read, Write};
 pub const VERSION: u32 = 1;
 /// What follows the dump's file name in its manifest's.
 pub const SUFFIX: &str = ".manifest.json";
+/// The most a manifest may be. Its size grows with the tables: a table's
+/// entry is about 100 bytes and its names (each at most 64 characters in
+/// PostgreSQL and MariaDB, quoted) at most some 260 more, so 64 MiB holds
+/// over 180,000 tables, 600,000 of usual names. The job leaves the table
+/// list out of a manifest that would be larger, so that every manifest it
+/// writes can be read back; root refuses a larger file unread.
+pub const MAX_BYTES: u64 = 64 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -49,6 +57,8 @@ pub struct Manifest {
     pub tables: Option<Vec<Table>>,
     pub verdict: Verdict,
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<String>,
 }
 
 /// The dump formats recognised from the stream.
@@ -228,6 +238,20 @@ impl Manifest {
     pub fn from_json(text: &str) -> Result<Manifest, serde_json::Error> {
         serde_json::from_str(text)
     }
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Leaves the table list out if the manifest would otherwise be larger
+    /// than `limit` bytes ([`MAX_BYTES`]); true if it did.
+    pub fn fit(&mut self, limit: u64) -> bool {
+        if self.to_json().len() as u64 <= limit {
+            return false;
+        }
+        self.tables = None;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +277,7 @@ mod tests {
             }]),
             verdict: Verdict::Suspect,
             reason: None,
+            accepted: None,
         };
         let json = m.to_json();
         for field in [
@@ -272,5 +297,42 @@ mod tests {
         let old = Manifest::from_json(&old).unwrap();
         assert_eq!(old.content_sha256, None);
         assert_eq!(Manifest::from_json(&old.to_json()).unwrap(), old);
+        // accepted is written only when set, and read when there.
+        assert!(!json.contains("accepted"));
+        let mut accepted = m.clone();
+        accepted.accepted = Some("2026-12-02T10:15:00+01:00".into());
+        let text = accepted.to_json();
+        assert!(text.contains("\"accepted\": \"2026-12-02T10:15:00+01:00\""));
+        assert_eq!(Manifest::from_slice(text.as_bytes()).unwrap(), accepted);
+    }
+
+    #[test]
+    fn a_manifest_too_large_to_read_back_loses_its_tables() {
+        let table = |i| Table {
+            database: None,
+            table: format!("public.t{i}"),
+            rows: Some(i),
+        };
+        let mut m = Manifest {
+            version: VERSION,
+            dump: "dump-20261121T101500Z.sql.gz".into(),
+            form: Form::Gzip,
+            read: 10,
+            stored: 4,
+            sha256: "ab".into(),
+            content_sha256: None,
+            format: Some(Format::Postgresql),
+            check: Check::Complete,
+            tables: Some((0..1000).map(table).collect()),
+            verdict: Verdict::Good,
+            reason: None,
+            accepted: None,
+        };
+        let size = m.to_json().len() as u64;
+        assert!(!m.fit(size));
+        assert!(m.tables.is_some());
+        assert!(m.fit(size - 1));
+        assert_eq!(m.tables, None);
+        assert!(m.to_json().len() < 1000);
     }
 }

@@ -1,13 +1,15 @@
 //! Reading a dump back: decompressed as a stream, every checksum of its
 //! form checked on the way, and the SHA-256 of the stored file taken in the
 //! same pass. `timerapps verify` reads into nothing; the restore drill
-//! reads into the restoring tool.
+//! reads into the restoring tool. The file is opened as [`crate::safe`]
+//! opens one (never through a symbolic link, never a FIFO or a device),
+//! once, and read as it streams: no size limit, the memory stays flat.
 
 use super::manifest::Hashing;
 use super::{Dump, Form};
+use crate::safe;
 use flate2::read::MultiGzDecoder;
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 
 /// An error about the dump's bytes themselves.
 pub fn invalid(what: impl Into<String>) -> io::Error {
@@ -24,14 +26,15 @@ pub fn stream(dump: &Dump, out: &mut dyn Write) -> Result<(u64, String), Failure
         Form::Zstd => (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
         Form::None => (&[], ""),
     };
-    let mut file = File::open(&dump.path).map_err(Failure::Dump)?;
+    let mut file = safe::open(&dump.path).map_err(Failure::Dump)?;
     let mut start = vec![0; magic.len()];
     file.read_exact(&mut start)
         .map_err(|_| Failure::Dump(invalid(format!("too short to be {name}"))))?;
     if start != magic {
         return Err(Failure::Dump(invalid(format!("not in {name} format"))));
     }
-    let mut file = Hashing::new(File::open(&dump.path).map_err(Failure::Dump)?);
+    file.rewind().map_err(Failure::Dump)?;
+    let mut file = Hashing::new(file);
     let size = match dump.form {
         Form::Gzip => copy(&mut MultiGzDecoder::new(&mut file), out, name)?,
         Form::Zstd => {
@@ -156,6 +159,15 @@ mod tests {
         }
         let e = stream(&dump(&dir, Form::None, b""), &mut io::sink()).unwrap_err();
         assert_eq!(e.to_string(), "empty");
+        // A dump swapped for a symlink after it was listed is not followed.
+        let swapped = dump(&dir, Form::None, &text);
+        std::fs::remove_file(&swapped.path).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &swapped.path).unwrap();
+        let e = stream(&swapped, &mut io::sink()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "it is a symbolic link, which is never followed"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,8 +3,10 @@
 
 use super::gather::{CopyFacts, DrillFacts, DumpFacts, Facts};
 use crate::format::result_words;
+use crate::jobs::Job;
 use jobkit::copy;
 use jobkit::drill::Outcome;
+use jobkit::dumpfile::Flaw;
 use jobkit::human::span;
 use jobkit::retention::{Planned, Rule};
 use std::time::Duration;
@@ -21,17 +23,26 @@ pub fn not_configured(f: &Facts) -> Option<String> {
 }
 
 /// What could not be read of the job, which makes its state unknown
-/// rather than healthy: its settings file, or its dump directory.
+/// rather than healthy: its settings file, its dump directory, a dump's
+/// manifest (a symlink, FIFO, device, a file too large, an I/O error), or
+/// the record of its drill or copy.
 pub fn unknowns(f: &Facts) -> Vec<String> {
     let schedule = f.period.as_ref().err().cloned();
     let dumps = match &f.dumps {
         Some(DumpFacts::Read {
             listed, unreadable, ..
-        }) => unreadable
-            .iter()
-            .chain(listed.as_ref().err())
-            .cloned()
-            .collect(),
+        }) => {
+            let manifests = listed.iter().flatten().filter_map(|p| match p.flaw() {
+                Some(Flaw::Unreadable(_)) => Some(untrusted(p, &f.job)),
+                _ => None,
+            });
+            unreadable
+                .iter()
+                .chain(listed.as_ref().err())
+                .cloned()
+                .chain(manifests)
+                .collect()
+        }
         _ => Vec::new(),
     };
     let drill = f
@@ -82,14 +93,23 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
                     if future.len() == 1 { "it" } else { "them" },
                 ));
             }
+            // A manifest that was read and cannot be trusted is a problem;
+            // one that could not be read at all leaves the job unknown.
+            for p in all {
+                if matches!(
+                    p.flaw(),
+                    Some(Flaw::Missing | Flaw::Damaged(_) | Flaw::Mismatch(_))
+                ) {
+                    problems.push(untrusted(p, &f.job));
+                }
+            }
             // Only good dumps count: a suspect newest dump is a problem of
             // its own, and staleness is that of the newest good dump.
-            if let Some(newest) = listed.first().filter(|p| !p.good()) {
+            let listed: Vec<&Planned> = listed.into_iter().filter(|p| p.flaw().is_none()).collect();
+            if let Some(newest) = listed.first().filter(|p| p.suspect()) {
                 let reason = newest
-                    .manifest
-                    .as_ref()
-                    .ok()
-                    .and_then(|m| m.as_ref()?.reason.clone())
+                    .manifest()
+                    .and_then(|m| m.reason.clone())
                     .unwrap_or_default();
                 problems.push(format!(
                     "the newest dump is suspect: {reason}; if the database really shrank, run \
@@ -125,6 +145,23 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
         problems.extend(copy_problems(copy, due, listed, now));
     }
     problems
+}
+
+/// What is wrong with the manifest of the dump `p`, and what to do.
+fn untrusted(p: &Planned, job: &Job) -> String {
+    format!(
+        "{} is untrusted: {}; it is kept, and counts toward no retention rule: check it with \
+         timerapps verify {job}, then either timerapps accept {job} {} to write it a new \
+         manifest from the dump (its row counts cannot be known), or remove it by hand",
+        p.dump.path.display(),
+        p.flaw().map(ToString::to_string).unwrap_or_default(),
+        p.dump
+            .path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy(),
+        job = job.name(),
+    )
 }
 
 /// A failed last copy or repository check; and, where copies are set up
@@ -321,7 +358,7 @@ mod tests {
                         path: format!("/d/dump-{stamp}.sql.gz").into(),
                         size: 1,
                     },
-                    manifest: Ok(None),
+                    trust: jobkit::retention::Trust::Legacy,
                     rules: vec![Rule::Last],
                 }
             })

@@ -83,7 +83,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
     (
         "timerapps_dumps_kept",
-        "How many dumps are kept, good and suspect.",
+        "How many dumps are kept, good, suspect and untrusted.",
     ),
     (
         "timerapps_dumps_suspect",
@@ -92,6 +92,11 @@ pub const METRICS: &[(&str, &str)] = &[
     (
         "timerapps_dumps_future",
         "How many dumps are named later than now (written while the clock was ahead).",
+    ),
+    (
+        "timerapps_dumps_untrusted",
+        "How many kept dumps have a manifest that is missing, damaged, of another file or \
+         unreadable: counted and removed by no rule until accepted or removed by hand.",
     ),
     (
         "timerapps_drill_last_run_timestamp_seconds",
@@ -268,6 +273,9 @@ pub fn render(row: &Row, ended: &Ended) -> String {
         }
         if let Some(suspect) = d.suspect {
             values.push(("timerapps_dumps_suspect", one(suspect.to_string())));
+        }
+        if let Some(untrusted) = d.untrusted {
+            values.push(("timerapps_dumps_untrusted", one(untrusted.to_string())));
         }
     }
     text(&values)

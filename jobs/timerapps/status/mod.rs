@@ -124,7 +124,11 @@ pub fn write_metrics(unit: &str) -> Result<()> {
         return write(&dir, &name, &text);
     }
     let name = metrics::file_name(job.name());
-    let previous = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+    // The previous file is root's own, in a directory that may be another
+    // user's all the same: read as any file there.
+    let previous = jobkit::safe::read(&dir.join(&name), PREVIOUS_MAX_BYTES)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let ended = ended(&mut facts, &previous, now);
     let row = Row::new(
         &facts,
@@ -135,6 +139,9 @@ pub fn write_metrics(unit: &str) -> Result<()> {
     let text = metrics::render(&row, &ended);
     write(&dir, &name, &text)
 }
+
+/// The most a job's metrics file can be: some 50 series of one job.
+const PREVIOUS_MAX_BYTES: u64 = 1 << 20;
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> Result<()> {
     atomic::replace(dir, name, text.as_bytes(), 0o644).map_err(|e| {

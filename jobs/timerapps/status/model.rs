@@ -177,7 +177,7 @@ pub struct Dumps {
     pub keep: usize,
     /// Every retention rule that is on: "5 newest, 7 daily".
     pub policy: String,
-    /// The dumps kept, good and suspect.
+    /// The dumps kept: good, suspect, untrusted and future.
     pub count: Option<usize>,
     pub suspect: Option<usize>,
     /// Good dumps whose stream was not checked: no format recognised,
@@ -185,6 +185,9 @@ pub struct Dumps {
     pub unchecked: Option<usize>,
     /// Dumps named later than now, which no rule counts or removes.
     pub future: Option<usize>,
+    /// Dumps whose manifest is missing, damaged, of another file or
+    /// unreadable, which no rule counts or removes.
+    pub untrusted: Option<usize>,
     /// The newest dump, good or suspect, that is not named in the future.
     pub newest: Option<Newest>,
     /// The newest good dump: the one a restore would use.
@@ -397,6 +400,7 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             suspect: None,
             unchecked: None,
             future: None,
+            untrusted: None,
             newest: None,
             newest_good: None,
             error: Some(e.to_string()),
@@ -406,33 +410,36 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             listed,
             unreadable,
         } => {
-            let (count, suspect, unchecked, future, newest, newest_good, error) = match listed {
-                Ok(list) => {
-                    // A dump named in the future is never the newest: it would
-                    // hide every later failure for as long as it exists.
-                    let mut present = list.iter().filter(|p| !p.rules.contains(&Rule::Future));
-                    (
-                        Some(list.len()),
-                        Some(list.iter().filter(|p| !p.good()).count()),
-                        Some(list.iter().filter(|p| p.good() && !checked(p)).count()),
-                        Some(list.len() - present.clone().count()),
-                        present.clone().next().map(|p| newest(p, now)),
-                        present.find(|p| p.good()).map(|p| newest(p, now)),
-                        unreadable.clone(),
-                    )
-                }
-                Err(e) => (None, None, None, None, None, None, Some(e.clone())),
+            let count = |keep: &dyn Fn(&Planned) -> bool| {
+                listed
+                    .as_ref()
+                    .ok()
+                    .map(|list| list.iter().filter(|p| keep(p)).count())
+            };
+            // A dump named in the future is never the newest: it would hide
+            // every later failure for as long as it exists; nor is one that
+            // cannot be trusted.
+            let present = || {
+                listed
+                    .iter()
+                    .flatten()
+                    .filter(|p| !p.rules.contains(&Rule::Future) && p.flaw().is_none())
+            };
+            let error = match listed {
+                Ok(_) => unreadable.clone(),
+                Err(e) => Some(e.clone()),
             };
             Dumps {
                 dir: location.dir.display().to_string(),
                 keep: location.policy.last as usize,
                 policy: location.policy.to_string(),
-                count,
-                suspect,
-                unchecked,
-                future,
-                newest,
-                newest_good,
+                count: count(&|_| true),
+                suspect: count(&Planned::suspect),
+                unchecked: count(&|p| p.good() && !checked(p)),
+                future: count(&|p| p.rules.contains(&Rule::Future)),
+                untrusted: count(&|p| p.flaw().is_some()),
+                newest: present().next().map(|p| newest(p, now)),
+                newest_good: present().find(|p| p.good()).map(|p| newest(p, now)),
                 error,
             }
         }
@@ -442,13 +449,14 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
 /// Whether the dump's stream was found complete (or, for the custom
 /// format, its header).
 fn checked(p: &Planned) -> bool {
-    matches!(&p.manifest, Ok(Some(m)) if matches!(m.check, Check::Complete | Check::Header))
+    p.manifest()
+        .is_some_and(|m| matches!(m.check, Check::Complete | Check::Header))
 }
 
 fn newest(p: &Planned, now: u64) -> Newest {
     let d = &p.dump;
     let stamped = d.stamp.unix_seconds().max(0) as u64 * 1_000_000;
-    let manifest = p.manifest.as_ref().ok().and_then(Option::as_ref);
+    let manifest = p.manifest();
     Newest {
         file: d
             .path

@@ -132,10 +132,14 @@ fn cells(r: &Row, now: u64) -> [String; 10] {
             },
             match d.count {
                 Some(c) => {
-                    let apart: Vec<String> = [(d.suspect, "suspect"), (d.unchecked, "unchecked")]
-                        .iter()
-                        .filter_map(|(n, what)| n.filter(|n| *n > 0).map(|n| format!("{n} {what}")))
-                        .collect();
+                    let apart: Vec<String> = [
+                        (d.suspect, "suspect"),
+                        (d.unchecked, "unchecked"),
+                        (d.untrusted, "untrusted"),
+                    ]
+                    .iter()
+                    .filter_map(|(n, what)| n.filter(|n| *n > 0).map(|n| format!("{n} {what}")))
+                    .collect();
                     if apart.is_empty() {
                         c.to_string()
                     } else {
@@ -260,10 +264,11 @@ mod tests {
             dir: "/var/lib/timerapps/dumps".into(),
             keep: 5,
             policy: "5 newest, 7 daily".into(),
-            count: Some(9),
+            count: Some(10),
             suspect: Some(2),
             unchecked: Some(3),
             future: Some(0),
+            untrusted: Some(1),
             newest: Some(newest),
             newest_good: None,
             error: None,
@@ -274,7 +279,7 @@ mod tests {
             columns(text.lines().nth(1).unwrap())[6..],
             [
                 "1 min old, 30.5 MB, suspect",
-                "9 (2 suspect, 3 unchecked)",
+                "10 (2 suspect, 3 unchecked, 1 untrusted)",
                 "-",
                 "-"
             ],
@@ -387,6 +392,7 @@ mod tests {
             suspect: Some(0),
             unchecked: Some(0),
             future: Some(0),
+            untrusted: Some(0),
             newest: Some(newest(3600, "good", "complete")),
             newest_good: Some(newest(3600, "good", "complete")),
             error: None,
@@ -463,6 +469,7 @@ mod tests {
             suspect: None,
             unchecked: None,
             future: None,
+            untrusted: None,
             newest: None,
             newest_good: None,
             error: Some(why.into()),
