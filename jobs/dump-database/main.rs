@@ -22,7 +22,7 @@
 //! | `DUMP_ZSTD_LEVEL` | zstd level, 1 (fastest) to 19 (smallest) | `3` |
 //! | `DUMP_EXTENSION` | what the dump is, before the compression's suffix: letters, digits, `_`, `-` (`dump` for `pg_dump -Fc`) | `sql` |
 //! | `DUMP_CHECK` | `auto`: recognise the dump format and fail a dump whose end is missing, count each table's rows; `off`: neither | `auto` |
-//! | `DUMP_SHRINK_LIMIT` | a dump whose raw size is below this percentage of the newest good dump's is suspect; `0` turns the guard off | `50` |
+//! | `DUMP_SHRINK_LIMIT` | a dump whose raw size or rows are below this percentage of those of the largest good dump kept (since the newest accepted one) is suspect; `0` turns this off, a dump without rows where that one had some is suspect all the same | `50` |
 //! | `DUMP_FINISH_TIMEOUT` | seconds that flushing, publishing and pruning may take once the command has ended, 1 to 86400; a file system that does not answer for longer ends the run with exit 1, earlier dumps untouched | `600` |
 //! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
 //! | `DUMP_SETTINGS` | the file these are set in, named when `DUMP_COMMAND` is missing; set by the units | `/etc/default/dump-database` |
@@ -32,7 +32,7 @@
 //! | 0 | the dump was published and old dumps pruned |
 //! | 1 | the dump failed: command failed, was killed or wrote nothing, its format's end is missing or it is not the format the command writes, read or write error (disk full), temp file removed meanwhile, publish or prune failed |
 //! | 2 | bad argument or malformed variable; nothing written |
-//! | 65 | the dump was published but is suspect: far smaller than the newest good dump, or no rows where that one had some; it counts toward no retention rule (`timerapps accept` makes it good) |
+//! | 65 | the dump was published but is suspect: far smaller, in raw size or rows, than the largest good dump kept, or no rows where that one had some; it counts toward no retention rule (`timerapps accept` makes it good) |
 //! | 73 | `DUMP_DIR` missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file (the message says why and what to remove) |
 //! | 75 | another run of the same `DUMP_NAME` holds the lock, or this run lost it; nothing published or pruned |
 //! | 77 | run as root on a `DUMP_DIR` that another user owns; nothing written |

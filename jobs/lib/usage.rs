@@ -135,8 +135,10 @@ pub const DUMP: Usage = Usage {
         },
         Variable {
             name: "DUMP_SHRINK_LIMIT",
-            meaning: "a dump whose raw size is below this percentage of the newest good \
-                      dump's is suspect; `0` turns the guard off",
+            meaning: "a dump whose raw size or rows are below this percentage of those of \
+                      the largest good dump kept (since the newest accepted one) is suspect; \
+                      `0` turns this off, a dump without rows where that one had some is \
+                      suspect all the same",
             default: "`50`",
         },
         Variable {
@@ -176,9 +178,10 @@ pub const DUMP: Usage = Usage {
         },
         Status {
             code: "65",
-            meaning: "the dump was published but is suspect: far smaller than the newest \
-                      good dump, or no rows where that one had some; it counts toward no \
-                      retention rule (`timerapps accept` makes it good)",
+            meaning: "the dump was published but is suspect: far smaller, in raw size or \
+                      rows, than the largest good dump kept, or no rows where that one had \
+                      some; it counts toward no retention rule (`timerapps accept` makes it \
+                      good)",
         },
         Status {
             code: "73",
@@ -418,13 +421,16 @@ pub const COMMAND: Usage = Usage {
         Status {
             code: "1",
             meaning: "a job shown failed, its newest dump is suspect or named in the \
-                      future, its newest good dump is older than two periods, or it is an \
+                      future, a dump's manifest is missing, damaged or of another file, its \
+                      newest good dump is older than two periods, or it is an \
                       enabled dump job not configured, or its last restore drill, off-host \
                       copy or repository check failed, or its good dumps are not off the \
                       host two periods after they were made; the run, the drill or the copy \
-                      failed; a dump is damaged or none is kept; `restore` found no such \
+                      failed; a dump is damaged or untrusted, or none is kept; `restore` \
+                      found no such \
                       dump or copy, or it is damaged; `schedule` was written but another \
-                      drop-in overrides it; `accept` found no such dump; systemd refused",
+                      drop-in overrides it; `accept` found no such dump, or cannot read it \
+                      back; systemd refused",
         },
         Status {
             code: "2",
@@ -434,8 +440,10 @@ pub const COMMAND: Usage = Usage {
         Status {
             code: "3",
             meaning: "could not tell: systemd cannot be reached; for `status`, a job's state \
-                      cannot be read (it is shown as unknown, the others as they are) or the \
-                      report cannot be written",
+                      cannot be read (it is shown as unknown, the others as they are: a \
+                      manifest or record that is a symlink, FIFO, device or too large is \
+                      unreadable) or the report cannot be written; for `verify`, a dump's \
+                      manifest cannot be read and no dump is damaged",
         },
         Status {
             code: "77",

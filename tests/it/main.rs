@@ -45,6 +45,8 @@ mod retention;
 mod supervision;
 /// The package end to end: install, runs, upgrade, remove and purge.
 mod system;
+/// Root reads no file planted where it reads; accept leaves no window.
+mod trust;
 /// An upgrade from the released package keeps every dump it made.
 mod upgrade;
 /// Users' own timers run in their managers and leave the system's alone.
