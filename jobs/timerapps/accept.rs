@@ -98,19 +98,10 @@ fn newest_suspect<'a>(
     if let Some(p) = present().find(|p| p.suspect()) {
         return Ok(p);
     }
-    let untrusted =
-        match present().find(|p| p.flaw().is_some()) {
-            Some(p) => format!(
-            "; {} cannot be trusted ({}): check it with `timerapps verify {job}`, then name it to \
-             write it a new manifest from the dump, `timerapps accept {job} {}`, or remove it by \
-             hand",
-            p.dump.path.display(),
-            p.flaw().map(ToString::to_string).unwrap_or_default(),
-            p.dump.path.file_name().unwrap_or_default().to_string_lossy(),
-            job = job.name(),
-        ),
-            None => String::new(),
-        };
+    let untrusted = present()
+        .find(|p| p.flaw().is_some())
+        .map(|p| format!("; {}", dumps::untrusted(p, job)))
+        .unwrap_or_default();
     Err(Error::new(
         Exit::Failure,
         format!(

@@ -1,5 +1,6 @@
-//! A dump job's dumps as `verify`, `keep` and `accept` see them: where its
-//! settings put them, and the retention plan that prune also follows.
+//! A dump job's dumps as `verify`, `keep`, `accept` and `status` see them:
+//! where its settings put them, the retention plan that prune also follows,
+//! and what to do about a dump whose manifest cannot be trusted.
 
 use crate::jobs::{Job, Settings};
 use crate::systemd::{Scope, Systemd};
@@ -49,4 +50,30 @@ pub fn plan(location: &Location, scope: Scope) -> Result<Vec<Planned>> {
             hint,
         )
     })
+}
+
+/// What to do about the untrusted dump `p` of `job`, once it was checked.
+pub fn remedy(p: &Planned, job: &Job) -> String {
+    format!(
+        "if it is the dump you expect, timerapps accept {} {} writes it a new manifest from the \
+         dump (its rows cannot be known); or remove it and its manifest by hand",
+        job.name(),
+        p.dump
+            .path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy(),
+    )
+}
+
+/// The untrusted dump `p` of `job`: why, and what to do.
+pub fn untrusted(p: &Planned, job: &Job) -> String {
+    format!(
+        "{} is untrusted: {}; it is kept, and counts toward no retention rule: check it with \
+         timerapps verify {}, then {}",
+        p.dump.path.display(),
+        p.flaw().map(ToString::to_string).unwrap_or_default(),
+        job.name(),
+        remedy(p, job)
+    )
 }

@@ -24,19 +24,7 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
     let kept = retention::kept_after_next(&planned, &location.policy, &next, &Local);
     out(format_args!("{}", render(&planned, &kept)));
     for p in planned.iter().filter(|p| p.flaw().is_some()) {
-        outln!(
-            "\n{} is untrusted: {}; no rule counts or removes it: check it with `timerapps \
-             verify {job}`, then `timerapps accept {job} {}` writes it a new manifest from the \
-             dump, or remove it by hand",
-            p.dump.path.display(),
-            p.flaw().map(ToString::to_string).unwrap_or_default(),
-            p.dump
-                .path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy(),
-            job = job.name()
-        );
+        outln!("\n{}", dumps::untrusted(p, job));
     }
     Ok(true)
 }

@@ -59,12 +59,10 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
                 }
                 outln!(
                     "UNTRUSTED {}  {}, read to its end, but {flaw}: there is nothing to hold it \
-                     to; if it is the dump you expect, `timerapps accept {} {}` writes it a new \
-                     manifest from the dump; or remove it by hand",
+                     to; {}",
                     dump.path.display(),
                     si(size),
-                    job.name(),
-                    dump.path.file_name().unwrap_or_default().to_string_lossy(),
+                    dumps::remedy(p, job)
                 );
             }
             (Ok(size), None) if dump.form == Form::None => outln!(

@@ -6,6 +6,7 @@
 use crate::dump::{contents, dump_job, dumps, postgres_with_shop, published, temps, with_pg};
 use crate::harness::{cmd, names, run, sh, Run, Sandbox};
 use crate::mariadb::Mariadb;
+use crate::postgres::Postgres;
 use jobkit::dumpfile::manifest::{Check, Format, Verdict};
 use jobkit::dumpfile::{Form, Manifest};
 use std::fs;
@@ -284,19 +285,25 @@ fn with_verdict(dir: &Path, verdict: Verdict) -> Vec<String> {
         .collect()
 }
 
+/// A job dumping the database `shop` of `pg` with `pg_dump` into `dir`,
+/// keeping 3.
+fn shop_job<'a>(dir: &'a Path, pg: &'a Postgres) -> impl Fn() -> Command + 'a {
+    move || {
+        let command = format!("{} --no-password shop", pg.program("pg_dump").display());
+        let mut c = dump_job(dir, &command);
+        c.env("DUMP_KEEP", "3");
+        with_pg(&mut c, pg, "postgres");
+        c
+    }
+}
+
 #[test]
 #[ignore = "starts PostgreSQL: tests/run"]
 fn an_emptied_database_never_pushes_out_a_good_dump() {
     let sb = Sandbox::new("check-suspect");
     let pg = postgres_with_shop(&sb);
     let dir = sb.mkdir("dumps");
-    let command = format!("{} --no-password shop", pg.program("pg_dump").display());
-    let job = || {
-        let mut c = dump_job(&dir, &command);
-        c.env("DUMP_KEEP", "3");
-        with_pg(&mut c, &pg, "postgres");
-        c
-    };
+    let job = shop_job(&dir, &pg);
     let good: Vec<PathBuf> = (0..3).map(|_| published(&run(&mut job())).0).collect();
     // A wrong DUMP_COMMAND edit or a failed migration: every row gone.
     pg.sql("shop", "TRUNCATE orders, customers");
@@ -397,13 +404,7 @@ fn a_damaged_or_deleted_manifest_never_switches_the_guard_off_on_postgresql() {
         let sb = Sandbox::new(&format!("pg-lost-manifest-{loss}"));
         let pg = postgres_with_shop(&sb);
         let dir = sb.mkdir("dumps");
-        let command = format!("{} --no-password shop", pg.program("pg_dump").display());
-        let job = || {
-            let mut c = dump_job(&dir, &command);
-            c.env("DUMP_KEEP", "3");
-            with_pg(&mut c, &pg, "postgres");
-            c
-        };
+        let job = shop_job(&dir, &pg);
         let empty = || {
             pg.sql("shop", "TRUNCATE orders, customers");
         };

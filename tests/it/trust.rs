@@ -15,7 +15,7 @@ use jobkit::dumpfile::Manifest;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,8 @@ fn measured(c: &Container, args: &[&str]) -> (Run, u64) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let context = format!("{args:?}");
-    let mut child = command.spawn().unwrap();
+    // A group of its own: a command stuck inside is stopped with nsenter.
+    let mut child = command.process_group(0).spawn().unwrap();
     let collect = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -57,6 +58,7 @@ fn measured(c: &Container, args: &[&str]) -> (Run, u64) {
     let err = collect(Box::new(child.stderr.take().unwrap()));
     let pid = child.id() as i32;
     let deadline = Instant::now() + DEADLINE;
+    let mut timed_out = false;
     // SAFETY: an all-zero rusage is valid.
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
     loop {
@@ -66,23 +68,21 @@ fn measured(c: &Container, args: &[&str]) -> (Run, u64) {
             break;
         }
         assert_eq!(done, 0, "wait4: {}", std::io::Error::last_os_error());
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{context} still ran after {DEADLINE:?}\n--- stdout\n{}\n--- stderr\n{}",
-                out.join().unwrap(),
-                err.join().unwrap()
-            );
+        if !timed_out && Instant::now() > deadline {
+            timed_out = true;
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    drop(child);
     let run = Run {
         context,
         status: std::process::ExitStatus::from_raw(status),
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
     };
+    assert!(!timed_out, "still running after {DEADLINE:?}\n{run}");
     let rss = usage.ru_maxrss as u64;
     assert!(
         rss < MAX_RSS_KIB,
@@ -298,7 +298,7 @@ fn accept(c: &Container, sb: &Sandbox) {
         .unwrap_or_else(|| panic!("no rename to {final_name}:\n{trace}"));
     let fchown = calls
         .iter()
-        .position(|l| l.contains(&format!("fchown(")) && l.contains(&format!(", {uid}, {gid})")))
+        .position(|l| l.contains("fchown(") && l.contains(&format!(", {uid}, {gid})")))
         .unwrap_or_else(|| panic!("no fchown to {uid}:{gid}:\n{trace}"));
     assert!(fchown < renamed, "fchown after the rename:\n{trace}");
     assert!(
@@ -338,8 +338,21 @@ fn accept(c: &Container, sb: &Sandbox) {
                 .contains(&format!("timerapps accept dump-database {}", all[1])),
         "{r}"
     );
+    let r = c.exec(&["timerapps", "status", "--json", "dump-database"]);
+    crate::command::valid_status(&r.stdout);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let row = crate::command::job(&json["jobs"], "dump-database");
+    assert_eq!(
+        (&row["state"], &row["dumps"]["untrusted"]),
+        (&serde_json::json!("failing"), &serde_json::json!(1)),
+        "{row:#}"
+    );
     let r = c.exec(&["timerapps", "verify", "dump-database"]);
     assert_eq!(r.code(), Some(1), "{r}");
+    assert!(
+        r.stdout.contains(&format!("UNTRUSTED {DUMPS}/{}", all[1])),
+        "{r}"
+    );
     let r = c.exec(&["timerapps", "accept", "dump-database", &all[1]]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(
@@ -366,6 +379,9 @@ fn accept(c: &Container, sb: &Sandbox) {
         .clone();
     assert!(sum.starts_with(&m.sha256), "{sum} {m:?}");
     assert_eq!(m.accepted, None, "re-trusting resets no comparison");
+    // Compared with the accepted dump, the next empty one is good.
+    c.sh("systemctl start dump-database.service");
+    c.quiet(&["dump-database-copy.timer"]);
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     let r = c.exec(&["timerapps", "verify", "dump-database"]);

@@ -2,8 +2,8 @@
 //! when it has none.
 
 use super::gather::{CopyFacts, DrillFacts, DumpFacts, Facts};
+use crate::dumps::untrusted;
 use crate::format::result_words;
-use crate::jobs::Job;
 use jobkit::copy;
 use jobkit::drill::Outcome;
 use jobkit::dumpfile::Flaw;
@@ -145,23 +145,6 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
         problems.extend(copy_problems(copy, due, listed, now));
     }
     problems
-}
-
-/// What is wrong with the manifest of the dump `p`, and what to do.
-fn untrusted(p: &Planned, job: &Job) -> String {
-    format!(
-        "{} is untrusted: {}; it is kept, and counts toward no retention rule: check it with \
-         timerapps verify {job}, then either timerapps accept {job} {} to write it a new \
-         manifest from the dump (its row counts cannot be known), or remove it by hand",
-        p.dump.path.display(),
-        p.flaw().map(ToString::to_string).unwrap_or_default(),
-        p.dump
-            .path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy(),
-        job = job.name(),
-    )
 }
 
 /// A failed last copy or repository check; and, where copies are set up
