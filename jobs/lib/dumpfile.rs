@@ -13,7 +13,10 @@
 //!   drawn by that run (0.1.0 wrote `.NAME-STAMP.sql.gz.part`, still
 //!   recognised so that an upgrade sweeps what it left);
 //! - a dump's manifest ([`manifest`]) is its name followed by
-//!   `.manifest.json`; a manifest whose dump is gone is pruned;
+//!   `.manifest.json`; a manifest whose dump is gone is pruned. It is read
+//!   only as a regular file, never through a symlink, at most
+//!   [`manifest::MAX_BYTES`], and trusted only when it names its dump, form
+//!   and stored size ([`Dump::manifest`]; else a [`Flaw`]);
 //! - the lock of the runs of NAME is `.NAME.lock`.
 //!
 //! [`Location`] reads where a job's dumps are and how many it keeps from the
