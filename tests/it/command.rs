@@ -401,6 +401,23 @@ fn the_command_on(release: Release) {
         std::thread::sleep(Duration::from_millis(1100));
         configure(&c, "/etc/default/dump-database", "seq 1 200000");
     }
+    // The flipped gzip dump, the oldest trusted one, was pruned. The
+    // truncated one no longer has the size its manifest says: untrusted,
+    // it is kept until removed by hand, as status says.
+    let (code, rows) = json(&c, "dump-database");
+    assert_eq!(code, Some(1));
+    let dumps = &job(&rows, "dump-database")["dumps"];
+    assert_eq!(
+        (dumps["count"].as_u64(), dumps["untrusted"].as_u64()),
+        (Some(4), Some(1)),
+        "{dumps:#}"
+    );
+    assert!(files[0].exists() && !files[1].exists());
+    let (stamp, form) = names("dump")
+        .parse(files[0].file_name().unwrap().to_str().unwrap())
+        .unwrap();
+    fs::remove_file(&files[0]).unwrap();
+    fs::remove_file(c.path(DUMPS).join(names("dump").manifest(&stamp, form))).unwrap();
     let (_, rows) = json(&c, "dump-database");
     let dumps = &job(&rows, "dump-database")["dumps"];
     assert_eq!(dumps["count"].as_u64(), Some(3), "{dumps:#}");
@@ -411,7 +428,6 @@ fn the_command_on(release: Release) {
         Some(Form::None),
         "{dumps:#}"
     );
-    // The two damaged gzip dumps were the oldest, so pruned.
     let r = c.exec(&["timerapps", "verify", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     for form in Form::ALL {
