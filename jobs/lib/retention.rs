@@ -487,6 +487,7 @@ pub fn kept_after_next<Tz: TimeZone>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dumpfile::Form;
     use chrono::{FixedOffset, Utc};
 
     fn stamp(s: &str) -> Stamp {
@@ -680,8 +681,6 @@ mod tests {
         }
         (dir, names)
     }
-
-    use crate::dumpfile::Form;
 
     fn rules_of(planned: &[Planned]) -> Vec<Vec<Rule>> {
         planned.iter().rev().map(|p| p.rules.clone()).collect()
