@@ -24,7 +24,7 @@ const RULES_TEST: &str = concat!(
 fn promtool_checks_and_tests_the_alert_rules() {
     let r = run(cmd("promtool").args(["check", "rules", RULES]));
     assert_eq!(r.code(), Some(0), "{r}");
-    assert!(r.stdout.contains("SUCCESS: 13 rules found"), "{r}");
+    assert!(r.stdout.contains("SUCCESS: 14 rules found"), "{r}");
     let r = run(cmd("promtool").args(["test", "rules", RULES_TEST]));
     assert_eq!(r.code(), Some(0), "{r}");
 }
