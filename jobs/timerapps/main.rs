@@ -26,6 +26,7 @@ mod control;
 mod dumps;
 mod format;
 mod jobs;
+mod journal;
 mod keep;
 mod mail;
 mod monitoring;
