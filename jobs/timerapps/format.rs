@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_utf8_are_shown_as_bytes() {
-        assert_eq!(escape_bytes(b"ok \xff\x9b[31m \xc3\xbc"), "ok \\xff\\x9b[31m ü");
+        assert_eq!(
+            escape_bytes(b"ok \xff\x9b[31m \xc3\xbc"),
+            "ok \\xff\\x9b[31m ü"
+        );
         assert_eq!(escape_bytes(b"\x1b[1m\xe2\x80"), "\\x1b[1m\\xe2\\x80");
         assert_eq!(escape_bytes("ü\u{9b}".as_bytes()), "ü\\u{9b}");
     }

@@ -8,9 +8,9 @@
 //! `systemd/` is not what this renders.
 
 use jobkit::manifest::{
-    password_file, Job, Kind, Manager, Program, Shape, Variant, COPIES_SUBDIR, COPY_CACHE_SUBDIR,
-    COPY_EVERY, CREDENTIALS_DIR, CREDENTIALS_ID, DRILLS_SUBDIR, DRILL_EVERY, DUMPS_SUBDIR, JOBS,
-    COPY_CACHE_DIR, DRILLS_DIR, LOGS_SUBDIR, MAIL_TEMPLATE, MAIL_USER_NAME, USER_NAME,
+    password_file, Job, Kind, Manager, Program, Shape, Variant, COPIES_SUBDIR, COPY_CACHE_DIR,
+    COPY_CACHE_SUBDIR, COPY_EVERY, CREDENTIALS_DIR, CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR,
+    DRILL_EVERY, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR, MAIL_TEMPLATE, MAIL_USER_NAME, USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
