@@ -100,6 +100,11 @@ pub fn follow(run: &Run, scope: Scope) -> (Vec<Line>, bool) {
             "--follow",
             "--no-tail",
             "--output=json",
+            // Following keeps to the journal files of the boot ID it reads
+            // in /proc otherwise: in a container, a unit with a /proc of
+            // its own (the failure mail's) reads the host's, and would find
+            // nothing. The invocation ID is unique in every file.
+            "--merge",
         ])
         .arg(format!("_SYSTEMD_INVOCATION_ID={}", run.invocation));
     if run.pid != 0 && run.started != 0 {
