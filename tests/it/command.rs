@@ -486,12 +486,12 @@ fn the_command_on(release: Release) {
         let r = c.exec(&[
             "sh",
             "-c",
-            &format!("timerapps restore dump-database {stamp} > /tmp/restored"),
+            &format!("timerapps restore dump-database {stamp} > /root/restored"),
         ]);
         assert_eq!(r.code(), Some(1), "{form}: {r}");
         assert!(r.stderr.contains("nothing was written"), "{form}: {r}");
         assert_eq!(
-            fs::metadata(c.path("/tmp/restored")).unwrap().len(),
+            fs::metadata(c.path("/root/restored")).unwrap().len(),
             0,
             "{form}"
         );
