@@ -131,6 +131,9 @@ pub const JOBS: &[Job] = &[
 
 /// The system user the system's units run as (`packaging/debian/sysusers.conf`).
 pub const USER_NAME: &str = "timerapps";
+/// The system user the system's failure mail ([`MAIL_TEMPLATE`]) runs as
+/// (`packaging/debian/sysusers.conf`).
+pub const MAIL_USER_NAME: &str = "timerapps-mail";
 /// The loggers' `LogsDirectory=`: below `/var/log`, or a user's `%L`.
 pub const LOGS_SUBDIR: &str = "timerapps";
 /// The dumps' `StateDirectory=`: below `/var/lib`, or a user's `%S`; each

@@ -407,11 +407,20 @@ pub const COPY: Usage = Usage {
 
 /// The `timerapps` command.
 pub const COMMAND: Usage = Usage {
-    variables: &[Variable {
-        name: "NO_COLOR",
-        meaning: "set and not empty: no color, even on a terminal",
-        default: "unset",
-    }],
+    variables: &[
+        Variable {
+            name: "NO_COLOR",
+            meaning: "set and not empty: no color, even on a terminal",
+            default: "unset",
+        },
+        Variable {
+            name: "TMPDIR",
+            meaning: "absolute path of the directory where `restore` holds a dump's contents \
+                      until they are verified, in a file without a name that is gone when \
+                      it ends; it needs room for them",
+            default: "`/var/tmp`",
+        },
+    ],
     statuses: &[
         Status {
             code: "0",
@@ -435,7 +444,8 @@ pub const COMMAND: Usage = Usage {
         Status {
             code: "2",
             meaning: "bad argument: unknown job or command, invalid instance name, \
-                      calendar expression or stamp; `restore` to a terminal; nothing changed",
+                      calendar expression, stamp or `TMPDIR`; `restore` to a terminal; \
+                      nothing changed",
         },
         Status {
             code: "3",

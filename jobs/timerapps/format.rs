@@ -1,9 +1,65 @@
 //! Words and times as the command prints them, shared by its commands:
-//! schedules, run results, durations and local times.
+//! schedules, run results, durations and local times; and text from jobs,
+//! commands and databases made safe to show.
 
 use chrono::{DateTime, Local, TimeZone};
 use jobkit::human::span;
+use std::borrow::Cow;
+use std::fmt::Write;
 use std::time::Duration;
+
+/// `text` as one line that shows what it holds and does nothing to the
+/// terminal or the mail it is shown in: each character that could move the
+/// cursor, rewrite the screen, end the line or reorder it as shown is
+/// written as an escape instead. These are the C0 controls but tab (ESC as
+/// `\x1b`, CR as `\x0d`, LF as `\x0a`), DEL (`\x7f`), the C1 controls
+/// (CSI as `\u{9b}`), the line and paragraph separators, and the
+/// bidirectional marks, embeddings, overrides and isolates (`\u{202e}`).
+/// A backslash stays as it is: the text is for reading, not for reversing.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    push_escaped(&mut out, text);
+    Cow::Owned(out)
+}
+
+/// [`escape`] for bytes that may not be UTF-8, as the journal keeps a line
+/// a program wrote: each byte that is not part of a UTF-8 character is
+/// shown as `\xHH`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 16);
+    for chunk in bytes.utf8_chunks() {
+        push_escaped(&mut out, chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            c if !needs_escape(c) => out.push(c),
+            '\0'..='\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+}
+
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
 
 /// A short duration with a decimal for seconds: `0.4 s`, `3 min 20 s`.
 pub fn seconds(d: Duration) -> String {
@@ -119,6 +175,34 @@ mod tests {
         let marks = vec!["*-*-* *:*:00/10".to_owned()];
         assert_eq!(schedule_words(&marks, &[]), "on *-*-* *:*:00/10");
         assert_eq!(schedule_words(&[], &[]), "none");
+    }
+
+    #[test]
+    fn controls_are_shown_not_obeyed() {
+        assert!(matches!(escape("plain text, tab\tand ü"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("\x1b[2J\x1b]0;owned\x07red\rok\nforged: success"),
+            "\\x1b[2J\\x1b]0;owned\\x07red\\x0dok\\x0aforged: success"
+        );
+        assert_eq!(escape("\0\x08\x7f"), "\\x00\\x08\\x7f");
+        // C1: CSI and NEL, which some terminals and mail readers obey.
+        assert_eq!(escape("a\u{9b}31mb\u{85}c"), "a\\u{9b}31mb\\u{85}c");
+        // A line that reads reversed, or breaks in two where shown.
+        assert_eq!(
+            escape("file\u{202e}gpj.exe\u{2028}next"),
+            "file\\u{202e}gpj.exe\\u{2028}next"
+        );
+        assert_eq!(escape("C:\\x1b"), "C:\\x1b");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_as_bytes() {
+        assert_eq!(
+            escape_bytes(b"ok \xff\x9b[31m \xc3\xbc"),
+            "ok \\xff\\x9b[31m ü"
+        );
+        assert_eq!(escape_bytes(b"\x1b[1m\xe2\x80"), "\\x1b[1m\\xe2\\x80");
+        assert_eq!(escape_bytes("ü\u{9b}".as_bytes()), "ü\\u{9b}");
     }
 
     #[test]

@@ -4,23 +4,26 @@
 //! (`$MONITOR_*`), through the local MTA's `/usr/sbin/sendmail`. Without an
 //! address or a sendmail it does nothing, successfully: the job has failed
 //! already, and its failure is in the journal and the status either way.
+//!
+//! It runs as the system user `timerapps-mail` (in a user's manager, as
+//! that user): it reads the journal as a member of `systemd-journal`, and
+//! waits for the run's lines to arrive rather than asking journald, which
+//! only root may, to store them first. What the run wrote reaches the mail
+//! escaped, its headers too.
 
+use crate::format::escape;
+use crate::journal::{self, Line, Run};
 use crate::monitoring::Monitoring;
-use crate::systemd::Scope;
+use crate::systemd::{Scope, ServiceProxy, Systemd, UnitProxy};
 use jobkit::{outln, Error, Exit, Result};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const SENDMAIL: &str = "/usr/sbin/sendmail";
 
 /// The most journal lines a mail carries: the end of the run.
-const LINES: &str = "200";
-
-/// How long a user's manager waits for the run's lines to reach the
-/// journal, which only root can ask journald to flush.
-const USER_JOURNAL_WAIT: Duration = Duration::from_secs(5);
+const LINES: usize = 200;
 
 pub fn run(unit: &str, scope: Scope) -> Result<bool> {
     let monitoring = Monitoring::load(scope)?;
@@ -47,7 +50,7 @@ pub fn run(unit: &str, scope: Scope) -> Result<bool> {
     send(&message, &monitoring.mail_to)?;
     outln!(
         "mailed the failure of {} to {}",
-        failed.unit,
+        escape(&failed.unit),
         monitoring.mail_to.join(", ")
     );
     Ok(true)
@@ -62,61 +65,55 @@ struct Failure {
     invocation: String,
 }
 
+/// The host's name, as uname gives it (`/proc/sys` is out of the unit's
+/// reach).
 fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
+    // SAFETY: uname fills the struct it is given, and NUL-terminates the
+    // node name.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return "localhost".to_owned();
+    }
+    unsafe { std::ffi::CStr::from_ptr(name.nodename.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
-/// The run's lines: those of its processes and systemd's own about it.
-fn journal(f: &Failure, scope: Scope) -> String {
-    if f.invocation.is_empty() {
-        return String::new();
+/// The run's lines, those of its processes and systemd's own about it,
+/// and whether the journal had them all.
+fn journal(f: &Failure, scope: Scope) -> (Vec<Line>, bool) {
+    if f.invocation.is_empty() || !f.invocation.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return (Vec::new(), false);
     }
-    let own = match scope {
-        Scope::System => "INVOCATION_ID",
-        Scope::User => "USER_INVOCATION_ID",
-    };
-    let read = || {
-        Command::new("journalctl")
-            .args((scope == Scope::User).then_some("--user"))
-            .args([
-                "--no-pager",
-                "--quiet",
-                "--output=short-iso",
-                "--lines",
-                LINES,
-            ])
-            .arg(format!("_SYSTEMD_INVOCATION_ID={}", f.invocation))
-            .arg("+")
-            .arg(format!("{own}={}", f.invocation))
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    if scope == Scope::System {
-        // journald stores all it was sent before it answers.
-        let _ = Command::new("journalctl")
-            .arg("--sync")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        return read();
-    }
-    let deadline = Instant::now() + USER_JOURNAL_WAIT;
-    loop {
-        let lines = read();
-        if !lines.is_empty() || Instant::now() >= deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let program = f.unit.split(['@', '.']).next().unwrap_or_default();
+    // The failed unit stays loaded while its mail runs: systemd tells its
+    // main process and whether it wrote its last line, as long as no later
+    // run replaced this one.
+    let described = Systemd::connect(scope).ok().and_then(|sd| {
+        let state: UnitProxy = sd.unit(&f.unit).ok()?;
+        let service: ServiceProxy = sd.unit(&f.unit).ok()?;
+        Run::of(&state, &service, program).ok()
+    });
+    let run = described
+        .filter(|r| r.invocation == f.invocation)
+        .unwrap_or_else(|| Run {
+            invocation: f.invocation.clone(),
+            pid: 0,
+            started: 0,
+            program: None,
+        });
+    journal::follow(&run, scope)
 }
 
-fn message(f: &Failure, host: &str, to: &[String], lines: &str, scope: Scope) -> String {
+/// The mail, every value from the run or its journal escaped: neither a
+/// header nor a line of the body can be forged by what a job wrote.
+fn message(
+    f: &Failure,
+    host: &str,
+    to: &[String],
+    (lines, complete): &(Vec<Line>, bool),
+    scope: Scope,
+) -> String {
     let how = match (f.exit_code.as_str(), f.exit_status.as_str()) {
         ("exited", status) => format!("exit status {status}"),
         ("killed" | "dumped", signal) => format!("killed by SIG{signal}"),
@@ -127,42 +124,50 @@ fn message(f: &Failure, host: &str, to: &[String], lines: &str, scope: Scope) ->
     } else {
         &f.result
     };
+    let (how, result, host) = (escape(&how), escape(result), escape(host));
+    let (unit, invocation) = (escape(&f.unit), escape(&f.invocation));
     let user = match scope {
         Scope::System => "",
         Scope::User => " --user",
     };
     let mut text = format!(
         "To: {}\n\
-         Subject: [{host}] {} failed: {result}, {how}\n\
+         Subject: [{host}] {unit} failed: {result}, {how}\n\
          Auto-Submitted: auto-generated\n\
          MIME-Version: 1.0\n\
          Content-Type: text/plain; charset=utf-8\n\
          Content-Transfer-Encoding: 8bit\n\
          \n\
-         {} failed on {host}.\n\
+         {unit} failed on {host}.\n\
          \n\
          Result:       {result}\n\
          How it ended: {how}\n\
-         Invocation:   {}\n\
+         Invocation:   {invocation}\n\
          \n",
         to.join(", "),
-        f.unit,
-        f.unit,
-        f.invocation,
     );
-    if lines.trim().is_empty() {
+    if lines.is_empty() {
         text.push_str("The run's lines could not be read from the journal.\n");
     } else {
         text.push_str("The run's lines in the journal:\n\n");
-        text.push_str(lines);
-        if !lines.ends_with('\n') {
+        let skipped = lines.len().saturating_sub(LINES);
+        if skipped > 0 {
+            text.push_str(&format!("({skipped} earlier lines left out)\n"));
+        }
+        for line in &lines[skipped..] {
+            text.push_str(&line.stamped());
             text.push('\n');
+        }
+        if !complete {
+            text.push_str(&format!(
+                "(the journal did not have all of the run's lines within {} s)\n",
+                journal::WAIT.as_secs()
+            ));
         }
     }
     text.push_str(&format!(
-        "\nSee: timerapps{user} status; journalctl{user} _SYSTEMD_INVOCATION_ID={}\n\
+        "\nSee: timerapps{user} status; journalctl{user} _SYSTEMD_INVOCATION_ID={invocation}\n\
          Sent by timerapps-mail@; stop these mails by emptying MAIL_TO.\n",
-        f.invocation
     ));
     text
 }
@@ -208,16 +213,30 @@ fn send(message: &str, to: &[String]) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_message_names_the_unit_and_carries_the_lines() {
-        let f = Failure {
-            unit: "dump-database.service".into(),
+    fn failure(unit: &str) -> Failure {
+        Failure {
+            unit: unit.into(),
             result: "exit-code".into(),
             exit_code: "exited".into(),
             exit_status: "1".into(),
             invocation: "abc".into(),
-        };
-        let m = message(&f, "db1", &["root".into()], "line one\n", Scope::System);
+        }
+    }
+
+    fn line(text: &str) -> Line {
+        Line {
+            usec: 1_700_000_000_000_000,
+            who: "dump-database[42]".into(),
+            text: text.into(),
+            manager: false,
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_unit_and_carries_the_lines() {
+        let f = failure("dump-database.service");
+        let lines = (vec![line("line one")], true);
+        let m = message(&f, "db1", &["root".into()], &lines, Scope::System);
         let (head, body) = m.split_once("\n\n").unwrap();
         assert!(
             head.contains("\nAuto-Submitted: auto-generated\n"),
@@ -228,7 +247,45 @@ mod tests {
             "{head}"
         );
         assert!(head.starts_with("To: root\n"), "{head}");
-        assert!(body.contains("line one\n"), "{body}");
+        assert!(body.contains(" dump-database[42]: line one\n"), "{body}");
         assert!(body.contains("_SYSTEMD_INVOCATION_ID=abc"), "{body}");
+        assert!(!body.contains("did not have all"), "{body}");
+    }
+
+    #[test]
+    fn nothing_from_the_run_forges_a_header_or_a_line() {
+        let mut f = failure("dump-database@x.service\nBcc: all@example.org");
+        f.result = "exit-code\r\nX-Forged: yes".into();
+        f.exit_code = "killed".into();
+        f.exit_status = "TERM\n\nforged body".into();
+        let lines = (Vec::new(), false);
+        let m = message(&f, "db1\x1b[2J", &["root".into()], &lines, Scope::System);
+        let (head, _) = m.split_once("\n\n").unwrap();
+        assert_eq!(head.lines().count(), 6, "{head}");
+        assert!(!m.contains('\x1b') && !m.contains('\r'), "{m:?}");
+        assert!(
+            head.contains(
+                "Subject: [db1\\x1b[2J] dump-database@x.service\\x0aBcc: all@example.org \
+                 failed: exit-code\\x0d\\x0aX-Forged: yes, killed by SIGTERM\\x0a\\x0aforged body"
+            ),
+            "{head}"
+        );
+        assert!(m.contains("could not be read from the journal"), "{m}");
+    }
+
+    #[test]
+    fn a_long_run_mails_its_last_lines() {
+        let lines: Vec<Line> = (0..250).map(|i| line(&format!("row {i}"))).collect();
+        let m = message(
+            &failure("dump-database.service"),
+            "db1",
+            &["root".into()],
+            &(lines, false),
+            Scope::User,
+        );
+        assert!(m.contains("(50 earlier lines left out)\n"), "{m}");
+        assert!(!m.contains(": row 49\n") && m.contains(": row 50\n"), "{m}");
+        assert!(m.contains("within 30 s)\n"), "{m}");
+        assert!(m.contains("journalctl --user _SYSTEMD"), "{m}");
     }
 }

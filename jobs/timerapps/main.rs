@@ -10,12 +10,13 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `NO_COLOR` | set and not empty: no color, even on a terminal | unset |
+//! | `TMPDIR` | absolute path of the directory where `restore` holds a dump's contents until they are verified, in a file without a name that is gone when it ends; it needs room for them | `/var/tmp` |
 //!
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | done; for `status`, every job shown is healthy; for `verify`, every dump is intact |
 //! | 1 | a job shown failed, its newest dump is suspect or named in the future, a dump's manifest is missing, damaged or of another file, its newest good dump is older than two periods, or it is an enabled dump job not configured, or its last restore drill, off-host copy or repository check failed, or its good dumps are not off the host two periods after they were made; the run, the drill or the copy failed; a dump is damaged or untrusted, or none is kept; `restore` found no such dump or copy, or it is damaged; `schedule` was written but another drop-in overrides it; `accept` found no such dump, or cannot read it back; systemd refused |
-//! | 2 | bad argument: unknown job or command, invalid instance name, calendar expression or stamp; `restore` to a terminal; nothing changed |
+//! | 2 | bad argument: unknown job or command, invalid instance name, calendar expression, stamp or `TMPDIR`; `restore` to a terminal; nothing changed |
 //! | 3 | could not tell: systemd cannot be reached; for `status`, a job's state cannot be read (it is shown as unknown, the others as they are: a manifest or record that is a symlink, FIFO, device or too large is unreadable) or the report cannot be written; for `verify`, a dump's manifest cannot be read and no dump is damaged |
 //! | 77 | a command that changes the system's timers or dumps, run by a user other than root (without `--user`); nothing changed |
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed; `restore --offsite` of a job without `COPY_REPOSITORY` or without its repository password, or without restic |
@@ -26,6 +27,7 @@ mod control;
 mod dumps;
 mod format;
 mod jobs;
+mod journal;
 mod keep;
 mod mail;
 mod monitoring;

@@ -8,9 +8,9 @@
 //! `systemd/` is not what this renders.
 
 use jobkit::manifest::{
-    password_file, Job, Kind, Manager, Program, Shape, Variant, COPIES_SUBDIR, COPY_CACHE_SUBDIR,
-    COPY_EVERY, CREDENTIALS_DIR, CREDENTIALS_ID, DRILLS_SUBDIR, DRILL_EVERY, DUMPS_SUBDIR, JOBS,
-    LOGS_SUBDIR, MAIL_TEMPLATE, USER_NAME,
+    password_file, Job, Kind, Manager, Program, Shape, Variant, COPIES_SUBDIR, COPY_CACHE_DIR,
+    COPY_CACHE_SUBDIR, COPY_EVERY, CREDENTIALS_DIR, CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR,
+    DRILL_EVERY, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR, MAIL_TEMPLATE, MAIL_USER_NAME, USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -209,6 +209,26 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
     files
 }
 
+/// The settings with which systemd runs a unit that is not root under
+/// `NoNewPrivileges=`: each installs a seccomp filter, which a process
+/// without `CAP_SYS_ADMIN` may only do so (tried on systemd 252).
+const IMPLY_NO_NEW_PRIVILEGES: &[&str] = &[
+    "SystemCallFilter=",
+    "SystemCallArchitectures=",
+    "RestrictAddressFamilies=",
+    "RestrictNamespaces=",
+    "RestrictRealtime=",
+    "RestrictSUIDSGID=",
+    "LockPersonality=",
+    "MemoryDenyWriteExecute=",
+    "PrivateDevices=",
+    "ProtectClock=",
+    "ProtectHostname=",
+    "ProtectKernelTunables=",
+    "ProtectKernelModules=",
+    "ProtectKernelLogs=",
+];
+
 /// The unit every job's `OnFailure=` starts, with the failed unit's name as
 /// its instance: it mails the failure (`timerapps mail-failure`).
 fn mail(manager: Manager) -> String {
@@ -237,20 +257,52 @@ fn mail(manager: Manager) -> String {
         return u.0;
     }
     u.comment(
-        "As root: to read the run's journal lines after having journald store them, and \
-         to hand the mail to any MTA's sendmail, which may need its own setuid or setgid \
-         helper; so no NoNewPrivileges=.",
+        "Not root: a system user of its own, which reads the run's lines in the journal \
+         as a member of systemd-journal.",
     );
+    u.line(&format!("User={MAIL_USER_NAME}"));
+    u.line(&format!("Group={MAIL_USER_NAME}"));
+    u.line("SupplementaryGroups=systemd-journal");
+    u.comment(&format!(
+        "The mail goes to the MTA's sendmail, which delivers before it returns (-odi) and \
+         may be setuid or setgid: exim4's is setuid root, postfix's postdrop setgid \
+         postdrop. A setuid or setgid program gains nothing under NoNewPrivileges=, which \
+         systemd sets in a non-root unit with any of {}: so none of them is here.",
+        IMPLY_NO_NEW_PRIVILEGES.join(", ")
+    ));
+    u.comment(
+        "What exim4 needs to deliver at once; with CAP_SETUID CAP_SETGID alone it takes \
+         the mail and delivers it at its next queue run. postfix's sendmail needs none \
+         (\"systemctl edit\" to empty it).",
+    );
+    u.line("CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER");
+    u.line("AmbientCapabilities=");
+    u.comment(
+        "An MTA writes its queue, the mailboxes and its log below /var; a delivery into \
+         a home (a Maildir) waits for its next queue run. Dumps, records and credentials \
+         are none of its business.",
+    );
+    u.line("ProtectSystem=strict");
+    u.line("ReadWritePaths=-/var/spool -/var/mail -/var/log");
+    u.line("ProtectHome=read-only");
+    let parent = |dir: &str| Path::new(dir).parent().unwrap().display().to_string();
+    u.line(&format!(
+        "InaccessiblePaths=-{} -{} -{}",
+        parent(DRILLS_DIR),
+        parent(COPY_CACHE_DIR),
+        parent(CREDENTIALS_DIR)
+    ));
     for line in [
         "PrivateTmp=yes",
-        "ProtectKernelTunables=yes",
-        "ProtectKernelModules=yes",
+        "PrivateMounts=yes",
+        "PrivateIPC=yes",
         "ProtectControlGroups=yes",
-        "ProtectClock=yes",
-        "ProtectHostname=yes",
-        "RestrictRealtime=yes",
-        "LockPersonality=yes",
-        "ProtectSystem=full",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+        "RemoveIPC=yes",
+        "KeyringMode=private",
+        "DevicePolicy=closed",
+        "UMask=0077",
     ] {
         u.line(line);
     }
@@ -827,6 +879,21 @@ mod tests {
     /// What differs between variants is only what [`Only`] and the
     /// renderer say: the plain and template dump units share every other
     /// line.
+    #[test]
+    fn the_mail_unit_is_not_root_and_keeps_setuid_sendmail_working() {
+        let unit = mail(Manager::System);
+        let service = unit.split_once("[Service]\n").unwrap().1;
+        let settings: Vec<&str> = service.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(settings.contains(&"User=timerapps-mail"), "{unit}");
+        for line in settings {
+            assert!(
+                !line.starts_with("NoNewPrivileges=")
+                    && !IMPLY_NO_NEW_PRIVILEGES.iter().any(|k| line.starts_with(k)),
+                "{line} would stop a setuid sendmail:\n{unit}"
+            );
+        }
+    }
+
     #[test]
     fn variants_differ_only_where_stated() {
         let units = render_all(SOURCE);

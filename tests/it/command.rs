@@ -101,6 +101,23 @@ fn configure(c: &Container, file: &str, command: &str) {
     .unwrap();
 }
 
+/// A dump command that writes terminal escapes (clear the screen, set the
+/// window's title, colours, a carriage return) and fails.
+pub const HOSTILE: &str = "/usr/local/bin/hostile-db";
+pub const HOSTILE_SCRIPT: &str = "#!/bin/sh\n\
+    printf 'db-unreachable \\033[2J\\033]0;owned\\007 \\033[31mred\\033[0m\\r\\n' >&2\n\
+    exit 3\n";
+
+/// `text` shows what [`HOSTILE`] wrote, its escapes as text and none raw.
+#[track_caller]
+pub fn assert_escaped(text: &str) {
+    assert!(
+        text.contains("db-unreachable \\x1b[2J\\x1b]0;owned\\x07 \\x1b[31mred\\x1b[0m"),
+        "{text}"
+    );
+    assert!(!text.contains(['\x1b', '\x07', '\r']), "{text:?}");
+}
+
 #[test]
 #[ignore = "boots a container: tests/run"]
 fn the_command_on_debian_12() {
@@ -304,6 +321,15 @@ fn the_command_on(release: Release) {
     assert!(r.stderr.is_empty(), "{r}");
     c.quiet(&["myapp.timer"]);
 
+    step("run shows the control characters a dump command wrote as escapes");
+    fs::write(c.path(HOSTILE), HOSTILE_SCRIPT).unwrap();
+    c.sh(&format!("chmod 755 {HOSTILE}"));
+    configure(&c, "/etc/default/dump-database", HOSTILE);
+    let r = c.exec(&["timerapps", "run", "dump-database"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert_escaped(&r.stdout);
+    assert!(r.stdout.contains("dump-database: DUMP_COMMAND"), "{r}");
+
     step("run, on a machine under load: a failing dump fails with its own message, a good one publishes");
     // Every line of every run, however late journald stores them.
     let hog = cpu_hog();
@@ -442,6 +468,79 @@ fn the_command_on(release: Release) {
         );
     }
     assert!(r.stdout.contains("no checksum of its own to check"), "{r}");
+
+    step(
+        "restore verifies a dump whole before a byte goes out: damaged in its last block, nothing",
+    );
+    for form in Form::ALL {
+        let file = dump_files(&names("dump"), &c.path(DUMPS))
+            .into_iter()
+            .find(|f| names("dump").parse(f).is_some_and(|(_, f)| f == form))
+            .unwrap();
+        let (stamp, _) = names("dump").parse(&file).unwrap();
+        let path = c.path(DUMPS).join(&file);
+        let manifest =
+            fs::read_to_string(c.path(DUMPS).join(names("dump").manifest(&stamp, form))).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        let contents = manifest["content_sha256"].as_str().unwrap().to_owned();
+        let out = c.sh(&format!(
+            "timerapps restore dump-database {stamp} | sha256sum"
+        ));
+        assert_eq!(out.split_whitespace().next(), Some(&*contents), "{form}");
+        // The last block: a byte before gzip's 8-byte trailer, before
+        // zstd's 4-byte checksum, or the last byte of a dump kept as is.
+        let good = fs::read(&path).unwrap();
+        let mut damaged = good.clone();
+        let at = good.len()
+            - match form {
+                Form::Gzip => 9,
+                Form::Zstd => 5,
+                Form::None => 1,
+            };
+        damaged[at] ^= 0x01;
+        fs::write(&path, &damaged).unwrap();
+        let r = c.exec(&[
+            "sh",
+            "-c",
+            &format!("timerapps restore dump-database {stamp} > /root/restored"),
+        ]);
+        assert_eq!(r.code(), Some(1), "{form}: {r}");
+        assert!(r.stderr.contains("nothing was written"), "{form}: {r}");
+        assert_eq!(
+            fs::metadata(c.path("/root/restored")).unwrap().len(),
+            0,
+            "{form}"
+        );
+        let r = c.exec(&[
+            "sh",
+            "-c",
+            &format!("timerapps restore dump-database {stamp} | wc -c"),
+        ]);
+        assert_eq!(r.stdout.trim(), "0", "{form}: {r}");
+        fs::write(&path, &good).unwrap();
+    }
+    // Room for the contents is checked before anything is written.
+    let stamp = names("dump")
+        .parse(&dump_files(&names("dump"), &c.path(DUMPS))[0])
+        .unwrap()
+        .0;
+    c.sh("mkdir -p /mnt/small && mount -t tmpfs -o size=256k tmpfs /mnt/small");
+    let r = c.exec(&[
+        "sh",
+        "-c",
+        &format!("TMPDIR=/mnt/small timerapps restore dump-database {stamp} | wc -c"),
+    ]);
+    assert_eq!(r.stdout.trim(), "0", "{r}");
+    assert!(
+        r.stderr.contains("/mnt/small has ") && r.stderr.contains("set TMPDIR"),
+        "{r}"
+    );
+    let r = c.exec(&[
+        "sh",
+        "-c",
+        &format!("TMPDIR=tmp timerapps restore dump-database {stamp} | wc -c"),
+    ]);
+    assert!(r.stderr.contains("TMPDIR=\"tmp\" is invalid"), "{r}");
 
     step("an instance without settings is not enabled; a hung one shows watchdog");
     let r = c.exec(&["timerapps", "enable", "dump-database@ghost"]);

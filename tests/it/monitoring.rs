@@ -3,6 +3,7 @@
 //! a real exim4 into a mailbox, and the shipped alert rules checked and
 //! tested by promtool.
 
+use crate::command::{assert_escaped, HOSTILE, HOSTILE_SCRIPT};
 use crate::container::{Container, Release};
 use crate::harness::{cmd, run, wait_for, Sandbox};
 use crate::package::built_deb;
@@ -345,11 +346,9 @@ fn metrics_and_mail_on_debian_12() {
         &job,
     )
     .unwrap();
-    configure(
-        &c,
-        "/etc/default/dump-database",
-        "sh -c 'echo db-unreachable >&2; exit 3'",
-    );
+    fs::write(c.path(HOSTILE), HOSTILE_SCRIPT).unwrap();
+    c.sh(&format!("chmod 755 {HOSTILE}"));
+    configure(&c, "/etc/default/dump-database", HOSTILE);
     let m = after_run(&c, "dump-database.service", "dump-database");
     let v = |name: &str| value(&m, name, &job).unwrap_or_else(|| panic!("no {name}:\n{m}"));
     assert_eq!(v("timerapps_job_last_run_success"), 0.0, "{m}");
@@ -396,6 +395,31 @@ fn metrics_and_mail_on_debian_12() {
         "the drill's and this one\n{mail}"
     );
     assert!(mail.starts_with(&sent), "{mail}");
+    // What the command wrote, escaped; and the mail was handed over by the
+    // unit's own user, not root: exim records the caller, journald the
+    // unit's processes.
+    assert_escaped(&mail);
+    assert!(
+        mail.contains("\nReceived: from timerapps-mail by "),
+        "{mail}"
+    );
+    let uid = c.sh("id -u timerapps-mail").trim().to_owned();
+    assert_ne!(uid, "0");
+    let entries = c.sh("journalctl -u timerapps-mail@dump-database.service -o json --no-pager");
+    let uids: Vec<String> = entries
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("mailed the failure"))
+        })
+        .map(|e| e["_UID"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        !uids.is_empty() && uids.iter().all(|u| *u == uid),
+        "the mail unit's uid {uid}: {uids:?}"
+    );
 
     step("an instance has a file of its own");
     fs::create_dir_all(c.path("/etc/timerapps/dump-database")).unwrap();
@@ -501,15 +525,16 @@ fn metrics_and_mail_on_debian_12() {
     let sent = mails(&c);
     configure(&c, "/etc/default/dump-database", "false");
     c.exec(&["systemctl", "start", "dump-database.service"]);
-    wait_for("the mail unit to run", Duration::from_secs(30), || {
-        c.journal("timerapps-mail@dump-database.service")
-            .contains("no MAIL_TO")
-    });
-    assert_eq!(
-        c.state("is-failed", "timerapps-mail@dump-database.service"),
-        "inactive"
+    wait_for(
+        "the mail unit to run and end",
+        Duration::from_secs(30),
+        || {
+            c.journal("timerapps-mail@dump-database.service")
+                .contains("no MAIL_TO")
+                && c.state("is-failed", "timerapps-mail@dump-database.service") == "inactive"
+        },
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // It has ended, successfully, without handing anything to sendmail.
     assert_eq!(mails(&c), sent);
 
     step("without the textfile directory jobs run as before and write nothing");
