@@ -14,6 +14,7 @@ pub mod drill;
 pub mod dumpfile;
 mod error;
 pub mod human;
+pub mod identity;
 pub mod logger;
 pub mod manifest;
 pub mod process;

@@ -1,20 +1,25 @@
 //! Off-host copies: every good dump copied into a restic repository served
 //! by `rclone serve restic` on a second host (a network namespace reached
 //! over a veth link), verified, kept by its own rules on this job's
-//! snapshots only, restorable; an outage, a SIGKILL mid-upload and bad
-//! settings never lose a dump, and the next run catches up in order.
+//! snapshots only, by the job's identity (machine ID and unit), restorable;
+//! an outage, a SIGKILL mid-upload and bad settings never lose a dump, and
+//! the next run catches up in order. Copies run as their units run them:
+//! in a cgroup named as the unit, and, for another host, with another
+//! `/etc/machine-id` (`harness::in_unit`).
 
 use crate::command::valid_status;
 use crate::container::{Container, Release};
 use crate::dump::{dump_job, postgres_with_shop, published, with_pg};
 use crate::harness::{
-    cheap_restic_key, cmd, is_root, job, run, sh, snapshot, start, wait_for, Run, Sandbox, TIMEOUT,
+    cheap_restic_key, cmd, in_unit, is_root, job, run, sh, snapshot, start, wait_for, Run, Sandbox,
+    PATH, TIMEOUT,
 };
 use crate::mariadb::Mariadb;
 use crate::monitoring::{listed_and_served, mails, scrape, value};
 use crate::package::built_deb;
 use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
-use jobkit::dumpfile::{Dump, Form, Manifest, Names};
+use jobkit::dumpfile::{Dump, Form, Manifest, Names, Stamp};
+use jobkit::identity::{Identity, APP_ID};
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -156,6 +161,7 @@ impl Drop for Remote {
 pub struct Restic {
     repository: String,
     pub password: PathBuf,
+    program: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,11 +179,12 @@ impl Restic {
         Restic {
             repository: repository.to_owned(),
             password,
+            program: PathBuf::from("restic"),
         }
     }
 
     pub fn command(&self) -> Command {
-        let mut c = cmd("restic");
+        let mut c = cmd(&self.program);
         c.env("RESTIC_REPOSITORY", &self.repository)
             .env("RESTIC_PASSWORD_FILE", &self.password)
             .arg("--no-cache");
@@ -210,11 +217,87 @@ impl Snapshot {
     pub fn stamp(&self) -> Option<&str> {
         self.tags.iter().find_map(|t| t.strip_prefix("stamp="))
     }
+
+    /// Whether it carries the identity of `job`.
+    fn of(&self, job: &Job) -> bool {
+        job.tags().iter().all(|t| self.tags.contains(t))
+    }
+
+    /// Made before copies carried an identity.
+    fn legacy(&self) -> bool {
+        !self
+            .tags
+            .iter()
+            .any(|t| t.starts_with("machine=") || t.starts_with("unit="))
+    }
 }
 
-/// The copy of the dumps of `name` in `dir`, as its unit runs it.
+/// A dump job as its copy unit sees it: the unit, and the machine it runs
+/// on (None: this one; Some: a file with another machine's ID).
+struct Job {
+    copy_unit: String,
+    machine: Option<PathBuf>,
+}
+
+impl Job {
+    fn new(copy_unit: &str, machine: Option<PathBuf>) -> Job {
+        Job {
+            copy_unit: copy_unit.to_owned(),
+            machine,
+        }
+    }
+
+    /// The job's identity, its machine's as `systemd-id128` derives it.
+    fn identity(&self) -> Identity {
+        let mut id = cmd("systemd-id128");
+        id.args(["machine-id", &format!("--app-specific={APP_ID}")]);
+        let machine = run(&mut in_unit(
+            &id,
+            "timerapps-it.service",
+            self.machine.as_deref(),
+        ))
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+        let unit = jobkit::identity::dump_unit_of_copy(&self.copy_unit).unwrap();
+        Identity { machine, unit }
+    }
+
+    fn tags(&self) -> Vec<String> {
+        self.identity().tags().to_vec()
+    }
+
+    /// `c`, run as this job's copy unit runs it.
+    fn run(&self, c: &Command) -> Command {
+        in_unit(c, &self.copy_unit, self.machine.as_deref())
+    }
+}
+
+/// Another machine's ID, in a file of the sandbox.
+fn other_machine(sb: &Sandbox, id: &str) -> PathBuf {
+    let path = sb.path(&format!("machine-id-{id}"));
+    fs::write(&path, format!("{}\n", id.repeat(32 / id.len()))).unwrap();
+    path
+}
+
+/// The copy of the dumps of `name` in `dir`, as its unit runs it: the copy
+/// unit of the instance `name` on this machine.
 fn copy(sb: &Sandbox, dir: &Path, name: &str, repository: &str, password: &Path) -> Command {
-    let mut c = job("dump-database-copy");
+    let job = Job::new(&format!("dump-database-copy@{name}.service"), None);
+    copy_of(&job, sb, dir, name, repository, password)
+}
+
+/// The copy of the dumps of `name` in `dir`, as `job`'s unit runs it.
+fn copy_of(
+    job: &Job,
+    sb: &Sandbox,
+    dir: &Path,
+    name: &str,
+    repository: &str,
+    password: &Path,
+) -> Command {
+    let mut c = crate::harness::job("dump-database-copy");
     c.env("DUMP_DIR", dir)
         .env("DUMP_NAME", name)
         .env("COPY_REPOSITORY", repository)
@@ -222,7 +305,7 @@ fn copy(sb: &Sandbox, dir: &Path, name: &str, repository: &str, password: &Path)
         .env("COPY_HOST", "db1")
         .env("COPY_RESULT", sb.path(&format!("copy-{name}.json")))
         .env("CACHE_DIRECTORY", sb.mkdir("cache"));
-    c
+    job.run(&c)
 }
 
 fn record(sb: &Sandbox, name: &str) -> Record {
@@ -249,17 +332,16 @@ fn snapshot_stamps(snapshots: &[Snapshot]) -> Vec<String> {
         .collect()
 }
 
-/// The environment of every restic process running, one string each.
-fn restic_processes() -> Vec<String> {
-    fs::read_dir("/proc")
+/// The restic processes `pid` runs, by their pids.
+fn restic_children(pid: i32) -> Vec<String> {
+    fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
-        .filter(|e| {
-            fs::read(e.path().join("cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).next() == Some(b"restic"))
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|child| {
+            fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c == "restic\n")
         })
-        .filter_map(|e| fs::read(e.path().join("environ")).ok())
-        .map(|env| String::from_utf8_lossy(&env).replace('\0', "\n"))
         .collect()
 }
 
@@ -270,7 +352,12 @@ struct Sqlite {
 
 impl Sqlite {
     fn new(sb: &Sandbox) -> Sqlite {
-        let db = sb.path("shop.db");
+        Sqlite::named(sb, "shop")
+    }
+
+    /// A database of its own, `NAME.db`.
+    fn named(sb: &Sandbox, name: &str) -> Sqlite {
+        let db = sb.path(&format!("{name}.db"));
         sh(&format!(
             "sqlite3 '{}' \"CREATE TABLE t (n int, s text); \
              WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 500) \
@@ -353,6 +440,12 @@ fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
     assert_eq!(snapshot(&dir), before, "the copy changed a local dump\n{r}");
     let snapshots = restic.snapshots();
     assert_eq!(snapshot_stamps(&snapshots), stamps(&local), "{r}");
+    // The job's identity: this machine's ID for timerapps, as systemd
+    // derives it, and the dump unit whose copy unit ran it.
+    let [machine, unit] = Job::new("dump-database-copy@shop.service", None)
+        .identity()
+        .tags();
+    assert_eq!(unit, "unit=dump-database@shop.service");
     for (s, dump) in snapshots.iter().zip(&local) {
         assert_eq!(s.hostname, "db1");
         assert_eq!(
@@ -360,6 +453,8 @@ fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
             [
                 "timerapps".to_owned(),
                 "dump=shop".to_owned(),
+                machine.clone(),
+                unit.clone(),
                 format!("stamp={}", dump.stamp)
             ]
         );
@@ -593,13 +688,18 @@ fn a_copy_killed_mid_upload_leaves_no_snapshot_and_the_next_run_copies_it_again(
             .flatten()
             .any(|e| e.file_type().is_file())
     });
+    let restics = restic_children(copying.pid());
+    assert!(!restics.is_empty(), "the copy runs restic");
     copying.signal(libc::SIGKILL);
     let killed = copying.wait(TIMEOUT);
     assert_eq!(killed.code(), None, "{killed}");
     // restic dies with it: nothing more arrives, and no snapshot counts.
-    let ours = format!("RESTIC_REPOSITORY={}", remote.url());
-    wait_for("restic to die with the copy", TIMEOUT, || {
-        !restic_processes().iter().any(|env| env.contains(&ours))
+    // Its lock is stale only once its process is gone, reaped too (restic
+    // asks whether its PID still exists): wait for that, by its pid.
+    wait_for("the killed copy's restic to be gone", TIMEOUT, || {
+        restics
+            .iter()
+            .all(|pid| !Path::new("/proc").join(pid).exists())
     });
     remote.throttle(None);
     assert!(restic.snapshots().is_empty());
@@ -683,7 +783,7 @@ fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
     let before = snapshot(&dir);
     let wrong = sb.path("wrong-password");
     fs::write(&wrong, "not the password").unwrap();
-    let missing = sb.path("credentials/timerapps_dump-database@shop.restic-password");
+    let missing = sb.path("credentials/timerapps_restic-password");
     let nowhere = format!("{}nothing-here", remote.url());
     for (repository, password, code, says) in [
         (
@@ -697,7 +797,7 @@ fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
             missing.as_path(),
             78,
             "put the repository's password in \
-             /etc/timerapps/credentials/copies/dump-database@shop.restic-password",
+             /etc/timerapps/credentials/copies/dump-database@shop/restic-password",
         ),
         (
             nowhere,
@@ -722,9 +822,13 @@ fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
 fn retention_removes_only_this_jobs_own_snapshots_beyond_its_rules() {
     let (sb, remote, restic) = remote_repository("copy-scope");
     let (db, dir) = sqlite_dumps(&sb, 4);
-    // Another host's copies of a job of the same name, and another job's
-    // copies from this host, in the same repository.
-    let mut other_host = copy(&sb, &dir, "shop", &remote.url(), &restic.password);
+    // Another host's copies of a job of the same name (its own machine ID),
+    // and another job's copies from this host, in the same repository.
+    let db2 = Job::new(
+        "dump-database-copy@shop.service",
+        Some(other_machine(&sb, "d2")),
+    );
+    let mut other_host = copy_of(&db2, &sb, &dir, "shop", &remote.url(), &restic.password);
     other_host
         .env("COPY_HOST", "db2")
         .env("COPY_RESULT", sb.path("other-host.json"));
