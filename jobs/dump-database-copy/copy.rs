@@ -326,7 +326,7 @@ fn recognise(
                 "snapshot {} on {location}, of {} from before copies carried an identity, holds \
                  another job's dump: it is left as it is",
                 snapshot.id,
-                file_name(dump)
+                restic.file_name(&stamp)
             );
             report.not_ours.push(snapshot.id.clone());
             continue;
@@ -339,7 +339,7 @@ fn recognise(
                     "snapshot {} on {location}, from before copies carried an identity, holds \
                      {}: it is this job's copy of it now",
                     snapshot.id,
-                    file_name(dump)
+                    restic.file_name(&stamp)
                 );
             }
             None => {
@@ -348,7 +348,7 @@ fn recognise(
                     "snapshot {} on {location} holds {}: another restic holds the repository's \
                      lock, so it is made this job's by the next run",
                     snapshot.id,
-                    file_name(dump)
+                    restic.file_name(&stamp)
                 );
             }
         }
