@@ -51,7 +51,8 @@ impl Remote {
     pub fn linked(sb: &Sandbox, pid: Option<i32>) -> Remote {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::SeqCst);
-        let id = (std::process::id() as usize % 200) * 5 + n % 5;
+        // Twenty a process, whose remote hosts live at once in parallel tests.
+        let id = (std::process::id() as usize % 50) * 20 + n % 20;
         let (ns, link, peer) = (
             format!("timerapps-remote-{id}"),
             format!("trh{id}"),
