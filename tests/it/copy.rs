@@ -17,10 +17,10 @@ use crate::harness::{
 use crate::mariadb::Mariadb;
 use crate::monitoring::{listed_and_served, mails, scrape, value};
 use crate::package::built_deb;
+use chrono::TimeZone;
 use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
 use jobkit::dumpfile::{Dump, Form, Manifest, Names, Stamp};
 use jobkit::identity::{Identity, APP_ID};
-use chrono::TimeZone;
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -982,10 +982,7 @@ fn jobs_of_one_dump_name_and_hosts_of_one_host_name_keep_and_restore_their_own_c
     let jobs = [
         Job::new("dump-database-copy.service", None),
         Job::new("dump-database-copy@dump.service", None),
-        Job::new(
-            "dump-database-copy.service",
-            Some(other_machine(&sb, "0f")),
-        ),
+        Job::new("dump-database-copy.service", Some(other_machine(&sb, "0f"))),
     ];
     let dbs: Vec<Sqlite> = (0..jobs.len())
         .map(|i| Sqlite::named(&sb, &format!("db{i}")))
@@ -1124,8 +1121,13 @@ fn a_daily_policy_sends_each_dump_once(test: &str, binary: Option<PathBuf>) {
     eprintln!("{version}");
     let today = chrono::Local::now().date_naive();
     let at = |days: u64, hour: u32| {
-        let local = (today - chrono::Days::new(days)).and_hms_opt(hour, 0, 0).unwrap();
-        let time = chrono::Local.from_local_datetime(&local).earliest().unwrap();
+        let local = (today - chrono::Days::new(days))
+            .and_hms_opt(hour, 0, 0)
+            .unwrap();
+        let time = chrono::Local
+            .from_local_datetime(&local)
+            .earliest()
+            .unwrap();
         Stamp::of(time.with_timezone(&chrono::Utc))
     };
     // Each run's copied dumps into `copied`; how many runs pruned.
@@ -1198,10 +1200,7 @@ fn a_daily_policy_sends_each_dump_once_with_restic_0_14() {
 #[test]
 #[ignore = "needs root, restic and rclone, and the Debian 13 image for its restic: tests/run"]
 fn a_daily_policy_sends_each_dump_once_with_restic_0_18() {
-    a_daily_policy_sends_each_dump_once(
-        "copy-daily-0.18",
-        Some(crate::retention::restic_binary()),
-    );
+    a_daily_policy_sends_each_dump_once("copy-daily-0.18", Some(crate::retention::restic_binary()));
 }
 
 /// A repository filled before copies carried an identity: the job's old
@@ -1255,8 +1254,16 @@ fn copies_made_before_the_identity_are_recognised_and_not_sent_again() {
 
     let r = keeping("5");
     assert!(r.stdout.contains(" 1 dump(s) copied"), "{r}");
-    assert_eq!(r.stdout.matches("it is this job's copy of it now").count(), 2, "{r}");
-    assert_eq!(r.stdout.matches("holds another job's dump").count(), 1, "{r}");
+    assert_eq!(
+        r.stdout.matches("it is this job's copy of it now").count(),
+        2,
+        "{r}"
+    );
+    assert_eq!(
+        r.stdout.matches("holds another job's dump").count(),
+        1,
+        "{r}"
+    );
     let sent = names.dump(&local[1].stamp, local[1].form);
     assert!(r.stdout.contains(&format!("copied {sent} ")), "{r}");
     let snapshots = restic.snapshots();
@@ -1326,13 +1333,19 @@ fn a_second_unit_writing_the_same_dump_names_into_one_directory_is_refused() {
         let mut c = job("dump-database-copy");
         c.env("DUMP_DIR", &dir)
             .env("DUMP_NAME", "shop")
-            .env("COPY_COMMAND", format!("sh -c 'echo \"$COPY_STAMP\" >> {}'", log.display()))
+            .env(
+                "COPY_COMMAND",
+                format!("sh -c 'echo \"$COPY_STAMP\" >> {}'", log.display()),
+            )
             .env("COPY_RESULT", sb.path(&format!("{unit}.json")));
         run(&mut in_unit(&c, unit, None))
     };
     let r = copy_as("dump-database-copy@other.service");
     r.expect(78);
-    assert!(r.stderr.contains("not dump-database@other.service's"), "{r}");
+    assert!(
+        r.stderr.contains("not dump-database@other.service's"),
+        "{r}"
+    );
     assert!(!log.exists(), "{r}");
     let r = copy_as("dump-database-copy@shop.service");
     assert!(r.ok().stdout.contains("took 3 dump(s)"), "{r}");
@@ -1447,9 +1460,7 @@ fn copy_units(release: Release) {
     remote.start();
     let restic = remote.init(&sb);
     assert_eq!(
-        c.sh(
-            "cd /etc/timerapps/credentials && stat -c '%a %U' . copies copies/dump-database"
-        ),
+        c.sh("cd /etc/timerapps/credentials && stat -c '%a %U' . copies copies/dump-database"),
         "700 root\n700 root\n700 root\n"
     );
     let password = c.path("/etc/timerapps/credentials/copies/dump-database/restic-password");
@@ -1699,7 +1710,10 @@ fn instances_apart(c: &Container) {
     // root-only one.
     c.sh("systemctl start dump-database@c.service");
     wait_for("the copy of c to have run", TIMEOUT, || {
-        c.show("dump-database-copy@c.service", "ExecMainExitTimestampMonotonic") != "0"
+        c.show(
+            "dump-database-copy@c.service",
+            "ExecMainExitTimestampMonotonic",
+        ) != "0"
             && c.state("is-active", "dump-database-copy@c.service") == "inactive"
     });
     assert!(c
@@ -1741,7 +1755,10 @@ fn instances_apart(c: &Container) {
         (format!("cat {own}/timerapps_restic-password"), "password-a"),
         (format!("ls {own}"), "timerapps_restic-password"),
         ("ls /var/lib/timerapps/dumps".to_owned(), "a"),
-        ("ls /var/lib/timerapps/dumps/a | grep -c sql.gz$".to_owned(), "1"),
+        (
+            "ls /var/lib/timerapps/dumps/a | grep -c sql.gz$".to_owned(),
+            "1",
+        ),
         (
             "cd /var/lib/timerapps/copies/dump-database@a && touch x && rm x && echo written"
                 .to_owned(),
