@@ -614,9 +614,20 @@ fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
     }
     u.comment("The job's own settings: where its dumps are, COPY_REPOSITORY, COPY_KEEP.");
     u.line(&format!("EnvironmentFile=-{}", job.settings_file(variant)));
+    let mut hidden = vec![
+        format!("/var/lib/{COPIES_SUBDIR}:ro"),
+        format!("/var/cache/{COPY_CACHE_SUBDIR}:ro"),
+    ];
     if template {
-        u.comment("Its own dumps only, read only; the other instances' are not there.");
-        u.line(&format!("TemporaryFileSystem={dumps}:ro"));
+        hidden.push(format!("{dumps}:ro"));
+    }
+    u.comment(
+        "The other units' records and caches are not there, nor, for an instance, the \
+         other instances' dumps; the default job's dump directory holds the instances', \
+         which its copy sees, read only.",
+    );
+    u.line(&format!("TemporaryFileSystem={}", hidden.join(" ")));
+    if template {
         u.line(&format!("BindReadOnlyPaths=-{dumps}/%i"));
     }
     let credentials = credentials_dir(&dump_unit);
