@@ -1,28 +1,29 @@
-//! The run: which good dumps are due, sending each oldest first and
-//! checking it arrived, the repository's retention and check, and the
-//! record of it all, whatever happened.
+//! The run: whose dumps these are, which good dumps are due, sending each
+//! oldest first and checking it arrived, the repository's retention, prune
+//! and check, and the record of it all, whatever happened.
 
 use crate::command;
 use crate::config::{Config, Destination};
-use chrono::{Local, Utc};
+use chrono::Utc;
 use fs2::FileExt;
 use jobkit::copy::{self, Check, CheckOutcome, Newest, Outcome, Record, VERSION};
-use jobkit::dumpfile::manifest::Manifest;
+use jobkit::dumpfile::manifest::{Hashing, Manifest};
 use jobkit::dumpfile::read::{self, Failure};
-use jobkit::dumpfile::{Dump, Stamp};
+use jobkit::dumpfile::{Dump, Location, Stamp};
 use jobkit::human::si;
-use jobkit::restic::Restic;
-use jobkit::retention::{self, Candidate};
+use jobkit::identity::{self, Identity};
+use jobkit::restic::{Restic, Snapshot};
+use jobkit::retention;
 use jobkit::{outln, record, Error, Exit, Result};
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// How often the repository is checked, at most: once a day, each time
-/// another thirtieth of its data read, so that a month reads it all.
-const CHECK_EVERY_SECS: i64 = 20 * 3600;
+/// How often the repository is checked and pruned, at most: once a day,
+/// with room for the timer's spread. Each check reads another thirtieth of
+/// its data, so that a month reads it all.
+const DAILY_SECS: i64 = 20 * 3600;
 const CHECK_PARTS: i64 = 30;
 
 /// What the record says besides the outcome, filled in as the run goes.
@@ -33,6 +34,9 @@ pub struct Report {
     pub waiting: u64,
     pub sent: Vec<String>,
     pub check: Option<Check>,
+    pub pruned: Option<i64>,
+    pub prune_due: bool,
+    pub not_ours: Vec<String>,
 }
 
 pub fn run(config: &Config) -> Result<String> {
@@ -52,20 +56,25 @@ pub fn run(config: &Config) -> Result<String> {
         .and_then(|p| record::read::<Record>(p).ok().flatten());
     let started = Utc::now();
     let clock = Instant::now();
-    let mut report = Report {
-        check: previous.as_ref().and_then(|p| p.check.clone()),
-        newest: previous.as_ref().and_then(|p| p.newest.clone()),
-        sent: previous
-            .as_ref()
-            .map(|p| p.sent.clone())
-            .unwrap_or_default(),
-        ..Report::default()
+    let mut report = match &previous {
+        Some(p) => Report {
+            check: p.check.clone(),
+            newest: p.newest.clone(),
+            sent: p.sent.clone(),
+            pruned: p.pruned,
+            prune_due: p.prune_due,
+            not_ours: p.not_ours.clone(),
+            ..Report::default()
+        },
+        None => Report::default(),
     };
     // Oldest first.
-    let due = retention::good_dumps(&config.location).map(|mut good| {
-        good.reverse();
-        good
-    });
+    let due = owned(&config.location)
+        .and_then(|()| retention::good_dumps(&config.location))
+        .map(|mut good| {
+            good.reverse();
+            good
+        });
     let result = due.and_then(|due| {
         // Until the destination says otherwise: what the last run knew.
         let known = report.newest.as_ref().map_or(i64::MIN, |n| n.stamp);
@@ -105,10 +114,26 @@ pub fn run(config: &Config) -> Result<String> {
         },
         sent: report.sent,
         check: report.check,
+        pruned: report.pruned,
+        prune_due: report.prune_due,
+        not_ours: report.not_ours,
     };
     // The copy's own failure matters more.
     let written = record::write(path, &record, "copy");
     result.and_then(|summary| written.map(|()| summary))
+}
+
+/// In a copy unit, refuses the dumps of another unit's job: the one that
+/// claimed this DUMP_DIR and DUMP_NAME in their lock file, when it is not
+/// this copy's dump unit. Run by hand, it copies what its settings name.
+fn owned(location: &Location) -> Result<()> {
+    match identity::own_unit()
+        .as_deref()
+        .and_then(identity::dump_unit_of_copy)
+    {
+        Some(unit) => identity::check(&location.dir.join(location.names.lock()), &unit),
+        None => Ok(()),
+    }
 }
 
 /// One copy of a job at a time: a lock beside its record.
@@ -148,34 +173,43 @@ fn to_restic(
     previous: Option<&Record>,
     report: &mut Report,
 ) -> Result<String> {
-    let restic = Restic::open(settings.repository.clone(), &config.location.names)?;
+    let identity = Identity::of_this_copy()?.ok_or_else(|| {
+        Error::new(
+            Exit::NotConfigured,
+            "a copy into a restic repository runs in the job's copy unit: its dump unit and \
+             this machine's ID tell the job's copies from every other job's and host's; run \
+             \"timerapps copy JOB\"",
+        )
+    })?;
+    let restic = Restic::open(
+        settings.repository.clone(),
+        &config.location.names,
+        identity,
+    )?;
     let location = restic.location();
-    let held: BTreeMap<Stamp, String> = restic
-        .snapshots()?
-        .into_iter()
-        .filter_map(|s| Some((s.stamp()?, s.id)))
+    let mut ours = restic.snapshots()?;
+    let (adopted, pending) = recognise(&restic, &ours, &local, report)?;
+    if adopted > 0 {
+        ours = restic.snapshots()?;
+    }
+    // One stamp per snapshot, as restic counts them, and the dumps not
+    // sent yet: only what the repository's retention keeps is sent, or
+    // every run would send again what it forgets.
+    let held: Vec<Stamp> = ours
+        .iter()
+        .filter_map(Snapshot::stamp)
+        .chain(pending)
         .collect();
-    // Only what the repository's retention keeps: a dump it would forget
-    // at once is not sent, or every run would send it again.
-    let candidates: Vec<Candidate> = held
-        .keys()
-        .copied()
-        .chain(local.iter().map(|(d, _)| d.stamp))
-        .map(|stamp| Candidate { stamp, good: true })
-        .collect();
-    let now = candidates.iter().map(|c| c.stamp).max();
-    let kept: Vec<Stamp> = match now {
-        Some(now) => retention::decide(&candidates, &settings.policy, &now, &Local)
-            .into_iter()
-            .zip(&candidates)
-            .filter(|(rules, _)| !rules.is_empty())
-            .map(|(_, c)| c.stamp)
-            .collect(),
-        None => Vec::new(),
-    };
+    let mut candidates = held.clone();
+    for (dump, _) in &local {
+        if !candidates.contains(&dump.stamp) {
+            candidates.push(dump.stamp);
+        }
+    }
+    let kept = restic.keeps(&candidates, &settings.policy);
     let due: Vec<&(Dump, Option<Manifest>)> = local
         .iter()
-        .filter(|(d, _)| !held.contains_key(&d.stamp) && kept.contains(&d.stamp))
+        .filter(|(d, _)| !held.contains(&d.stamp) && kept.contains(&d.stamp))
         .collect();
     report.waiting = due.len() as u64;
     for (dump, manifest) in due {
@@ -223,17 +257,20 @@ fn to_restic(
     }
     match deferred(restic.retain(&settings.policy))? {
         Some(0) => {}
-        Some(forgotten) => outln!(
-            "forgot {forgotten} snapshot(s) of this host's {} beyond COPY_KEEP ({}) and pruned \
-             the repository",
-            config.location.names.name(),
-            settings.policy
-        ),
+        Some(forgotten) => {
+            report.prune_due = true;
+            outln!(
+                "forgot {forgotten} snapshot(s) of this job's {} beyond COPY_KEEP ({})",
+                config.location.names.name(),
+                settings.policy
+            );
+        }
         None => outln!(
             "another restic holds the repository's lock (another host's backup?): COPY_KEEP \
              is applied by the next run"
         ),
     }
+    prune(&restic, report)?;
     let newest = restic
         .snapshots()?
         .into_iter()
@@ -250,6 +287,101 @@ fn to_restic(
         "dump-database-copy: {copied} dump(s) copied to {location} and verified; newest copy {}",
         report.newest.as_ref().map_or("none", |n| n.dump.as_str())
     ))
+}
+
+/// The snapshots of this job's DUMP_NAME and host made before copies
+/// carried an identity, of dumps still here, that this job holds no copy
+/// of: each is read back once, and becomes this job's when it holds this
+/// dump's bytes; one that holds another job's is left as it is, and
+/// remembered. Returns how many became this job's, and the stamps of those
+/// that could not be tagged yet (another restic held the lock), which are
+/// not sent again.
+fn recognise(
+    restic: &Restic,
+    ours: &[Snapshot],
+    local: &[(Dump, Option<Manifest>)],
+    report: &mut Report,
+) -> Result<(usize, Vec<Stamp>)> {
+    let legacy = restic.legacy_snapshots()?;
+    report
+        .not_ours
+        .retain(|id| legacy.iter().any(|s| s.id == *id));
+    let mut claimed: Vec<Stamp> = ours.iter().filter_map(Snapshot::stamp).collect();
+    let (mut adopted, mut pending) = (0, Vec::new());
+    let location = restic.location();
+    for snapshot in &legacy {
+        let Some(stamp) = snapshot.stamp() else {
+            continue;
+        };
+        let Some((dump, manifest)) = local.iter().find(|(d, _)| d.stamp == stamp) else {
+            continue;
+        };
+        if claimed.contains(&stamp) || report.not_ours.contains(&snapshot.id) {
+            continue;
+        }
+        let mut here = Hashing::new(io::sink());
+        send(dump, manifest.as_ref(), &mut here)?;
+        if restic.sha256(&snapshot.id, &stamp)? != here.hex() {
+            outln!(
+                "snapshot {} on {location}, of {} from before copies carried an identity, holds \
+                 another job's dump: it is left as it is",
+                snapshot.id,
+                restic.file_name(&stamp)
+            );
+            report.not_ours.push(snapshot.id.clone());
+            continue;
+        }
+        claimed.push(stamp);
+        match deferred(restic.adopt(&snapshot.id))? {
+            Some(()) => {
+                adopted += 1;
+                outln!(
+                    "snapshot {} on {location}, from before copies carried an identity, holds \
+                     {}: it is this job's copy of it now",
+                    snapshot.id,
+                    restic.file_name(&stamp)
+                );
+            }
+            None => {
+                pending.push(stamp);
+                outln!(
+                    "snapshot {} on {location} holds {}: another restic holds the repository's \
+                     lock, so it is made this job's by the next run",
+                    snapshot.id,
+                    restic.file_name(&stamp)
+                );
+            }
+        }
+    }
+    Ok((adopted, pending))
+}
+
+/// Prunes the repository when snapshots were forgotten since it last was,
+/// at most once a day: forgetting is cheap, pruning rewrites packs.
+fn prune(restic: &Restic, report: &mut Report) -> Result<()> {
+    let now = Utc::now().timestamp();
+    if !report.prune_due {
+        return Ok(());
+    }
+    if report.pruned.is_some_and(|at| now - at < DAILY_SECS) {
+        outln!("the repository was pruned less than a day ago: the next prune removes the data of forgotten snapshots");
+        return Ok(());
+    }
+    match deferred(restic.prune())? {
+        Some(()) => {
+            report.pruned = Some(now);
+            report.prune_due = false;
+            outln!(
+                "pruned the repository {}: the data of forgotten snapshots is removed",
+                restic.location()
+            );
+        }
+        None => outln!(
+            "another restic holds the repository's lock (another host's backup?): the prune \
+             is made by the next run"
+        ),
+    }
+    Ok(())
 }
 
 /// What needs the repository to itself (retention, the check) waits for
@@ -272,7 +404,7 @@ fn seconds(d: std::time::Duration) -> String {
 fn check(restic: &Restic, previous: Option<&Record>, report: &mut Report) -> Result<()> {
     let now = Utc::now().timestamp();
     let last = previous.and_then(|p| p.check.as_ref());
-    if last.is_some_and(|c| now - c.started < CHECK_EVERY_SECS) {
+    if last.is_some_and(|c| now - c.started < DAILY_SECS) {
         return Ok(());
     }
     let subset = format!("{}/{CHECK_PARTS}", now / 86_400 % CHECK_PARTS + 1);

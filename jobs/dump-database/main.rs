@@ -33,7 +33,7 @@
 //! | 1 | the dump failed: command failed, was killed or wrote nothing, its format's end is missing or it is not the format the command writes, read or write error (disk full), temp file removed meanwhile, publish or prune failed |
 //! | 2 | bad argument or malformed variable; nothing written |
 //! | 65 | the dump was published but is suspect: far smaller, in raw size or rows, than the largest good dump kept, or no rows where that one had some; it counts toward no retention rule (`timerapps accept` makes it good) |
-//! | 73 | `DUMP_DIR` missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file (the message says why and what to remove) |
+//! | 73 | `DUMP_DIR` missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file (the message says why and what to remove); or it names another unit, whose job writes these dump names into this directory (set another `DUMP_NAME` or `DUMP_DIR`; a run by hand, outside a unit, is never refused) |
 //! | 75 | another run of the same `DUMP_NAME` holds the lock, or this run lost it; nothing published or pruned |
 //! | 77 | run as root on a `DUMP_DIR` that another user owns; nothing written |
 //! | 78 | `DUMP_COMMAND` is not set; nothing written |

@@ -116,7 +116,8 @@ impl DumpDir {
     }
 
     /// Takes the lock of this DUMP_NAME: a second run gets [`Exit::Locked`]
-    /// and changes nothing. Only a regular file is used, never through a
+    /// and changes nothing; a run of a unit other than the name's owner
+    /// gets [`Exit::CantCreate`]. Only a regular file is used, never through a
     /// symlink, and only while the lock path still names it.
     pub fn lock(&self) -> Result<Lock> {
         let path = self.path(&self.names.lock());
@@ -159,6 +160,12 @@ impl DumpDir {
         }
         let lock = Lock { file, path };
         lock.check_held("this run changed nothing")?;
+        // The unit that first dumped this name here owns it; a job of
+        // another unit is refused. A run by hand neither claims nor is
+        // refused.
+        if let Some(unit) = jobkit::identity::own_unit() {
+            jobkit::identity::claim(&lock.file, &lock.path, &unit)?;
+        }
         Ok(lock)
     }
 

@@ -16,6 +16,9 @@
 //! | `last_success` | when the last run that did not fail started, Unix seconds, or `null` |
 //! | `sent` | `command` only: the stamps of the dumps the command took, of those still on this host |
 //! | `check` | the last `restic check`: `{"started", "subset", "result", "reason", "last_success"}`, or `null` |
+//! | `pruned` | when the repository was last pruned (`restic prune`, at most once a day), Unix seconds, or `null` |
+//! | `prune_due` | whether snapshots were forgotten since, whose data the next prune removes |
+//! | `not_ours` | snapshots made before copies carried an identity, of this job's name and host, that hold another job's dump (read back once to tell) |
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,12 @@ pub struct Record {
     #[serde(default)]
     pub sent: Vec<String>,
     pub check: Option<Check>,
+    #[serde(default)]
+    pub pruned: Option<i64>,
+    #[serde(default)]
+    pub prune_due: bool,
+    #[serde(default)]
+    pub not_ours: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +125,9 @@ mod tests {
                 reason: None,
                 last_success: Some(1_790_000_000),
             }),
+            pruned: Some(1_789_990_000),
+            prune_due: true,
+            not_ours: vec!["4b18b78f".into()],
         };
         let json = crate::record::to_json(&r);
         for field in [
@@ -123,6 +135,7 @@ mod tests {
             "\"destination\": \"restic\"",
             "\"subset\": \"3/30\"",
             "\"result\": \"passed\"",
+            "\"prune_due\": true",
         ] {
             assert!(json.contains(field), "{field} in {json}");
         }

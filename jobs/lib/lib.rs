@@ -2,7 +2,8 @@
 //! and the package's build tool: the jobs' manifest, each program's
 //! variables and exit statuses, the error type and its exit codes, typed
 //! parsing of environment variables, a job's whole `main` ([`run_job`]),
-//! what a dump file is and where a job keeps its dumps, replacing a file
+//! what a dump file is and where a job keeps its dumps, whose dumps and
+//! off-host copies are whose (the machine and the unit), replacing a file
 //! atomically, sizes and durations for people, and the logger behind
 //! `myapp` and `otherapp` with its allocator.
 
@@ -14,6 +15,7 @@ pub mod drill;
 pub mod dumpfile;
 mod error;
 pub mod human;
+pub mod identity;
 pub mod logger;
 pub mod manifest;
 pub mod process;

@@ -174,29 +174,47 @@ pub const DRILL_EVERY: (&str, &str) = ("weekly", "every week");
 /// system's manager only. Its service is started by the dump service's
 /// `OnSuccess=`; its timer, which retries, is enabled by the admin.
 pub const COPY_SUFFIX: &str = "-copy";
-/// The copies' records, one file per dump unit, as for drills.
+/// The copies' records: a directory per dump unit, `UNIT/copy.json`, which
+/// only that unit's copy can write.
 pub const COPIES_SUBDIR: &str = "timerapps/copies";
+/// A copy's record in its unit's directory below [`COPIES_DIR`].
+pub const COPY_RECORD: &str = "copy.json";
 /// The system's copy records, which purge removes.
 pub const COPIES_DIR: &str = "/var/lib/timerapps/copies";
-/// The copies' restic cache: `CacheDirectory=` below `/var/cache`.
+/// The copies' restic caches: `CacheDirectory=` below `/var/cache`, a
+/// directory per dump unit.
 pub const COPY_CACHE_SUBDIR: &str = "timerapps/restic";
 /// The system's copy cache, which purge removes.
 pub const COPY_CACHE_DIR: &str = "/var/cache/timerapps/restic";
 /// How often an enabled copy timer retries (`OnCalendar=`), and in words.
 pub const COPY_EVERY: (&str, &str) = ("hourly", "every hour");
-/// Where the admin keeps each dump unit's repository password, as
-/// `UNIT.restic-password` (root, mode 0600), and its backend's keys, as
-/// `UNIT.env`. The copy units load the directory as credentials of this
-/// ID, so a job without a password still starts and says what is missing.
-/// It is apart from the dump units' own credentials beside it (database
+/// Where the admin keeps the off-host copies' secrets, root's alone (mode
+/// 0700): each dump unit's repository password in a directory of the
+/// unit's own, `UNIT/restic-password` (root, mode 0600), which only that
+/// unit's copy loads as credentials of [`CREDENTIALS_ID`], so that a job
+/// without a password still starts and says what is missing; its backend's
+/// keys in `UNIT.env`, which systemd reads as root for that unit only. It is
+/// apart from the dump units' own credentials beside it (database
 /// passwords), which the copies never see.
 pub const CREDENTIALS_DIR: &str = "/etc/timerapps/credentials/copies";
 pub const CREDENTIALS_ID: &str = "timerapps";
+/// The repository password's file in a unit's credentials directory.
+pub const PASSWORD_FILE: &str = "restic-password";
 
-/// The file in [`CREDENTIALS_DIR`] that holds the repository password of
-/// the dump unit `unit` (`dump-database`, `dump-database@shop`).
+/// The directory of the copy credentials of the dump unit `unit`
+/// (`dump-database`, `dump-database@shop`), below [`CREDENTIALS_DIR`].
+pub fn credentials_dir(unit: &str) -> String {
+    format!("{CREDENTIALS_DIR}/{unit}")
+}
+
+/// The file that holds the repository password of the dump unit `unit`.
 pub fn password_file(unit: &str) -> String {
-    format!("{unit}.restic-password")
+    format!("{}/{PASSWORD_FILE}", credentials_dir(unit))
+}
+
+/// The file that holds the backend's keys of the dump unit `unit`.
+pub fn keys_file(unit: &str) -> String {
+    format!("{CREDENTIALS_DIR}/{unit}.env")
 }
 
 /// The template the `OnFailure=` of every job's service starts, with the

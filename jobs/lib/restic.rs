@@ -1,19 +1,26 @@
 //! The off-host copies in restic: what a copy of a dump is there (one
 //! snapshot per dump, of the file the dump command wrote, with the host and
-//! the tags `timerapps`, `dump=NAME` and `stamp=STAMP`), and restic run as
-//! a child to make, list, read back, keep and check them. The repository
-//! and its password reach restic only through its environment, never on a
-//! command line. The copy sends and keeps; `timerapps restore --offsite`
-//! reads back.
+//! the tags `timerapps`, `dump=NAME`, `stamp=STAMP` and the job's identity,
+//! `machine=ID` and `unit=UNIT`), and restic run as a child to make, list,
+//! read back, keep and check them. Only the snapshots that carry the job's
+//! identity are the job's: listing, retention and restoring filter by it.
+//! The repository and its password reach restic only through its
+//! environment, never on a command line. The copy sends and keeps;
+//! `timerapps restore --offsite` reads back.
+//!
+//! A tag is safe in both restic 0.14 and 0.18 when it holds no comma (a
+//! `--tag` value is split at commas) and starts and ends with no white
+//! space (trimmed): machine IDs, unit names and `DUMP_NAME` cannot.
 
 use crate::config::{self, Source};
 use crate::dumpfile::manifest::Hashing;
 use crate::dumpfile::{Form, Names, Stamp};
-use crate::manifest::{password_file, CREDENTIALS_DIR, CREDENTIALS_ID};
+use crate::identity::{Identity, MACHINE_TAG, UNIT_TAG};
+use crate::manifest::password_file;
 use crate::process::{self, Child};
-use crate::retention::Policy;
+use crate::retention::{self, Candidate, Policy};
 use crate::{Error, Exit, Result};
-use chrono::TimeZone;
+use chrono::{Local, TimeZone};
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -86,14 +93,17 @@ pub struct Restic {
     password: PathBuf,
     cache: Option<OsString>,
     names: Names,
-    /// `dump=NAME`: the job's snapshots, with [`TAG`] and the host.
-    job_tag: String,
+    identity: Identity,
+    /// restic's version, (major, minor); None when it says none.
+    version: Option<(u32, u32)>,
 }
 
 /// A snapshot as `restic snapshots --json` shows it.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct Snapshot {
     pub id: String,
+    #[serde(default)]
+    pub hostname: String,
     #[serde(default)]
     pub tags: Vec<String>,
 }
@@ -105,6 +115,14 @@ impl Snapshot {
             .iter()
             .find_map(|t| t.strip_prefix("stamp="))
             .and_then(Stamp::parse)
+    }
+
+    /// Made before copies carried an identity: no `machine=` or `unit=` tag.
+    pub fn is_legacy(&self) -> bool {
+        !self
+            .tags
+            .iter()
+            .any(|t| t.starts_with(MACHINE_TAG) || t.starts_with(UNIT_TAG))
     }
 }
 
@@ -128,36 +146,21 @@ pub struct Sent {
 }
 
 impl Restic {
-    /// `repository`, for the dumps of `names`; fails when the password or
-    /// restic itself is missing, before anything is run.
-    pub fn open(repository: Repository, names: &Names) -> Result<Restic> {
-        let config = &repository;
-        let missing = || {
-            let hint = match config
-                .password_file
-                .as_ref()
-                .and_then(|p| p.file_name())
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix(&format!("{CREDENTIALS_ID}_")))
-            {
-                Some(name) => format!("{CREDENTIALS_DIR}/{name}"),
-                None => match &config.password_file {
-                    Some(path) => path.display().to_string(),
-                    None => format!("{CREDENTIALS_DIR}/{}", password_file("UNIT")),
-                },
-            };
-            format!(
-                "put the repository's password in {hint} (owned by root, mode 0600), then \
-                 run the copy again"
-            )
-        };
-        let Some(password) = config.password_file.clone() else {
+    /// `repository`, for the dumps of `names` of the job `identity`; fails
+    /// when the password or restic itself is missing, before anything is
+    /// run.
+    pub fn open(repository: Repository, names: &Names, identity: Identity) -> Result<Restic> {
+        let missing = format!(
+            "put the repository's password in {} (owned by root, mode 0600), then run the \
+             copy again",
+            password_file(identity.job())
+        );
+        let Some(password) = repository.password_file.clone() else {
             return Err(Error::new(
                 Exit::NotConfigured,
                 format!(
                     "COPY_REPOSITORY is set but COPY_PASSWORD_FILE is not: restic needs the \
-                     repository's password; {}",
-                    missing()
+                     repository's password; {missing}"
                 ),
             ));
         };
@@ -167,9 +170,8 @@ impl Restic {
                 return Err(Error::new(
                     Exit::NotConfigured,
                     format!(
-                        "the repository password {} is empty; {}",
-                        password.display(),
-                        missing()
+                        "the repository password {} is empty; {missing}",
+                        password.display()
                     ),
                 ))
             }
@@ -177,30 +179,33 @@ impl Restic {
                 return Err(Error::new(
                     Exit::NotConfigured,
                     format!(
-                        "no repository password: {}: {e}; {}",
-                        password.display(),
-                        missing()
+                        "no repository password: {}: {e}; {missing}",
+                        password.display()
                     ),
                 ))
             }
         }
-        let restic = Restic {
+        let mut restic = Restic {
             repository,
             password,
             cache: std::env::var_os("CACHE_DIRECTORY"),
             names: names.clone(),
-            job_tag: format!("dump={}", names.name()),
+            identity,
+            version: None,
         };
         let mut version = restic.command();
         version.arg("version");
-        if let Err(e) = version.output() {
-            return Err(Error::new(
-                Exit::NotConfigured,
-                format!(
-                    "COPY_REPOSITORY is set but restic cannot be run: {e}; install it with \
-                     \"apt install restic\""
-                ),
-            ));
+        match version.output() {
+            Ok(out) => restic.version = parse_version(&String::from_utf8_lossy(&out.stdout)),
+            Err(e) => {
+                return Err(Error::new(
+                    Exit::NotConfigured,
+                    format!(
+                        "COPY_REPOSITORY is set but restic cannot be run: {e}; install it with \
+                         \"apt install restic\""
+                    ),
+                ))
+            }
         }
         Ok(restic)
     }
@@ -263,19 +268,32 @@ impl Restic {
         )
     }
 
-    /// This host's snapshots of this job, within COPY_CONNECT_TIMEOUT: the
-    /// first call of a run, so that an unreachable repository fails it
+    /// The tags that make a snapshot this job's copy of a dump:
+    /// `timerapps,dump=NAME,machine=ID,unit=UNIT`.
+    fn job_tags(&self) -> String {
+        let [machine, unit] = self.identity.tags();
+        format!("{TAG},dump={},{machine},{unit}", self.names.name())
+    }
+
+    /// This job's snapshots, by its identity, within COPY_CONNECT_TIMEOUT:
+    /// the first call of a run, so that an unreachable repository fails it
     /// before restic's own retries (15 minutes from restic 0.17 on) end.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
-        let tags = format!("{TAG},{}", self.job_tag);
-        let args = [
-            "snapshots",
-            "--json",
-            "--host",
-            &self.repository.host,
-            "--tag",
-            &tags,
-        ];
+        self.list(&["--tag", &self.job_tags()])
+    }
+
+    /// The snapshots of this job's `DUMP_NAME` and host made before copies
+    /// carried an identity: perhaps this job's, perhaps another's of the
+    /// same name and host.
+    pub fn legacy_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let tags = format!("{TAG},dump={}", self.names.name());
+        let all = self.list(&["--host", &self.repository.host, "--tag", &tags])?;
+        Ok(all.into_iter().filter(Snapshot::is_legacy).collect())
+    }
+
+    fn list(&self, filter: &[&str]) -> Result<Vec<Snapshot>> {
+        let mut args = vec!["snapshots", "--json"];
+        args.extend(filter);
         let out = self.run_within(&args, self.repository.connect_timeout)?;
         serde_json::from_str::<Option<Vec<Snapshot>>>(&out)
             .map(Option::unwrap_or_default)
@@ -285,6 +303,24 @@ impl Restic {
                     format!("restic snapshots wrote what is not its JSON: {e}"),
                 )
             })
+    }
+
+    /// This job's copy of the dump stamped `stamp`, or its newest copy.
+    pub fn copy_of(&self, stamp: Option<&Stamp>) -> Result<Option<(Stamp, Snapshot)>> {
+        Ok(self
+            .snapshots()?
+            .into_iter()
+            .filter_map(|s| Some((s.stamp()?, s)))
+            .filter(|(s, _)| stamp.is_none_or(|want| s == want))
+            .max_by_key(|(s, _)| *s))
+    }
+
+    /// Makes snapshot `id`, one of [`Restic::legacy_snapshots`] proven to
+    /// hold this job's dump, this job's: its identity's tags are added.
+    pub fn adopt(&self, id: &str) -> Result<()> {
+        let [machine, unit] = self.identity.tags();
+        self.run(&["tag", "--add", &format!("{machine},{unit}"), id])
+            .map(drop)
     }
 
     /// Runs `restic ARGS` as [`Restic::run`] does, killing it after `limit`.
@@ -327,7 +363,7 @@ impl Restic {
             .from_utc_datetime(&stamp.utc())
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
-        let tags = format!("{TAG},{},stamp={stamp}", self.job_tag);
+        let tags = format!("{},stamp={stamp}", self.job_tags());
         let mut c = self.command();
         c.args([
             "backup",
@@ -418,9 +454,10 @@ impl Restic {
         self.run(&args).map(drop)
     }
 
-    /// Applies `policy` to this host's snapshots of this job, and nothing
-    /// else; returns how many it removed. Locks that a killed restic of
-    /// this host left are removed first, so that they never block it.
+    /// Applies `policy` to this job's snapshots, by its identity, and to
+    /// nothing else; returns how many it forgot. Their data stays until
+    /// [`Restic::prune`]. Locks that a killed restic of this host left are
+    /// removed first, so that they never block it.
     pub fn retain(&self, policy: &Policy) -> Result<usize> {
         self.run(&["unlock"])?;
         let counts = [
@@ -431,17 +468,16 @@ impl Restic {
             ("--keep-monthly", policy.monthly),
         ]
         .map(|(flag, n)| (flag, n.to_string()));
-        let tags = format!("{TAG},{}", self.job_tag);
+        let tags = self.job_tags();
         let mut args = vec![
             "forget",
             "--json",
-            "--host",
-            &self.repository.host,
             "--tag",
             &tags,
-            // One group: the snapshots' paths differ, one per dump.
+            // One group: the snapshots' paths differ, one per dump, and
+            // their host may have been renamed.
             "--group-by",
-            "host",
+            "",
         ];
         for (flag, n) in &counts {
             if n != "0" {
@@ -455,21 +491,68 @@ impl Restic {
         }
         let out = self.run(&args)?;
         let groups: Vec<Group> = serde_json::from_str(out.trim()).unwrap_or_default();
-        let removed = groups
+        Ok(groups
             .iter()
             .map(|g| g.remove.as_ref().map_or(0, Vec::len))
-            .sum();
-        if removed > 0 {
-            self.run(&["prune"])?;
-        }
-        Ok(removed)
+            .sum())
     }
 
+    /// `restic prune`: the data of forgotten snapshots removed.
+    pub fn prune(&self) -> Result<()> {
+        self.run(&["prune"]).map(drop)
+    }
+
+    /// Which of `stamps` (one per snapshot, those of dumps not sent yet
+    /// too) this restic's `forget` keeps under `policy`: the rules of
+    /// [`retention::decide`], which are restic's from 0.16 on. Older
+    /// restic does not keep the oldest snapshot for a rule that has counts
+    /// left; that is 0.16's decision with one more snapshot, older than
+    /// all and alone in every bucket, which takes that place.
+    pub fn keeps(&self, stamps: &[Stamp], policy: &Policy) -> Vec<Stamp> {
+        keeps(stamps, policy, self.version.is_none_or(|v| v >= (0, 16)))
+    }
+
+    /// `restic check --read-data-subset=SUBSET`.
     /// `restic check --read-data-subset=SUBSET`.
     pub fn check(&self, subset: &str) -> Result<()> {
         self.run(&["check", &format!("--read-data-subset={subset}")])
             .map(drop)
     }
+}
+
+fn keeps(stamps: &[Stamp], policy: &Policy, keeps_oldest: bool) -> Vec<Stamp> {
+    let mut candidates: Vec<Candidate> = stamps
+        .iter()
+        .map(|&stamp| Candidate { stamp, good: true })
+        .collect();
+    let (Some(oldest), Some(now)) = (stamps.iter().min(), stamps.iter().max()) else {
+        return Vec::new();
+    };
+    if !keeps_oldest {
+        let earlier = oldest.utc().and_utc() - chrono::Duration::days(400);
+        candidates.push(Candidate {
+            stamp: Stamp::of(earlier),
+            good: true,
+        });
+    }
+    retention::decide(&candidates, policy, now, &Local)
+        .into_iter()
+        .zip(stamps)
+        .filter(|(rules, _)| !rules.is_empty())
+        .map(|(_, stamp)| *stamp)
+        .collect()
+}
+
+/// `restic 0.14.0 compiled with go1.19.8 on linux/amd64` → (0, 14).
+fn parse_version(said: &str) -> Option<(u32, u32)> {
+    let number = said
+        .split_whitespace()
+        .skip_while(|w| *w != "restic")
+        .nth(1)
+        .unwrap_or_default();
+    let mut parts = number.trim_start_matches('v').split('.');
+    let mut next = || parts.next().and_then(|p| p.parse().ok());
+    Some((next()?, next()?))
 }
 
 /// Reads the child's stdout to its end on a thread of its own, so that a
@@ -519,5 +602,39 @@ mod tests {
         assert_eq!(redact("rest:http://host:8000/"), "rest:http://host:8000/");
         assert_eq!(redact("sftp:me@host:/srv/repo"), "sftp:me@host:/srv/repo");
         assert_eq!(redact("/srv/repo"), "/srv/repo");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_version("restic 0.14.0 compiled with go1.19.8 on linux/amd64\n"),
+            Some((0, 14))
+        );
+        assert_eq!(
+            parse_version("restic 0.18.0 (v0.18.0-0-g1234) compiled with go1.24 on linux/amd64"),
+            Some((0, 18))
+        );
+        assert_eq!(parse_version("debug: x\n"), None);
+    }
+
+    /// Three dumps on one day, the newest kept and 7 days: restic 0.16 and
+    /// later keep the oldest too, as the daily rule has counts left; 0.14
+    /// does not.
+    #[test]
+    fn before_0_16_restic_keeps_no_oldest_for_counts_left() {
+        let stamps: Vec<Stamp> = ["20250601T100000Z", "20250601T110000Z", "20250601T120000Z"]
+            .iter()
+            .map(|s| Stamp::parse(s).unwrap())
+            .collect();
+        let policy = Policy {
+            last: 1,
+            hourly: 0,
+            daily: 7,
+            weekly: 0,
+            monthly: 0,
+        };
+        assert_eq!(keeps(&stamps, &policy, true), [stamps[0], stamps[2]]);
+        assert_eq!(keeps(&stamps, &policy, false), [stamps[2]]);
+        assert_eq!(keeps(&[], &policy, false), []);
     }
 }

@@ -187,7 +187,9 @@ pub const DUMP: Usage = Usage {
             code: "73",
             meaning: "`DUMP_DIR` missing, not a directory, or not writable; or its lock file \
                       `.NAME.lock` cannot be opened or is not a regular file (the message \
-                      says why and what to remove)",
+                      says why and what to remove); or it names another unit, whose job \
+                      writes these dump names into this directory (set another `DUMP_NAME` \
+                      or `DUMP_DIR`; a run by hand, outside a unit, is never refused)",
         },
         Status {
             code: "75",
@@ -308,14 +310,14 @@ pub const COPY: Usage = Usage {
             name: "COPY_PASSWORD_FILE",
             meaning: "absolute path of the repository's password, given to restic as \
                       `RESTIC_PASSWORD_FILE`; set by the units to the credential loaded \
-                      from `/etc/timerapps/credentials/copies/UNIT.restic-password`",
+                      from `/etc/timerapps/credentials/copies/UNIT/restic-password`",
             default: "unset",
         },
         Variable {
             name: "COPY_KEEP",
             meaning: "how many of the newest copies the repository keeps, at least 1; \
-                      applied with `restic forget --prune` to this host's snapshots of \
-                      this job only",
+                      applied with `restic forget` to this job's own snapshots only (this \
+                      machine's and this unit's), pruned at most once a day",
             default: "`DUMP_KEEP`'s value",
         },
         Variable {
@@ -341,8 +343,8 @@ pub const COPY: Usage = Usage {
         },
         Variable {
             name: "COPY_HOST",
-            meaning: "the host name the snapshots are recorded under, and the only host \
-                      whose snapshots retention touches",
+            meaning: "the host name the snapshots are recorded under; which snapshots \
+                      are this job's is told by the machine's ID and the unit, not by it",
             default: "this machine's host name",
         },
         Variable {
@@ -398,9 +400,11 @@ pub const COPY: Usage = Usage {
         },
         Status {
             code: "78",
-            meaning: "`COPY_REPOSITORY` is set but restic is not installed, or the \
+            meaning: "`COPY_REPOSITORY` is set but restic is not installed, the \
                       repository password is missing (the message names the file to \
-                      create)",
+                      create), or the copy runs outside its unit (`timerapps copy JOB` \
+                      runs it there); or the job's dumps are another unit's, whose job \
+                      writes these dump names into this directory (`.NAME.lock` names it)",
         },
     ],
 };

@@ -22,7 +22,8 @@ use jobkit::config::{self, Environment};
 use jobkit::dumpfile::manifest::{Hashing, Manifest};
 use jobkit::dumpfile::{read, Stamp};
 use jobkit::human::si;
-use jobkit::manifest::{password_file, CREDENTIALS_DIR};
+use jobkit::identity::Identity;
+use jobkit::manifest::{keys_file, password_file};
 use jobkit::restic::{Repository, Restic};
 use jobkit::{errln, Error, Exit, Result};
 use std::fs::{File, OpenOptions};
@@ -170,26 +171,23 @@ fn from_repository(
         ));
     };
     let mut repository = Repository::from_env(&settings, url)?;
-    let credentials = Path::new(CREDENTIALS_DIR);
-    repository.password_file = Some(credentials.join(password_file(job.name())));
-    let keys = credentials.join(format!("{}.env", job.name()));
-    if let Ok(text) = std::fs::read_to_string(&keys) {
+    repository.password_file = Some(PathBuf::from(password_file(job.name())));
+    if let Ok(text) = std::fs::read_to_string(keys_file(job.name())) {
         repository.env = parse_env_file(&text);
     }
-    let restic = Restic::open(repository, &location.names)?;
-    let snapshots = restic.snapshots()?;
-    let chosen = snapshots
-        .iter()
-        .filter_map(|s| Some((s.stamp()?, s)))
-        .filter(|(s, _)| stamp.is_none_or(|want| s == want))
-        .max_by_key(|(s, _)| *s);
-    let Some((stamp, snapshot)) = chosen else {
+    // This job's copies only: by this machine's ID and the job's unit.
+    let identity = Identity::of(&job.service())?;
+    let restic = Restic::open(repository, &location.names, identity)?;
+    let Some((stamp, snapshot)) = restic.copy_of(stamp)? else {
         return Err(Error::new(
             Exit::Failure,
             format!(
-                "no copy of {}{} in {}; \"restic snapshots --tag timerapps\" lists what is there",
+                "no copy of {}{} of {} in {}; \"restic snapshots --tag timerapps\" lists what \
+                 is there (copies made before they carried the job's identity are this job's \
+                 only once a copy run recognised them)",
                 location.names.name(),
                 stamp.map(|s| format!(" stamped {s}")).unwrap_or_default(),
+                job.service(),
                 restic.location()
             ),
         ));

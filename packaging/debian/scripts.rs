@@ -3,8 +3,9 @@
 //! template or a path the manifest knows.
 
 use jobkit::manifest::{
-    self, Kind, Manager, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR, CREDENTIALS_DIR,
-    DRILLS_DIR, DUMPS_DIR, LOG_DIR, SCHEDULE_DROP_IN, SCHEDULE_MARK,
+    self, Kind, Manager, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR, COPY_RECORD,
+    CREDENTIALS_DIR, DRILLS_DIR, DUMPS_DIR, LOG_DIR, PASSWORD_FILE, SCHEDULE_DROP_IN,
+    SCHEDULE_MARK,
 };
 use std::fs;
 use std::path::Path;
@@ -14,6 +15,11 @@ pub fn tokens() -> Vec<(&'static str, String)> {
     let units = |manager, kind| manifest::plain_units(manager, kind).join(" ");
     let instance_dirs: Vec<String> = Variant::jobs(Manager::System, Shape::Template)
         .map(|j| j.instances_dir())
+        .collect();
+    // The plain jobs whose copies the package's units make.
+    let copy_jobs: Vec<&str> = Variant::jobs(Manager::System, Shape::Plain)
+        .filter(|j| j.copy().is_some())
+        .map(|j| j.name)
         .collect();
     vec![
         ("TIMERS", units(Manager::System, Kind::Timer)),
@@ -33,6 +39,9 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         ("DRILLS_DIR", DRILLS_DIR.to_owned()),
         ("COPIES_DIR", COPIES_DIR.to_owned()),
         ("CREDENTIALS_DIR", CREDENTIALS_DIR.to_owned()),
+        ("PASSWORD_FILE", PASSWORD_FILE.to_owned()),
+        ("COPY_JOBS", copy_jobs.join(" ")),
+        ("COPY_RECORD", COPY_RECORD.to_owned()),
         ("COPY_CACHE_DIR", COPY_CACHE_DIR.to_owned()),
         ("CONFIG_DIR", CONFIG_DIR.to_owned()),
         ("INSTANCE_DIRS", instance_dirs.join(" ")),

@@ -8,9 +8,10 @@
 //! `systemd/` is not what this renders.
 
 use jobkit::manifest::{
-    password_file, Job, Kind, Manager, Program, Shape, Variant, COPIES_SUBDIR, COPY_CACHE_DIR,
-    COPY_CACHE_SUBDIR, COPY_EVERY, CREDENTIALS_DIR, CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR,
-    DRILL_EVERY, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR, MAIL_TEMPLATE, MAIL_USER_NAME, USER_NAME,
+    credentials_dir, keys_file, password_file, Job, Kind, Manager, Program, Shape, Variant,
+    COPIES_SUBDIR, COPY_CACHE_DIR, COPY_CACHE_SUBDIR, COPY_EVERY, COPY_RECORD, CREDENTIALS_DIR,
+    CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR, DRILL_EVERY, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR,
+    MAIL_TEMPLATE, MAIL_USER_NAME, PASSWORD_FILE, USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -639,11 +640,12 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
 }
 
 /// The unit of the off-host copy of `job`'s dumps: it reads the job's own
-/// settings and only reads its dumps, takes the repository password as a
-/// credential, records its result for status and the metrics, and is
+/// settings and only its dumps, takes its own repository password as a
+/// credential and no other's, writes only its own record and cache, and is
 /// mailed and measured like the job.
 fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
     let copy = job.copy().expect("a job that keeps dumps");
+    let template = variant.shape == Shape::Template;
     let dump_unit = match variant.shape {
         Shape::Plain => job.name.to_owned(),
         Shape::Template => format!("{}%i", job.unit_base(Shape::Template)),
@@ -659,40 +661,63 @@ fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
     u.line("Type=oneshot");
     u.line(&format!("User={USER_NAME}"));
     u.line(&format!("Group={USER_NAME}"));
-    if variant.shape == Shape::Template {
-        u.line(&format!(
-            "Environment=DUMP_NAME=%i DUMP_DIR=/var/lib/{DUMPS_SUBDIR}/%i"
-        ));
+    let dumps = format!("/var/lib/{DUMPS_SUBDIR}");
+    if template {
+        u.line(&format!("Environment=DUMP_NAME=%i DUMP_DIR={dumps}/%i"));
     }
     u.comment("The job's own settings: where its dumps are, COPY_REPOSITORY, COPY_KEEP.");
     u.line(&format!("EnvironmentFile=-{}", job.settings_file(variant)));
+    let mut hidden = vec![
+        format!("/var/lib/{COPIES_SUBDIR}:ro"),
+        format!("/var/cache/{COPY_CACHE_SUBDIR}:ro"),
+    ];
+    if template {
+        hidden.push(format!("{dumps}:ro"));
+    }
+    u.comment(
+        "The other units' records and caches are not there, nor, for an instance, the \
+         other instances' dumps; the default job's dump directory holds the instances', \
+         which its copy sees, read only.",
+    );
+    u.line(&format!("TemporaryFileSystem={}", hidden.join(" ")));
+    if template {
+        u.line(&format!("BindReadOnlyPaths=-{dumps}/%i"));
+    }
+    let credentials = credentials_dir(&dump_unit);
     u.comment(&format!(
-        "Secrets stay out of the settings and off command lines: the backend's keys \
-         (AWS_ACCESS_KEY_ID=…) in {CREDENTIALS_DIR}/{dump_unit}.env and the repository \
-         password in {CREDENTIALS_DIR}/{}, both root's, mode 0600. The directory is \
-         loaded whole, so that a job without a password still starts and says so.",
-        password_file(&dump_unit)
+        "Secrets stay out of the settings and off command lines, each instance's apart: \
+         the backend's keys (AWS_ACCESS_KEY_ID=…) in {}, which systemd reads, and the \
+         repository password in {}, loaded from its own directory and no other, both \
+         root's, mode 0600. systemd makes the directory (mode 0700, in the root-only {}) \
+         when it is missing, so that a job without a password still starts and says so.",
+        keys_file(&dump_unit),
+        password_file(&dump_unit),
+        credentials
+            .rsplit_once('/')
+            .map_or("", |(parent, _)| parent)
+    ));
+    u.line(&format!("EnvironmentFile=-{}", keys_file(&dump_unit)));
+    u.line(&format!(
+        "ConfigurationDirectory={}",
+        credentials.trim_start_matches("/etc/")
+    ));
+    u.line("ConfigurationDirectoryMode=0700");
+    u.line(&format!("LoadCredential={CREDENTIALS_ID}:{credentials}"));
+    u.line(&format!(
+        "Environment=COPY_PASSWORD_FILE=%d/{CREDENTIALS_ID}_{PASSWORD_FILE}"
     ));
     u.line(&format!(
-        "EnvironmentFile=-{CREDENTIALS_DIR}/{dump_unit}.env"
-    ));
-    u.line(&format!(
-        "LoadCredential={CREDENTIALS_ID}:{CREDENTIALS_DIR}"
-    ));
-    u.line(&format!(
-        "Environment=COPY_PASSWORD_FILE=%d/{CREDENTIALS_ID}_{}",
-        password_file(&dump_unit)
-    ));
-    u.line(&format!(
-        "Environment=COPY_RESULT=/var/lib/{COPIES_SUBDIR}/{dump_unit}.json"
+        "Environment=COPY_RESULT=/var/lib/{COPIES_SUBDIR}/{dump_unit}/{COPY_RECORD}"
     ));
     u.line(&format!("ExecStart=/usr/bin/{copy}"));
     u.comment(
-        "The dumps are read only (ProtectSystem=strict); the copy writes its record and \
-         restic's cache.",
+        "The dumps are read only (ProtectSystem=strict); the copy writes its own record \
+         and restic's cache, and no other instance's.",
     );
-    u.line(&format!("StateDirectory={COPIES_SUBDIR}"));
-    u.line(&format!("CacheDirectory={COPY_CACHE_SUBDIR}"));
+    u.line(&format!("StateDirectory={COPIES_SUBDIR}/{dump_unit}"));
+    u.line("StateDirectoryMode=0700");
+    u.line(&format!("CacheDirectory={COPY_CACHE_SUBDIR}/{dump_unit}"));
+    u.line("CacheDirectoryMode=0700");
     u.line("UMask=0077");
     u.comment("A first copy of a large dump over a slow link takes its time.");
     u.line("TimeoutStartSec=12h");

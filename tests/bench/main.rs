@@ -707,7 +707,7 @@ fn size(dir: &Path) -> u64 {
 }
 
 /// dump-database-copy of the dumps in `dir` into the repository `repo`,
-/// its record in `record`.
+/// its record in `record`, as the default job's copy unit runs it.
 fn copy_job(dir: &Path, repo: &Path, password: &Path, record: &Path, cache: &Path) -> Command {
     let mut c = job("dump-database-copy");
     c.env("DUMP_DIR", dir)
@@ -716,7 +716,7 @@ fn copy_job(dir: &Path, repo: &Path, password: &Path, record: &Path, cache: &Pat
         .env("COPY_PASSWORD_FILE", password)
         .env("COPY_RESULT", record)
         .env("CACHE_DIRECTORY", cache);
-    c
+    harness::in_unit(&c, "dump-database-copy.service", None)
 }
 
 /// The seconds a copy's line gives for `what` ("sent in", "verified in").

@@ -367,6 +367,70 @@ pub fn user_ids(name: &str) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
+/// `c` as a unit of that name runs it: in a cgroup named `unit`
+/// (`dump-database-copy@shop.service`), where a job finds its unit in
+/// `/proc/self/cgroup` as in a service, and, when `machine` is given, with
+/// that file bind-mounted over `/etc/machine-id` in a mount namespace of
+/// its own: the same job on another host. Nothing in the jobs is there for
+/// tests: they read only what the kernel says. Root only.
+pub fn in_unit(c: &Command, unit: &str, machine: Option<&Path>) -> Command {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let root = Path::new("/sys/fs/cgroup");
+    // The unified hierarchy: the whole tree, or beside v1's controllers.
+    let unified = if root.join("cgroup.controllers").exists() {
+        root.to_owned()
+    } else {
+        root.join("unified")
+    };
+    // The cgroups of earlier test processes, gone now, empty.
+    SWEPT.call_once(|| {
+        for entry in fs::read_dir(&unified).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix("timerapps-it-") else {
+                continue;
+            };
+            if Path::new("/proc").join(pid).exists() {
+                continue;
+            }
+            for leaf in fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+                if leaf.path().is_dir() {
+                    let _ = fs::remove_dir(leaf.path());
+                }
+            }
+            let _ = fs::remove_dir(entry.path());
+        }
+    });
+    let leaf = unified
+        .join(format!("timerapps-it-{}", std::process::id()))
+        .join(unit);
+    fs::create_dir_all(&leaf).unwrap();
+    let mut script = format!("echo $$ > '{}/cgroup.procs'\n", leaf.display());
+    let mut w = cmd("sh");
+    match machine {
+        Some(id) => {
+            script.push_str(
+                "m=$1; shift\nexec unshare --mount --propagation private sh -ec \
+                 'mount --bind \"$0\" /etc/machine-id; exec \"$@\"' \"$m\" \"$@\"",
+            );
+            w.arg("-ec").arg(script).arg("sh").arg(id);
+        }
+        None => {
+            script.push_str("exec \"$@\"");
+            w.arg("-ec").arg(script).arg("sh");
+        }
+    }
+    w.arg(c.get_program()).args(c.get_args());
+    for (key, value) in c.get_envs() {
+        if let Some(value) = value {
+            w.env(key, value);
+        }
+    }
+    if let Some(dir) = c.get_current_dir() {
+        w.current_dir(dir);
+    }
+    w
+}
+
 /// Gives the restic repository in `repo` a key for `password` that opens
 /// in milliseconds (`restic-cheap-key.py`), from its `master` key as
 /// `restic cat masterkey` prints it.

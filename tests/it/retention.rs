@@ -119,7 +119,7 @@ fn local_times(seconds: &[i64]) -> Vec<String> {
 }
 
 /// The restic of Debian 13, a static program, taken from its image.
-fn restic_binary() -> PathBuf {
+pub fn restic_binary() -> PathBuf {
     let tar = image(Release::Trixie);
     let dir = tar.with_extension("restic");
     let restic = dir.join("usr/bin/restic");

@@ -323,6 +323,9 @@ mod tests {
                     reason: (!check).then(|| "pack 1234 is damaged".into()),
                     last_success: None,
                 }),
+                pruned: None,
+                prune_due: false,
+                not_ours: Vec::new(),
             })),
         }
     }
