@@ -30,6 +30,8 @@ mod config;
 mod drill;
 mod engine;
 mod mariadb;
+mod pgguard;
+mod pglex;
 mod postgres;
 mod sqlite;
 

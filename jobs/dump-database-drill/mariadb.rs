@@ -1,8 +1,13 @@
 //! A throwaway MariaDB server: `mariadb-install-db` and `mariadbd
 //! --skip-networking` with a socket in the drill's directory. It runs
 //! without the grant tables, so that the dump's definers and grants need no
-//! accounts and nothing but the drill's own socket reaches it. The dump is
-//! restored by the `mariadb` client, which stops at the first error.
+//! accounts and nothing but the drill's own socket reaches it. Its file
+//! statements (`SELECT … INTO OUTFILE`, `LOAD DATA INFILE`, `LOAD_FILE()`)
+//! reach only an empty directory of its own (`--secure-file-priv`), and it
+//! loads no plugin (`--plugin-dir`, empty too). The dump is restored by the
+//! `mariadb` client in its sandbox (`--sandbox`: no `\!`, `source`, `tee`
+//! or other command that touches files) and without `LOAD DATA LOCAL`; it
+//! stops at the first error.
 
 use crate::engine::{self, Engine, Found, Restore};
 use jobkit::process::{self, Child};
@@ -37,12 +42,13 @@ impl Mariadb {
         }
         let data = dir.join("data");
         let socket = dir.join("s.sock");
-        // As root the server must be told to stay root.
-        let root = (jobkit::euid() == 0).then_some("--user=root");
+        let files = dir.join("files");
+        let plugins = dir.join("plugins");
+        engine::mkdir(&files)?;
+        engine::mkdir(&plugins)?;
         process::output(
             process::command(install, dir)
                 .args(["--no-defaults", "--skip-test-db", "--skip-name-resolve"])
-                .args(root)
                 .arg(format!("--datadir={}", data.display())),
             "mariadb-install-db",
         )?;
@@ -57,7 +63,8 @@ impl Mariadb {
                 "--innodb-buffer-pool-size=128M",
                 "--innodb-flush-log-at-trx-commit=0",
             ])
-            .args(root)
+            .arg(format!("--secure-file-priv={}", files.display()))
+            .arg(format!("--plugin-dir={}", plugins.display()))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()));
@@ -99,6 +106,8 @@ impl Mariadb {
     fn client(&self) -> Command {
         let mut c = process::command("/usr/bin/mariadb", &self.dir);
         c.arg("--no-defaults")
+            .arg("--sandbox")
+            .arg("--local-infile=0")
             .arg("--protocol=socket")
             .arg(format!("--socket={}", self.socket.display()))
             .arg("--user=root");
@@ -126,7 +135,11 @@ impl Engine for Mariadb {
         let mut tool = process::spawn(&mut c, "mariadb")?;
         let stdin = tool.stdin().expect("piped");
         let input: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 17, stdin));
-        Ok(Restore { tool, input })
+        Ok(Restore {
+            tool,
+            input,
+            feeder: None,
+        })
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {
