@@ -4,7 +4,7 @@
 
 use jobkit::manifest::{
     self, Kind, Manager, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR, CREDENTIALS_DIR,
-    DRILLS_DIR, DUMPS_DIR, LOG_DIR, SCHEDULE_DROP_IN, SCHEDULE_MARK,
+    DRILLS_DIR, DRILL_RECORD, DUMPS_DIR, LOG_DIR, SCHEDULE_DROP_IN, SCHEDULE_MARK,
 };
 use std::fs;
 use std::path::Path;
@@ -31,6 +31,7 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         ("LOG_DIR", LOG_DIR.to_owned()),
         ("DUMPS_DIR", DUMPS_DIR.to_owned()),
         ("DRILLS_DIR", DRILLS_DIR.to_owned()),
+        ("DRILL_RECORD", DRILL_RECORD.to_owned()),
         ("COPIES_DIR", COPIES_DIR.to_owned()),
         ("CREDENTIALS_DIR", CREDENTIALS_DIR.to_owned()),
         ("COPY_CACHE_DIR", COPY_CACHE_DIR.to_owned()),
