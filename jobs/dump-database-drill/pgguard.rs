@@ -945,6 +945,9 @@ fn set_statement(t: &[Token]) -> Option<(Vec<u8>, Vec<u8>)> {
             return None;
         }
         let value = r.value()?;
+        while r.punct(b',') {
+            r.value()?;
+        }
         return r.end().then(|| (name.to_ascii_lowercase(), value));
     }
     if r.words("select pg_catalog") && r.punct(b'.') && r.words("set_config") && r.punct(b'(') {
@@ -1006,6 +1009,11 @@ fn shape(t: &[Token], ownerless: bool) -> Shape {
             }
         }
     }
+    if ownerless {
+        if let Some(sql) = large_object_data(t).or_else(|| create_cast(t)) {
+            return boot(sql, vec![]);
+        }
+    }
     if let Some(sql) = create_database(t) {
         return boot(sql, vec![]);
     }
@@ -1047,6 +1055,79 @@ fn shape(t: &[Token], ownerless: bool) -> Shape {
     owned.setting = set_statement(t);
     owned.roles = roles_named(t);
     Shape::Owned(owned)
+}
+
+/// The statements pg_dump before 17 writes, in an entry without an owner,
+/// to load the large objects' data, rewritten: they run no code of the
+/// dump's, and no role but a superuser may write every owner's objects.
+fn large_object_data(t: &[Token]) -> Option<Vec<u8>> {
+    let number = |r: &mut Reader| -> Option<Vec<u8>> {
+        match r.peek()? {
+            Token::Number(n) => {
+                let n = n.clone();
+                r.i += 1;
+                n.iter().all(u8::is_ascii_digit).then_some(n)
+            }
+            _ => None,
+        }
+    };
+    let mut r = Reader::new(t);
+    if r.words("begin") && r.end() {
+        return Some(b"BEGIN;".to_vec());
+    }
+    let mut r = Reader::new(t);
+    if r.words("commit") && r.end() {
+        return Some(b"COMMIT;".to_vec());
+    }
+    let mut r = Reader::new(t);
+    if !(r.words("select pg_catalog") && r.punct(b'.')) {
+        return None;
+    }
+    let sql = if r.words("lo_open") && r.punct(b'(') {
+        let oid = r
+            .string()
+            .filter(|o| !o.is_empty() && o.iter().all(u8::is_ascii_digit))?;
+        (r.punct(b',') && number(&mut r)? == b"131072")
+            .then(|| cat(&[b"SELECT pg_catalog.lo_open('", &oid, b"', 131072);"]))?
+    } else if r.words("lowrite") && r.punct(b'(') {
+        let fd = number(&mut r)?;
+        r.punct(b',').then_some(())?;
+        let data = r.string()?;
+        let hex = data.strip_prefix(b"\\x")?;
+        hex.iter()
+            .all(u8::is_ascii_hexdigit)
+            .then(|| cat(&[b"SELECT pg_catalog.lowrite(", &fd, b", '\\x", hex, b"');"]))?
+    } else if r.words("lo_close") && r.punct(b'(') {
+        let fd = number(&mut r)?;
+        cat(&[b"SELECT pg_catalog.lo_close(", &fd, b");"])
+    } else {
+        return None;
+    };
+    (r.punct(b')') && r.end()).then_some(sql)
+}
+
+/// `CREATE CAST (…)`, in an entry without an owner, rewritten token by
+/// token: names, keywords, numbers and punctuation only, so that it can be
+/// nothing but a cast, which runs no code when made.
+fn create_cast(t: &[Token]) -> Option<Vec<u8>> {
+    if !t.starts_with(&[word("create"), word("cast"), Token::Punct(b'(')]) {
+        return None;
+    }
+    let mut sql = Vec::new();
+    for token in t {
+        match token {
+            Token::Word(w) if w.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') => {
+                sql.extend_from_slice(w)
+            }
+            Token::Quoted(q) => sql.extend(ident(q)),
+            Token::Number(n) if n.iter().all(u8::is_ascii_digit) => sql.extend_from_slice(n),
+            Token::Punct(p) if b"().,[];".contains(p) => sql.push(*p),
+            _ => return None,
+        }
+        sql.push(b' ');
+    }
+    sql.pop();
+    Some(sql)
 }
 
 /// `CREATE DATABASE name WITH KEY = value …;` rewritten with the options
@@ -1318,10 +1399,8 @@ fn roles_named(t: &[Token]) -> Vec<Name> {
     };
     let first = |w: &str| t.first() == Some(&word(w));
     let mut r = Reader::new(t);
-    if r.words("alter default privileges") {
-        if r.words("for role") || r.words("for user") {
-            list(r.i, &mut found);
-        }
+    if r.words("alter default privileges") && (r.words("for role") || r.words("for user")) {
+        list(r.i, &mut found);
     }
     if first("grant") || (first("alter") && at_depth0("grant", false).is_some()) {
         if let Some(at) = at_depth0("to", true) {
@@ -1681,6 +1760,56 @@ mod tests {
                 "app@drill".to_owned(),
                 vec!["CREATE TABLE t (a int);".to_owned()]
             )
+        );
+    }
+
+    #[test]
+    fn casts_and_large_objects_without_an_owner_are_rewritten_for_the_superuser() {
+        let dump = format!(
+            "{PREAMBLE}--\n-- Name: CAST (public.pair AS integer); Type: CAST; Schema: -; Owner: -\n\
+             --\n\nCREATE CAST (public.pair AS integer) WITH FUNCTION public.f(public.pair) \
+             AS IMPLICIT;\n\n\
+             --\n-- Data for Name: BLOBS; Type: BLOBS; Schema: -; Owner: -\n--\n\n\
+             BEGIN;\n\nSELECT pg_catalog.lo_open('16600', 131072);\n\
+             SELECT pg_catalog.lowrite(0, '\\x68656c6c6f');\nSELECT pg_catalog.lo_close(0);\n\n\
+             COMMIT;\n\n\
+             --\n-- Name: SCHEMA s; Type: COMMENT; Schema: -; Owner: -\n--\n\n\
+             SELECT pg_catalog.lowrite(0, 'not hex');\n\
+             CREATE CAST (text AS int) WITH FUNCTION f('x');\nSET search_path = a, b;\n"
+        );
+        assert_eq!(
+            statements(&dump, false)[1..],
+            pairs(&[
+                (
+                    "boot@drill",
+                    &[
+                        "create cast ( public . pair as integer ) with function public . f ( \
+                         public . pair ) as implicit ;",
+                        "BEGIN;",
+                        "SELECT pg_catalog.lo_open('16600', 131072);",
+                        "SELECT pg_catalog.lowrite(0, '\\x68656c6c6f');",
+                        "SELECT pg_catalog.lo_close(0);",
+                        "COMMIT;",
+                    ]
+                ),
+                // Anything else of no owner is the stand-in's, as written.
+                (
+                    "standin@drill",
+                    &[
+                        "SELECT pg_catalog.lowrite(0, 'not hex');",
+                        "CREATE CAST (text AS int) WITH FUNCTION f('x');",
+                    ]
+                ),
+            ])[..]
+        );
+        let replayed = sessions(&format!("{dump}SELECT 1;\nSELECT 2;\n"), false).unwrap();
+        assert!(
+            replayed
+                .last()
+                .unwrap()
+                .1
+                .contains(&"SET search_path = a, b;".to_owned()),
+            "{replayed:?}"
         );
     }
 

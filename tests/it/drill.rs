@@ -15,9 +15,10 @@ use crate::package::built_deb;
 use crate::postgres::Postgres;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use jobkit::drill::{Outcome, Record};
+use jobkit::drill::{Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
 use jobkit::dumpfile::Manifest;
+use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{Read, Write};
@@ -865,8 +866,30 @@ fn drill_user_processes(c: &Container) -> String {
           done; true")
 }
 
+/// The record of the system drill of dump unit `unit` (`dump-database@shop`),
+/// inside a container.
+fn record_in(c: &Container, unit: &str) -> PathBuf {
+    c.path(&format!("{DRILLS_DIR}/{unit}/{DRILL_RECORD}"))
+}
+
+/// The process ids of the user `timerapps`'s processes named `comm` in `c`,
+/// as the container sees them.
+fn drill_user_pids(c: &Container, comm: &str) -> Vec<String> {
+    c.sh(&format!(
+        "for p in /proc/[0-9]*; do
+            [ \"$(stat -c %U $p 2>/dev/null)\" = timerapps ] &&
+              [ \"$(cat $p/comm 2>/dev/null)\" = {comm} ] && echo ${{p#/proc/}} || true
+          done"
+    ))
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
 /// The package's drill units on a real systemd: `timerapps drill`, the
-/// timer, status, the failure unit state, and a drill killed by its unit.
+/// timer, status, the failure unit state, and a drill killed by its unit;
+/// an owner's planted objects in plain, custom and cluster dumps; and what a
+/// running drill can see of other instances.
 fn drill_units(release: Release) {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
@@ -901,6 +924,82 @@ fn drill_units(release: Release) {
     )
     .unwrap();
     c.sh("systemctl start dump-database@shop.service dump-database@shopc.service");
+    // The owner-planted database, in the three forms; its markers would go
+    // where a drill may write (DRILL_TMPDIR, allowed by a drop-in).
+    fs::write(
+        c.path("/srv/planted.sql"),
+        format!(
+            "SET ROLE planter;\n{}",
+            PLANTED.replace("MARKERS", "/srv/drill")
+        ),
+    )
+    .unwrap();
+    c.sh("install -d -m 1777 /srv/drill
+          chmod 644 /srv/planted.sql
+          mkdir -p /etc/systemd/system/dump-database-drill@.service.d
+          printf '[Service]\\nReadWritePaths=/srv/drill\\n' \\
+            > /etc/systemd/system/dump-database-drill@.service.d/tmpdir.conf
+          systemctl daemon-reload
+          runuser -u postgres -- psql -q -c 'CREATE ROLE planter LOGIN' \\
+            -c 'CREATE DATABASE planted OWNER planter' -c 'GRANT pg_read_all_data TO timerapps'
+          runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d planted -f /srv/planted.sql");
+    for (name, settings) in [
+        (
+            "planted",
+            "DUMP_COMMAND=\"pg_dump --no-password planted\"\n",
+        ),
+        (
+            "plantedc",
+            "DUMP_COMMAND=\"pg_dump -Fc --no-password planted\"\nDUMP_COMPRESS=none\n\
+             DUMP_EXTENSION=dump\n",
+        ),
+        (
+            "planteda",
+            "DUMP_COMMAND=\"pg_dumpall --no-password --no-role-passwords\"\n",
+        ),
+    ] {
+        fs::write(
+            c.path(&format!("/etc/timerapps/dump-database/{name}.conf")),
+            format!("{settings}DRILL_TMPDIR=/srv/drill\n"),
+        )
+        .unwrap();
+        c.sh(&format!("systemctl start dump-database@{name}.service"));
+    }
+
+    step("a record an earlier version kept beside the others moves into its drill's directory");
+    let earlier = Record {
+        version: VERSION,
+        started: 1_790_000_000,
+        seconds: 2.5,
+        dump: Some("dump-20260921T101500Z.sql.gz".into()),
+        format: Some(manifest::Format::Postgresql),
+        server: Some("PostgreSQL 15.14".into()),
+        result: Outcome::Passed,
+        reason: None,
+        compared: true,
+        tables: Some(2),
+        rows: Some(405000),
+        last_success: Some(1_790_000_000),
+    };
+    let old = c.path(&format!("{DRILLS_DIR}/dump-database@shop.json"));
+    c.sh(&format!(
+        "install -d -o timerapps -g timerapps {DRILLS_DIR}"
+    ));
+    fs::write(&old, jobkit::record::to_json(&earlier)).unwrap();
+    c.sh(&format!(
+        "chown timerapps: {0}/dump-database@shop.json
+          ln -s /etc/shadow {0}/dump-database@evil.json
+          /var/lib/dpkg/info/timerapps.postinst configure 0.1.0-1",
+        DRILLS_DIR
+    ));
+    c.quiet_all();
+    assert!(!old.exists());
+    assert_eq!(record(&record_in(&c, "dump-database@shop")), earlier);
+    assert!(!c.path(&format!("{DRILLS_DIR}/dump-database@evil")).exists());
+    let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let started = &json["jobs"][0]["drill"]["last"]["started"]["usec"];
+    assert_eq!(*started, 1_790_000_000_000_000u64, "{r}");
 
     step("drills pass with the production server stopped");
     c.sh("systemctl stop postgresql");
@@ -921,7 +1020,7 @@ fn drill_units(release: Release) {
     let r = c.exec(&["timerapps", "drill", "dump-database@shopc"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
-    let rec = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json"));
+    let rec = record(&record_in(&c, "dump-database@shop"));
     assert_eq!(rec.result, Outcome::Passed);
     assert_eq!((rec.tables, rec.rows), (Some(2), Some(405000)));
     assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
@@ -938,6 +1037,29 @@ fn drill_units(release: Release) {
         table.stdout.lines().nth(1).unwrap().contains("passed "),
         "{table}"
     );
+
+    step("an owner's planted objects run as the owner: the program never runs");
+    for (name, tables, rows) in [
+        ("planted", 2, 2),
+        ("plantedc", 2, 2),
+        ("planteda", 4, 405002),
+    ] {
+        let r = c.exec(&["timerapps", "drill", &format!("dump-database@{name}")]);
+        assert_eq!(r.code(), Some(0), "{r}");
+        assert!(
+            r.stdout
+                .contains(&format!(": {tables} tables, {rows} rows; ")),
+            "{r}"
+        );
+        assert_eq!(markers(&c.path("/srv/drill")), Vec::<String>::new(), "{r}");
+    }
+    // Armed: a superuser's restore of the same dump runs the program.
+    c.sh("systemctl start postgresql
+          runuser -u postgres -- createdb control
+          gzip -dc /var/lib/timerapps/dumps/planted/*.sql.gz \\
+            | runuser -u postgres -- psql -q -d control >/dev/null 2>&1
+          systemctl stop postgresql");
+    assert_eq!(markers(&c.path("/srv/drill")), ARMED);
 
     step("a damaged dump fails the drill, its unit and status");
     let dumps = c.path("/var/lib/timerapps/dumps/shop");
@@ -970,7 +1092,7 @@ fn drill_units(release: Release) {
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["jobs"][0]["drill"]["enabled"], "enabled");
     assert_eq!(json["jobs"][0]["drill"]["period_seconds"], 7 * 86400);
-    let before = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json")).started;
+    let before = record(&record_in(&c, "dump-database@shop")).started;
     c.sh(
         "mkdir -p /run/systemd/system/dump-database-drill@shop.timer.d
           printf '[Timer]\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' \
@@ -979,7 +1101,7 @@ fn drill_units(release: Release) {
           systemctl restart dump-database-drill@shop.timer",
     );
     wait_for("the timer's drill", Duration::from_secs(90), || {
-        let rec = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json"));
+        let rec = record(&record_in(&c, "dump-database@shop"));
         rec.started > before && rec.result == Outcome::Passed
     });
     let r = c.exec(&["timerapps", "status", "dump-database@shop"]);
@@ -1042,6 +1164,75 @@ fn drill_units(release: Release) {
             && r.stdout
                 .contains(": 1 table, 3000 rows; every table's rows equal"),
         "{r}"
+    );
+    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+
+    step("a running drill sees no other instance's dumps, nor writes its record");
+    fs::write(
+        c.path("/srv/left.sql"),
+        // Restoring never ends: the drill is running while it is looked into.
+        sqlite_stream(
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) SELECT max(i) FROM c;",
+        ),
+    )
+    .unwrap();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/left.conf"),
+        "DUMP_COMMAND=\"cat /srv/left.sql\"\n",
+    )
+    .unwrap();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/right.conf"),
+        "DUMP_COMMAND=\"sqlite3 -readonly /srv/right.db .dump\"\n",
+    )
+    .unwrap();
+    c.sh(
+        "sqlite3 /srv/right.db 'CREATE TABLE r (n int); INSERT INTO r VALUES (7);'
+          chmod 644 /srv/left.sql /srv/right.db
+          systemctl start dump-database@left.service dump-database@right.service",
+    );
+    let r = c.exec(&["timerapps", "drill", "dump-database@right"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let right_record = fs::read(record_in(&c, "dump-database@right")).unwrap();
+    let as_user = "setpriv --reuid=timerapps --regid=timerapps --clear-groups";
+    let reach = "cat /var/lib/timerapps/dumps/right/*.manifest.json >/dev/null";
+    let forge = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
+    // Outside a drill's unit, the user reaches both.
+    c.sh(&format!("{as_user} sh -c '{reach}'"));
+    c.sh("systemctl start --no-block dump-database-drill@left.service");
+    let mut pids = Vec::new();
+    wait_for("the left drill's sqlite3", Duration::from_secs(120), || {
+        pids = drill_user_pids(&c, "sqlite3");
+        !pids.is_empty()
+    });
+    let inside = |script: &str| {
+        c.exec(&[
+            "sh",
+            "-c",
+            &format!("nsenter -t {} -m {as_user} sh -c '{script}'", pids[0]),
+        ])
+    };
+    // Its own: the dumps read, its record's directory written.
+    let own = inside(
+        "ls -A /var/lib/timerapps/dumps /var/lib/timerapps/drills
+         cat /var/lib/timerapps/dumps/left/*.manifest.json >/dev/null
+         touch /var/lib/timerapps/drills/dump-database@left/probe
+         rm /var/lib/timerapps/drills/dump-database@left/probe",
+    );
+    assert_eq!(own.code(), Some(0), "{own}");
+    assert_eq!(
+        own.stdout,
+        "/var/lib/timerapps/dumps:\nleft\n\n/var/lib/timerapps/drills:\ndump-database@left\n",
+        "{own}"
+    );
+    for script in [reach, forge] {
+        let r = inside(script);
+        assert_ne!(r.code(), Some(0), "{script}\n{r}");
+    }
+    c.sh("systemctl stop dump-database-drill@left.service");
+    assert_eq!(
+        fs::read(record_in(&c, "dump-database@right")).unwrap(),
+        right_record
     );
     assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
 
