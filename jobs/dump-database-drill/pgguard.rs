@@ -509,7 +509,7 @@ impl<W: Write> Guard<W> {
             if self.defaults.insert((db.clone(), role.clone())) {
                 let mut s = b"ALTER DEFAULT PRIVILEGES FOR ROLE ".to_vec();
                 s.extend(ident(role));
-                s.extend(b" GRANT REFERENCES, TRIGGER ON TABLES TO PUBLIC;");
+                s.extend(b" GRANT REFERENCES ON TABLES TO PUBLIC;");
                 setup.push(s);
             }
         }
@@ -1544,7 +1544,9 @@ mod tests {
         );
         let grant = "GRANT CREATE, USAGE ON SCHEMA \"s\" TO PUBLIC;";
         let defaults = |r: &str| {
-            format!("ALTER DEFAULT PRIVILEGES FOR ROLE \"{r}\" GRANT REFERENCES, TRIGGER ON TABLES TO PUBLIC;")
+            format!(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE \"{r}\" GRANT REFERENCES ON TABLES TO PUBLIC;"
+            )
         };
         assert_eq!(
             statements(&dump, false),
@@ -1667,7 +1669,7 @@ mod tests {
                     &[
                         "GRANT CREATE ON DATABASE \"shop\" TO PUBLIC;",
                         "GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC;",
-                        "ALTER DEFAULT PRIVILEGES FOR ROLE \"app\" GRANT REFERENCES, TRIGGER ON TABLES TO PUBLIC;",
+                        "ALTER DEFAULT PRIVILEGES FOR ROLE \"app\" GRANT REFERENCES ON TABLES TO PUBLIC;",
                     ]
                 ),
                 // pg_database_owner: the database's owner.

@@ -1222,7 +1222,7 @@ fn drill_units(release: Release) {
     assert_eq!(own.code(), Some(0), "{own}");
     assert_eq!(
         own.stdout,
-        "/var/lib/timerapps/dumps:\nleft\n\n/var/lib/timerapps/drills:\ndump-database@left\n",
+        "/var/lib/timerapps/drills:\ndump-database@left\n\n/var/lib/timerapps/dumps:\nleft\n",
         "{own}"
     );
     for script in [reach, forge] {
