@@ -4,7 +4,7 @@
 
 use crate::compare;
 use crate::config::Config;
-use crate::engine::{self, Engine, Kind};
+use crate::engine::{self, Engine, Finished, Kind};
 use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
 use crate::sqlite::Sqlite;
@@ -39,6 +39,15 @@ struct Report {
 }
 
 pub fn run(config: &Config) -> Result<String> {
+    // Before anything is read or recorded: a record written as root would
+    // be root's in the job's directory.
+    if jobkit::euid() == 0 {
+        return Err(Error::new(
+            Exit::NoPermission,
+            "the drill does not run as root, nor any server or tool it starts: run it as \
+             the job's user, as its unit does (timerapps drill JOB)",
+        ));
+    }
     let started = Utc::now();
     let clock = Instant::now();
     let mut report = Report::default();
@@ -221,24 +230,36 @@ fn restore(engine: &mut dyn Engine, dump: &Dump, manifest: Option<&Manifest>) ->
         restore.input.flush().map_err(Failure::Out)?;
         Ok(done)
     });
-    drop(restore.input);
+    let refusal = |e: &io::Error| {
+        Error::new(
+            Exit::Failure,
+            format!("refused to restore {}: {e}", dump.path.display()),
+        )
+    };
     let (size, sha256) = match streamed {
         Err(Failure::Dump(e)) => {
-            restore.tool.kill();
+            restore.kill();
             return Err(damaged(dump, &e));
         }
-        // The tool stopped reading: its own error says why.
+        Err(Failure::Out(e)) if engine::refused(&e) => {
+            restore.kill();
+            return Err(refusal(&e));
+        }
         Err(Failure::Out(e)) => {
-            restore.tool.wait()?;
-            return Err(Error::new(
-                Exit::Failure,
-                format!("the restore stopped reading the dump: {e}"),
-            ));
+            // The tool stopped reading: its own error says why.
+            return Err(match restore.finish() {
+                Err(Finished::Refused(e)) => refusal(&e),
+                Err(Finished::Tool(tool)) => tool,
+                Ok(()) => Error::new(
+                    Exit::Failure,
+                    format!("the restore stopped reading the dump: {e}"),
+                ),
+            });
         }
         Ok(done) => done,
     };
     if let Some(m) = manifest.filter(|m| m.sha256 != sha256) {
-        restore.tool.kill();
+        restore.kill();
         return Err(Error::new(
             Exit::Failure,
             format!(
@@ -249,8 +270,11 @@ fn restore(engine: &mut dyn Engine, dump: &Dump, manifest: Option<&Manifest>) ->
             ),
         ));
     }
-    restore.tool.wait()?;
-    Ok(size)
+    match restore.finish() {
+        Ok(()) => Ok(size),
+        Err(Finished::Refused(e)) => Err(refusal(&e)),
+        Err(Finished::Tool(e)) => Err(e),
+    }
 }
 
 /// The drill's own directory, `DRILL_TMPDIR/timerapps-drill-NAME`, held by

@@ -4,8 +4,9 @@
 
 use jobkit::process::Child;
 use jobkit::{Error, Exit, Result};
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
+use std::thread::JoinHandle;
 
 /// A table found in the restored server, and its rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,83 @@ pub struct Found {
 pub struct Restore {
     pub tool: Child,
     pub input: Box<dyn Write>,
+    /// A tool that takes the dump first and feeds the restoring one.
+    pub feeder: Option<Feeder>,
+}
+
+/// The first tool of a pipeline (`pg_restore -f -`), and the thread that
+/// copies its output into the restoring tool.
+pub struct Feeder {
+    pub child: Child,
+    pub pump: JoinHandle<io::Result<()>>,
+}
+
+/// Whether an error of the stream into a restoring tool is the guard's
+/// refusal of what the dump holds.
+pub fn refused(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
+}
+
+impl Restore {
+    /// Stops every tool of the restore at once, before they see the end
+    /// of their input.
+    pub fn kill(self) {
+        let Restore {
+            mut tool,
+            input,
+            feeder,
+        } = self;
+        tool.kill();
+        if let Some(mut feeder) = feeder {
+            feeder.child.kill();
+            let _ = feeder.pump.join();
+        }
+        drop(input);
+    }
+
+    /// Ends the dump's input and waits for the tools; the failure that
+    /// says most wins: the guard's refusal, the restoring tool's error, the
+    /// feeder's.
+    pub fn finish(self) -> std::result::Result<(), Finished> {
+        let Restore {
+            mut tool,
+            input,
+            feeder,
+        } = self;
+        drop(input);
+        let Some(feeder) = feeder else {
+            return tool.wait().map_err(Finished::Tool);
+        };
+        let fed = feeder.child.wait();
+        let pumped = feeder
+            .pump
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the pump thread panicked")));
+        match pumped {
+            Err(e) if refused(&e) => {
+                tool.kill();
+                Err(Finished::Refused(e))
+            }
+            pumped => {
+                tool.wait().map_err(Finished::Tool)?;
+                fed.map_err(Finished::Tool)?;
+                pumped.map_err(|e| {
+                    Finished::Tool(Error::new(
+                        Exit::Failure,
+                        format!("cannot pass pg_restore's output to psql: {e}"),
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// How a restore failed.
+pub enum Finished {
+    /// The guard refused what the dump holds.
+    Refused(io::Error),
+    /// A tool failed.
+    Tool(Error),
 }
 
 pub trait Engine {

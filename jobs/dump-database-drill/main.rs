@@ -4,8 +4,10 @@
 //! into it (decompressed, its checksums and the manifest's SHA-256 checked
 //! on the way), compares every table of the dump's manifest with the rows
 //! restored, then stops the server and removes every file it made. It
-//! never connects to the server the dump came from. It records its result
-//! in DRILL_RESULT for `timerapps status` and the metrics.
+//! never connects to the server the dump came from. Nothing in the dump
+//! runs with more rights than its owner had (`pgguard.rs`, `mariadb.rs`,
+//! `sqlite.rs` say how), and nothing of the drill runs as root. It records
+//! its result in DRILL_RESULT for `timerapps status` and the metrics.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -22,14 +24,16 @@
 //! | 2 | bad argument or malformed variable; nothing done |
 //! | 73 | `DRILL_TMPDIR` cannot be written, or has too little space free (the message says how much is needed) |
 //! | 75 | another drill of the same `DUMP_NAME` is running |
-//! | 77 | run as root on a PostgreSQL dump, whose server does not run as root: run it as the job's user, as its unit does |
-//! | 78 | the server the dump needs is not installed, or is older than the dump (the message names the Debian package to install) |
+//! | 77 | run as root: no drill, server or tool of it runs as root; run it as the job's user, as its unit does; nothing recorded |
+//! | 78 | the server the dump needs is not installed, or is older than the dump, or its psql lacks `\restrict` (the message names the Debian package to install) |
 
 mod compare;
 mod config;
 mod drill;
 mod engine;
 mod mariadb;
+mod pgguard;
+mod pglex;
 mod postgres;
 mod sqlite;
 

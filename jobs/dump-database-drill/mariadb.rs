@@ -1,8 +1,19 @@
 //! A throwaway MariaDB server: `mariadb-install-db` and `mariadbd
-//! --skip-networking` with a socket in the drill's directory. It runs
-//! without the grant tables, so that the dump's definers and grants need no
-//! accounts and nothing but the drill's own socket reaches it. The dump is
-//! restored by the `mariadb` client, which stops at the first error.
+//! --skip-networking` with a socket in the drill's directory, which nothing
+//! else reaches. Its file statements (`SELECT … INTO OUTFILE`, `LOAD DATA
+//! INFILE`, `LOAD_FILE()`) reach only an empty directory of its own
+//! (`--secure-file-priv`), it loads no plugin (`--plugin-dir`, empty too),
+//! and it ignores `DATA DIRECTORY` (`--skip-symbolic-links`).
+//!
+//! The dump is restored by an account `drill` that may make and fill any
+//! database, table, view, routine, trigger or event, with any definer (`SET
+//! USER`), but holds no `SUPER`, `FILE`, `RELOAD` or `GRANT OPTION`: no
+//! `SET GLOBAL` (the server's log files), no plugin, no privilege to hand
+//! out. Every other account is dropped first, so that a definer of the dump
+//! (`root@localhost`) names no one, and what runs as a definer has no rights.
+//! The `mariadb` client runs in its sandbox (`--sandbox`: no `\!`, `source`,
+//! `tee` or other command that touches files), without `LOAD DATA LOCAL`,
+//! and stops at the first error.
 
 use crate::engine::{self, Engine, Found, Restore};
 use jobkit::process::{self, Child};
@@ -15,11 +26,19 @@ use std::time::{Duration, Instant};
 const SERVER: &str = "/usr/sbin/mariadbd";
 /// The database a dump of one database, without `CREATE DATABASE`, goes to.
 const DATABASE: &str = "drill";
+/// The account that restores, and what it may do.
+const ACCOUNT: &str = "drill";
+const PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, \
+                          ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, CREATE VIEW, \
+                          SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, \
+                          DELETE HISTORY, SET USER";
 
 pub struct Mariadb {
     dir: PathBuf,
     socket: PathBuf,
     version: String,
+    /// The account the client logs in as: `root` until [`ACCOUNT`] is made.
+    user: &'static str,
     server: Option<Child>,
 }
 
@@ -37,12 +56,20 @@ impl Mariadb {
         }
         let data = dir.join("data");
         let socket = dir.join("s.sock");
-        // As root the server must be told to stay root.
-        let root = (jobkit::euid() == 0).then_some("--user=root");
+        let files = dir.join("files");
+        let plugins = dir.join("plugins");
+        engine::mkdir(&files)?;
+        engine::mkdir(&plugins)?;
         process::output(
             process::command(install, dir)
-                .args(["--no-defaults", "--skip-test-db", "--skip-name-resolve"])
-                .args(root)
+                .args([
+                    "--no-defaults",
+                    "--skip-test-db",
+                    "--skip-name-resolve",
+                    // root without a password, for the drill's own socket,
+                    // until it has made the drill's account.
+                    "--auth-root-authentication-method=normal",
+                ])
                 .arg(format!("--datadir={}", data.display())),
             "mariadb-install-db",
         )?;
@@ -51,13 +78,14 @@ impl Mariadb {
             .args([
                 "--no-defaults",
                 "--skip-networking",
-                "--skip-grant-tables",
+                "--skip-symbolic-links",
                 "--skip-log-bin",
                 "--innodb-log-file-size=16M",
                 "--innodb-buffer-pool-size=128M",
                 "--innodb-flush-log-at-trx-commit=0",
             ])
-            .args(root)
+            .arg(format!("--secure-file-priv={}", files.display()))
+            .arg(format!("--plugin-dir={}", plugins.display()))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()));
@@ -66,10 +94,20 @@ impl Mariadb {
             dir: dir.to_owned(),
             socket,
             version: String::new(),
+            user: "root",
         };
         db.wait_ready()?;
         let version = db.sql("SELECT VERSION()")?;
         db.version = version.trim().split('-').next().unwrap_or("").to_owned();
+        db.sql(&format!(
+            "CREATE USER {ACCOUNT}@localhost; GRANT {PRIVILEGES} ON *.* TO {ACCOUNT}@localhost"
+        ))?;
+        let others = db.sql(&format!(
+            "SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') \
+             FROM mysql.global_priv WHERE NOT (user = '{ACCOUNT}' AND host = 'localhost')"
+        ))?;
+        db.sql(&others)?;
+        db.user = ACCOUNT;
         Ok(db)
     }
 
@@ -99,9 +137,11 @@ impl Mariadb {
     fn client(&self) -> Command {
         let mut c = process::command("/usr/bin/mariadb", &self.dir);
         c.arg("--no-defaults")
+            .arg("--sandbox")
+            .arg("--local-infile=0")
             .arg("--protocol=socket")
             .arg(format!("--socket={}", self.socket.display()))
-            .arg("--user=root");
+            .arg(format!("--user={}", self.user));
         c
     }
 
@@ -126,7 +166,11 @@ impl Engine for Mariadb {
         let mut tool = process::spawn(&mut c, "mariadb")?;
         let stdin = tool.stdin().expect("piped");
         let input: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 17, stdin));
-        Ok(Restore { tool, input })
+        Ok(Restore {
+            tool,
+            input,
+            feeder: None,
+        })
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {

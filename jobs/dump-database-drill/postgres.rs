@@ -1,22 +1,20 @@
 //! A throwaway PostgreSQL cluster: `initdb` and `postgres` of the newest
 //! major version installed, trust authentication on a Unix socket in the
-//! drill's directory and no TCP port. Plain dumps are restored by
-//! `psql -v ON_ERROR_STOP=1`, cluster dumps too, custom-format dumps by
-//! `pg_restore --exit-on-error`.
+//! drill's directory and no TCP port. Every dump goes through `psql -v
+//! ON_ERROR_STOP=1` behind the guard (`pgguard.rs`), which runs each
+//! object's statements as the role that owned it in the dump: plain and
+//! cluster dumps as they are, custom-format dumps as `pg_restore -f -`
+//! writes them out.
 //!
-//! A plain dump names the roles that own its objects but does not create
-//! them: they live in the production cluster, outside the dump. So that
-//! such a dump restores as it is, each role it names is created, empty,
-//! just before the statement that first names it. A cluster dump creates
-//! every role, the superuser the new cluster already has too: its `CREATE
-//! ROLE`s pass over a role that exists. A custom-format dump is restored
-//! without owners and privileges instead, as pg_restore can do.
+//! The cluster's superuser has a random name. A plain or custom-format dump
+//! is restored into a database `drill` that a plain stand-in role owns; a
+//! cluster dump makes its own databases and roles.
 
-use crate::engine::{self, Engine, Found, Restore};
+use crate::engine::{self, Engine, Feeder, Found, Restore};
+use crate::pgguard::{random_word, Guard, Names};
 use jobkit::dumpfile::manifest::Format;
 use jobkit::process::{self, Child};
 use jobkit::{Error, Exit, Result};
-use std::collections::HashSet;
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -28,13 +26,36 @@ const VERSIONS: &str = "/usr/lib/postgresql";
 /// The database a plain or custom-format dump is restored into.
 const DATABASE: &str = "drill";
 
+/// Every session's settings, ahead of what the dump's roles and databases
+/// set for themselves: catalog names resolve in pg_catalog alone, strings
+/// are standard (the guard quotes for that), and writing is on.
+const OPTIONS: &str = "-c search_path=pg_catalog -c standard_conforming_strings=on \
+                       -c default_transaction_read_only=off";
+
 pub struct Postgres {
     bin: PathBuf,
     dir: PathBuf,
     socket: PathBuf,
     format: Format,
     version: String,
+    names: Names,
     server: Option<Child>,
+}
+
+/// The first psql of each major version that has `\restrict`, with which
+/// the guard keeps psql from running the dump's backslash commands.
+const RESTRICT_SINCE: [(u32, u32); 5] = [(13, 22), (14, 19), (15, 14), (16, 10), (17, 6)];
+
+/// Whether psql `version` (`15.14`) has `\restrict`.
+fn restricts(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    major >= 18
+        || RESTRICT_SINCE
+            .iter()
+            .any(|&(m, since)| m == major && minor >= since)
 }
 
 /// The newest major version with a server installed, and its programs.
@@ -141,19 +162,32 @@ impl Postgres {
                 ),
             ));
         }
-        if jobkit::euid() == 0 {
+        let psql = process::output(
+            process::command(bin.join("psql"), dir).arg("--version"),
+            "psql",
+        )?;
+        let psql = psql.split_whitespace().nth(2).unwrap_or("").to_owned();
+        if !restricts(&psql) {
             return Err(Error::new(
-                Exit::NoPermission,
-                "PostgreSQL's server does not run as root: run the drill as the job's \
-                 user, as its unit does (timerapps drill JOB)",
+                Exit::NotConfigured,
+                format!(
+                    "psql {psql} cannot be kept from running a dump's backslash commands \
+                     (\\restrict came with the point releases of August 2025): install \
+                     the current Debian package postgresql-client-{major}"
+                ),
             ));
         }
+        let names = Names {
+            boot: format!("drill_{}", random_word(24)),
+            standin: format!("drill_standin_{}", random_word(24)),
+        };
         let data = dir.join("data");
         let socket = dir.join("s");
         engine::mkdir(&socket)?;
+        let username = format!("--username={}", names.boot);
         let initdb = [
             "--auth=trust",
-            "--username=postgres",
+            &username,
             "--encoding=UTF8",
             "--locale=C",
             "--no-sync",
@@ -191,11 +225,49 @@ impl Postgres {
             socket,
             format,
             version: String::new(),
+            names,
         };
         pg.wait_ready(&data)?;
         let version = pg.sql("postgres", "SHOW server_version")?;
         pg.version = version.split_whitespace().next().unwrap_or("").to_owned();
+        pg.prepare()?;
         Ok(pg)
+    }
+
+    /// The databases the restore starts in, owned by the stand-in, with
+    /// every role allowed to create in them and their `public` schema.
+    fn databases(&self) -> &'static [&'static str] {
+        match self.format {
+            Format::PostgresqlCluster => &["postgres", "template1"],
+            _ => &[DATABASE],
+        }
+    }
+
+    /// Makes the stand-in and the databases the restore starts in.
+    fn prepare(&self) -> Result<()> {
+        let standin = &self.names.standin;
+        self.sql(
+            "postgres",
+            &format!("CREATE ROLE {standin} NOSUPERUSER LOGIN"),
+        )?;
+        for db in self.databases() {
+            if *db == DATABASE {
+                self.sql("postgres", &format!("CREATE DATABASE {db} OWNER {standin}"))?;
+            } else {
+                self.sql(
+                    "postgres",
+                    &format!("ALTER DATABASE {db} OWNER TO {standin}"),
+                )?;
+            }
+            self.sql(
+                db,
+                &format!(
+                    "GRANT CREATE ON DATABASE {db} TO PUBLIC; \
+                     GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC"
+                ),
+            )?;
+        }
+        Ok(())
     }
 
     /// Waits until the postmaster says it is ready (its pid file's status
@@ -229,8 +301,9 @@ impl Postgres {
         let mut c = process::command(self.bin.join(program), &self.dir);
         c.env("PGHOST", &self.socket)
             .env("PGPORT", "5432")
-            .env("PGUSER", "postgres")
-            .env("PGDATABASE", database);
+            .env("PGUSER", &self.names.boot)
+            .env("PGDATABASE", database)
+            .env("PGOPTIONS", OPTIONS);
         c
     }
 
@@ -257,42 +330,51 @@ impl Engine for Postgres {
     }
 
     fn restore(&mut self) -> Result<Restore> {
-        if self.format != Format::PostgresqlCluster {
-            self.sql("postgres", &format!("CREATE DATABASE {DATABASE}"))?;
+        let start = match self.format {
+            Format::PostgresqlCluster => "postgres",
+            _ => DATABASE,
+        };
+        let mut psql = self.client("psql", start);
+        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped());
+        let mut tool = process::spawn(&mut psql, "psql")?;
+        let guard = Guard::new(
+            BufWriter::with_capacity(1 << 17, tool.stdin().expect("piped")),
+            &self.names,
+            start,
+            self.format == Format::PostgresqlCluster,
+            self.databases(),
+        )
+        .map_err(|e| Error::new(Exit::Failure, format!("cannot write to psql: {e}")))?;
+        if self.format != Format::PostgresqlCustom {
+            let input = Box::new(BufWriter::with_capacity(1 << 17, guard));
+            return Ok(Restore {
+                tool,
+                input,
+                feeder: None,
+            });
         }
-        let (mut c, name) = match self.format {
-            Format::PostgresqlCustom => {
-                let mut c = self.client("pg_restore", DATABASE);
-                c.args([
-                    "--exit-on-error",
-                    "--no-owner",
-                    "--no-privileges",
-                    "-d",
-                    DATABASE,
-                ]);
-                (c, "pg_restore")
-            }
-            Format::PostgresqlCluster => {
-                let mut c = self.client("psql", "postgres");
-                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
-                (c, "psql")
-            }
-            _ => {
-                let mut c = self.client("psql", DATABASE);
-                c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
-                (c, "psql")
-            }
-        };
-        let mut tool = process::spawn(c.stdin(Stdio::piped()), name)?;
-        let stdin = tool.stdin().expect("piped");
-        let input: Box<dyn Write> = match self.format {
-            Format::PostgresqlCustom => Box::new(BufWriter::with_capacity(1 << 17, stdin)),
-            _ => Box::new(BufWriter::with_capacity(
-                1 << 17,
-                Roles::new(BufWriter::with_capacity(1 << 17, stdin)),
-            )),
-        };
-        Ok(Restore { tool, input })
+        // The archive in, its SQL out through the guard into psql.
+        let mut c = self.client("pg_restore", start);
+        c.args(["--exit-on-error", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = process::spawn(&mut c, "pg_restore")?;
+        let input = Box::new(BufWriter::with_capacity(
+            1 << 17,
+            child.stdin().expect("piped"),
+        ));
+        let mut sql = child.stdout().expect("piped");
+        let pump = std::thread::spawn(move || {
+            let mut guard = BufWriter::with_capacity(1 << 17, guard);
+            io::copy(&mut sql, &mut guard)?;
+            guard.flush()
+        });
+        Ok(Restore {
+            tool,
+            input,
+            feeder: Some(Feeder { child, pump }),
+        })
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {
@@ -343,180 +425,25 @@ impl Engine for Postgres {
     }
 }
 
-/// Passes a plain or cluster dump through, creating each role it names in an
-/// `OWNER TO`, `GRANT … TO`, `REVOKE … FROM` or `FOR ROLE` statement just
-/// before that statement. Only statements that start after a blank line
-/// are looked at, as pg_dump writes them, and never the data of a `COPY`.
-pub struct Roles<W: Write> {
-    out: W,
-    line: Vec<u8>,
-    blank_before: bool,
-    in_copy: bool,
-    made: HashSet<String>,
-}
-
-impl<W: Write> Roles<W> {
-    pub fn new(out: W) -> Roles<W> {
-        Roles {
-            out,
-            line: Vec::new(),
-            blank_before: false,
-            in_copy: false,
-            made: HashSet::new(),
-        }
-    }
-
-    fn take(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.in_copy {
-            if line == b"\\.\n" {
-                self.in_copy = false;
-            }
-            return self.out.write_all(line);
-        }
-        if line.starts_with(b"COPY ") && line.ends_with(b" FROM stdin;\n") {
-            self.in_copy = true;
-        } else if let Some(role) = created_role(line) {
-            // A cluster dump creates every role, the new cluster's own
-            // superuser too.
-            self.made.insert(role.clone());
-            self.blank_before = false;
-            return self.create(&role);
-        } else if self.blank_before {
-            for role in roles_named(&String::from_utf8_lossy(line)) {
-                if self.made.insert(role.clone()) {
-                    self.create(&role)?;
-                }
-            }
-        }
-        self.blank_before = line == b"\n";
-        self.out.write_all(line)
-    }
-
-    /// Creates `role` unless the cluster has it.
-    fn create(&mut self, role: &str) -> io::Result<()> {
-        writeln!(
-            self.out,
-            "DO $drill$BEGIN CREATE ROLE {role}; EXCEPTION WHEN duplicate_object THEN NULL; \
-             END$drill$;"
-        )
-    }
-}
-
-impl<W: Write> Write for Roles<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            let (line, tail) = rest.split_at(end + 1);
-            if self.line.is_empty() {
-                self.take(line)?;
-            } else {
-                let mut whole = std::mem::take(&mut self.line);
-                whole.extend_from_slice(line);
-                self.take(&whole)?;
-            }
-            rest = tail;
-        }
-        self.line.extend_from_slice(rest);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.out.write_all(&line)?;
-        }
-        self.out.flush()
-    }
-}
-
-/// The role of a `CREATE ROLE name;` line, as pg_dumpall writes it.
-fn created_role(line: &[u8]) -> Option<String> {
-    let line = std::str::from_utf8(line).ok()?;
-    let role = line.strip_prefix("CREATE ROLE ")?.strip_suffix(";\n")?;
-    let quoted = role.len() > 2 && role.starts_with('"') && role.ends_with('"');
-    (quoted || !role.contains([' ', '"', ';'])).then(|| role.to_owned())
-}
-
-/// The roles a pg_dump statement names, as written (quoted or not),
-/// leaving out `PUBLIC`, the superuser and the special role names.
-fn roles_named(statement: &str) -> Vec<String> {
-    let s = statement.trim_end().trim_end_matches(';');
-    let mut roles = Vec::new();
-    let mut after = |marker: &str| {
-        if let Some(at) = s.rfind(marker) {
-            let role = s[at + marker.len()..]
-                .split(" WITH ")
-                .next()
-                .unwrap_or("")
-                .split(" GRANTED BY ")
-                .next()
-                .unwrap_or("")
-                .trim_end_matches(" CASCADE")
-                .trim();
-            roles.push(role.to_owned());
-        }
-    };
-    if s.starts_with("ALTER ") && s.contains(" OWNER TO ") {
-        after(" OWNER TO ");
-    } else if s.starts_with("GRANT ") || s.starts_with("ALTER DEFAULT PRIVILEGES ") {
-        after(" TO ");
-    } else if s.starts_with("REVOKE ") {
-        after(" FROM ");
-    }
-    if let Some(rest) = s.strip_prefix("ALTER DEFAULT PRIVILEGES FOR ROLE ") {
-        roles.push(rest.split(' ').next().unwrap_or("").to_owned());
-    }
-    roles.retain(|r| {
-        let quoted = r.len() > 2 && r.starts_with('"') && r.ends_with('"');
-        !r.is_empty()
-            && (quoted || !r.contains([' ', ',', ';', '(', ')', '"']))
-            && !matches!(
-                r.to_ascii_lowercase().as_str(),
-                "public" | "postgres" | "current_user" | "session_user" | "current_role"
-            )
-    });
-    roles
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn roles_are_made_before_the_statements_that_name_them() {
-        let dump = "CREATE ROLE postgres;\nCREATE TABLE public.t (a int);\n\n\n\
-                    ALTER TABLE public.t OWNER TO app;\n\n\
-                    COPY public.t (a) FROM stdin;\n\nGRANT x TO y;\n\\.\n\n\
-                    GRANT SELECT ON TABLE public.t TO \"Read Only\" WITH GRANT OPTION;\n\n\
-                    REVOKE ALL ON SCHEMA public FROM PUBLIC;\n\n\
-                    ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA public GRANT SELECT ON TABLES TO reporter;\n\n\
-                    ALTER TABLE public.u OWNER TO app;\n";
-        let mut out = Vec::new();
-        let mut roles = Roles::new(&mut out);
-        // Written in pieces that split lines.
-        for chunk in dump.as_bytes().chunks(7) {
-            roles.write_all(chunk).unwrap();
+    fn psql_restricts_since_the_point_releases_of_august_2025() {
+        for (version, yes) in [
+            ("15.14", true),
+            ("15.13", false),
+            ("17.6", true),
+            ("17.5", false),
+            ("13.22", true),
+            ("12.22", false),
+            ("18.0", true),
+            ("15", false),
+            ("", false),
+        ] {
+            assert_eq!(restricts(version), yes, "{version}");
         }
-        roles.flush().unwrap();
-        let out = String::from_utf8(out).unwrap();
-        let made: Vec<&str> = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("DO $drill$BEGIN CREATE ROLE "))
-            .map(|l| l.split(';').next().unwrap())
-            .collect();
-        assert_eq!(
-            made,
-            ["postgres", "app", "\"Read Only\"", "reporter"],
-            "{out}"
-        );
-        assert_eq!(
-            out.lines()
-                .filter(|l| !l.starts_with("DO "))
-                .collect::<Vec<_>>(),
-            dump.lines().skip(1).collect::<Vec<_>>()
-        );
-        let app = out.find("CREATE ROLE app").unwrap();
-        assert!(app < out.find("OWNER TO app").unwrap());
     }
 
     #[test]

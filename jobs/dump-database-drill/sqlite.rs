@@ -1,5 +1,9 @@
 //! A throwaway SQLite database: a file in the drill's directory, the dump
-//! read by `sqlite3 -bail`, then `PRAGMA integrity_check`.
+//! read by `sqlite3 -safe -bail`, then `PRAGMA integrity_check`. In safe
+//! mode the shell refuses what reaches outside the database (`.shell`,
+//! `.system`, `.output`, `.read`, `.open`, `ATTACH`, `readfile()`,
+//! `writefile()`, extensions); `-bail` makes the first refusal fail the
+//! drill.
 
 use crate::engine::{self, Engine, Found, Restore};
 use jobkit::process;
@@ -37,7 +41,7 @@ impl Sqlite {
 
     fn shell(&self) -> Command {
         let mut c = process::command(SQLITE, &self.dir);
-        c.args(["-bail", "-batch"]).arg(&self.file);
+        c.args(["-safe", "-bail", "-batch"]).arg(&self.file);
         c
     }
 
@@ -60,7 +64,11 @@ impl Engine for Sqlite {
         let mut tool = process::spawn(self.shell().stdin(Stdio::piped()), "sqlite3")?;
         let stdin = tool.stdin().expect("piped");
         let input: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 17, stdin));
-        Ok(Restore { tool, input })
+        Ok(Restore {
+            tool,
+            input,
+            feeder: None,
+        })
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {

@@ -161,9 +161,14 @@ pub fn monitoring_settings(manager: Manager) -> &'static str {
 /// `dump-database-drill@.timer`), in each of the job's variants. Its timers
 /// are enabled by the admin, per job.
 pub const DRILL_SUFFIX: &str = "-drill";
-/// The drills' results: below `/var/lib`, or a user's `%S`; one file per
-/// dump unit, `dump-database.json`, `dump-database@NAME.json`.
+/// The drills' results: below `/var/lib`, or a user's `%S`. The system's
+/// drills each have a directory of their own, named as the dump unit
+/// (`dump-database@NAME/`), holding [`DRILL_RECORD`], so that each drill
+/// may write its own record only; a user's drills one file per dump unit,
+/// `dump-database@NAME.json`.
 pub const DRILLS_SUBDIR: &str = "timerapps/drills";
+/// A system drill's record, in its own directory below [`DRILLS_DIR`].
+pub const DRILL_RECORD: &str = "drill.json";
 /// The system's drill results, which purge removes.
 pub const DRILLS_DIR: &str = "/var/lib/timerapps/drills";
 /// How often an enabled drill timer runs its drill (`OnCalendar=`), and in

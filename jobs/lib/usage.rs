@@ -277,13 +277,14 @@ pub const DRILL: Usage = Usage {
         },
         Status {
             code: "77",
-            meaning: "run as root on a PostgreSQL dump, whose server does not run as root: \
-                      run it as the job's user, as its unit does",
+            meaning: "run as root: no drill, server or tool of it runs as root; run it as \
+                      the job's user, as its unit does; nothing recorded",
         },
         Status {
             code: "78",
             meaning: "the server the dump needs is not installed, or is older than the \
-                      dump (the message names the Debian package to install)",
+                      dump, or its psql lacks `\\restrict` (the message names the Debian \
+                      package to install)",
         },
     ],
 };

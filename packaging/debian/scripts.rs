@@ -4,7 +4,7 @@
 
 use jobkit::manifest::{
     self, Kind, Manager, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR, COPY_RECORD,
-    CREDENTIALS_DIR, DRILLS_DIR, DUMPS_DIR, LOG_DIR, PASSWORD_FILE, SCHEDULE_DROP_IN,
+    CREDENTIALS_DIR, DRILLS_DIR, DRILL_RECORD, DUMPS_DIR, LOG_DIR, PASSWORD_FILE, SCHEDULE_DROP_IN,
     SCHEDULE_MARK,
 };
 use std::fs;
@@ -37,6 +37,7 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         ("LOG_DIR", LOG_DIR.to_owned()),
         ("DUMPS_DIR", DUMPS_DIR.to_owned()),
         ("DRILLS_DIR", DRILLS_DIR.to_owned()),
+        ("DRILL_RECORD", DRILL_RECORD.to_owned()),
         ("COPIES_DIR", COPIES_DIR.to_owned()),
         ("CREDENTIALS_DIR", CREDENTIALS_DIR.to_owned()),
         ("PASSWORD_FILE", PASSWORD_FILE.to_owned()),

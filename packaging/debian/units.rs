@@ -10,8 +10,8 @@
 use jobkit::manifest::{
     credentials_dir, keys_file, password_file, Job, Kind, Manager, Program, Shape, Variant,
     COPIES_SUBDIR, COPY_CACHE_DIR, COPY_CACHE_SUBDIR, COPY_EVERY, COPY_RECORD, CREDENTIALS_DIR,
-    CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR, DRILL_EVERY, DUMPS_SUBDIR, JOBS, LOGS_SUBDIR,
-    MAIL_TEMPLATE, MAIL_USER_NAME, PASSWORD_FILE, USER_NAME,
+    CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR, DRILL_EVERY, DRILL_RECORD, DUMPS_SUBDIR, JOBS,
+    LOGS_SUBDIR, MAIL_TEMPLATE, MAIL_USER_NAME, PASSWORD_FILE, USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -615,11 +615,31 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
     u.comment("The job's own settings: where its dumps are, and DRILL_TMPDIR.");
     u.line(&format!("EnvironmentFile=-{}", job.settings_file(variant)));
     let result = dump_unit.trim_end_matches(".service");
-    u.line(&format!(
-        "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}.json"
-    ));
     u.line(&format!("ExecStart=/usr/bin/{drill}"));
-    u.line(&format!("StateDirectory={DRILLS_SUBDIR}"));
+    if system {
+        u.comment(
+            "Its record in a directory of its own. It sees no other drill's record, \
+             and an instance's drill no other instance's dumps; the default job's \
+             directory holds the instances' directories, which its drill sees, read only.",
+        );
+        u.line(&format!(
+            "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}/{DRILL_RECORD}"
+        ));
+        u.line(&format!("StateDirectory={DRILLS_SUBDIR}/{result}"));
+        if template {
+            u.line(&format!(
+                "TemporaryFileSystem={state}/{DRILLS_SUBDIR}:ro {state}/{DUMPS_SUBDIR}:ro"
+            ));
+            u.line(&format!("BindReadOnlyPaths=-{state}/{DUMPS_SUBDIR}/%i"));
+        } else {
+            u.line(&format!("TemporaryFileSystem={state}/{DRILLS_SUBDIR}:ro"));
+        }
+    } else {
+        u.line(&format!(
+            "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}.json"
+        ));
+        u.line(&format!("StateDirectory={DRILLS_SUBDIR}"));
+    }
     u.comment(
         "The server's files: in DRILL_TMPDIR, /var/tmp by default, which PrivateTmp= \
          makes the unit's own and removes when it stops. Stopping the unit kills the \

@@ -12,11 +12,13 @@ use crate::harness::{
 };
 use crate::mariadb::Mariadb;
 use crate::package::built_deb;
+use crate::postgres::Postgres;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use jobkit::drill::{Outcome, Record};
+use jobkit::drill::{Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
 use jobkit::dumpfile::Manifest;
+use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{Read, Write};
@@ -143,15 +145,26 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     ));
     let dir = sb.mkdir("dumps");
     let tmp = sb.mkdir("tmp");
-    let result = sb.path("drill.json");
+    let results = sb.mkdir("results");
+    let result = results.join("drill.json");
     let dump = format!("sqlite3 -readonly {} .dump", db.display());
+    let drill_of = |dir: &Path| {
+        let mut c = drill(dir, &tmp, &result);
+        unprivileged(&mut c, &[dir, &tmp, &results]);
+        c
+    };
+    let dump_into = |dir: &Path, command: &str| {
+        let mut c = dump_job(dir, command);
+        unprivileged(&mut c, &[dir]);
+        published(&run(&mut c))
+    };
 
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     failed(&r, &result, 1, "no good dump of dump in");
     assert_eq!(record(&result).last_success, None);
 
-    let (path, _) = published(&run(&mut dump_job(&dir, &dump)));
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let (path, _) = dump_into(&dir, &dump);
+    let r = run(&mut drill_of(&dir));
     let good = passed(&r, &result, 3, 1001);
     assert!(r.stdout.contains("every table's rows equal"), "{r}");
     assert_eq!(good.format, Some(manifest::Format::Sqlite));
@@ -172,7 +185,7 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x55;
     fs::write(&path, &flipped).unwrap();
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     let rec = failed(&r, &result, 1, "is damaged");
     assert_eq!(rec.last_success, Some(good.started));
 
@@ -180,7 +193,7 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     edit_dump(&path, |sql| {
         sql.replacen("INSERT INTO t VALUES(2,", "-- (2,", 1)
     });
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     failed(
         &r,
         &result,
@@ -196,7 +209,7 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
             1,
         )
     });
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     failed(&r, &result, 1, "no such table: nosuch");
     assert!(r.stderr.contains("sqlite3 failed"), "{r}");
 
@@ -208,7 +221,7 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
             rows: Some(1),
         })
     });
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     failed(
         &r,
         &result,
@@ -220,7 +233,7 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     restore();
     let left = sb.mkdir("tmp/timerapps-drill-dump/data");
     fs::write(left.join("big"), vec![0; 4096]).unwrap();
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     passed(&r, &result, 3, 1001);
     assert!(
         r.stdout
@@ -230,9 +243,9 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     assert!(!left.exists());
 
     // A suspect dump is never drilled: the good one before it is.
-    let (newer, _) = published(&run(&mut dump_job(&dir, &dump)));
+    let (newer, _) = dump_into(&dir, &dump);
     change_manifest(&newer, |m| m.verdict = manifest::Verdict::Suspect);
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     assert_eq!(
         passed(&r, &result, 3, 1001).dump.as_deref(),
         Some(name.as_str())
@@ -242,7 +255,7 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     fs::remove_file(manifest_path(&path)).unwrap();
     fs::remove_file(&newer).unwrap();
     fs::remove_file(manifest_path(&newer)).unwrap();
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     assert!(!passed(&r, &result, 3, 1001).compared);
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
 
@@ -259,13 +272,13 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     ));
     let many_dir = sb.mkdir("many-dumps");
     let dump_many = format!("sqlite3 -readonly {} .dump", many.display());
-    published(&run(&mut dump_job(&many_dir, &dump_many)));
-    let r = run(&mut drill(&many_dir, &tmp, &result));
+    dump_into(&many_dir, &dump_many);
+    let r = run(&mut drill_of(&many_dir));
     passed(&r, &result, 600, 600);
 
     // Malformed settings: exit 2, nothing recorded.
     fs::remove_file(&result).unwrap();
-    let r = run(drill(&dir, &tmp, &result).env("DRILL_TMPDIR", "tmp"));
+    let r = run(drill_of(&dir).env("DRILL_TMPDIR", "tmp"));
     r.expect(2).stderr_has("DRILL_TMPDIR=\"tmp\" is invalid");
     assert!(!result.exists());
 }
@@ -302,6 +315,18 @@ fn give_to_postgres(dir: &Path) {
     let (uid, gid) = user_ids("postgres");
     for entry in walkdir::WalkDir::new(dir) {
         chown(entry.unwrap().path(), Some(uid), Some(gid)).unwrap();
+    }
+}
+
+/// `c` as a user that is not root, as the drill's unit runs it, when the
+/// tests run as root (no drill runs as root): the user `postgres`, given
+/// `dirs` first.
+fn unprivileged(c: &mut Command, dirs: &[&Path]) {
+    if is_root() {
+        for dir in dirs {
+            give_to_postgres(dir);
+        }
+        as_postgres(c);
     }
 }
 
@@ -502,8 +527,14 @@ fn mariadb_drills_pass_and_a_statement_that_fails_fails_them() {
     let (path, _) = published(&run(&mut dump_job(&dir, &command)));
     drop(db);
     let tmp = sb.mkdir("tmp");
-    let result = sb.path("drill.json");
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let results = sb.mkdir("results");
+    let result = results.join("drill.json");
+    let drill_of = |dir: &Path| {
+        let mut c = drill(dir, &tmp, &result);
+        unprivileged(&mut c, &[dir, &tmp, &results]);
+        c
+    };
+    let r = run(&mut drill_of(&dir));
     let rec = passed(&r, &result, 2, 2502);
     assert!(
         rec.server.as_deref().unwrap().starts_with("MariaDB 1"),
@@ -517,12 +548,314 @@ fn mariadb_drills_pass_and_a_statement_that_fails_fails_them() {
             1,
         )
     });
-    let r = run(&mut drill(&dir, &tmp, &result));
+    let r = run(&mut drill_of(&dir));
     failed(&r, &result, 1, "Table 'drill.nosuch' doesn't exist");
     assert_eq!(
         sh(&format!("ls -A '{}'", tmp.display())),
         ".timerapps-drill-dump.lock\n"
     );
+}
+
+/// What a database's owner, no superuser, plants in their own database:
+/// a function that, run by a superuser, runs a program that leaves
+/// `marker-TAG` in MARKERS; and every kind of object that restoring runs,
+/// calling it: a CHECK constraint, a domain's check and a generated column
+/// (run as whoever loads the data), an index expression, a materialized
+/// view's query and a trigger that its refresh fires (run as their owner).
+const PLANTED: &str = r#"
+CREATE FUNCTION planted(tag text, x int) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+    EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'touch MARKERS/marker-' || tag);
+  END IF;
+  RETURN true;
+END $f$;
+-- Index expressions and generated columns take immutable functions only.
+CREATE FUNCTION fixed(tag text, x int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+  AS $f$ BEGIN RETURN public.planted(tag, x); END $f$;
+CREATE DOMAIN checked AS int CHECK (public.planted('domain', VALUE));
+CREATE TABLE t (a int CHECK (public.planted('check', a)), d checked,
+                g boolean GENERATED ALWAYS AS (public.fixed('generated', a)) STORED);
+CREATE INDEX ON t ((public.fixed('index', a)));
+-- The trigger keeps no row, so that the table's rows stay as dumped.
+CREATE TABLE log (a int);
+CREATE FUNCTION logged() RETURNS trigger LANGUAGE plpgsql
+  AS $$ BEGIN PERFORM public.planted('trigger', NEW.a); RETURN NULL; END $$;
+CREATE TRIGGER logged BEFORE INSERT ON log FOR EACH ROW EXECUTE FUNCTION public.logged();
+CREATE FUNCTION note(x int) RETURNS int LANGUAGE plpgsql
+  AS $$ BEGIN INSERT INTO public.log VALUES (x); RETURN x; END $$;
+INSERT INTO t (a, d) VALUES (1, 1), (2, 2);
+CREATE MATERIALIZED VIEW mv AS
+  SELECT a, public.planted('matview', a) AS p, public.note(a) AS n FROM t;
+"#;
+
+/// The markers the planted functions left in `dir`.
+fn markers(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("marker-"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// What a superuser's restore of the planted dump runs: the objects that
+/// run as whoever loads the data.
+const ARMED: [&str; 3] = ["marker-check", "marker-domain", "marker-generated"];
+
+#[test]
+#[ignore = "starts PostgreSQL as root: tests/run"]
+fn postgres_drills_run_an_owners_objects_with_no_more_than_the_owners_rights() {
+    assert!(is_root(), "run as root (tests/run)");
+    let sb = Sandbox::new("drill-pg-planted");
+    let pg = Postgres::start(&sb);
+    let out = sb.mkdir("out");
+    pg.sql("postgres", "CREATE ROLE app LOGIN");
+    pg.sql("postgres", "CREATE DATABASE shop OWNER app");
+    let planted = PLANTED.replace("MARKERS", &out.display().to_string());
+    pg.sql("shop", &format!("SET ROLE app; {planted}"));
+    let pg_dump = pg.program("pg_dump").display().to_string();
+    let pg_dumpall = pg.program("pg_dumpall").display().to_string();
+    let (plain, custom, cluster) = (sb.mkdir("plain"), sb.mkdir("custom"), sb.mkdir("cluster"));
+    for (dir, command, settings) in [
+        (&plain, format!("{pg_dump} shop"), vec![]),
+        (
+            &custom,
+            format!("{pg_dump} -Fc shop"),
+            vec![("DUMP_COMPRESS", "none"), ("DUMP_EXTENSION", "dump")],
+        ),
+        (&cluster, pg_dumpall, vec![]),
+    ] {
+        let mut c = dump_job(dir, &command);
+        with_pg(&mut c, &pg, "postgres").envs(settings);
+        published(&run(&mut c));
+    }
+    let tmp = sb.mkdir("tmp");
+    let results = sb.mkdir("results");
+    give_to_postgres(&sb.path(""));
+    let result = results.join("drill.json");
+    let pg_drill = |dir: &Path| {
+        let mut c = drill(dir, &tmp, &result);
+        as_postgres(&mut c);
+        c
+    };
+
+    // Each form restores, every planted object runs, as its owner: the
+    // program never does.
+    for (dir, extension) in [(&plain, "sql"), (&custom, "dump"), (&cluster, "sql")] {
+        let r = run(pg_drill(dir).env("DUMP_EXTENSION", extension));
+        passed(&r, &result, 2, 2);
+        assert_eq!(markers(&out), Vec::<String>::new(), "{r}");
+    }
+
+    // A dump's own psql commands are refused before any runs.
+    let path = PathBuf::from(sh(&format!("ls '{}'/*.gz", plain.display())).trim());
+    let restore = kept(&path);
+    edit_dump(&path, |sql| {
+        sql.replacen(
+            "CREATE TABLE public.t ",
+            &format!(
+                "\\! touch {}/marker-shell\n\nCREATE TABLE public.t ",
+                out.display()
+            ),
+            1,
+        )
+    });
+    let r = run(&mut pg_drill(&plain));
+    failed(&r, &result, 1, "refused to restore");
+    r.stderr_has("the dump holds the psql command \"\\\\! touch ");
+    assert_eq!(markers(&out), Vec::<String>::new(), "{r}");
+    restore();
+
+    // The dump is armed: restored by a superuser, as drills did, the
+    // objects that run as the loading user run the program.
+    pg.restore(&path, "control").ok();
+    assert_eq!(markers(&out), ARMED);
+}
+
+/// A stream that claims to be `sqlite3 .dump` output, with `line` among its
+/// statements.
+fn sqlite_stream(line: &str) -> String {
+    format!(
+        "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE t(n int);\n\
+         INSERT INTO t VALUES(1);\n{line}\nCOMMIT;\n"
+    )
+}
+
+/// A stream that claims to be `mariadb-dump` output, with `lines`.
+fn mariadb_stream(lines: &str) -> String {
+    format!(
+        "-- MariaDB dump 10.19  Distrib 10.11.11-MariaDB, for debian-linux-gnu (x86_64)\n--\n\
+         CREATE TABLE `t` (`x` text);\n{lines}\n-- Dump completed on 2026-12-01 10:00:00\n"
+    )
+}
+
+/// The lines of a sandbox's tree but the drill's own directories, its
+/// record, and the dumps and streams a test made.
+fn outside_the_drill(tree: &str) -> Vec<&str> {
+    tree.lines()
+        .filter(|l| {
+            !["./dumps", "./stream-", "./results", "./tmp", ". "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect()
+}
+
+/// Drills each hostile `stream` (with @OUT@ and @SECRET@ in it) of `kind`,
+/// published by a dump job that copies it: each must fail with its
+/// reason, and write nothing outside the drill's directory, nor read the
+/// secret into it.
+fn hostile_streams(kind: &str, streams: &[(String, &str)]) {
+    let sb = Sandbox::new(&format!("drill-hostile-{kind}"));
+    let out = sb.mkdir("out");
+    let secret = out.join("secret");
+    fs::write(&secret, "the drill must not read this\n").unwrap();
+    let (tmp, results) = (sb.mkdir("tmp"), sb.mkdir("results"));
+    let result = results.join("drill.json");
+    let fill = |text: &str| {
+        text.replace("@OUT@", &out.display().to_string())
+            .replace("@SECRET@", &secret.display().to_string())
+    };
+    let mut c = cmd("cat");
+    c.arg(&secret);
+    unprivileged(&mut c, &[&out]);
+    run(&mut c).ok();
+    let before = sb.tree();
+    for (i, (stream, reason)) in streams.iter().enumerate() {
+        let dir = sb.mkdir(&format!("dumps/{i}"));
+        let file = sb.path(&format!("stream-{i}"));
+        fs::write(&file, fill(stream)).unwrap();
+        published(&run(&mut dump_job(
+            &dir,
+            &format!("cat {}", file.display()),
+        )));
+        let mut c = drill(&dir, &tmp, &result);
+        unprivileged(&mut c, &[&dir, &tmp, &results, &out]);
+        let r = run(&mut c);
+        match *reason {
+            "" => {
+                passed(&r, &result, 3, 1);
+            }
+            reason => {
+                failed(&r, &result, 1, reason);
+            }
+        }
+        assert_eq!(
+            outside_the_drill(&sb.tree()),
+            outside_the_drill(&before),
+            "stream {i} wrote outside the drill:\n{r}"
+        );
+        assert_eq!(
+            sh(&format!("ls -A '{}'", tmp.display())),
+            ".timerapps-drill-dump.lock\n",
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn a_hostile_sqlite_stream_runs_nothing_outside_the_drill() {
+    let safe = "in safe mode";
+    let streams: Vec<(String, &str)> = [
+        (".shell touch @OUT@/shell", safe),
+        (".system touch @OUT@/system", safe),
+        ("SELECT writefile('@OUT@/writefile', 'x');", safe),
+        (
+            "CREATE TABLE copy AS SELECT readfile('@SECRET@') AS x;",
+            safe,
+        ),
+        ("ATTACH '@OUT@/attached.db' AS a;", safe),
+        (".output @OUT@/output", safe),
+        (".once @OUT@/once", safe),
+        (".backup @OUT@/backup.db", safe),
+        (".read @SECRET@", safe),
+        (".import @SECRET@ t", safe),
+        (".open @OUT@/opened.db", safe),
+        ("SELECT load_extension('@OUT@/x');", safe),
+    ]
+    .into_iter()
+    .map(|(line, reason)| (sqlite_stream(line), reason))
+    .collect();
+    hostile_streams("sqlite", &streams);
+}
+
+#[test]
+#[ignore = "starts MariaDB: tests/run"]
+fn a_hostile_mariadb_stream_runs_nothing_outside_the_drill() {
+    let sandbox = "Not allowed in the sandbox mode";
+    let file_priv = "the FILE privilege";
+    let streams: Vec<(String, &str)> = [
+        ("\\! touch @OUT@/shell", sandbox),
+        ("system touch @OUT@/system", sandbox),
+        ("\\. @SECRET@", sandbox),
+        ("\\T @OUT@/tee", sandbox),
+        ("SELECT 'x' INTO OUTFILE '@OUT@/outfile';", file_priv),
+        ("SELECT 'x' INTO DUMPFILE '@OUT@/dumpfile';", file_priv),
+        (
+            "LOAD DATA INFILE '@SECRET@' INTO TABLE `t`;",
+            "Access denied for user 'drill'",
+        ),
+        (
+            "LOAD DATA LOCAL INFILE '@SECRET@' INTO TABLE `t`;",
+            "local infile",
+        ),
+        (
+            "SET GLOBAL general_log_file = '@OUT@/general.log';",
+            "Access denied",
+        ),
+        ("INSTALL SONAME 'ha_connect';", "Can't open shared library"),
+        (
+            "CREATE TABLE `v` (`a` int);\n/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ \
+             /*!50003 TRIGGER `tr` BEFORE INSERT ON `v` FOR EACH ROW \
+             SET GLOBAL general_log_file = '@OUT@/trigger.log' */;\nINSERT INTO `v` VALUES (1);",
+            "definer",
+        ),
+        // Reading a file outside reads nothing (NULL): the drill passes only
+        // when both reads came back empty, and DATA DIRECTORY is ignored.
+        (
+            "CREATE TABLE `leak` (`n` int);\nINSERT INTO `leak` SELECT 1 FROM DUAL \
+             WHERE LOAD_FILE('@SECRET@') IS NULL AND LOAD_FILE('/etc/shadow') IS NULL;\n\
+             CREATE TABLE `d` (`a` int) DATA DIRECTORY = '@OUT@';",
+            "",
+        ),
+    ]
+    .into_iter()
+    .map(|(lines, reason)| (mariadb_stream(lines), reason))
+    .collect();
+    hostile_streams("mariadb", &streams);
+}
+
+#[test]
+#[ignore = "runs the drill as root: tests/run"]
+fn no_drill_runs_as_root() {
+    assert!(is_root(), "run as root (tests/run)");
+    let sb = Sandbox::new("drill-root");
+    let (tmp, results) = (sb.mkdir("tmp"), sb.mkdir("results"));
+    let result = results.join("drill.json");
+    let streams = [
+        sqlite_stream(""),
+        mariadb_stream(""),
+        "--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE t (n int);\n\n\
+         --\n-- PostgreSQL database dump complete\n--\n\n"
+            .to_owned(),
+    ];
+    for (i, stream) in streams.iter().enumerate() {
+        let dir = sb.mkdir(&format!("dumps/{i}"));
+        let file = sb.path(&format!("stream-{i}"));
+        fs::write(&file, stream).unwrap();
+        published(&run(&mut dump_job(
+            &dir,
+            &format!("cat {}", file.display()),
+        )));
+        let r = run(&mut drill(&dir, &tmp, &result));
+        r.expect(77)
+            .stderr_has("the drill does not run as root, nor any server or tool it starts")
+            .stderr_has("run it as the job's user, as its unit does");
+        assert!(!result.exists(), "nothing recorded\n{r}");
+        assert_eq!(sh(&format!("ls -A '{}'", tmp.display())), "", "{r}");
+    }
 }
 
 /// The names of the processes the user `timerapps` runs in `c` (the image
@@ -533,8 +866,30 @@ fn drill_user_processes(c: &Container) -> String {
           done; true")
 }
 
+/// The record of the system drill of dump unit `unit` (`dump-database@shop`),
+/// inside a container.
+fn record_in(c: &Container, unit: &str) -> PathBuf {
+    c.path(&format!("{DRILLS_DIR}/{unit}/{DRILL_RECORD}"))
+}
+
+/// The process ids of the user `timerapps`'s processes named `comm` in `c`,
+/// as the container sees them.
+fn drill_user_pids(c: &Container, comm: &str) -> Vec<String> {
+    c.sh(&format!(
+        "for p in /proc/[0-9]*; do
+            [ \"$(stat -c %U $p 2>/dev/null)\" = timerapps ] &&
+              [ \"$(cat $p/comm 2>/dev/null)\" = {comm} ] && echo ${{p#/proc/}} || true
+          done"
+    ))
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
 /// The package's drill units on a real systemd: `timerapps drill`, the
-/// timer, status, the failure unit state, and a drill killed by its unit.
+/// timer, status, the failure unit state, and a drill killed by its unit;
+/// an owner's planted objects in plain, custom and cluster dumps; and what a
+/// running drill can see of other instances.
 fn drill_units(release: Release) {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
@@ -569,6 +924,82 @@ fn drill_units(release: Release) {
     )
     .unwrap();
     c.sh("systemctl start dump-database@shop.service dump-database@shopc.service");
+    // The owner-planted database, in the three forms; its markers would go
+    // where a drill may write (DRILL_TMPDIR, allowed by a drop-in).
+    fs::write(
+        c.path("/srv/planted.sql"),
+        format!(
+            "SET ROLE planter;\n{}",
+            PLANTED.replace("MARKERS", "/srv/drill")
+        ),
+    )
+    .unwrap();
+    c.sh("install -d -m 1777 /srv/drill
+          chmod 644 /srv/planted.sql
+          mkdir -p /etc/systemd/system/dump-database-drill@.service.d
+          printf '[Service]\\nReadWritePaths=/srv/drill\\n' \\
+            > /etc/systemd/system/dump-database-drill@.service.d/tmpdir.conf
+          systemctl daemon-reload
+          runuser -u postgres -- psql -q -c 'CREATE ROLE planter LOGIN' \\
+            -c 'CREATE DATABASE planted OWNER planter' -c 'GRANT pg_read_all_data TO timerapps'
+          runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d planted -f /srv/planted.sql");
+    for (name, settings) in [
+        (
+            "planted",
+            "DUMP_COMMAND=\"pg_dump --no-password planted\"\n",
+        ),
+        (
+            "plantedc",
+            "DUMP_COMMAND=\"pg_dump -Fc --no-password planted\"\nDUMP_COMPRESS=none\n\
+             DUMP_EXTENSION=dump\n",
+        ),
+        (
+            "planteda",
+            "DUMP_COMMAND=\"pg_dumpall --no-password --no-role-passwords\"\n",
+        ),
+    ] {
+        fs::write(
+            c.path(&format!("/etc/timerapps/dump-database/{name}.conf")),
+            format!("{settings}DRILL_TMPDIR=/srv/drill\n"),
+        )
+        .unwrap();
+        c.sh(&format!("systemctl start dump-database@{name}.service"));
+    }
+
+    step("a record an earlier version kept beside the others moves into its drill's directory");
+    let earlier = Record {
+        version: VERSION,
+        started: 1_790_000_000,
+        seconds: 2.5,
+        dump: Some("dump-20260921T101500Z.sql.gz".into()),
+        format: Some(manifest::Format::Postgresql),
+        server: Some("PostgreSQL 15.14".into()),
+        result: Outcome::Passed,
+        reason: None,
+        compared: true,
+        tables: Some(2),
+        rows: Some(405000),
+        last_success: Some(1_790_000_000),
+    };
+    let old = c.path(&format!("{DRILLS_DIR}/dump-database@shop.json"));
+    c.sh(&format!(
+        "install -d -o timerapps -g timerapps {DRILLS_DIR}"
+    ));
+    fs::write(&old, jobkit::record::to_json(&earlier)).unwrap();
+    c.sh(&format!(
+        "chown timerapps: {0}/dump-database@shop.json
+          ln -s /etc/shadow {0}/dump-database@evil.json
+          /var/lib/dpkg/info/timerapps.postinst configure 0.1.0-1",
+        DRILLS_DIR
+    ));
+    c.quiet_all();
+    assert!(!old.exists());
+    assert_eq!(record(&record_in(&c, "dump-database@shop")), earlier);
+    assert!(!c.path(&format!("{DRILLS_DIR}/dump-database@evil")).exists());
+    let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let started = &json["jobs"][0]["drill"]["last"]["started"]["usec"];
+    assert_eq!(*started, 1_790_000_000_000_000u64, "{r}");
 
     step("drills pass with the production server stopped");
     c.sh("systemctl stop postgresql");
@@ -589,7 +1020,7 @@ fn drill_units(release: Release) {
     let r = c.exec(&["timerapps", "drill", "dump-database@shopc"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
-    let rec = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json"));
+    let rec = record(&record_in(&c, "dump-database@shop"));
     assert_eq!(rec.result, Outcome::Passed);
     assert_eq!((rec.tables, rec.rows), (Some(2), Some(405000)));
     assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
@@ -606,6 +1037,29 @@ fn drill_units(release: Release) {
         table.stdout.lines().nth(1).unwrap().contains("passed "),
         "{table}"
     );
+
+    step("an owner's planted objects run as the owner: the program never runs");
+    for (name, tables, rows) in [
+        ("planted", 2, 2),
+        ("plantedc", 2, 2),
+        ("planteda", 4, 405002),
+    ] {
+        let r = c.exec(&["timerapps", "drill", &format!("dump-database@{name}")]);
+        assert_eq!(r.code(), Some(0), "{r}");
+        assert!(
+            r.stdout
+                .contains(&format!(": {tables} tables, {rows} rows; ")),
+            "{r}"
+        );
+        assert_eq!(markers(&c.path("/srv/drill")), Vec::<String>::new(), "{r}");
+    }
+    // Armed: a superuser's restore of the same dump runs the program.
+    c.sh("systemctl start postgresql
+          runuser -u postgres -- createdb control
+          gzip -dc /var/lib/timerapps/dumps/planted/*.sql.gz \\
+            | runuser -u postgres -- psql -q -d control >/dev/null 2>&1
+          systemctl stop postgresql");
+    assert_eq!(markers(&c.path("/srv/drill")), ARMED);
 
     step("a damaged dump fails the drill, its unit and status");
     let dumps = c.path("/var/lib/timerapps/dumps/shop");
@@ -638,7 +1092,7 @@ fn drill_units(release: Release) {
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["jobs"][0]["drill"]["enabled"], "enabled");
     assert_eq!(json["jobs"][0]["drill"]["period_seconds"], 7 * 86400);
-    let before = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json")).started;
+    let before = record(&record_in(&c, "dump-database@shop")).started;
     c.sh(
         "mkdir -p /run/systemd/system/dump-database-drill@shop.timer.d
           printf '[Timer]\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' \
@@ -647,7 +1101,7 @@ fn drill_units(release: Release) {
           systemctl restart dump-database-drill@shop.timer",
     );
     wait_for("the timer's drill", Duration::from_secs(90), || {
-        let rec = record(&c.path("/var/lib/timerapps/drills/dump-database@shop.json"));
+        let rec = record(&record_in(&c, "dump-database@shop"));
         rec.started > before && rec.result == Outcome::Passed
     });
     let r = c.exec(&["timerapps", "status", "dump-database@shop"]);
@@ -710,6 +1164,75 @@ fn drill_units(release: Release) {
             && r.stdout
                 .contains(": 1 table, 3000 rows; every table's rows equal"),
         "{r}"
+    );
+    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+
+    step("a running drill sees no other instance's dumps, nor writes its record");
+    fs::write(
+        c.path("/srv/left.sql"),
+        // Restoring never ends: the drill is running while it is looked into.
+        sqlite_stream(
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) SELECT max(i) FROM c;",
+        ),
+    )
+    .unwrap();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/left.conf"),
+        "DUMP_COMMAND=\"cat /srv/left.sql\"\n",
+    )
+    .unwrap();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/right.conf"),
+        "DUMP_COMMAND=\"sqlite3 -readonly /srv/right.db .dump\"\n",
+    )
+    .unwrap();
+    c.sh(
+        "sqlite3 /srv/right.db 'CREATE TABLE r (n int); INSERT INTO r VALUES (7);'
+          chmod 644 /srv/left.sql /srv/right.db
+          systemctl start dump-database@left.service dump-database@right.service",
+    );
+    let r = c.exec(&["timerapps", "drill", "dump-database@right"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let right_record = fs::read(record_in(&c, "dump-database@right")).unwrap();
+    let as_user = "setpriv --reuid=timerapps --regid=timerapps --clear-groups";
+    let reach = "cat /var/lib/timerapps/dumps/right/*.manifest.json >/dev/null";
+    let forge = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
+    // Outside a drill's unit, the user reaches both.
+    c.sh(&format!("{as_user} sh -c '{reach}'"));
+    c.sh("systemctl start --no-block dump-database-drill@left.service");
+    let mut pids = Vec::new();
+    wait_for("the left drill's sqlite3", Duration::from_secs(120), || {
+        pids = drill_user_pids(&c, "sqlite3");
+        !pids.is_empty()
+    });
+    let inside = |script: &str| {
+        c.exec(&[
+            "sh",
+            "-c",
+            &format!("nsenter -t {} -m {as_user} sh -c '{script}'", pids[0]),
+        ])
+    };
+    // Its own: the dumps read, its record's directory written.
+    let own = inside(
+        "ls -A /var/lib/timerapps/dumps /var/lib/timerapps/drills
+         cat /var/lib/timerapps/dumps/left/*.manifest.json >/dev/null
+         touch /var/lib/timerapps/drills/dump-database@left/probe
+         rm /var/lib/timerapps/drills/dump-database@left/probe",
+    );
+    assert_eq!(own.code(), Some(0), "{own}");
+    assert_eq!(
+        own.stdout,
+        "/var/lib/timerapps/drills:\ndump-database@left\n\n/var/lib/timerapps/dumps:\nleft\n",
+        "{own}"
+    );
+    for script in [reach, forge] {
+        let r = inside(script);
+        assert_ne!(r.code(), Some(0), "{script}\n{r}");
+    }
+    c.sh("systemctl stop dump-database-drill@left.service");
+    assert_eq!(
+        fs::read(record_in(&c, "dump-database@right")).unwrap(),
+        right_record
     );
     assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
 
