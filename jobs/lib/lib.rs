@@ -38,6 +38,20 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// This machine's host name, as uname gives it (restic records it;
+/// `/proc/sys` may be out of a unit's reach); `localhost` when uname fails.
+pub fn host_name() -> String {
+    // SAFETY: uname fills the struct it is given.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return "localhost".to_owned();
+    }
+    // SAFETY: the kernel NUL-terminates nodename.
+    unsafe { std::ffi::CStr::from_ptr(name.nodename.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Writes to stdout for the journal. A closed or broken stdout is no
 /// failure of the job: the work is done and its exit status says so.
 pub fn out(args: fmt::Arguments) {

@@ -225,6 +225,13 @@ pub fn keys_file(unit: &str) -> String {
 /// The template the `OnFailure=` of every job's service starts, with the
 /// failed unit's name (`%N`) as its instance.
 pub const MAIL_TEMPLATE: &str = "timerapps-mail@";
+/// The example drop-in that lets the system's [`MAIL_TEMPLATE`] unit run a
+/// setuid or setgid `sendmail`, as the package ships it
+/// (`packaging/debian/units.rs` writes it), and where the admin installs it.
+pub const MAIL_SENDMAIL_EXAMPLE: &str =
+    "/usr/share/doc/timerapps/examples/timerapps-mail-sendmail.conf";
+pub const MAIL_SENDMAIL_DROP_IN: &str =
+    "/etc/systemd/system/timerapps-mail@.service.d/sendmail.conf";
 
 /// The drop-in `timerapps schedule` writes, and only it: purge removes
 /// files of this name that start with [`SCHEDULE_MARK`]. It sorts before

@@ -60,7 +60,8 @@ impl Repository {
             },
             host: match config::non_empty(env, "COPY_HOST")? {
                 Some(host) => host,
-                None => host_name(),
+                // As restic itself would record it.
+                None => crate::host_name(),
             },
             connect_timeout: Duration::from_secs(u64::from(config::number(
                 env,
@@ -72,19 +73,6 @@ impl Repository {
             env: Vec::new(),
         })
     }
-}
-
-/// This machine's host name, as restic itself would record it.
-fn host_name() -> String {
-    // SAFETY: uname fills the struct it is given.
-    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut name) } != 0 {
-        return "localhost".to_owned();
-    }
-    // SAFETY: the kernel NUL-terminates nodename.
-    unsafe { std::ffi::CStr::from_ptr(name.nodename.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// A job's repository, opened: restic runs, the password is there.

@@ -479,9 +479,17 @@ pub const COMMAND: Usage = Usage {
 pub const MONITORING: &[Variable] = &[
     Variable {
         name: "MAIL_TO",
-        meaning: "where a failed run is mailed, through `/usr/sbin/sendmail`: one address, \
-                  or several separated by spaces; unset or empty: no mail",
+        meaning: "where a failed run is mailed: one address, or several separated by \
+                  spaces; an address without a domain takes that of `/etc/mailname`, else \
+                  the host's; unset or empty: no mail",
         default: "unset",
+    },
+    Variable {
+        name: "MAIL_SMTP",
+        meaning: "`host:port` of the MTA that takes the mail by SMTP, without TLS or \
+                  authentication; when nothing listens there, the mail goes to \
+                  `/usr/sbin/sendmail`",
+        default: "`localhost:25`",
     },
     Variable {
         name: "METRICS_DIR",

@@ -33,6 +33,7 @@ mod mail;
 mod monitoring;
 mod restore;
 mod schedule;
+mod smtp;
 mod status;
 mod sweep;
 mod systemd;

@@ -1,9 +1,10 @@
 //! The settings every job's monitoring shares (`usage::MONITORING`): where
-//! a failed run is mailed and where metrics are written. The system's are in
+//! a failed run is mailed, by which server, and where metrics are written. The system's are in
 //! `/etc/default/timerapps`, a user's in their own configuration home; both
 //! are read as systemd reads an `EnvironmentFile=`.
 
 use crate::jobs::parse_env_file;
+use crate::smtp::Server;
 use crate::systemd::{config_home, Scope};
 use jobkit::config::{self, Source};
 use jobkit::manifest::monitoring_settings;
@@ -17,6 +18,8 @@ pub struct Monitoring {
     pub file: PathBuf,
     /// MAIL_TO, split at spaces; empty: no mail.
     pub mail_to: Vec<String>,
+    /// MAIL_SMTP: the MTA that takes the mail by SMTP.
+    pub mail_smtp: Server,
     /// METRICS_DIR; `None`: no metrics.
     pub metrics_dir: Option<PathBuf>,
 }
@@ -60,6 +63,13 @@ impl Monitoring {
             Some(v) => addresses(&v).map_err(in_file)?,
             None => Vec::new(),
         };
+        let mail_smtp = match vars.get("MAIL_SMTP").filter(|v| !v.is_empty()) {
+            Some(v) => server(&v).map_err(in_file)?,
+            None => Server {
+                host: "localhost".into(),
+                port: 25,
+            },
+        };
         let metrics_dir = match vars.get("METRICS_DIR") {
             Some(v) if v.is_empty() => None,
             _ => Some(
@@ -70,6 +80,7 @@ impl Monitoring {
         Ok(Monitoring {
             file,
             mail_to,
+            mail_smtp,
             metrics_dir,
         })
     }
@@ -100,6 +111,17 @@ fn addresses(value: &OsString) -> Result<Vec<String>> {
     Ok(list)
 }
 
+/// MAIL_SMTP: `host:port`.
+fn server(value: &OsString) -> Result<Server> {
+    value.to_str().and_then(Server::parse).ok_or_else(|| {
+        config::invalid(
+            "MAIL_SMTP",
+            value,
+            "expected host:port, such as localhost:25 or [::1]:25",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +138,18 @@ mod tests {
             "{err}"
         );
         assert!(list("Admin <a@x.org>").is_err());
+    }
+
+    #[test]
+    fn mail_smtp_is_host_and_port() {
+        let parsed = server(&OsString::from("[::1]:2525")).unwrap();
+        assert_eq!((parsed.host.as_str(), parsed.port), ("::1", 2525));
+        let err = server(&OsString::from("localhost"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("MAIL_SMTP=\"localhost\" is invalid"),
+            "{err}"
+        );
     }
 }

@@ -11,7 +11,8 @@ use jobkit::manifest::{
     credentials_dir, keys_file, password_file, Job, Kind, Manager, Program, Shape, Variant,
     COPIES_SUBDIR, COPY_CACHE_DIR, COPY_CACHE_SUBDIR, COPY_EVERY, COPY_RECORD, CREDENTIALS_DIR,
     CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR, DRILL_EVERY, DRILL_RECORD, DUMPS_SUBDIR, JOBS,
-    LOGS_SUBDIR, MAIL_TEMPLATE, MAIL_USER_NAME, PASSWORD_FILE, USER_NAME,
+    LOGS_SUBDIR, MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE, MAIL_USER_NAME,
+    PASSWORD_FILE, USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -205,34 +206,47 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
             Manager::System => PathBuf::new(),
             Manager::User => PathBuf::from("user"),
         };
-        files.insert(dir.join(format!("{MAIL_TEMPLATE}.service")), mail(manager));
+        files.insert(
+            dir.join(format!("{MAIL_TEMPLATE}.service")),
+            mail(manager, source),
+        );
     }
+    let example = Path::new(MAIL_SENDMAIL_EXAMPLE).file_name().unwrap();
+    files.insert(
+        Path::new(EXAMPLES).join(example),
+        mail_sendmail(&mail(Manager::System, source)),
+    );
     files
 }
 
+/// Where below `systemd/` the example drop-ins are, which the package
+/// installs as documentation.
+const EXAMPLES: &str = "examples";
+
 /// The settings with which systemd runs a unit that is not root under
 /// `NoNewPrivileges=`: each installs a seccomp filter, which a process
-/// without `CAP_SYS_ADMIN` may only do so (tried on systemd 252).
-const IMPLY_NO_NEW_PRIVILEGES: &[&str] = &[
-    "SystemCallFilter=",
-    "SystemCallArchitectures=",
-    "RestrictAddressFamilies=",
-    "RestrictNamespaces=",
-    "RestrictRealtime=",
-    "RestrictSUIDSGID=",
-    "LockPersonality=",
-    "MemoryDenyWriteExecute=",
-    "PrivateDevices=",
-    "ProtectClock=",
-    "ProtectHostname=",
-    "ProtectKernelTunables=",
-    "ProtectKernelModules=",
-    "ProtectKernelLogs=",
+/// without `CAP_SYS_ADMIN` may only do so (tried on systemd 252); each with
+/// the value that resets it in a drop-in.
+const IMPLY_NO_NEW_PRIVILEGES: &[(&str, &str)] = &[
+    ("SystemCallFilter=", ""),
+    ("SystemCallArchitectures=", ""),
+    ("RestrictAddressFamilies=", ""),
+    ("RestrictNamespaces=", "no"),
+    ("RestrictRealtime=", "no"),
+    ("RestrictSUIDSGID=", "no"),
+    ("LockPersonality=", "no"),
+    ("MemoryDenyWriteExecute=", "no"),
+    ("PrivateDevices=", "no"),
+    ("ProtectClock=", "no"),
+    ("ProtectHostname=", "no"),
+    ("ProtectKernelTunables=", "no"),
+    ("ProtectKernelModules=", "no"),
+    ("ProtectKernelLogs=", "no"),
 ];
 
 /// The unit every job's `OnFailure=` starts, with the failed unit's name as
 /// its instance: it mails the failure (`timerapps mail-failure`).
-fn mail(manager: Manager) -> String {
+fn mail(manager: Manager, source: Source) -> String {
     let (edit, user, whose) = match manager {
         Manager::System => ("systemctl edit", "", "a job"),
         Manager::User => ("systemctl --user edit", " --user", "your job"),
@@ -248,12 +262,15 @@ fn mail(manager: Manager) -> String {
     u.line(&format!(
         "ExecStart=/usr/bin/timerapps{user} mail-failure %i"
     ));
-    u.comment("An MTA that hangs must not leave this unit running.");
+    u.comment(
+        "An MTA that hangs must not leave this unit running; the mail's own waits (for the \
+         run's lines in the journal, for the SMTP session) end well before.",
+    );
     u.line("TimeoutStartSec=2min");
     if manager == Manager::User {
         u.comment(
-            "No sandbox: in a user manager it needs PrivateUsers=yes, in which the MTA's \
-             setuid or setgid sendmail cannot work.",
+            "No sandbox: in a user manager it needs PrivateUsers=yes, in which a setuid or \
+             setgid sendmail, tried where nothing listens for SMTP, cannot work.",
         );
         return u.0;
     }
@@ -265,27 +282,35 @@ fn mail(manager: Manager) -> String {
     u.line(&format!("Group={MAIL_USER_NAME}"));
     u.line("SupplementaryGroups=systemd-journal");
     u.comment(&format!(
-        "The mail goes to the MTA's sendmail, which delivers before it returns (-odi) and \
-         may be setuid or setgid: exim4's is setuid root, postfix's postdrop setgid \
-         postdrop. A setuid or setgid program gains nothing under NoNewPrivileges=, which \
-         systemd sets in a non-root unit with any of {}: so none of them is here.",
-        IMPLY_NO_NEW_PRIVILEGES.join(", ")
+        "The mail goes by SMTP to the MTA on localhost (MAIL_SMTP), which takes it from \
+         any local user: the unit needs no privilege, and has the jobs' sandbox. Where \
+         nothing listens there it goes to the MTA's sendmail, which works here only if it \
+         is neither setuid nor setgid (msmtp's): a setuid or setgid program gains nothing \
+         under NoNewPrivileges=, which systemd sets in a non-root unit with any of {}. For \
+         such a sendmail (exim4 with its daemon off, nullmailer, dma), install {} as {}.",
+        IMPLY_NO_NEW_PRIVILEGES
+            .iter()
+            .map(|(key, _)| *key)
+            .collect::<Vec<_>>()
+            .join(", "),
+        MAIL_SENDMAIL_EXAMPLE,
+        MAIL_SENDMAIL_DROP_IN,
     ));
     u.comment(
-        "What exim4 needs to deliver at once; with CAP_SETUID CAP_SETGID alone it takes \
-         the mail and delivers it at its next queue run. postfix's sendmail needs none \
-         (\"systemctl edit\" to empty it).",
+        "Without PrivateUsers=: the unit's supplementary group, systemd-journal, is \
+         outside the user namespace it would make.",
     );
-    u.line("CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER");
-    u.line("AmbientCapabilities=");
-    u.comment(
-        "An MTA writes its queue, the mailboxes and its log below /var; a delivery into \
-         a home (a Maildir) waits for its next queue run. Dumps, records and credentials \
-         are none of its business.",
+    u.harden(
+        source
+            .common
+            .iter()
+            .filter(|s| !s.line.starts_with("PrivateUsers=")),
+        manager,
     );
-    u.line("ProtectSystem=strict");
-    u.line("ReadWritePaths=-/var/spool -/var/mail -/var/log");
-    u.line("ProtectHome=read-only");
+    u.line("SystemCallFilter=~@privileged @resources");
+    u.comment("The MTA over TCP; the journal and systemd over Unix sockets.");
+    u.line("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6");
+    u.comment("Dumps, records and credentials are none of its business.");
     let parent = |dir: &str| Path::new(dir).parent().unwrap().display().to_string();
     u.line(&format!(
         "InaccessiblePaths=-{} -{} -{}",
@@ -293,20 +318,53 @@ fn mail(manager: Manager) -> String {
         parent(COPY_CACHE_DIR),
         parent(CREDENTIALS_DIR)
     ));
-    for line in [
-        "PrivateTmp=yes",
-        "PrivateMounts=yes",
-        "PrivateIPC=yes",
-        "ProtectControlGroups=yes",
-        "ProtectProc=invisible",
-        "ProcSubset=pid",
-        "RemoveIPC=yes",
-        "KeyringMode=private",
-        "DevicePolicy=closed",
-        "UMask=0077",
-    ] {
+    for line in ["PrivateIPC=yes", "KeyringMode=private", "UMask=0077"] {
         u.line(line);
     }
+    u.0
+}
+
+/// The example drop-in for the system's mail unit `unit` that lets a
+/// setuid or setgid sendmail work: each of its settings that implies
+/// `NoNewPrivileges=` reset, and what exim4 needs to deliver at once.
+fn mail_sendmail(unit: &str) -> String {
+    let mut u = Unit(String::new());
+    u.comment(&format!(
+        "Written by packaging/debian/units.rs of timerapps: a drop-in for \
+         {MAIL_TEMPLATE}.service where nothing listens for SMTP on localhost:25 and the \
+         MTA's sendmail is setuid or setgid (exim4 with its daemon off, nullmailer, dma), \
+         which gains nothing under NoNewPrivileges=. It lifts that and each setting that \
+         implies it, and widens what the unit may write to what the MTA writes. Install \
+         it with:"
+    ));
+    u.line("#   sudo install -D -m 644 \\");
+    u.line(&format!("#     {MAIL_SENDMAIL_EXAMPLE} \\"));
+    u.line(&format!("#     {MAIL_SENDMAIL_DROP_IN}"));
+    u.line("#   sudo systemctl daemon-reload");
+    u.line("[Service]");
+    u.line("NoNewPrivileges=no");
+    let mut reset: Vec<&str> = Vec::new();
+    for line in unit.lines().filter(|l| !l.starts_with('#')) {
+        for (key, value) in IMPLY_NO_NEW_PRIVILEGES {
+            if line.starts_with(key) && !reset.contains(key) {
+                reset.push(key);
+                u.line(&format!("{key}{value}"));
+            }
+        }
+    }
+    u.comment(
+        "What exim4's setuid-root sendmail needs to deliver at once; with CAP_SETUID \
+         CAP_SETGID alone it takes the mail and delivers it at its next queue run. A \
+         sendmail that is setuid to another user or setgid (nullmailer, dma, postfix's \
+         postdrop) needs none.",
+    );
+    u.line("CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER");
+    u.comment(
+        "The MTA writes its queue, the mailboxes and its log below /var; homes stay \
+         read-only, so a delivery into a home (a Maildir) waits for its next queue run.",
+    );
+    u.line("ReadWritePaths=-/var/spool -/var/mail -/var/log");
+    u.line("ProtectHome=read-only");
     u.0
 }
 
@@ -807,16 +865,17 @@ pub fn drift(dir: &Path, source: Source) -> Vec<String> {
     found
 }
 
-/// The unit files in `dir` (and `dir/user`) that are not among `rendered`.
+/// The unit files in `dir` (and `dir/user`), and the drop-ins in
+/// `dir/examples`, that are not among `rendered`.
 fn extra_units(dir: &Path, rendered: &BTreeMap<PathBuf, String>) -> Vec<PathBuf> {
     let mut extra = Vec::new();
-    for sub in ["", "user"] {
+    for sub in ["", "user", EXAMPLES] {
         let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
             continue;
         };
         for entry in entries.flatten() {
             let name = PathBuf::from(sub).join(entry.file_name());
-            let is_unit = [".service", ".timer"]
+            let is_unit = [".service", ".timer", ".conf"]
                 .iter()
                 .any(|s| name.to_string_lossy().ends_with(s));
             if is_unit && !rendered.contains_key(&name) {
@@ -921,24 +980,71 @@ mod tests {
         );
     }
 
-    /// What differs between variants is only what [`Only`] and the
-    /// renderer say: the plain and template dump units share every other
-    /// line.
+    /// The settings of a unit's or drop-in's text, as `(key=, value)`.
+    fn settings(text: &str) -> Vec<(String, String)> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with('[') && !l.is_empty())
+            .map(|l| {
+                let (key, value) = l.split_once('=').unwrap();
+                (format!("{key}="), value.to_owned())
+            })
+            .collect()
+    }
+
+    /// The system's mail unit is not root and has the jobs' sandbox; the
+    /// example drop-in lifts exactly what a setuid sendmail needs.
     #[test]
-    fn the_mail_unit_is_not_root_and_keeps_setuid_sendmail_working() {
-        let unit = mail(Manager::System);
-        let service = unit.split_once("[Service]\n").unwrap().1;
-        let settings: Vec<&str> = service.lines().filter(|l| !l.starts_with('#')).collect();
-        assert!(settings.contains(&"User=timerapps-mail"), "{unit}");
-        for line in settings {
+    fn the_mail_unit_is_sandboxed_and_its_drop_in_lets_setuid_sendmail_work() {
+        let unit = mail(Manager::System, SOURCE);
+        let own = settings(&unit);
+        let has = |key: &str, value: &str| own.iter().any(|(k, v)| k == key && v == value);
+        assert!(has("User=", "timerapps-mail"), "{unit}");
+        assert!(has("NoNewPrivileges=", "yes"), "{unit}");
+        assert!(has("CapabilityBoundingSet=", ""), "{unit}");
+        assert!(has("SystemCallFilter=", "@system-service"), "{unit}");
+        assert!(!own.iter().any(|(k, _)| k == "PrivateUsers="), "{unit}");
+        let drop_in = mail_sendmail(&unit);
+        assert_eq!(
+            render_all(SOURCE)[Path::new("examples/timerapps-mail-sendmail.conf")],
+            drop_in
+        );
+        // What systemd runs with the drop-in: the last assignment of each
+        // setting (an empty one resets a list).
+        let merged: Vec<(String, String)> = own.into_iter().chain(settings(&drop_in)).collect();
+        let last = |key: &str| {
+            merged
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(last("NoNewPrivileges="), Some("no"));
+        for (key, _) in IMPLY_NO_NEW_PRIVILEGES {
             assert!(
-                !line.starts_with("NoNewPrivileges=")
-                    && !IMPLY_NO_NEW_PRIVILEGES.iter().any(|k| line.starts_with(k)),
-                "{line} would stop a setuid sendmail:\n{unit}"
+                matches!(last(key), None | Some("" | "no")),
+                "{key} would stop a setuid sendmail:\n{drop_in}"
+            );
+        }
+        assert_eq!(
+            last("CapabilityBoundingSet="),
+            Some("CAP_SETUID CAP_SETGID CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER")
+        );
+        // It changes nothing else but where the MTA writes.
+        for (key, _) in settings(&drop_in) {
+            assert!(
+                key == "NoNewPrivileges="
+                    || key == "CapabilityBoundingSet="
+                    || key == "ReadWritePaths="
+                    || key == "ProtectHome="
+                    || IMPLY_NO_NEW_PRIVILEGES.iter().any(|(k, _)| *k == key),
+                "{key}"
             );
         }
     }
 
+    /// What differs between variants is only what [`Only`] and the
+    /// renderer say: the plain and template dump units share every other
+    /// line.
     #[test]
     fn variants_differ_only_where_stated() {
         let units = render_all(SOURCE);

@@ -15,7 +15,7 @@ use crate::harness::{
     PATH, TIMEOUT,
 };
 use crate::mariadb::Mariadb;
-use crate::monitoring::{listed_and_served, mails, scrape, value};
+use crate::monitoring::{came_by_smtp, listed_and_served, listening, mails, scrape, value};
 use crate::package::built_deb;
 use chrono::TimeZone;
 use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
@@ -1562,6 +1562,7 @@ fn copy_units(release: Release) {
     );
 
     step("the remote host down: the dump goes on, the copy fails and is mailed");
+    listening(&c, 25, "exim4");
     remote.stop();
     c.sh("sqlite3 /srv/shop.db 'INSERT INTO t VALUES (4);'");
     let before = now();
@@ -1586,6 +1587,7 @@ fn copy_units(release: Release) {
     wait_for("the copy's failure mail", TIMEOUT, || {
         mails(&c).contains("dump-database-copy.service failed")
     });
+    came_by_smtp(&c, &mails(&c), "timerapps-mail");
 
     step("back up, timerapps copy catches up");
     remote.start();

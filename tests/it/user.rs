@@ -242,6 +242,7 @@ fn users_timers_on(release: Release) {
     assert!(table.contains("\ndump-database@sales "), "{table}");
 
     step("a failed run of the user's own job is mailed to the address the user set");
+    crate::monitoring::listening(&c, 25, "exim4");
     alice.sh("mkdir -p ~/.config/timerapps/dump-database
          echo MAIL_TO=alice > ~/.config/timerapps/timerapps.conf
          echo DUMP_COMMAND=false > ~/.config/timerapps/dump-database/broken.conf");
@@ -258,6 +259,8 @@ fn users_timers_on(release: Release) {
         "{mail}"
     );
     assert!(mail.contains("timerapps --user status"), "{mail}");
+    // By SMTP too, from the user.
+    crate::monitoring::came_by_smtp(&c, &mail, USER);
     alice.sh(
         "rm ~/.config/timerapps/timerapps.conf ~/.config/timerapps/dump-database/broken.conf
          systemctl --user reset-failed",

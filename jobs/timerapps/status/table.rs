@@ -2,7 +2,7 @@
 //! problems below it. Color only when asked (a terminal without NO_COLOR).
 
 use super::model::{Row, State};
-use crate::format::{ago, local, result_words, seconds};
+use crate::format::{ago, escape, local, result_words, seconds};
 use jobkit::human::{si, span};
 use std::time::Duration;
 
@@ -54,8 +54,11 @@ pub fn render(rows: &[Row], now: u64, color: bool) -> String {
     if !problems.is_empty() {
         out.push('\n');
     }
+    // A problem can quote a record's reason, which carries what a database
+    // or restic wrote: shown escaped, as the JSON rows keep it raw.
     for (row, problem) in problems {
-        out.push_str(&paint(&format!("{}: {problem}", row.job), hue(row.state)));
+        let line = format!("{}: {}", row.job, escape(problem));
+        out.push_str(&paint(&line, hue(row.state)));
     }
     out
 }
@@ -421,6 +424,27 @@ mod tests {
         assert_eq!(lines[4], "dump-database: last run failed: failed (exit 1)");
         assert_eq!(lines.len(), 5, "{text}");
         assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn a_reason_from_a_record_is_shown_escaped_and_kept_raw_in_json() {
+        let mut bad = row("dump-database");
+        bad.state = State::Failing;
+        bad.healthy = false;
+        let reason = "the last restore drill failed 1 h ago: ERROR:  \x1b[2Jrow\n(1, \u{202e}x)";
+        bad.problems = vec![reason.into()];
+        let json = serde_json::to_value(&bad).unwrap();
+        assert_eq!(json["problems"][0], reason);
+        let text = render(&[bad], NOW, false);
+        assert_eq!(
+            text.lines().nth(3),
+            Some(
+                "dump-database: the last restore drill failed 1 h ago: ERROR:  \\x1b[2Jrow\\x0a\
+                 (1, \\u{202e}x)"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 4, "{text}");
     }
 
     #[test]
