@@ -20,7 +20,7 @@ use crate::manifest::password_file;
 use crate::process::{self, Child};
 use crate::retention::{self, Candidate, Policy};
 use crate::{Error, Exit, Result};
-use chrono::{Local, TimeZone};
+use chrono::{DateTime, Local, LocalResult, Offset, TimeZone};
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -347,12 +347,13 @@ impl Restic {
         write: impl FnOnce(&mut dyn Write) -> Result<u64>,
     ) -> Result<Sent> {
         let file_name = self.file_name(stamp);
-        let time = chrono::Local
-            .from_utc_datetime(&stamp.utc())
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string();
+        let local = Local.from_utc_datetime(&stamp.utc());
+        let time = local.format("%Y-%m-%d %H:%M:%S").to_string();
         let tags = format!("{},stamp={stamp}", self.job_tags());
         let mut c = self.command();
+        if let Some(zone) = unambiguous_zone(&local) {
+            c.env("TZ", zone);
+        }
         c.args([
             "backup",
             "--json",
@@ -575,6 +576,30 @@ fn redact(repository: &str) -> String {
         },
         None => repository.to_owned(),
     }
+}
+
+/// restic reads `--time` as a wall time of its local zone. In the hour that
+/// clocks go back, that wall time names two instants and restic takes one
+/// of them, so a dump of the other would be stored an hour off, judged in
+/// the wrong bucket by `forget`, and sent again. There, the zone of the one
+/// offset `local` has (`Etc/GMT-1` for UTC+1) says which instant is meant;
+/// None where the wall time is unambiguous, or where no such zone file is
+/// installed (restic would fall back to UTC).
+fn unambiguous_zone(local: &DateTime<Local>) -> Option<String> {
+    if !matches!(
+        Local.from_local_datetime(&local.naive_local()),
+        LocalResult::Ambiguous(..)
+    ) {
+        return None;
+    }
+    let offset = local.offset().fix().local_minus_utc();
+    // The Etc zones' sign is POSIX's: west of Greenwich is positive.
+    let zone = format!("Etc/GMT{:+}", -offset / 3600);
+    (offset % 3600 == 0
+        && std::path::Path::new("/usr/share/zoneinfo")
+            .join(&zone)
+            .is_file())
+    .then_some(zone)
 }
 
 #[cfg(test)]

@@ -1203,6 +1203,57 @@ fn a_daily_policy_sends_each_dump_once_with_restic_0_18() {
     a_daily_policy_sends_each_dump_once("copy-daily-0.18", Some(crate::retention::restic_binary()));
 }
 
+/// The hour clocks go back (Berlin, 2026-10-25, 02:00 to 03:00 twice):
+/// dumps made in either 02:30 are stored at their own instants, so restic's
+/// forget keeps what the copy expects, and nothing is sent twice.
+#[test]
+#[ignore = "needs root for the remote host's network namespace, cgroups, restic and rclone: tests/run"]
+fn dumps_of_the_hour_clocks_go_back_are_sent_once() {
+    let (sb, remote, restic) = remote_repository("copy-dst");
+    let (_, dir) = sqlite_dumps(&sb, 1);
+    let base = local_dumps(&dir, "shop").pop().unwrap();
+    let dst = sb.mkdir("dst");
+    let mut copied = Vec::new();
+    let mut copy_now = || {
+        let mut c = copy(&sb, &dst, "shop", &remote.url(), &restic.password);
+        c.env("COPY_KEEP", "1").env("TZ", "Europe/Berlin");
+        let r = run(&mut c);
+        r.ok();
+        copied.extend(
+            r.stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("copied "))
+                .map(|l| l.split(' ').next().unwrap().to_owned()),
+        );
+    };
+    // 02:30 and 02:50 summer time, then 02:10 and 02:30 winter time.
+    let stamps: Vec<Stamp> = [
+        "20261025T003000Z",
+        "20261025T005000Z",
+        "20261025T011000Z",
+        "20261025T013000Z",
+    ]
+    .iter()
+    .map(|s| Stamp::parse(s).unwrap())
+    .collect();
+    for stamp in &stamps {
+        stamped_dumps(&base, "shop", &dst, std::slice::from_ref(stamp));
+        copy_now();
+    }
+    copy_now();
+    copy_now();
+    drop(copy_now);
+    let mut once = copied.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), copied.len(), "a dump sent twice: {copied:#?}");
+    assert_eq!(once.len(), stamps.len(), "{copied:#?}");
+    assert_eq!(
+        snapshot_stamps(&restic.snapshots()),
+        [stamps[3].to_string()]
+    );
+}
+
 /// A repository filled before copies carried an identity: the job's old
 /// snapshots (host, `dump=NAME`, `stamp=`) of dumps still here are read
 /// back once and become the job's, nothing is sent again; another job's of
