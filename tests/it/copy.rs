@@ -1242,7 +1242,6 @@ fn dumps_of_the_hour_clocks_go_back_are_sent_once() {
     }
     copy_now();
     copy_now();
-    drop(copy_now);
     let mut once = copied.clone();
     once.sort();
     once.dedup();
