@@ -17,7 +17,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use jobkit::drill::{Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
-use jobkit::dumpfile::Manifest;
+use jobkit::dumpfile::{Manifest, DEFAULT_DIR};
 use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -1235,6 +1235,65 @@ fn drill_units(release: Release) {
         right_record
     );
     assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+
+    step("the default job's running drill sees its own dumps and no instance's");
+    c.sh(
+        "echo 'DUMP_COMMAND=\"cat /srv/left.sql\"' >> /etc/default/dump-database
+          systemctl start dump-database.service
+          systemctl start --no-block dump-database-drill.service",
+    );
+    wait_for(
+        "the default drill's sqlite3",
+        Duration::from_secs(120),
+        || {
+            pids = drill_user_pids(&c, "sqlite3");
+            !pids.is_empty()
+        },
+    );
+    let inside = |script: &str| {
+        c.exec(&[
+            "sh",
+            "-c",
+            &format!("nsenter -t {} -m {as_user} sh -c '{script}'", pids[0]),
+        ])
+    };
+    let own = inside(&format!(
+        "ls -A /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"
+    ));
+    assert_eq!(
+        (own.code(), own.stdout.as_str()),
+        (Some(0), "dump-database\n"),
+        "{own}"
+    );
+    for script in [reach, "ls /var/lib/timerapps/dumps/left"] {
+        let r = inside(script);
+        assert_ne!(r.code(), Some(0), "{script}\n{r}");
+    }
+    c.sh("systemctl stop dump-database-drill.service");
+    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+
+    step("no instance is named as the default job, whose directory that is");
+    let before = fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/dump-database.conf"),
+        "DUMP_COMMAND=\"cat /srv/left.sql\"\n",
+    )
+    .unwrap();
+    for unit in [
+        "dump-database@dump-database.service",
+        "dump-database-drill@dump-database.service",
+    ] {
+        let r = c.exec(&["systemctl", "start", unit]);
+        assert_ne!(r.code(), Some(0), "{unit}: {r}");
+        assert_eq!(c.show(unit, "ExecMainStatus"), "2", "{unit}");
+        let journal = c.journal(unit);
+        assert!(
+            journal.contains("an instance may not be named dump-database"),
+            "{journal}"
+        );
+    }
+    assert_eq!(fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count(), before);
+    fs::remove_file(c.path("/etc/timerapps/dump-database/dump-database.conf")).unwrap();
 
     step("purge removes the drills' results and links, and keeps the dumps");
     c.sh("apt-get purge -y timerapps </dev/null");
