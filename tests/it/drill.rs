@@ -1199,21 +1199,31 @@ fn drill_units(release: Release) {
     let forge = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
     // Outside a drill's unit, the user reaches both.
     c.sh(&format!("{as_user} sh -c '{reach}'"));
-    c.sh("systemctl start --no-block dump-database-drill@left.service");
-    let mut pids = Vec::new();
-    wait_for("the left drill's sqlite3", Duration::from_secs(120), || {
-        pids = drill_user_pids(&c, "sqlite3");
-        !pids.is_empty()
-    });
-    let inside = |script: &str| {
+    // The drill `unit`, started, while its sqlite3 restores: that process.
+    let running = |unit: &str| {
+        c.sh(&format!("systemctl start --no-block {unit}"));
+        let mut pids = Vec::new();
+        wait_for(
+            &format!("{unit}'s sqlite3"),
+            Duration::from_secs(120),
+            || {
+                pids = drill_user_pids(&c, "sqlite3");
+                !pids.is_empty()
+            },
+        );
+        pids.swap_remove(0)
+    };
+    let inside = |pid: &str, script: &str| {
         c.exec(&[
             "sh",
             "-c",
-            &format!("nsenter -t {} -m {as_user} sh -c '{script}'", pids[0]),
+            &format!("nsenter -t {pid} -m {as_user} sh -c '{script}'"),
         ])
     };
+    let left = running("dump-database-drill@left.service");
     // Its own: the dumps read, its record's directory written.
     let own = inside(
+        &left,
         "ls -A /var/lib/timerapps/dumps /var/lib/timerapps/drills
          cat /var/lib/timerapps/dumps/left/*.manifest.json >/dev/null
          touch /var/lib/timerapps/drills/dump-database@left/probe
@@ -1226,7 +1236,7 @@ fn drill_units(release: Release) {
         "{own}"
     );
     for script in [reach, forge] {
-        let r = inside(script);
+        let r = inside(&left, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-drill@left.service");
@@ -1239,34 +1249,20 @@ fn drill_units(release: Release) {
     step("the default job's running drill sees its own dumps and no instance's");
     c.sh(
         "echo 'DUMP_COMMAND=\"cat /srv/left.sql\"' >> /etc/default/dump-database
-          systemctl start dump-database.service
-          systemctl start --no-block dump-database-drill.service",
+          systemctl start dump-database.service",
     );
-    wait_for(
-        "the default drill's sqlite3",
-        Duration::from_secs(120),
-        || {
-            pids = drill_user_pids(&c, "sqlite3");
-            !pids.is_empty()
-        },
+    let default = running("dump-database-drill.service");
+    let own = inside(
+        &default,
+        &format!("ls -A /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"),
     );
-    let inside = |script: &str| {
-        c.exec(&[
-            "sh",
-            "-c",
-            &format!("nsenter -t {} -m {as_user} sh -c '{script}'", pids[0]),
-        ])
-    };
-    let own = inside(&format!(
-        "ls -A /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"
-    ));
     assert_eq!(
         (own.code(), own.stdout.as_str()),
         (Some(0), "dump-database\n"),
         "{own}"
     );
     for script in [reach, "ls /var/lib/timerapps/dumps/left"] {
-        let r = inside(script);
+        let r = inside(&default, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-drill.service");
