@@ -14,7 +14,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `DUMP_DIR` | where the job keeps its dumps, as for `dump-database`: the copy reads the job's own settings file | `/var/lib/timerapps/dumps` |
+//! | `DUMP_DIR` | where the job keeps its dumps, as for `dump-database`: the copy reads the job's own settings file | `/var/lib/timerapps/dumps/dump-database` |
 //! | `DUMP_NAME` | the job's dumps' file-name prefix, as for `dump-database` | `dump` |
 //! | `DUMP_EXTENSION` | what the dump is, before the compression's suffix, as for `dump-database` | `sql` |
 //! | `COPY_REPOSITORY` | the restic repository every good dump is copied into, as restic names it (`rest:https://…`, `sftp:host:/path`, `s3:…`); unset or empty: no restic copy | unset |
@@ -33,7 +33,7 @@
 //! |---|---|
 //! | 0 | every good dump due is in the destination and verified, and the repository's retention applied; or no destination is configured |
 //! | 1 | a copy failed: the repository cannot be reached or opened (wrong password, no repository there), a dump could not be read, restic or the command failed, the copy read back differs, or `restic check` found damage; local dumps are never changed |
-//! | 2 | bad argument or malformed variable; nothing done |
+//! | 2 | bad argument or malformed variable, as for `dump-database`; nothing done |
 //! | 73 | `COPY_RESULT` cannot be written |
 //! | 75 | another copy of the same job is running |
 //! | 78 | `COPY_REPOSITORY` is set but restic is not installed, the repository password is missing (the message names the file to create), or the copy runs outside its unit (`timerapps copy JOB` runs it there); or the job's dumps are another unit's, whose job writes these dump names into this directory (`.NAME.lock` names it) |
@@ -60,6 +60,7 @@ oldest first, verifies each copy, and applies the repository's retention.
 
 fn main() -> ExitCode {
     jobkit::run_job("dump-database-copy", help, || {
+        jobkit::identity::refuse_reserved_instance()?;
         copy::run(&config::Config::from_env(&Environment)?)
     })
 }

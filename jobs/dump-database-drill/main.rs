@@ -11,7 +11,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `DUMP_DIR` | where the job keeps its dumps, as for `dump-database`: the drill reads the job's own settings file | `/var/lib/timerapps/dumps` |
+//! | `DUMP_DIR` | where the job keeps its dumps, as for `dump-database`: the drill reads the job's own settings file | `/var/lib/timerapps/dumps/dump-database` |
 //! | `DUMP_NAME` | the job's dumps' file-name prefix, as for `dump-database` | `dump` |
 //! | `DUMP_EXTENSION` | what the dump is, before the compression's suffix, as for `dump-database` | `sql` |
 //! | `DRILL_TMPDIR` | absolute path of the directory the throwaway server is made in, below `timerapps-drill-NAME`; it needs about twice the dump's size free | `/var/tmp` |
@@ -21,7 +21,7 @@
 //! |---|---|
 //! | 0 | the newest good dump restored, and every table of its manifest has its rows |
 //! | 1 | the drill failed: no good dump, the dump is damaged, a statement failed to restore, a table of the manifest is missing or has other rows, the server did not start |
-//! | 2 | bad argument or malformed variable; nothing done |
+//! | 2 | bad argument or malformed variable, as for `dump-database`; nothing done |
 //! | 73 | `DRILL_TMPDIR` cannot be written, or has too little space free (the message says how much is needed) |
 //! | 75 | another drill of the same `DUMP_NAME` is running |
 //! | 77 | run as root: no drill, server or tool of it runs as root; run it as the job's user, as its unit does; nothing recorded |
@@ -55,6 +55,7 @@ the server again.
 
 fn main() -> ExitCode {
     jobkit::run_job("dump-database-drill", help, || {
+        jobkit::identity::refuse_reserved_instance()?;
         drill::run(&config::Config::from_env(&Environment)?)
     })
 }

@@ -10,7 +10,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `DUMP_COMMAND` | the dump command; split into words with shell quoting rules and run without a shell; its stdout is the dump, its stderr goes to the journal; `${CREDENTIALS_DIRECTORY}` in it becomes the service's credentials directory (`LoadCredential=`) | required |
-//! | `DUMP_DIR` | absolute path of the directory the dumps are kept in; must exist | `/var/lib/timerapps/dumps` |
+//! | `DUMP_DIR` | absolute path of the directory the dumps are kept in; must exist | `/var/lib/timerapps/dumps/dump-database` |
 //! | `DUMP_KEEP` | how many of the newest good dumps to keep, at least 1; also how many suspect dumps are kept | `5` |
 //! | `DUMP_KEEP_HOURLY` | for the last N hours that have a good dump, keep the newest of each (local time, as restic's `forget --keep-hourly`) | `0` |
 //! | `DUMP_KEEP_DAILY` | the same for the last N days | `0` |
@@ -31,7 +31,7 @@
 //! |---|---|
 //! | 0 | the dump was published and old dumps pruned |
 //! | 1 | the dump failed: command failed, was killed or wrote nothing, its format's end is missing or it is not the format the command writes, read or write error (disk full), temp file removed meanwhile, publish or prune failed |
-//! | 2 | bad argument or malformed variable; nothing written |
+//! | 2 | bad argument or malformed variable, `DUMP_DIR` the directory of every job's dump directory, or an instance named `dump-database`, the default job's own directory; nothing written |
 //! | 65 | the dump was published but is suspect: far smaller, in raw size or rows, than the largest good dump kept, or no rows where that one had some; it counts toward no retention rule (`timerapps accept` makes it good) |
 //! | 73 | `DUMP_DIR` missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file (the message says why and what to remove); or it names another unit, whose job writes these dump names into this directory (set another `DUMP_NAME` or `DUMP_DIR`; a run by hand, outside a unit, is never refused) |
 //! | 75 | another run of the same `DUMP_NAME` holds the lock, or this run lost it; nothing published or pruned |
@@ -66,6 +66,7 @@ none), then keeps the DUMP_KEEP newest of that name in any of these forms.
 
 fn main() -> ExitCode {
     jobkit::run_job("dump-database", help, || {
+        jobkit::identity::refuse_reserved_instance()?;
         dump::run(&config::Config::from_env(&Environment)?)
     })
 }

@@ -28,6 +28,7 @@ pub mod read;
 pub use manifest::Manifest;
 
 use crate::config::{self, Source};
+use crate::manifest::DUMPS_DIR;
 use crate::retention::Policy;
 use crate::{safe, Result};
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
@@ -37,8 +38,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where dumps go when DUMP_DIR is unset: the unit's `StateDirectory=`.
-pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps";
+/// Where dumps go when DUMP_DIR is unset: the default job's
+/// `StateDirectory=`, its own directory in [`DUMPS_DIR`], beside the
+/// instances' (`manifest::Job::dumps_name`).
+pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps/dump-database";
 
 /// Where one job keeps its dumps and which it keeps: DUMP_DIR, DUMP_NAME,
 /// DUMP_EXTENSION and the DUMP_KEEP rules.
@@ -52,6 +55,19 @@ pub struct Location {
 impl Location {
     pub fn from_env(env: &dyn Source) -> Result<Location> {
         let dir = config::absolute_path(env, "DUMP_DIR", DEFAULT_DIR)?;
+        // Every unit there is shown its own directory only: dumps kept in it
+        // would be hidden from their own drill and copy.
+        if dir == Path::new(DUMPS_DIR) {
+            return Err(config::invalid(
+                "DUMP_DIR",
+                dir.as_os_str(),
+                &format!(
+                    "it holds the dump directories of every job and instance, not dumps: \
+                     unset DUMP_DIR to keep the default job's dumps in {DEFAULT_DIR} (an \
+                     instance's in {DUMPS_DIR}/NAME), and move its dumps there"
+                ),
+            ));
+        }
         let policy = Policy::from_env(env)?;
         Ok(Location {
             dir,
@@ -427,6 +443,7 @@ pub fn is_run_file(file: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::{Manager, Program, Shape};
     use chrono::TimeZone;
 
     fn stamp(s: &str) -> Stamp {
@@ -580,5 +597,53 @@ mod tests {
         }
         let loc = Location::from_env(&[("DUMP_DIR", "/srv/d"), ("DUMP_KEEP", "9")]).unwrap();
         assert_eq!((loc.dir, loc.policy.last), (PathBuf::from("/srv/d"), 9));
+    }
+
+    #[test]
+    fn the_default_jobs_dumps_are_in_a_directory_of_their_own() {
+        let plain = crate::manifest::Variant::jobs(Manager::System, Shape::Plain)
+            .find(|j| j.program == Program::Dump)
+            .unwrap();
+        assert_eq!(
+            DEFAULT_DIR,
+            format!("{DUMPS_DIR}/{}", plain.dumps_name(Shape::Plain))
+        );
+        assert!(crate::manifest::reserved_instance(plain.name));
+        assert!(!crate::manifest::reserved_instance("shop"));
+        let loc = Location::from_env(&[("DUMP_NAME", "shop")]).unwrap();
+        assert_eq!(loc.dir, PathBuf::from(DEFAULT_DIR));
+        for usage in [
+            &crate::usage::DUMP,
+            &crate::usage::DRILL,
+            &crate::usage::COPY,
+        ] {
+            let dir = usage
+                .variables
+                .iter()
+                .find(|v| v.name == "DUMP_DIR")
+                .unwrap();
+            assert_eq!(dir.default, format!("`{DEFAULT_DIR}`"));
+        }
+    }
+
+    #[test]
+    fn no_job_keeps_its_dumps_beside_the_others_directories() {
+        for parent in [
+            DUMPS_DIR,
+            "/var/lib/timerapps/dumps/",
+            "/var/lib//timerapps/dumps",
+        ] {
+            let e = Location::from_env(&[("DUMP_DIR", parent)]).unwrap_err();
+            assert_eq!(e.exit(), crate::Exit::Usage);
+            let said = e.to_string();
+            assert!(said.starts_with("DUMP_DIR=\"/var/lib/"), "{said}");
+            assert!(
+                said.contains(&format!(
+                    "unset DUMP_DIR to keep the default job's dumps in {DEFAULT_DIR}"
+                )),
+                "{said}"
+            );
+        }
+        Location::from_env(&[("DUMP_DIR", "/var/lib/timerapps/dumps/shop")]).unwrap();
     }
 }

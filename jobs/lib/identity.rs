@@ -13,7 +13,7 @@
 //!   names into the same directory is refused, as is its copy.
 
 use crate::dumpfile::manifest::hex;
-use crate::manifest::{COPY_SUFFIX, JOBS};
+use crate::manifest::{self, COPY_SUFFIX, JOBS};
 use crate::{Error, Exit, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -158,6 +158,31 @@ fn service_in(cgroup: &str) -> Option<String> {
     })
 }
 
+/// Refuses to run in an instance named as a plain dump job
+/// (`dump-database@dump-database.service`, or its drill's or copy's): that
+/// name is the plain job's own dump directory's
+/// ([`manifest::reserved_instance`]). A run by hand is never refused.
+pub fn refuse_reserved_instance() -> Result<()> {
+    own_unit().map_or(Ok(()), |unit| reserved(&unit))
+}
+
+fn reserved(unit: &str) -> Result<()> {
+    let instance = unit
+        .strip_suffix(".service")
+        .and_then(|base| base.split_once('@'))
+        .map(|(_, instance)| instance);
+    match instance {
+        Some(name) if manifest::reserved_instance(name) => Err(Error::new(
+            Exit::Usage,
+            format!(
+                "{unit}: an instance may not be named {name}, the name of the default job's \
+                 own dump directory; name the instance otherwise; nothing was done"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The dump unit whose copy `unit` is: `dump-database@NAME.service` for
 /// `dump-database-copy@NAME.service`; None for any other unit.
 pub fn dump_unit_of_copy(unit: &str) -> Option<String> {
@@ -287,6 +312,31 @@ mod tests {
             "",
         ] {
             assert_eq!(service_in(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn no_instance_is_named_as_the_default_jobs_dump_directory() {
+        for refused in [
+            "dump-database@dump-database.service",
+            "dump-database-drill@dump-database.service",
+            "dump-database-copy@dump-database.service",
+        ] {
+            let e = reserved(refused).unwrap_err();
+            assert_eq!(e.exit(), Exit::Usage);
+            assert!(
+                e.to_string()
+                    .contains("an instance may not be named dump-database"),
+                "{e}"
+            );
+        }
+        for allowed in [
+            "dump-database.service",
+            "dump-database-drill.service",
+            "dump-database@shop.service",
+            "dump-database@dump-database-2.service",
+        ] {
+            reserved(allowed).unwrap();
         }
     }
 

@@ -136,13 +136,16 @@ pub const USER_NAME: &str = "timerapps";
 pub const MAIL_USER_NAME: &str = "timerapps-mail";
 /// The loggers' `LogsDirectory=`: below `/var/log`, or a user's `%L`.
 pub const LOGS_SUBDIR: &str = "timerapps";
-/// The dumps' `StateDirectory=`: below `/var/lib`, or a user's `%S`; each
-/// instance's in a directory of its name below.
+/// Where the dumps' `StateDirectory=`s are: below `/var/lib`, or a user's
+/// `%S`. It holds only directories, one per dump unit: the plain job's
+/// named as the job ([`Job::dumps_name`]), each instance's as the instance,
+/// so that a unit shown its own directory sees no other unit's dumps.
 pub const DUMPS_SUBDIR: &str = "timerapps/dumps";
 /// The logs of the system's loggers.
 pub const LOG_DIR: &str = "/var/log/timerapps";
-/// The system's dumps: the default job's DUMP_DIR.
-pub const DUMPS_DIR: &str = crate::dumpfile::DEFAULT_DIR;
+/// The system's dump directories, in a directory of root's
+/// (`packaging/debian` postinst): no job's DUMP_DIR.
+pub const DUMPS_DIR: &str = "/var/lib/timerapps/dumps";
 /// The admin's settings beside `/etc/default`: a directory per template.
 pub const CONFIG_DIR: &str = "/etc/timerapps";
 
@@ -327,6 +330,26 @@ impl Job {
     pub fn instances_dir(&self) -> String {
         format!("{CONFIG_DIR}/{}", self.name)
     }
+
+    /// The name of a dump unit's own directory below [`DUMPS_SUBDIR`]: the
+    /// job's for the plain job, which no instance may take
+    /// ([`reserved_instance`]), and the instance's (`%i`) for a template.
+    pub fn dumps_name(&self, shape: Shape) -> &str {
+        match shape {
+            Shape::Plain => self.name,
+            Shape::Template => "%i",
+        }
+    }
+}
+
+/// Whether an instance may not be named `name`: the directory of that name
+/// below [`DUMPS_SUBDIR`] is a plain dump job's.
+pub fn reserved_instance(name: &str) -> bool {
+    JOBS.iter().any(|j| {
+        j.program == Program::Dump
+            && j.name == name
+            && j.variants.iter().any(|v| v.shape == Shape::Plain)
+    })
 }
 
 impl Variant {

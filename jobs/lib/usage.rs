@@ -70,7 +70,7 @@ pub const DUMP: Usage = Usage {
         Variable {
             name: "DUMP_DIR",
             meaning: "absolute path of the directory the dumps are kept in; must exist",
-            default: "`/var/lib/timerapps/dumps`",
+            default: "`/var/lib/timerapps/dumps/dump-database`",
         },
         Variable {
             name: "DUMP_KEEP",
@@ -174,7 +174,9 @@ pub const DUMP: Usage = Usage {
         },
         Status {
             code: "2",
-            meaning: "bad argument or malformed variable; nothing written",
+            meaning: "bad argument or malformed variable, `DUMP_DIR` the directory of every \
+                      job's dump directory, or an instance named `dump-database`, the default \
+                      job's own directory; nothing written",
         },
         Status {
             code: "65",
@@ -232,7 +234,7 @@ pub const DRILL: Usage = Usage {
             name: "DUMP_DIR",
             meaning: "where the job keeps its dumps, as for `dump-database`: the drill reads \
                       the job's own settings file",
-            default: "`/var/lib/timerapps/dumps`",
+            default: "`/var/lib/timerapps/dumps/dump-database`",
         },
         JOB_DUMP_NAME,
         JOB_DUMP_EXTENSION,
@@ -264,7 +266,8 @@ pub const DRILL: Usage = Usage {
         },
         Status {
             code: "2",
-            meaning: "bad argument or malformed variable; nothing done",
+            meaning: "bad argument or malformed variable, as for `dump-database`; nothing \
+                      done",
         },
         Status {
             code: "73",
@@ -296,7 +299,7 @@ pub const COPY: Usage = Usage {
             name: "DUMP_DIR",
             meaning: "where the job keeps its dumps, as for `dump-database`: the copy reads \
                       the job's own settings file",
-            default: "`/var/lib/timerapps/dumps`",
+            default: "`/var/lib/timerapps/dumps/dump-database`",
         },
         JOB_DUMP_NAME,
         JOB_DUMP_EXTENSION,
@@ -389,7 +392,8 @@ pub const COPY: Usage = Usage {
         },
         Status {
             code: "2",
-            meaning: "bad argument or malformed variable; nothing done",
+            meaning: "bad argument or malformed variable, as for `dump-database`; nothing \
+                      done",
         },
         Status {
             code: "73",

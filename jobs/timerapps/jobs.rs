@@ -110,6 +110,9 @@ impl Job {
         if instance.is_some_and(|i| !valid_instance(i)) {
             return Err(Unknown::BadInstance);
         }
+        if instance.is_some_and(manifest::reserved_instance) {
+            return Err(Unknown::ReservedInstance);
+        }
         Ok(Job {
             name: base.to_owned(),
         })
@@ -125,6 +128,13 @@ impl Job {
                 format!(
                     "invalid instance name in {arg:?}: an instance is named as its dumps are \
                      (DUMP_NAME), with {NAME_RULE}; nothing was changed"
+                ),
+            )),
+            Err(Unknown::ReservedInstance) => Err(Error::new(
+                Exit::Usage,
+                format!(
+                    "invalid instance name in {arg:?}: an instance may not be named as the \
+                     default job, whose own dump directory has that name; nothing was changed"
                 ),
             )),
             Err(Unknown::NoSuchJob) => {
@@ -170,6 +180,8 @@ impl Companion {
 pub enum Unknown {
     NoSuchJob,
     BadInstance,
+    /// Named as the default job ([`manifest::reserved_instance`]).
+    ReservedInstance,
 }
 
 /// An instance is named as its dumps are: its name is its DUMP_NAME.
@@ -422,6 +434,12 @@ mod tests {
                 Job::parse(bad, Scope::System),
                 Err(Unknown::BadInstance),
                 "{bad}"
+            );
+        }
+        for scope in [Scope::System, Scope::User] {
+            assert_eq!(
+                Job::parse("dump-database@dump-database.timer", scope),
+                Err(Unknown::ReservedInstance)
             );
         }
     }

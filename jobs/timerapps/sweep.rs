@@ -11,9 +11,10 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-/// Removes the run files in the dumps directory and in each directory
-/// directly below it (an instance's), and the metrics files; true if every
-/// one could be removed.
+/// Removes the run files in each directory directly below the dumps
+/// directory (the default job's and each instance's) and at its top (where
+/// an earlier version kept the default job's), and the metrics files; true
+/// if every one could be removed.
 pub fn run() -> Result<bool> {
     let metrics = crate::status::remove_metrics(None)
         .inspect_err(|e| errln!("timerapps: {e}"))

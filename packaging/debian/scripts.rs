@@ -3,9 +3,9 @@
 //! template or a path the manifest knows.
 
 use jobkit::manifest::{
-    self, Kind, Manager, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR, COPY_RECORD,
-    CREDENTIALS_DIR, DRILLS_DIR, DRILL_RECORD, DUMPS_DIR, LOG_DIR, PASSWORD_FILE, SCHEDULE_DROP_IN,
-    SCHEDULE_MARK,
+    self, Kind, Manager, Program, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR,
+    COPY_RECORD, CREDENTIALS_DIR, DRILLS_DIR, DRILL_RECORD, DUMPS_DIR, LOG_DIR, PASSWORD_FILE,
+    SCHEDULE_DROP_IN, SCHEDULE_MARK,
 };
 use std::fs;
 use std::path::Path;
@@ -16,6 +16,11 @@ pub fn tokens() -> Vec<(&'static str, String)> {
     let instance_dirs: Vec<String> = Variant::jobs(Manager::System, Shape::Template)
         .map(|j| j.instances_dir())
         .collect();
+    // The plain dump job, whose dumps an earlier version kept at the top of
+    // DUMPS_DIR.
+    let plain_dump = Variant::jobs(Manager::System, Shape::Plain)
+        .find(|j| j.program == Program::Dump)
+        .expect("the default dump job");
     // The plain jobs whose copies the package's units make.
     let copy_jobs: Vec<&str> = Variant::jobs(Manager::System, Shape::Plain)
         .filter(|j| j.copy().is_some())
@@ -36,6 +41,17 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         ),
         ("LOG_DIR", LOG_DIR.to_owned()),
         ("DUMPS_DIR", DUMPS_DIR.to_owned()),
+        (
+            "DEFAULT_DUMPS",
+            format!("{DUMPS_DIR}/{}", plain_dump.dumps_name(Shape::Plain)),
+        ),
+        (
+            "DEFAULT_SETTINGS",
+            plain_dump.settings_file(Variant {
+                manager: Manager::System,
+                shape: Shape::Plain,
+            }),
+        ),
         ("DRILLS_DIR", DRILLS_DIR.to_owned()),
         ("DRILL_RECORD", DRILL_RECORD.to_owned()),
         ("COPIES_DIR", COPIES_DIR.to_owned()),
@@ -107,6 +123,14 @@ mod tests {
                 assert!(!text.contains(word.as_str()), "{script} spells {word:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_default_jobs_dumps_move_where_the_job_looks() {
+        let tokens = tokens();
+        let token = |name: &str| &tokens.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(token("DEFAULT_DUMPS"), jobkit::dumpfile::DEFAULT_DIR);
+        assert_eq!(token("DEFAULT_SETTINGS"), "/etc/default/dump-database");
     }
 
     #[test]

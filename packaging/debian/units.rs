@@ -605,11 +605,14 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
                  its temp file and leaves earlier dumps as they were.",
             );
             u.line("WatchdogSignal=SIGTERM");
-            if template {
-                u.line(&format!("StateDirectory={DUMPS_SUBDIR}/%i"));
-            } else {
-                u.line(&format!("StateDirectory={DUMPS_SUBDIR}"));
-            }
+            u.comment(
+                "Its own directory, as every dump unit has, in one that holds only \
+                 these: the plain job's named as the job, an instance's as the instance.",
+            );
+            u.line(&format!(
+                "StateDirectory={DUMPS_SUBDIR}/{}",
+                job.dumps_name(variant.shape)
+            ));
             u.line("StateDirectoryMode=0700");
             u.line("UMask=0077");
         }
@@ -676,22 +679,20 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
     u.line(&format!("ExecStart=/usr/bin/{drill}"));
     if system {
         u.comment(
-            "Its record in a directory of its own. It sees no other drill's record, \
-             and an instance's drill no other instance's dumps; the default job's \
-             directory holds the instances' directories, which its drill sees, read only.",
+            "Its record in a directory of its own, and its job's dumps, read only: it \
+             sees no other drill's record and no other job's or instance's dumps.",
         );
         u.line(&format!(
             "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}/{DRILL_RECORD}"
         ));
         u.line(&format!("StateDirectory={DRILLS_SUBDIR}/{result}"));
-        if template {
-            u.line(&format!(
-                "TemporaryFileSystem={state}/{DRILLS_SUBDIR}:ro {state}/{DUMPS_SUBDIR}:ro"
-            ));
-            u.line(&format!("BindReadOnlyPaths=-{state}/{DUMPS_SUBDIR}/%i"));
-        } else {
-            u.line(&format!("TemporaryFileSystem={state}/{DRILLS_SUBDIR}:ro"));
-        }
+        u.line(&format!(
+            "TemporaryFileSystem={state}/{DRILLS_SUBDIR}:ro {state}/{DUMPS_SUBDIR}:ro"
+        ));
+        u.line(&format!(
+            "BindReadOnlyPaths=-{state}/{DUMPS_SUBDIR}/{}",
+            job.dumps_name(variant.shape)
+        ));
     } else {
         u.line(&format!(
             "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}.json"
@@ -745,22 +746,18 @@ fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
     }
     u.comment("The job's own settings: where its dumps are, COPY_REPOSITORY, COPY_KEEP.");
     u.line(&format!("EnvironmentFile=-{}", job.settings_file(variant)));
-    let mut hidden = vec![
-        format!("/var/lib/{COPIES_SUBDIR}:ro"),
-        format!("/var/cache/{COPY_CACHE_SUBDIR}:ro"),
-    ];
-    if template {
-        hidden.push(format!("{dumps}:ro"));
-    }
     u.comment(
-        "The other units' records and caches are not there, nor, for an instance, the \
-         other instances' dumps; the default job's dump directory holds the instances', \
-         which its copy sees, read only.",
+        "The other units' records, caches and dumps are not there; its job's dumps are, \
+         read only.",
     );
-    u.line(&format!("TemporaryFileSystem={}", hidden.join(" ")));
-    if template {
-        u.line(&format!("BindReadOnlyPaths=-{dumps}/%i"));
-    }
+    u.line(&format!(
+        "TemporaryFileSystem=/var/lib/{COPIES_SUBDIR}:ro /var/cache/{COPY_CACHE_SUBDIR}:ro \
+         {dumps}:ro"
+    ));
+    u.line(&format!(
+        "BindReadOnlyPaths=-{dumps}/{}",
+        job.dumps_name(variant.shape)
+    ));
     let credentials = credentials_dir(&dump_unit);
     u.comment(&format!(
         "Secrets stay out of the settings and off command lines, each instance's apart: \
@@ -1082,6 +1079,42 @@ mod tests {
         ] {
             assert!(system.iter().any(|l| l == line), "{line}");
             assert!(!user.iter().any(|l| l == line), "{line}");
+        }
+    }
+
+    /// Each system dump unit keeps its dumps in a directory of its own, the
+    /// plain job's where the job looks when DUMP_DIR is unset, and its drill
+    /// and copy are shown that directory alone.
+    #[test]
+    fn each_unit_sees_only_its_own_dump_directory() {
+        let units = render_all(SOURCE);
+        let has = |name: &str, line: &str| {
+            assert!(
+                units[Path::new(name)].lines().any(|l| l == line),
+                "{name} lacks {line}"
+            );
+        };
+        let own = jobkit::dumpfile::DEFAULT_DIR;
+        for (suffix, dir) in [("", own), ("@", "/var/lib/timerapps/dumps/%i")] {
+            has(
+                &format!("dump-database{suffix}.service"),
+                &format!("StateDirectory={}", dir.trim_start_matches("/var/lib/")),
+            );
+            has(
+                &format!("dump-database-drill{suffix}.service"),
+                "TemporaryFileSystem=/var/lib/timerapps/drills:ro /var/lib/timerapps/dumps:ro",
+            );
+            has(
+                &format!("dump-database-copy{suffix}.service"),
+                "TemporaryFileSystem=/var/lib/timerapps/copies:ro \
+                 /var/cache/timerapps/restic:ro /var/lib/timerapps/dumps:ro",
+            );
+            for companion in ["drill", "copy"] {
+                has(
+                    &format!("dump-database-{companion}{suffix}.service"),
+                    &format!("BindReadOnlyPaths=-{dir}"),
+                );
+            }
         }
     }
 }

@@ -11,7 +11,9 @@ use jobkit::manifest::{self, Manager, Shape, Variant};
 use std::fs;
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+/// The default job's dumps.
+const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
+const INSTANCES: &str = jobkit::manifest::DUMPS_DIR;
 
 fn drop_in(timer: &str) -> String {
     format!(
@@ -590,8 +592,8 @@ fn the_command_on(release: Release) {
     configure(&c, "/etc/timerapps/dump-database/old.conf", "true");
     let old_dump = names("old").dump(&Stamp::parse("20200101T000000Z").unwrap(), Form::Gzip);
     c.sh(&format!(
-        "install -d -o timerapps -g timerapps -m 0700 {DUMPS}/old
-          echo x | gzip > {DUMPS}/old/{old_dump}"
+        "install -d -o timerapps -g timerapps -m 0700 {INSTANCES}/old
+          echo x | gzip > {INSTANCES}/old/{old_dump}"
     ));
     let (code, rows) = json(&c, "dump-database@old");
     assert_eq!(code, Some(1), "{rows:#}");
@@ -609,7 +611,7 @@ fn the_command_on(release: Release) {
     // is not the newest, the stale dump still stands out, and it is a
     // problem of its own.
     let ahead = names("old").dump(&Stamp::parse("20990101T000000Z").unwrap(), Form::Gzip);
-    c.sh(&format!("echo x | gzip > {DUMPS}/old/{ahead}"));
+    c.sh(&format!("echo x | gzip > {INSTANCES}/old/{ahead}"));
     let (code, rows) = json(&c, "dump-database@old");
     assert_eq!(code, Some(1), "{rows:#}");
     let old = job(&rows, "dump-database@old");
@@ -693,6 +695,26 @@ fn instance_names_follow_the_dump_name_rule() {
             let made = std::path::Path::new(dir).join(format!("{name}.timer.d"));
             assert!(!made.exists(), "{} was created", made.display());
         }
+    }
+}
+
+/// The default job's own dump directory is named as the job: no instance
+/// may take that name, in any command, for any user.
+#[test]
+fn no_instance_is_named_as_the_default_job() {
+    let name = "dump-database@dump-database";
+    for args in [
+        &["schedule", name, "daily"][..],
+        &["enable", name],
+        &["run", name],
+        &["drill", name],
+        &["status", name],
+        &["--user", "enable", name],
+    ] {
+        let r = run(cmd(bin("timerapps")).args(args));
+        assert_eq!(r.code(), Some(2), "{r}");
+        r.stderr_has("may not be named as the default job");
+        assert_eq!(r.stderr.lines().count(), 1, "{r}");
     }
 }
 

@@ -234,6 +234,13 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ("dump-database", &[("DUMP_DIR", "")], &[], r#"DUMP_DIR="""#),
         (
             "dump-database",
+            &[("DUMP_DIR", "/var/lib/timerapps/dumps/")],
+            &[],
+            "DUMP_DIR=\"/var/lib/timerapps/dumps/\" is invalid: it holds the dump directories \
+             of every job and instance",
+        ),
+        (
+            "dump-database",
             &[("DUMP_COMMAND", "pg_dump 'mydb")],
             &[],
             r#"DUMP_COMMAND="pg_dump 'mydb""#,

@@ -19,7 +19,7 @@ use crate::monitoring::{came_by_smtp, listed_and_served, listening, mails, scrap
 use crate::package::built_deb;
 use chrono::TimeZone;
 use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
-use jobkit::dumpfile::{Dump, Form, Manifest, Names, Stamp};
+use jobkit::dumpfile::{Dump, Form, Manifest, Names, Stamp, DEFAULT_DIR};
 use jobkit::identity::{Identity, APP_ID};
 use serde::Deserialize;
 use std::fs;
@@ -1401,6 +1401,39 @@ fn a_second_unit_writing_the_same_dump_names_into_one_directory_is_refused() {
     assert!(r.ok().stdout.contains("took 3 dump(s)"), "{r}");
 }
 
+/// The default job's own dump directory is named as the job: in an
+/// instance of that name the dump, its drill and its copy are refused
+/// before they read or write anything; a run by hand is not.
+#[test]
+#[ignore = "needs root for cgroups: tests/run"]
+fn an_instance_named_as_the_default_job_is_refused() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("reserved-instance");
+    let dir = sb.mkdir("dumps");
+    let mut dump = dump_job(&dir, "printf 'a dump\\n'");
+    dump.env("DUMP_CHECK", "off");
+    let mut drill = job("dump-database-drill");
+    drill.env("DUMP_DIR", &dir);
+    let mut copy = job("dump-database-copy");
+    copy.env("DUMP_DIR", &dir).env("COPY_COMMAND", "true");
+    for (c, unit) in [
+        (&dump, "dump-database@dump-database.service"),
+        (&drill, "dump-database-drill@dump-database.service"),
+        (&copy, "dump-database-copy@dump-database.service"),
+    ] {
+        let r = run(&mut in_unit(c, unit, None));
+        r.expect(2);
+        assert_eq!(r.stderr.lines().count(), 1, "{r}");
+        assert!(
+            r.stderr
+                .contains("an instance may not be named dump-database"),
+            "{r}"
+        );
+    }
+    assert!(snapshot(&dir).is_empty());
+    published(&run(&mut dump));
+}
+
 #[test]
 fn copy_command_takes_each_good_dump_once_oldest_first_and_retries_a_failure() {
     let sb = Sandbox::new("copy-command");
@@ -1649,7 +1682,7 @@ fn copy_units(release: Release) {
     assert_eq!(r.code(), Some(0), "{r}");
 
     step("timerapps restore: a kept dump and its copy off the host, into sqlite3");
-    let dumps = local_dumps(&c.path("/var/lib/timerapps/dumps"), "dump");
+    let dumps = local_dumps(&c.path(DEFAULT_DIR), "dump");
     let first = dumps[0].stamp.to_string();
     let restored = |args: &str| {
         c.sh(&format!(
@@ -1725,10 +1758,12 @@ fn copy_units(release: Release) {
 
 /// Instances `a` and `b`, their passwords and records first in the layout
 /// before (moved by the package's configure), each copy held running on
-/// its COPY_COMMAND, which reads a FIFO; from inside `a`'s copy unit, as its
-/// user, in its namespaces: its own password, dumps and record are there,
-/// `b`'s are not. An instance with no destination copies nothing and
-/// succeeds, its credentials directory made for it.
+/// its COPY_COMMAND, which reads a FIFO, and the default job's too; from
+/// inside `a`'s copy unit, as its user, in its namespaces: its own
+/// password, dumps and record are there, `b`'s are not; from inside the
+/// default job's, its own dumps are there and no instance's. An instance
+/// with no destination copies nothing and succeeds, its credentials
+/// directory made for it.
 fn instances_apart(c: &Container) {
     let creds = "/etc/timerapps/credentials/copies";
     c.sh(&format!(
@@ -1771,9 +1806,14 @@ fn instances_apart(c: &Container) {
         "700\n"
     );
 
-    let holding = |i: &str| {
-        c.sh(&format!("systemctl start dump-database@{i}.service"));
-        let unit = format!("dump-database-copy@{i}.service");
+    // The main PID of the copy that the dump unit `job`'s success starts,
+    // once its COPY_COMMAND waits on its FIFO.
+    let holding = |job: &str| {
+        c.sh(&format!("systemctl start {job}.service"));
+        let unit = format!(
+            "{}.service",
+            job.replacen("dump-database", "dump-database-copy", 1)
+        );
         let mut pid = String::new();
         wait_for(&format!("{unit} to wait on its FIFO"), TIMEOUT, || {
             pid = c.show(&unit, "MainPID");
@@ -1785,18 +1825,19 @@ fn instances_apart(c: &Container) {
         });
         pid
     };
-    let a = holding("a");
-    holding("b");
-    let inside = |script: &str| {
+    let a = holding("dump-database@a");
+    holding("dump-database@b");
+    let inside_of = |pid: &str, script: &str| {
         c.exec(&[
             "sh",
             "-c",
             &format!(
-                "exec nsenter -t {a} -U -m -S $(id -u timerapps) -G $(id -g timerapps) \
+                "exec nsenter -t {pid} -U -m -S $(id -u timerapps) -G $(id -g timerapps) \
                  sh -c '{script}'"
             ),
         ])
     };
+    let inside = |script: &str| inside_of(&a, script);
     let own = "/run/credentials/dump-database-copy@a.service";
     for (script, works) in [
         (format!("cat {own}/timerapps_restic-password"), "password-a"),
@@ -1829,6 +1870,39 @@ fn instances_apart(c: &Container) {
         let r = inside(&script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
+
+    // The default job's copy, held likewise: it reads its own dumps, and
+    // no instance's, though theirs are in the directory beside its own.
+    fs::write(
+        c.path("/etc/default/dump-database"),
+        format!(
+            "DUMP_COMMAND=\"sqlite3 -readonly /srv/shop.db .dump\"\nDUMP_SHRINK_LIMIT=0\n\
+             COPY_COMMAND=cat {DEFAULT_DIR}/hold\n"
+        ),
+    )
+    .unwrap();
+    c.sh(&format!(
+        "mkfifo -m 0600 {DEFAULT_DIR}/hold; chown timerapps:timerapps {DEFAULT_DIR}/hold"
+    ));
+    let default = holding("dump-database");
+    let r = inside_of(
+        &default,
+        &format!("ls /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"),
+    );
+    assert_eq!(
+        (r.code(), r.stdout.as_str()),
+        (Some(0), "dump-database\n"),
+        "{r}"
+    );
+    for script in [
+        "ls /var/lib/timerapps/dumps/a",
+        "cat /var/lib/timerapps/dumps/a/*.manifest.json",
+    ] {
+        let r = inside_of(&default, script);
+        assert_ne!(r.code(), Some(0), "{script}\n{r}");
+    }
+    c.sh("systemctl stop dump-database-copy.service");
+
     c.sh("for i in a b; do echo > /var/lib/timerapps/dumps/$i/hold; done");
     for i in ["a", "b"] {
         let unit = format!("dump-database-copy@{i}.service");

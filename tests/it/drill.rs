@@ -17,7 +17,7 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use jobkit::drill::{Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
-use jobkit::dumpfile::Manifest;
+use jobkit::dumpfile::{Manifest, DEFAULT_DIR};
 use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -1199,21 +1199,31 @@ fn drill_units(release: Release) {
     let forge = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
     // Outside a drill's unit, the user reaches both.
     c.sh(&format!("{as_user} sh -c '{reach}'"));
-    c.sh("systemctl start --no-block dump-database-drill@left.service");
-    let mut pids = Vec::new();
-    wait_for("the left drill's sqlite3", Duration::from_secs(120), || {
-        pids = drill_user_pids(&c, "sqlite3");
-        !pids.is_empty()
-    });
-    let inside = |script: &str| {
+    // The drill `unit`, started, while its sqlite3 restores: that process.
+    let running = |unit: &str| {
+        c.sh(&format!("systemctl start --no-block {unit}"));
+        let mut pids = Vec::new();
+        wait_for(
+            &format!("{unit}'s sqlite3"),
+            Duration::from_secs(120),
+            || {
+                pids = drill_user_pids(&c, "sqlite3");
+                !pids.is_empty()
+            },
+        );
+        pids.swap_remove(0)
+    };
+    let inside = |pid: &str, script: &str| {
         c.exec(&[
             "sh",
             "-c",
-            &format!("nsenter -t {} -m {as_user} sh -c '{script}'", pids[0]),
+            &format!("nsenter -t {pid} -m {as_user} sh -c '{script}'"),
         ])
     };
+    let left = running("dump-database-drill@left.service");
     // Its own: the dumps read, its record's directory written.
     let own = inside(
+        &left,
         "ls -A /var/lib/timerapps/dumps /var/lib/timerapps/drills
          cat /var/lib/timerapps/dumps/left/*.manifest.json >/dev/null
          touch /var/lib/timerapps/drills/dump-database@left/probe
@@ -1226,7 +1236,7 @@ fn drill_units(release: Release) {
         "{own}"
     );
     for script in [reach, forge] {
-        let r = inside(script);
+        let r = inside(&left, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-drill@left.service");
@@ -1235,6 +1245,51 @@ fn drill_units(release: Release) {
         right_record
     );
     assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+
+    step("the default job's running drill sees its own dumps and no instance's");
+    c.sh(
+        "echo 'DUMP_COMMAND=\"cat /srv/left.sql\"' >> /etc/default/dump-database
+          systemctl start dump-database.service",
+    );
+    let default = running("dump-database-drill.service");
+    let own = inside(
+        &default,
+        &format!("ls -A /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"),
+    );
+    assert_eq!(
+        (own.code(), own.stdout.as_str()),
+        (Some(0), "dump-database\n"),
+        "{own}"
+    );
+    for script in [reach, "ls /var/lib/timerapps/dumps/left"] {
+        let r = inside(&default, script);
+        assert_ne!(r.code(), Some(0), "{script}\n{r}");
+    }
+    c.sh("systemctl stop dump-database-drill.service");
+    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+
+    step("no instance is named as the default job, whose directory that is");
+    let before = fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count();
+    fs::write(
+        c.path("/etc/timerapps/dump-database/dump-database.conf"),
+        "DUMP_COMMAND=\"cat /srv/left.sql\"\n",
+    )
+    .unwrap();
+    for unit in [
+        "dump-database@dump-database.service",
+        "dump-database-drill@dump-database.service",
+    ] {
+        let r = c.exec(&["systemctl", "start", unit]);
+        assert_ne!(r.code(), Some(0), "{unit}: {r}");
+        assert_eq!(c.show(unit, "ExecMainStatus"), "2", "{unit}");
+        let journal = c.journal(unit);
+        assert!(
+            journal.contains("an instance may not be named dump-database"),
+            "{journal}"
+        );
+    }
+    assert_eq!(fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count(), before);
+    fs::remove_file(c.path("/etc/timerapps/dump-database/dump-database.conf")).unwrap();
 
     step("purge removes the drills' results and links, and keeps the dumps");
     c.sh("apt-get purge -y timerapps </dev/null");

@@ -7,6 +7,7 @@ use crate::command::{assert_escaped, HOSTILE, HOSTILE_SCRIPT};
 use crate::container::{Container, Release};
 use crate::harness::{cmd, run, wait_for, Sandbox};
 use crate::package::built_deb;
+use jobkit::dumpfile::DEFAULT_DIR;
 use jobkit::manifest::{MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE};
 use std::collections::BTreeSet;
 use std::fs;
@@ -257,12 +258,10 @@ fn metrics_and_mail_on_debian_12() {
     assert_eq!(v("timerapps_dumps_suspect"), 0.0);
     assert_eq!(v("timerapps_dumps_future"), 0.0);
     let dump = c
-        .sh("ls /var/lib/timerapps/dumps | grep -v manifest")
+        .sh(&format!("ls {DEFAULT_DIR} | grep -v manifest"))
         .trim()
         .to_owned();
-    let size = fs::metadata(c.path("/var/lib/timerapps/dumps").join(&dump))
-        .unwrap()
-        .len();
+    let size = fs::metadata(c.path(DEFAULT_DIR).join(&dump)).unwrap().len();
     assert_eq!(v("timerapps_dump_newest_good_size_bytes"), size as f64);
     assert!((now() - v("timerapps_dump_newest_good_timestamp_seconds")).abs() < 60.0);
     assert_eq!(
@@ -342,8 +341,10 @@ fn metrics_and_mail_on_debian_12() {
     let (listed, served) = listed_and_served(&m, |name| !name.starts_with("offsite_"));
     assert_eq!(listed, served, "README.md's metrics and those served");
     // A damaged newest dump: the drill fails, the last pass stays.
-    c.sh("f=$(ls /var/lib/timerapps/dumps/dump-*.sql.gz | tail -n 1)
-          printf 'garbage' | dd of=$f bs=1 seek=20 conv=notrunc status=none");
+    c.sh(&format!(
+        "f=$(ls {DEFAULT_DIR}/dump-*.sql.gz | tail -n 1)
+          printf 'garbage' | dd of=$f bs=1 seek=20 conv=notrunc status=none"
+    ));
     let m = drill("failed");
     assert_eq!(d(&m, "timerapps_drill_last_passed"), 0.0, "{m}");
     assert_eq!(
@@ -355,9 +356,9 @@ fn metrics_and_mail_on_debian_12() {
     wait_for("the drill's failure mail", Duration::from_secs(30), || {
         mails(&c).contains("dump-database-drill.service failed")
     });
-    c.sh(
-        "rm -f /var/lib/timerapps/dumps/dump-* ; systemctl disable --now dump-database-drill.timer",
-    );
+    c.sh(&format!(
+        "rm -f {DEFAULT_DIR}/dump-* ; systemctl disable --now dump-database-drill.timer"
+    ));
     let sent = mails(&c);
 
     step("a failed run: metrics say how, the last success stays, a mail arrives");

@@ -8,7 +8,7 @@ use crate::package::built_deb;
 use std::fs;
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
 const SETTINGS: &str = "/etc/default/dump-database";
 
 /// Sets DUMP_COMMAND. The dumps here differ in size by design: none is

@@ -14,7 +14,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+/// The default job's dumps, in the directory of every dump unit's.
+const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
+const ALL_DUMPS: &str = jobkit::manifest::DUMPS_DIR;
 
 fn step(n: &str, started: Instant) {
     eprintln!("[{:6.1} s] step {n}", started.elapsed().as_secs_f64());
@@ -223,6 +225,13 @@ fn the_package_on(release: Release) {
         let meta = fs::metadata(c.path(DUMPS).join(d)).unwrap();
         assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o600), "{d}");
     }
+    // The job's own directory, in one of root's that holds only such.
+    assert_eq!(
+        c.sh(&format!(
+            "stat -c '%a %U' {ALL_DUMPS} {DUMPS}; ls -A {ALL_DUMPS}"
+        )),
+        "755 root\n700 timerapps\ndump-database\n"
+    );
     let newest = format!("{DUMPS}/{}", kept.last().unwrap());
     c.sh(&format!(
         "runuser -u postgres -- createdb restored
@@ -425,7 +434,10 @@ fn the_package_on(release: Release) {
     assert_eq!(r.code(), Some(0), "{r}");
     // apt passes the maintainer script's stderr on to its own output.
     let said = format!("{}{}", r.stdout, r.stderr);
-    assert!(said.contains(&format!("dumps are kept in {DUMPS}")), "{r}");
+    assert!(
+        said.contains(&format!("dumps are kept in {ALL_DUMPS}")),
+        "{r}"
+    );
     assert_eq!(dumps(&c), kept, "purge must keep every dump");
     let after = tree(&c);
     let removed: Vec<_> = before.difference(&after).collect();
@@ -437,7 +449,7 @@ fn the_package_on(release: Release) {
         let (stamp, form) = names("dump").parse(d).unwrap();
         names("dump").manifest(&stamp, form)
     };
-    let kept_paths: BTreeSet<String> = ["/var/lib/timerapps", DUMPS]
+    let kept_paths: BTreeSet<String> = ["/var/lib/timerapps", ALL_DUMPS, DUMPS]
         .iter()
         .map(|p| p.to_string())
         .chain(kept.iter().map(|d| format!("{DUMPS}/{d}")))

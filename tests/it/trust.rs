@@ -19,7 +19,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
 const METRICS: &str = "/var/lib/prometheus/node-exporter/timerapps-dump-database.prom";
 /// What a command may take; a read that hangs on a FIFO takes it all.
 const DEADLINE: Duration = Duration::from_secs(30);

@@ -1,6 +1,8 @@
 //! An upgrade from the package users have today (built from its commit)
-//! keeps every dump it made, byte for byte; they count as good, shown as
-//! unchecked, and the next run adds a dump with its manifest.
+//! keeps every dump it made, byte for byte, with its owner, mode and time,
+//! moved from the top of the dumps directory into the default job's own
+//! directory; they count as good, shown as unchecked, and the next run
+//! adds a dump with its manifest.
 
 use crate::container::{Container, Release};
 use crate::harness::{dump_files, names, Sandbox};
@@ -9,10 +11,21 @@ use crate::system::rebuilt_with_next_revision;
 use jobkit::dumpfile::Manifest;
 use std::fs;
 
-const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+/// Where the released package kept the default job's dumps.
+const OLD: &str = jobkit::manifest::DUMPS_DIR;
+const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
 
-fn dumps(c: &Container) -> Vec<String> {
-    dump_files(&names("dump"), &c.path(DUMPS))
+fn dumps(c: &Container, dir: &str) -> Vec<String> {
+    dump_files(&names("dump"), &c.path(dir))
+}
+
+/// Each file at the top of `dir`: its name, owner, mode, time and hash.
+fn files(c: &Container, dir: &str) -> String {
+    c.sh(&format!(
+        "cd {dir} && for f in .[!.]* *; do
+           [ -f \"$f\" ] && echo \"$f $(stat -c '%U %a %Y' \"$f\") $(sha256sum < \"$f\")\"
+         done; true"
+    ))
 }
 
 #[test]
@@ -46,10 +59,10 @@ fn upgrade_on(release: Release) {
           echo 'DUMP_COMMAND=\"sqlite3 -readonly /srv/app.db .dump\"' >> /etc/default/dump-database
           for i in 1 2 3; do systemctl start dump-database.service; sleep 1; done",
     );
-    let before = dumps(&c);
+    let before = dumps(&c, OLD);
     assert_eq!(before.len(), 3, "{before:?}");
-    let hashes = || c.sh(&format!("cd {DUMPS} && ls -A | sort | xargs sha256sum"));
-    let hashed = hashes();
+    let made = files(&c, OLD);
+    assert!(made.contains(" timerapps 600 "), "{made}");
 
     // The admin edited /etc/default/dump-database and the package's copy
     // changed too: dpkg would ask. A fleet keeps the admin's file, as
@@ -59,7 +72,12 @@ fn upgrade_on(release: Release) {
            -o Dpkg::Options::=--force-confold /root/timerapps_{next}_amd64.deb </dev/null"
     ));
     assert_eq!(c.sh("dpkg-query -W -f '${Version}' timerapps"), next);
-    assert_eq!(hashes(), hashed, "the upgrade changed the dumps");
+    assert_eq!(files(&c, DUMPS), made, "the upgrade changed the dumps");
+    assert_eq!(files(&c, OLD), "");
+    assert_eq!(
+        c.sh(&format!("stat -c '%a %U' {OLD} {DUMPS}")),
+        "755 root\n700 timerapps\n"
+    );
     c.quiet_all();
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
@@ -71,7 +89,7 @@ fn upgrade_on(release: Release) {
     }
 
     c.sh("systemctl start dump-database.service");
-    let after = dumps(&c);
+    let after = dumps(&c, DUMPS);
     assert_eq!(after.len(), 4, "{after:?}");
     assert_eq!(after[..3], before[..], "every earlier dump stays");
     let newest = after.last().unwrap();

@@ -264,7 +264,7 @@ mod tests {
     fn suspect_and_unchecked_dumps_are_marked() {
         let mut r = row("dump-database");
         let dumps = |newest| Dumps {
-            dir: "/var/lib/timerapps/dumps".into(),
+            dir: "/var/lib/timerapps/dumps/dump-database".into(),
             keep: 5,
             policy: "5 newest, 7 daily".into(),
             count: Some(10),
@@ -388,7 +388,7 @@ mod tests {
         bad.last_run.as_mut().unwrap().result = Some("exit-code".into());
         bad.last_run.as_mut().unwrap().exit_status = Some(1);
         bad.dumps = Some(Dumps {
-            dir: "/var/lib/timerapps/dumps".into(),
+            dir: "/var/lib/timerapps/dumps/dump-database".into(),
             keep: 5,
             policy: "5 newest".into(),
             count: Some(2),
