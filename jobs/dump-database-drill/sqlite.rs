@@ -1,14 +1,15 @@
 //! A throwaway SQLite database: a file in the drill's directory, the dump
 //! read by `sqlite3 -safe -bail`, then `PRAGMA integrity_check`. In safe
-//! mode the shell refuses what reaches outside the database (`.shell`,
-//! `.system`, `.output`, `.read`, `.open`, `ATTACH`, `readfile()`,
-//! `writefile()`, extensions); `-bail` makes the first refusal fail the
-//! drill.
+//! mode the shell refuses the SQL that reaches outside the database
+//! (`ATTACH`, `VACUUM INTO`, `readfile()`, `writefile()`, extensions);
+//! `-bail` makes the first refusal fail the drill. Safe mode still runs some
+//! dot-commands that write files (`.trace`, `.testcase`), and a dump made
+//! by `.dump` holds none: the shell never sees one ([`DotGuard`]).
 
 use crate::engine::{self, Engine, Found, Restore};
 use jobkit::process;
 use jobkit::{Error, Exit, Result};
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -63,7 +64,8 @@ impl Engine for Sqlite {
     fn restore(&mut self) -> Result<Restore> {
         let mut tool = process::spawn(self.shell().stdin(Stdio::piped()), "sqlite3")?;
         let stdin = tool.stdin().expect("piped");
-        let input: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 17, stdin));
+        let input: Box<dyn Write> =
+            Box::new(DotGuard::new(BufWriter::with_capacity(1 << 17, stdin)));
         Ok(Restore {
             tool,
             input,
@@ -94,5 +96,178 @@ impl Engine for Sqlite {
 
     fn stop(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Passes SQL on line by line and refuses a line that the shell could run
+/// as a dot-command: one whose first character but blanks is `.`, where no
+/// statement is under way. It follows the shell's reading of where a statement ends (`;`, or
+/// a line of only `go` or `/`) outside strings, quoted names and comments.
+/// Where the two could differ (a `;` inside a trigger's body), it takes a
+/// statement as ended, so that it refuses rather than lets one through.
+struct DotGuard<W: Write> {
+    out: W,
+    line: Vec<u8>,
+    /// The quote that closes the string or name the text is in.
+    quote: Option<u8>,
+    comment: bool,
+    /// Text of a statement has come since its last `;`.
+    pending: bool,
+    number: u64,
+}
+
+impl<W: Write> DotGuard<W> {
+    fn new(out: W) -> DotGuard<W> {
+        DotGuard {
+            out,
+            line: Vec::new(),
+            quote: None,
+            comment: false,
+            pending: false,
+            number: 0,
+        }
+    }
+
+    fn take(&mut self, line: &[u8]) -> io::Result<()> {
+        self.number += 1;
+        if self.quote.is_none() && !self.comment {
+            let text = line.trim_ascii();
+            if !self.pending && text.first() == Some(&b'.') {
+                let shown = String::from_utf8_lossy(&text[..text.len().min(60)]);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {} is a dot-command of the sqlite3 shell ({shown:?}), which a \
+                         dump made by .dump never holds",
+                        self.number
+                    ),
+                ));
+            }
+            if text.eq_ignore_ascii_case(b"go") || text == b"/" {
+                self.pending = false;
+                return self.out.write_all(line);
+            }
+        }
+        let mut i = 0;
+        while i < line.len() {
+            let c = line[i];
+            let next = line.get(i + 1).copied();
+            if let Some(q) = self.quote {
+                if c == q {
+                    if q != b']' && next == Some(q) {
+                        i += 1;
+                    } else {
+                        self.quote = None;
+                    }
+                }
+            } else if self.comment {
+                if c == b'*' && next == Some(b'/') {
+                    self.comment = false;
+                    i += 1;
+                }
+            } else {
+                match c {
+                    b'-' if next == Some(b'-') => break,
+                    b'/' if next == Some(b'*') => {
+                        self.comment = true;
+                        i += 1;
+                    }
+                    b'\'' | b'"' | b'`' => {
+                        self.quote = Some(c);
+                        self.pending = true;
+                    }
+                    b'[' => {
+                        self.quote = Some(b']');
+                        self.pending = true;
+                    }
+                    b';' => self.pending = false,
+                    c if c.is_ascii_whitespace() => {}
+                    _ => self.pending = true,
+                }
+            }
+            i += 1;
+        }
+        self.out.write_all(line)
+    }
+}
+
+impl<W: Write> Write for DotGuard<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            let (line, tail) = rest.split_at(end + 1);
+            if self.line.is_empty() {
+                self.take(line)?;
+            } else {
+                let mut whole = std::mem::take(&mut self.line);
+                whole.extend_from_slice(line);
+                self.take(&whole)?;
+            }
+            rest = tail;
+        }
+        self.line.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.take(&line)?;
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DotGuard;
+    use std::io::Write;
+
+    fn guard(stream: &str) -> Result<String, String> {
+        let mut g = DotGuard::new(Vec::new());
+        // Fed in small pieces: lines cross the writes.
+        for piece in stream.as_bytes().chunks(3) {
+            g.write_all(piece).map_err(|e| e.to_string())?;
+        }
+        g.flush().map_err(|e| e.to_string())?;
+        Ok(String::from_utf8(g.out).unwrap())
+    }
+
+    #[test]
+    fn what_sqlite3_dump_writes_passes_unchanged() {
+        let dump = "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n\
+                    CREATE TABLE \"a;b\"([c\n.d] text, 'e' int);\n\
+                    INSERT INTO \"a;b\" VALUES('it''s; a\n.shell line',1);\n\
+                    CREATE TRIGGER t AFTER INSERT ON \"a;b\" BEGIN\n SELECT 1;\nEND;\n\
+                    /* a comment; with\n.lines */ SELECT 2\n.x;\n\
+                    SELECT 3 -- a comment'\n;\nCOMMIT;";
+        assert_eq!(guard(dump).unwrap(), dump);
+    }
+
+    #[test]
+    fn a_dot_command_where_the_shell_would_run_it_is_refused() {
+        for stream in [
+            ".trace /tmp/x\n",
+            "CREATE TABLE t(n);\n.trace /tmp/x\n",
+            "SELECT 1; -- ends here\n  .testcase x\n",
+            "SELECT 1 /* ; */;\n.shell id\n",
+            "SELECT 1\ngo\n.shell id\n",
+            "SELECT 1\n/\n.shell id\n",
+            "SELECT 'a'';';\n.once x",
+            "/* open\n*/\n.system id\n",
+        ] {
+            let e = guard(stream).unwrap_err();
+            assert!(
+                e.contains("is a dot-command of the sqlite3 shell"),
+                "{stream:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_after_a_refused_line_goes_on() {
+        let mut g = DotGuard::new(Vec::new());
+        assert!(g.write_all(b"SELECT 1;\n.shell id\nSELECT 2;\n").is_err());
+        assert_eq!(g.out, b"SELECT 1;\n");
     }
 }
