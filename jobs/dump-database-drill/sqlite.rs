@@ -130,24 +130,47 @@ impl<W: Write> DotGuard<W> {
 
     fn take(&mut self, line: &[u8]) -> io::Result<()> {
         self.number += 1;
-        if self.quote.is_none() && !self.comment {
-            let text = line.trim_ascii();
-            if !self.pending && text.first() == Some(&b'.') {
-                let shown = String::from_utf8_lossy(&text[..text.len().min(60)]);
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "line {} is a dot-command of the sqlite3 shell ({shown:?}), which a \
-                         dump made by .dump never holds",
-                        self.number
-                    ),
-                ));
-            }
-            if text.eq_ignore_ascii_case(b"go") || text == b"/" {
-                self.pending = false;
-                return self.out.write_all(line);
+        let refuse = |what: String| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {} {what}, which a dump made by .dump never holds",
+                    self.number
+                ),
+            ))
+        };
+        // The shell reads lines as C strings: what follows a NUL is
+        // invisible to it, and it would read the rest otherwise than here.
+        if line.contains(&0) {
+            return refuse("holds a NUL byte".into());
+        }
+        let plain = self.quote.is_none() && !self.comment;
+        let text = line.trim_ascii();
+        if plain && !self.pending {
+            match text.first() {
+                Some(b'.') => {
+                    let shown = String::from_utf8_lossy(&text[..text.len().min(60)]);
+                    return refuse(format!("is a dot-command of the sqlite3 shell ({shown:?})"));
+                }
+                // A comment line to the shell, never read as SQL.
+                Some(b'#') => return self.out.write_all(line),
+                _ => {}
             }
         }
+        self.scan(line);
+        // `go` or `/` and then blanks or comments end a statement for the
+        // shell; any line that starts so is taken as one.
+        let terminator =
+            text.starts_with(b"/") || text.get(..2).is_some_and(|t| t.eq_ignore_ascii_case(b"go"));
+        if plain && terminator && self.quote.is_none() && !self.comment {
+            self.pending = false;
+        }
+        self.out.write_all(line)
+    }
+
+    /// Follows strings, quoted names, comments and statement ends through
+    /// `line`.
+    fn scan(&mut self, line: &[u8]) {
         let mut i = 0;
         while i < line.len() {
             let c = line[i];
@@ -187,7 +210,6 @@ impl<W: Write> DotGuard<W> {
             }
             i += 1;
         }
-        self.out.write_all(line)
     }
 }
 
@@ -253,6 +275,9 @@ mod tests {
             "SELECT 1 /* ; */;\n.shell id\n",
             "SELECT 1\ngo\n.shell id\n",
             "SELECT 1\n/\n.shell id\n",
+            "SELECT 1\nGO -- the shell's terminator\n.shell id\n",
+            "SELECT 1\n/ /* too */\n.shell id\n",
+            "#'\n.shell id\n",
             "SELECT 'a'';';\n.once x",
             "/* open\n*/\n.system id\n",
         ] {
