@@ -3,8 +3,9 @@
 //! mode the shell refuses the SQL that reaches outside the database
 //! (`ATTACH`, `VACUUM INTO`, `readfile()`, `writefile()`, extensions);
 //! `-bail` makes the first refusal fail the drill. Safe mode still runs some
-//! dot-commands that write files (`.trace`, `.testcase`), and a dump made
-//! by `.dump` holds none: the shell never sees one ([`DotGuard`]).
+//! dot-commands that write files (`.trace`, `.testcase`) and the function
+//! `fsdir()`, which reads them, and a dump made by `.dump` holds neither:
+//! the shell never sees one ([`DotGuard`]), nor reads `~/.sqliterc`.
 
 use crate::engine::{self, Engine, Found, Restore};
 use jobkit::process;
@@ -32,7 +33,10 @@ impl Sqlite {
                 ),
             ));
         }
-        let version = process::output(process::command(SQLITE, dir).arg("--version"), "sqlite3")?;
+        let version = process::output(
+            process::command(SQLITE, dir).args(["-init", "/dev/null", "--version"]),
+            "sqlite3",
+        )?;
         Ok(Sqlite {
             dir: dir.to_owned(),
             file: dir.join("drill.db"),
@@ -42,7 +46,10 @@ impl Sqlite {
 
     fn shell(&self) -> Command {
         let mut c = process::command(SQLITE, &self.dir);
-        c.args(["-safe", "-bail", "-batch"]).arg(&self.file);
+        // -init: the shell reads ~/.sqliterc (found by the passwd entry,
+        // not HOME) before safe mode is on.
+        c.args(["-init", "/dev/null", "-safe", "-bail", "-batch"])
+            .arg(&self.file);
         c
     }
 
@@ -113,6 +120,8 @@ struct DotGuard<W: Write> {
     comment: bool,
     /// Text of a statement has come since its last `;`.
     pending: bool,
+    /// The name being read, lowercase, as far as [`FSDIR`] and one more.
+    word: Vec<u8>,
     number: u64,
 }
 
@@ -124,6 +133,7 @@ impl<W: Write> DotGuard<W> {
             quote: None,
             comment: false,
             pending: false,
+            word: Vec::new(),
             number: 0,
         }
     }
@@ -145,19 +155,18 @@ impl<W: Write> DotGuard<W> {
             return refuse("holds a NUL byte".into());
         }
         let plain = self.quote.is_none() && !self.comment;
-        let text = line.trim_ascii();
+        let text = trim(line);
         if plain && !self.pending {
-            match text.first() {
-                Some(b'.') => {
-                    let shown = String::from_utf8_lossy(&text[..text.len().min(60)]);
-                    return refuse(format!("is a dot-command of the sqlite3 shell ({shown:?})"));
-                }
-                // A comment line to the shell, never read as SQL.
-                Some(b'#') => return self.out.write_all(line),
-                _ => {}
+            if let Some(first @ (b'.' | b'#')) = text.first() {
+                let shown = String::from_utf8_lossy(&text[..text.len().min(60)]);
+                return refuse(if *first == b'.' {
+                    format!("is a dot-command of the sqlite3 shell ({shown:?})")
+                } else {
+                    format!("is a comment line of the sqlite3 shell ({shown:?})")
+                });
             }
         }
-        self.scan(line);
+        self.scan(line)?;
         // `go` or `/` and then blanks or comments end a statement for the
         // shell; any line that starts so is taken as one.
         let terminator =
@@ -170,27 +179,37 @@ impl<W: Write> DotGuard<W> {
 
     /// Follows strings, quoted names, comments and statement ends through
     /// `line`.
-    fn scan(&mut self, line: &[u8]) {
+    fn scan(&mut self, line: &[u8]) -> io::Result<()> {
         let mut i = 0;
         while i < line.len() {
             let c = line[i];
             let next = line.get(i + 1).copied();
             if let Some(q) = self.quote {
-                if c == q {
-                    if q != b']' && next == Some(q) {
-                        i += 1;
-                    } else {
-                        self.quote = None;
+                if c == q && q != b']' && next == Some(q) {
+                    if q != b'\'' {
+                        self.name(c);
                     }
+                    i += 1;
+                } else if c == q {
+                    self.quote = None;
+                    if q != b'\'' {
+                        self.end_name()?;
+                    }
+                } else if q != b'\'' {
+                    self.name(c);
                 }
             } else if self.comment {
                 if c == b'*' && next == Some(b'/') {
                     self.comment = false;
                     i += 1;
                 }
+            } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
+                self.name(c);
+                self.pending = true;
             } else {
+                self.end_name()?;
                 match c {
-                    b'-' if next == Some(b'-') => break,
+                    b'-' if next == Some(b'-') => return Ok(()),
                     b'/' if next == Some(b'*') => {
                         self.comment = true;
                         i += 1;
@@ -204,13 +223,58 @@ impl<W: Write> DotGuard<W> {
                         self.pending = true;
                     }
                     b';' => self.pending = false,
-                    c if c.is_ascii_whitespace() => {}
+                    c if blank(c) => {}
                     _ => self.pending = true,
                 }
             }
             i += 1;
         }
+        if self.quote.is_none() {
+            self.end_name()?;
+        }
+        Ok(())
     }
+
+    /// A byte of a name, kept as far as names are compared.
+    fn name(&mut self, c: u8) {
+        if self.word.len() <= FSDIR.len() {
+            self.word.push(c.to_ascii_lowercase());
+        }
+    }
+
+    /// `fsdir()`, which lists and reads files, is the one function of the
+    /// shell that safe mode leaves: no name in the dump may be it.
+    fn end_name(&mut self) -> io::Result<()> {
+        let word = std::mem::take(&mut self.word);
+        if word == FSDIR {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {} names fsdir, the sqlite3 shell's function that reads files, \
+                     which a dump made by .dump never holds",
+                    self.number
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const FSDIR: &[u8] = b"fsdir";
+
+/// `line` without the shell's blanks at either end.
+fn trim(line: &[u8]) -> &[u8] {
+    let start = line.iter().position(|c| !blank(*c)).unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|c| !blank(*c))
+        .map_or(start, |e| e + 1);
+    &line[start..end]
+}
+
+/// A blank to the shell: C's isspace() in the C locale.
+fn blank(c: u8) -> bool {
+    matches!(c, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
 }
 
 impl<W: Write> Write for DotGuard<W> {
@@ -277,7 +341,6 @@ mod tests {
             "SELECT 1\n/\n.shell id\n",
             "SELECT 1\nGO -- the shell's terminator\n.shell id\n",
             "SELECT 1\n/ /* too */\n.shell id\n",
-            "#'\n.shell id\n",
             "SELECT 'a'';';\n.once x",
             "/* open\n*/\n.system id\n",
         ] {

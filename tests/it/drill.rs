@@ -783,8 +783,15 @@ fn a_hostile_sqlite_stream_runs_nothing_outside_the_drill() {
         // Safe mode lets these two write files.
         (".trace @OUT@/trace\nSELECT 1;", dot),
         (".testcase @OUT@/testcase", dot),
-        // A line of `go` ends a statement for the shell.
+        // A line of `go` ends a statement for the shell; a vertical tab
+        // is blank to it.
         ("SELECT 1\ngo\n.trace @OUT@/go", dot),
+        ("\x0b\n.trace @OUT@/vt", dot),
+        // Safe mode leaves fsdir(), which reads files.
+        (
+            "CREATE TABLE copy AS SELECT data FROM fsdir('@SECRET@');",
+            "names fsdir",
+        ),
     ]
     .into_iter()
     .map(|(line, reason)| (sqlite_stream(line), reason))
