@@ -11,9 +11,11 @@
 //! `SET GLOBAL` (the server's log files), no plugin, no privilege to hand
 //! out. Every other account is dropped first, so that a definer of the dump
 //! (`root@localhost`) names no one, and what runs as a definer has no rights.
-//! The `mariadb` client runs in its sandbox (`--sandbox`: no `\!`, `source`,
-//! `tee` or other command that touches files), without `LOAD DATA LOCAL`,
-//! and stops at the first error.
+//! The `mariadb` client takes the dump as SQL alone: in binary mode it
+//! parses no client command but `DELIMITER` and `\C` (its sandbox still
+//! leaves `edit` and `pager`, which start programs), its sandbox stays on
+//! for what `-e` runs, `LOAD DATA LOCAL` is off, and it stops at the first
+//! error.
 
 use crate::engine::{self, Engine, Found, Restore};
 use jobkit::process::{self, Child};
@@ -138,6 +140,7 @@ impl Mariadb {
         let mut c = process::command("/usr/bin/mariadb", &self.dir);
         c.arg("--no-defaults")
             .arg("--sandbox")
+            .arg("--binary-mode")
             .arg("--local-infile=0")
             .arg("--protocol=socket")
             .arg(format!("--socket={}", self.socket.display()))

@@ -391,12 +391,38 @@ pub fn baseline(planned: &[Planned], now: &Stamp) -> Baseline {
     }
 }
 
+/// The most that all the manifests of one plan may take: eight of the
+/// largest a job writes ([`MAX_BYTES`](crate::dumpfile::manifest::MAX_BYTES)),
+/// more than the manifests of any real database's kept dumps. A manifest
+/// can grow while it is read by at most its own limit.
+pub const PLAN_BYTES: u64 = 8 * crate::dumpfile::manifest::MAX_BYTES;
+
 /// The dumps of `names` in `dir`, newest first, each with the rules of
 /// `policy` that keep it in the host's local time; dumps named after
 /// `now` are in the future.
 pub fn plan(dir: &Path, names: &Names, policy: &Policy, now: &Stamp) -> io::Result<Vec<Planned>> {
-    let read: Vec<(Dump, std::result::Result<Option<Manifest>, Flaw>)> = names
-        .dumps(dir)?
+    let dumps = names.dumps(dir)?;
+    // Their sizes first: many manifests, each within its limit, could
+    // still take more memory than a plan may.
+    let total: u64 = dumps
+        .iter()
+        .filter_map(|d| d.manifest_path().symlink_metadata().ok())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .sum();
+    if total > PLAN_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the manifests in {} take {} together, more than the {} that all of one \
+                 job's can need: remove the files there that are no dump's",
+                dir.display(),
+                crate::human::si(total),
+                crate::human::si(PLAN_BYTES)
+            ),
+        ));
+    }
+    let read: Vec<(Dump, std::result::Result<Option<Manifest>, Flaw>)> = dumps
         .into_iter()
         .map(|dump| {
             let manifest = dump.manifest();
@@ -680,6 +706,30 @@ mod tests {
             std::fs::write(dir.join(names.manifest(&stamp(s), Form::Gzip)), m.to_json()).unwrap();
         }
         (dir, names)
+    }
+
+    #[test]
+    fn manifests_larger_together_than_a_plan_may_read_are_refused_unread() {
+        let days: Vec<String> = (1..=9).map(|d| format!("202601{d:02}T000000Z")).collect();
+        let dumps: Vec<(&str, Option<u64>)> = days.iter().map(|d| (d.as_str(), Some(1))).collect();
+        let (dir, names) = directory("budget", &dumps);
+        let p = policy(2, 0, 0, 0, 0);
+        assert_eq!(plan(&dir, &names, &p, &stamp(NOW)).unwrap().len(), 9);
+        // Each just within its own limit, sparse: no disk and no read.
+        for d in &days {
+            let path = dir.join(names.manifest(&stamp(d), Form::Gzip));
+            let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            file.set_len(crate::dumpfile::manifest::MAX_BYTES).unwrap();
+        }
+        let e = plan(&dir, &names, &p, &stamp(NOW)).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "the manifests in {} take 604 MB together",
+                dir.display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     fn rules_of(planned: &[Planned]) -> Vec<Vec<Rule>> {

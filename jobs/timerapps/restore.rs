@@ -111,7 +111,7 @@ fn from_host(job: &Job, stamp: Option<&Stamp>, scope: Scope, spool: &mut Spool) 
                     "{path} is damaged or cannot be read: {e}; nothing was written: restore an \
                      older dump, or its off-host copy (--offsite)"
                 ),
-                read::Failure::Out(e) => format!("cannot restore {path}: {e}"),
+                read::Failure::Out(e) => format!("cannot restore {path}: {e}; nothing was written"),
             },
         )
     })?;
@@ -244,6 +244,9 @@ struct Spool {
     file: File,
     dir: PathBuf,
     written: u64,
+    /// The size of the contents that the manifest recorded: a dump that
+    /// decompresses to more is not that dump, and never fills `dir`.
+    limit: Option<u64>,
 }
 
 impl Spool {
@@ -269,11 +272,14 @@ impl Spool {
             file,
             dir: dir.to_owned(),
             written: 0,
+            limit: None,
         })
     }
 
-    /// Fails before anything is written when `size` bytes would not fit.
-    fn reserve(&self, size: u64) -> Result<()> {
+    /// Fails before anything is written when `size` bytes would not fit;
+    /// takes no more than `size` bytes after.
+    fn reserve(&mut self, size: u64) -> Result<()> {
+        self.limit = Some(size);
         // SAFETY: fstatvfs fills the struct it is given.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         if unsafe { libc::fstatvfs(self.file.as_raw_fd(), &mut st) } != 0 {
@@ -315,6 +321,16 @@ impl Spool {
 
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(limit) = self.limit.filter(|l| self.written + buf.len() as u64 > *l) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "its contents run past the {} its manifest recorded: it is not the dump \
+                     that was published",
+                    si(limit)
+                ),
+            ));
+        }
         let n = self.file.write(buf).map_err(|e| {
             if !matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
                 return e;
@@ -357,6 +373,10 @@ mod tests {
         );
         spool.reserve(1).unwrap();
         let e = spool.reserve(u64::MAX).unwrap_err().to_string();
+        spool.reserve(20).unwrap();
+        spool.write_all(b"!").unwrap();
+        let e2 = spool.write_all(b"!").unwrap_err().to_string();
+        assert!(e2.starts_with("its contents run past the 20 "), "{e2}");
         assert!(e.contains(" free, and the dump's contents take "), "{e}");
         assert!(
             e.contains("nothing was written") && e.contains("set TMPDIR"),

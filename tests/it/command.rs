@@ -520,6 +520,24 @@ fn the_command_on(release: Release) {
         ]);
         assert_eq!(r.stdout.trim(), "0", "{form}: {r}");
         fs::write(&path, &good).unwrap();
+        // Contents longer than the manifest recorded (a decompression bomb)
+        // stop at that size, in the spool.
+        let manifest_path = c.path(DUMPS).join(names("dump").manifest(&stamp, form));
+        let text = fs::read_to_string(&manifest_path).unwrap();
+        let mut short: serde_json::Value = serde_json::from_str(&text).unwrap();
+        short["read"] = (short["read"].as_u64().unwrap() - 1).into();
+        fs::write(&manifest_path, short.to_string()).unwrap();
+        let r = c.exec(&[
+            "sh",
+            "-c",
+            &format!("timerapps restore dump-database {stamp} | wc -c"),
+        ]);
+        assert_eq!(r.stdout.trim(), "0", "{form}: {r}");
+        assert!(
+            r.stderr.contains("contents run past the ") && r.stderr.contains("nothing was written"),
+            "{form}: {r}"
+        );
+        fs::write(&manifest_path, text).unwrap();
     }
     // Room for the contents is checked before anything is written.
     let stamp = names("dump")

@@ -512,12 +512,17 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
 fn mariadb_drills_pass_and_a_statement_that_fails_fails_them() {
     let sb = Sandbox::new("drill-mariadb");
     let db = Mariadb::start(&sb);
+    // mariadb-dump writes the trigger between DELIMITER lines, which the
+    // client reads in binary mode too, and the blob's bytes escaped.
     db.sql(
         "",
         "CREATE DATABASE shop; USE shop; CREATE TABLE shop.items (id int PRIMARY KEY, name text); \
          INSERT INTO shop.items SELECT seq, concat('item ', seq) FROM seq_1_to_2500; \
          CREATE TABLE shop.`odd name` (a int); INSERT INTO shop.`odd name` VALUES (1), (2); \
-         CREATE VIEW shop.v AS SELECT id FROM shop.items",
+         CREATE VIEW shop.v AS SELECT id FROM shop.items; \
+         CREATE TRIGGER named BEFORE INSERT ON items FOR EACH ROW \
+         SET NEW.name = concat('item ', NEW.id); \
+         CREATE TABLE shop.bytes (b blob); INSERT INTO shop.bytes VALUES (0x000d0a5c3b);",
     );
     let dir = sb.mkdir("dumps");
     let command = format!(
@@ -535,7 +540,7 @@ fn mariadb_drills_pass_and_a_statement_that_fails_fails_them() {
         c
     };
     let r = run(&mut drill_of(&dir));
-    let rec = passed(&r, &result, 2, 2502);
+    let rec = passed(&r, &result, 3, 2503);
     assert!(
         rec.server.as_deref().unwrap().starts_with("MariaDB 1"),
         "{rec:?}"
@@ -758,22 +763,35 @@ fn hostile_streams(kind: &str, streams: &[(String, &str)]) {
 #[test]
 fn a_hostile_sqlite_stream_runs_nothing_outside_the_drill() {
     let safe = "in safe mode";
+    let dot = "is a dot-command of the sqlite3 shell";
     let streams: Vec<(String, &str)> = [
-        (".shell touch @OUT@/shell", safe),
-        (".system touch @OUT@/system", safe),
+        (".shell touch @OUT@/shell", dot),
+        (".system touch @OUT@/system", dot),
         ("SELECT writefile('@OUT@/writefile', 'x');", safe),
         (
             "CREATE TABLE copy AS SELECT readfile('@SECRET@') AS x;",
             safe,
         ),
         ("ATTACH '@OUT@/attached.db' AS a;", safe),
-        (".output @OUT@/output", safe),
-        (".once @OUT@/once", safe),
-        (".backup @OUT@/backup.db", safe),
-        (".read @SECRET@", safe),
-        (".import @SECRET@ t", safe),
-        (".open @OUT@/opened.db", safe),
+        (".output @OUT@/output", dot),
+        (".once @OUT@/once", dot),
+        (".backup @OUT@/backup.db", dot),
+        (".read @SECRET@", dot),
+        (".import @SECRET@ t", dot),
+        (".open @OUT@/opened.db", dot),
         ("SELECT load_extension('@OUT@/x');", safe),
+        // Safe mode lets these two write files.
+        (".trace @OUT@/trace\nSELECT 1;", dot),
+        (".testcase @OUT@/testcase", dot),
+        // A line of `go` ends a statement for the shell; a vertical tab
+        // is blank to it.
+        ("SELECT 1\ngo\n.trace @OUT@/go", dot),
+        ("\x0b\n.trace @OUT@/vt", dot),
+        // Safe mode leaves fsdir(), which reads files.
+        (
+            "CREATE TABLE copy AS SELECT data FROM fsdir('@SECRET@');",
+            "names fsdir",
+        ),
     ]
     .into_iter()
     .map(|(line, reason)| (sqlite_stream(line), reason))
@@ -784,13 +802,18 @@ fn a_hostile_sqlite_stream_runs_nothing_outside_the_drill() {
 #[test]
 #[ignore = "starts MariaDB: tests/run"]
 fn a_hostile_mariadb_stream_runs_nothing_outside_the_drill() {
-    let sandbox = "Not allowed in the sandbox mode";
+    let command = "Unknown command";
+    let sql = "You have an error in your SQL syntax";
     let file_priv = "the FILE privilege";
     let streams: Vec<(String, &str)> = [
-        ("\\! touch @OUT@/shell", sandbox),
-        ("system touch @OUT@/system", sandbox),
-        ("\\. @SECRET@", sandbox),
-        ("\\T @OUT@/tee", sandbox),
+        ("\\! touch @OUT@/shell", command),
+        ("system touch @OUT@/system", sql),
+        ("\\. @SECRET@", command),
+        ("\\T @OUT@/tee", command),
+        // The client's sandbox lets `edit` and `pager` through.
+        ("edit", sql),
+        ("\\e", command),
+        ("pager touch @OUT@/pager", sql),
         ("SELECT 'x' INTO OUTFILE '@OUT@/outfile';", file_priv),
         ("SELECT 'x' INTO DUMPFILE '@OUT@/dumpfile';", file_priv),
         (
