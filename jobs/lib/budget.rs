@@ -215,6 +215,27 @@ impl Load {
         }
     }
 
+    /// The load of the package's service `unit` (`myapp.service`,
+    /// `dump-database-drill@.service`, `timerapps-mail@x.service`), by the
+    /// job or companion it is named after.
+    pub fn of_unit(unit: &str) -> Option<Load> {
+        let base = unit.split(['@', '.']).next()?;
+        if Some(base) == MAIL_TEMPLATE.strip_suffix('@') {
+            return Some(Load::Mail);
+        }
+        JOBS.iter().find_map(|j| {
+            if base == j.name {
+                Some(Load::of(j.program))
+            } else if Some(base) == j.drill().as_deref() {
+                Some(Load::Drill)
+            } else if Some(base) == j.copy().as_deref() {
+                Some(Load::Copy)
+            } else {
+                None
+            }
+        })
+    }
+
     /// The services of this load, as the README names them: plain and
     /// templates, from the manifest.
     pub fn units(self) -> String {
@@ -272,8 +293,10 @@ pub fn bytes(value: &str, ram: u64, page: u64) -> Option<u64> {
 /// The README's table of every value and its reason.
 pub fn markdown() -> String {
     let mut text = String::from("| unit | setting | why |\n|---|---|---|\n");
+    // Each unit named once, on its first row.
     let mut rows = |units: String, shares: &[Share]| {
-        for s in shares {
+        for (i, s) in shares.iter().enumerate() {
+            let units = if i == 0 { units.as_str() } else { "" };
             text.push_str(&format!(
                 "| {units} | `{}={}` | {} |\n",
                 s.key, s.value, s.why
@@ -291,6 +314,29 @@ pub fn markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_units_load_is_its_jobs_or_companions() {
+        assert_eq!(Load::of_unit("myapp.service"), Some(Load::Logger));
+        assert_eq!(
+            Load::of_unit("dump-database@shop.service"),
+            Some(Load::Dump)
+        );
+        assert_eq!(
+            Load::of_unit("dump-database-drill@.service"),
+            Some(Load::Drill)
+        );
+        assert_eq!(
+            Load::of_unit("dump-database-copy.service"),
+            Some(Load::Copy)
+        );
+        assert_eq!(
+            Load::of_unit("timerapps-mail@dump-database@shop.service"),
+            Some(Load::Mail)
+        );
+        assert_eq!(Load::of_unit("dump.service"), None);
+        assert_eq!(Load::of_unit("timerapps.slice"), None);
+    }
 
     #[test]
     fn memory_values_read_as_systemd_reads_them() {

@@ -1145,26 +1145,6 @@ mod tests {
     #[test]
     fn every_service_runs_in_the_slice_with_its_loads_limits() {
         let units = render_all(SOURCE);
-        let load = |name: &str| {
-            let base = name.trim_start_matches("user/");
-            let base = base.split(['@', '.']).next().unwrap();
-            if format!("{base}@") == MAIL_TEMPLATE {
-                return Load::Mail;
-            }
-            JOBS.iter()
-                .find_map(|j| {
-                    if base == j.name {
-                        Some(Load::of(j.program))
-                    } else if Some(base) == j.drill().as_deref() {
-                        Some(Load::Drill)
-                    } else if Some(base) == j.copy().as_deref() {
-                        Some(Load::Copy)
-                    } else {
-                        None
-                    }
-                })
-                .unwrap_or_else(|| panic!("{name}: of no job"))
-        };
         let lines = |shares: &[Share]| -> Vec<String> {
             shares
                 .iter()
@@ -1181,7 +1161,11 @@ mod tests {
                 let expected: Vec<String> = [format!("Slice={SLICE}")]
                     .into_iter()
                     .chain(lines(PRIORITY))
-                    .chain(lines(load(&name).shares()))
+                    .chain(lines(
+                        Load::of_unit(name.trim_start_matches("user/"))
+                            .unwrap_or_else(|| panic!("{name}: of no job"))
+                            .shares(),
+                    ))
                     .collect();
                 for line in &expected {
                     assert!(has(line), "{name} lacks {line}");
