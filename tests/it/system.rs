@@ -1,13 +1,14 @@
 //! The package end to end on a real systemd: install, timers, manual runs,
-//! dumps of a PostgreSQL inside the container, a failing dump, an upgrade,
-//! remove and purge. One test, because each step builds on the one before.
+//! dumps of a PostgreSQL inside the container, a failing dump, every
+//! service in the jobs' slice with its limits, an upgrade, remove and purge. One test, because each step builds on the one before.
 
+use crate::budget;
 use crate::container::{Container, Release};
 use crate::harness::{cmd, dump_files, names, run, wait_for, Sandbox};
 use crate::package::{built_deb, packaged};
 use chrono::Utc;
 use jobkit::dumpfile::{Form, Stamp};
-use jobkit::manifest::Kind;
+use jobkit::manifest::{Kind, Manager};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -359,6 +360,21 @@ fn the_package_on(release: Release) {
         r.stdout.contains("no manifest (made before manifests)"),
         "{r}"
     );
+
+    step(
+        "5c: every service the package ships runs in timerapps.slice, with the \
+         weights and limits of jobkit::budget",
+        started,
+    );
+    let exec = |script: &str| c.exec(&["sh", "-ec", script]);
+    let system = budget::Manager {
+        systemctl: "systemctl",
+        exec: &exec,
+        drop_ins: "/etc/systemd/system",
+        cgroup: "",
+    };
+    let services = budget::services(&system, Manager::System.unit_dir());
+    budget::every_service_runs_in_the_slice(&system, &services, "slice");
     let hashed = hashes(&c);
 
     step(
