@@ -18,7 +18,7 @@
 //! error.
 
 use crate::engine::{self, Engine, Found, Restore};
-use jobkit::process::{self, Child};
+use jobkit::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -174,6 +174,14 @@ impl Engine for Mariadb {
             input,
             feeder: None,
         })
+    }
+
+    fn halt(&mut self) -> Result<Option<Signaller>> {
+        // One process: killed, its threads write no more.
+        match &mut self.server {
+            Some(server) => server.signaller(libc::SIGKILL),
+            None => Ok(None),
+        }
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {

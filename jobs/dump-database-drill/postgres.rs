@@ -13,7 +13,7 @@
 use crate::engine::{self, Engine, Feeder, Found, Restore};
 use crate::pgguard::{random_word, Guard, Names};
 use jobkit::dumpfile::manifest::Format;
-use jobkit::process::{self, Child};
+use jobkit::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -375,6 +375,15 @@ impl Engine for Postgres {
             input,
             feeder: Some(Feeder { child, pump }),
         })
+    }
+
+    fn halt(&mut self) -> Result<Option<Signaller>> {
+        // SIGQUIT: an immediate shutdown, which ends every backend at once.
+        // A postmaster killed outright would leave its backends writing.
+        match &mut self.server {
+            Some(server) => server.signaller(libc::SIGQUIT),
+            None => Ok(None),
+        }
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {
