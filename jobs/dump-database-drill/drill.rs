@@ -125,7 +125,12 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
         config.reserve,
     )?;
     let mut engine: Box<dyn Engine> = match kind {
-        Kind::Postgresql => Box::new(Postgres::start(&work.dir, format, &head)?),
+        Kind::Postgresql => Box::new(Postgres::start(
+            &work.dir,
+            format,
+            &head,
+            room.free - room.reserve,
+        )?),
         Kind::Mariadb => Box::new(Mariadb::start(&work.dir)?),
         Kind::Sqlite => Box::new(Sqlite::start(&work.dir)?),
     };

@@ -81,10 +81,14 @@ impl Mariadb {
                 "--no-defaults",
                 "--skip-networking",
                 "--skip-symbolic-links",
+                // A throwaway server: nothing of it needs to survive a
+                // crash, and it takes what the host's database leaves.
                 "--skip-log-bin",
+                "--skip-innodb-doublewrite",
+                "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-log-file-size=16M",
                 "--innodb-buffer-pool-size=128M",
-                "--innodb-flush-log-at-trx-commit=0",
+                "--max-connections=10",
             ])
             .arg(format!("--secure-file-priv={}", files.display()))
             .arg(format!("--plugin-dir={}", plugins.display()))
