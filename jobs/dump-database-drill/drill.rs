@@ -8,7 +8,7 @@ use crate::engine::{self, Engine, Finished, Kind};
 use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
 use crate::sqlite::Sqlite;
-use crate::watch::{Space, Watch};
+use crate::watch::{self, Space, Watch};
 use chrono::Utc;
 use fs2::FileExt;
 use jobkit::drill::{Outcome, Record, VERSION};
@@ -120,8 +120,9 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
     let raw = manifest
         .as_ref()
         .map_or(dump.size.saturating_mul(5), |m| m.read);
+    // And the watch's least margin, at which it would stop the drill.
     let room = work.check_space(
-        raw.saturating_mul(2) + engine::overhead(kind),
+        raw.saturating_mul(2) + engine::overhead(kind) + watch::MIN_MARGIN,
         config.reserve,
     )?;
     let mut engine: Box<dyn Engine> = match kind {
