@@ -283,6 +283,10 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     fs::remove_file(&result).unwrap();
     let r = run(drill_of(&dir).env("DRILL_TMPDIR", "tmp"));
     r.expect(2).stderr_has("DRILL_TMPDIR=\"tmp\" is invalid");
+    let r = run(drill_of(&dir).env("DRILL_RESERVE", "5 GB"));
+    r.expect(2)
+        .stderr_has("DRILL_RESERVE=\"5 GB\" is invalid: expected a percentage");
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
     assert!(!result.exists());
 }
 
