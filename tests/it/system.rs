@@ -359,6 +359,13 @@ fn the_package_on(release: Release) {
         r.stdout.contains("no manifest (made before manifests)"),
         "{r}"
     );
+
+    step(
+        "5c: settings that need more memory than the unit's limit allows exit 2 \
+         and name both; raised by systemctl edit, they publish within it",
+        started,
+    );
+    memory_limit(&c);
     let hashed = hashes(&c);
 
     step(
@@ -477,6 +484,98 @@ fn the_package_on(release: Release) {
         "end-to-end wall time: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// `DUMP_ZSTD_LEVEL=19` on 64 threads under the unit's memory limit:
+/// refused with one line naming both, nothing written; with the limit
+/// raised by a drop-in, as `systemctl edit` writes it, a dump is published
+/// and the cgroup's peak stays under the limit. Where the host binds the
+/// memory controller to cgroup v1, the container's systemd cannot apply
+/// `MemoryMax=` at all and the job rightly sees no limit; there the limit
+/// is DUMP_MEMORY_MAX, set by a drop-in the same way.
+fn memory_limit(c: &Container) {
+    let settings = "/etc/default/dump-database";
+    let saved = fs::read(c.path(settings)).unwrap();
+    c.sh(&format!(
+        "printf 'DUMP_COMPRESS=zstd\nDUMP_ZSTD_LEVEL=19\nDUMP_THREADS=64\n' >> {settings}"
+    ));
+    let controlled = c
+        .sh("cat /sys/fs/cgroup/cgroup.controllers")
+        .split_whitespace()
+        .any(|controller| controller == "memory");
+    let (default, raised) = if controlled {
+        (
+            // The shipped unit's limits, until every dump unit has them.
+            "MemoryMax=2G\nMemoryHigh=1536M\n",
+            // With the cgroup's peak, read before systemd removes it.
+            "MemoryMax=16G\nMemoryHigh=16G\nExecStopPost=+/bin/sh -c 'cat \
+             /sys/fs/cgroup$$(sed -n s/^0:://p /proc/self/cgroup)/memory.peak \
+             >/run/dump-database.peak'\n",
+        )
+    } else {
+        eprintln!(
+            "the container's cgroups have no memory controller (the host's is cgroup v1's): \
+             the limit is DUMP_MEMORY_MAX"
+        );
+        (
+            "Environment=DUMP_MEMORY_MAX=2G\n",
+            "Environment=DUMP_MEMORY_MAX=16G\n",
+        )
+    };
+    let dropins = c.path("/etc/systemd/system/dump-database.service.d");
+    fs::create_dir_all(&dropins).unwrap();
+    fs::write(
+        dropins.join("50-memory.conf"),
+        format!("[Service]\n{default}"),
+    )
+    .unwrap();
+    c.sh("systemctl daemon-reload");
+    let before = hashes(c);
+    let r = c.exec(&["systemctl", "start", "dump-database.service"]);
+    assert_ne!(r.code(), Some(0), "{r}");
+    assert_eq!(c.show("dump-database.service", "ExecMainStatus"), "2");
+    let invocation = c.show("dump-database.service", "InvocationID");
+    let messages = c.sh(&format!(
+        "journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
+    ));
+    let refusal: Vec<&str> = messages
+        .lines()
+        .filter(|l| l.starts_with("dump-database: "))
+        .collect();
+    assert_eq!(refusal.len(), 1, "{messages}");
+    let limit = if controlled {
+        "more than the 768 MiB it may take: half of the 1.50 GiB MemoryHigh= of \
+         dump-database.service"
+    } else {
+        "more than the 1.00 GiB it may take: half of DUMP_MEMORY_MAX (2.00 GiB)"
+    };
+    for shown in [
+        "DUMP_ZSTD_LEVEL=19 with DUMP_THREADS=64 needs up to ",
+        limit,
+        "lower DUMP_ZSTD_LEVEL or DUMP_THREADS",
+    ] {
+        assert!(refusal[0].contains(shown), "{messages}");
+    }
+    assert_eq!(hashes(c), before, "the refused run wrote something");
+
+    // Where `systemctl edit dump-database.service` writes.
+    fs::write(
+        dropins.join("override.conf"),
+        format!("[Service]\n{raised}"),
+    )
+    .unwrap();
+    c.sh("systemctl daemon-reload; systemctl start dump-database.service");
+    let newest = dumps(c).last().unwrap().clone();
+    assert!(newest.ends_with(".zst"), "{newest}");
+    c.sh("timerapps verify dump-database");
+    if controlled {
+        let peak: u64 = c.sh("cat /run/dump-database.peak").trim().parse().unwrap();
+        eprintln!("zstd 19 on 64 threads: the unit's cgroup peaked at {peak} bytes");
+        assert!(peak < 16 << 30, "{peak}");
+    }
+    fs::write(c.path(settings), saved).unwrap();
+    fs::remove_dir_all(&dropins).unwrap();
+    c.sh("systemctl daemon-reload");
 }
 
 fn passwd_has_user(c: &Container) -> bool {
