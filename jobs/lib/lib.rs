@@ -1,6 +1,6 @@
 //! `jobkit`, the code shared by the timerapps jobs, the `timerapps` command
-//! and the package's build tool: the jobs' manifest, each program's
-//! variables and exit statuses, the error type and its exit codes, typed
+//! and the package's build tool: the jobs' manifest, what they may take of
+//! the host, each program's variables and exit statuses, the error type and its exit codes, typed
 //! parsing of environment variables, the memory limit of a job's cgroup,
 //! a job's whole `main` ([`run_job`]),
 //! what a dump file is and where a job keeps its dumps, whose dumps and
@@ -10,6 +10,7 @@
 
 pub mod arena;
 pub mod atomic;
+pub mod budget;
 pub mod cgroup;
 pub mod config;
 pub mod copy;

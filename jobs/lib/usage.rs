@@ -251,8 +251,17 @@ pub const DRILL: Usage = Usage {
         Variable {
             name: "DRILL_TMPDIR",
             meaning: "absolute path of the directory the throwaway server is made in, below \
-                      `timerapps-drill-NAME`; it needs about twice the dump's size free",
+                      `timerapps-drill-NAME`; it needs about twice the dump's size free \
+                      besides `DRILL_RESERVE`",
             default: "`/var/tmp`",
+        },
+        Variable {
+            name: "DRILL_RESERVE",
+            meaning: "the free space the drill leaves on `DRILL_TMPDIR`'s file system: a \
+                      percentage of it (`5%`, up to `90%`) or a size (`2G`; `K`, `M`, `G`, \
+                      `T` are powers of 1024); a restore that comes near it is stopped and \
+                      fails the drill",
+            default: "10 %, at least 1 GiB, at most a quarter of the file system",
         },
         Variable {
             name: "DRILL_RESULT",
@@ -281,8 +290,9 @@ pub const DRILL: Usage = Usage {
         },
         Status {
             code: "73",
-            meaning: "`DRILL_TMPDIR` cannot be written, or has too little space free (the \
-                      message says how much is needed)",
+            meaning: "`DRILL_TMPDIR` cannot be written, or has too little space free \
+                      besides `DRILL_RESERVE` (the message says how much is needed), or the \
+                      restore came near the reserve and was stopped",
         },
         Status {
             code: "75",

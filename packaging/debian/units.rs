@@ -7,6 +7,7 @@
 //! below, `packaging/build` and `tests/it/package.rs` fail when a file in
 //! `systemd/` is not what this renders.
 
+use jobkit::budget::{Load, Share, PRIORITY, SLICE, SLICE_SHARES};
 use jobkit::manifest::{
     credentials_dir, keys_file, password_file, Job, Kind, Manager, Program, Shape, Variant,
     COPIES_SUBDIR, COPY_CACHE_DIR, COPY_CACHE_SUBDIR, COPY_EVERY, COPY_RECORD, CREDENTIALS_DIR,
@@ -210,6 +211,7 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
             dir.join(format!("{MAIL_TEMPLATE}.service")),
             mail(manager, source),
         );
+        files.insert(dir.join(SLICE), slice(manager));
     }
     let example = Path::new(MAIL_SENDMAIL_EXAMPLE).file_name().unwrap();
     files.insert(
@@ -267,6 +269,7 @@ fn mail(manager: Manager, source: Source) -> String {
          run's lines in the journal, for the SMTP session) end well before.",
     );
     u.line("TimeoutStartSec=2min");
+    u.budget(Load::Mail);
     if manager == Manager::User {
         u.comment(
             "No sandbox: in a user manager it needs PrivateUsers=yes, in which a setuid or \
@@ -321,6 +324,36 @@ fn mail(manager: Manager, source: Source) -> String {
     for line in ["PrivateIPC=yes", "KeyringMode=private", "UMask=0077"] {
         u.line(line);
     }
+    u.0
+}
+
+/// The slice every service of the package runs in: what the jobs may
+/// take of the host together.
+fn slice(manager: Manager) -> String {
+    let (edit, top) = match manager {
+        Manager::System => ("systemctl edit", "system.slice, where the database runs"),
+        Manager::User => (
+            "systemctl --user edit",
+            "app.slice, where your own programs run",
+        ),
+    };
+    let mut u = Unit::headed(edit, SLICE);
+    u.line("[Unit]");
+    u.line("Description=timerapps jobs, in the background");
+    u.line("Documentation=man:timerapps(1)");
+    u.line("");
+    u.line("[Slice]");
+    u.comment(&format!(
+        "Every job's service runs here. The weights count against the slices beside it, \
+         {top}, whose weight is 100; the limits hold for all jobs at once."
+    ));
+    if manager == Manager::User {
+        u.comment(
+            "A user manager is given the cpu, memory and pids controllers (user@.service's \
+             Delegate=), not io: IOWeight= acts only where the admin adds io to it.",
+        );
+    }
+    u.shares(SLICE_SHARES.iter());
     u.0
 }
 
@@ -445,6 +478,27 @@ impl Unit {
         unit.line(&format!("Description={description}"));
         unit.line(&format!("Documentation=man:{copy}(1)"));
         unit
+    }
+
+    /// What a service of `load` may take of the host: the jobs' slice, its
+    /// priority and its own limits, each with its reason.
+    fn budget(&mut self, load: Load) {
+        self.comment(&format!(
+            "In {SLICE}, whose weights and limits hold for all jobs together; this \
+             service's own are below. The README's \"On a production host\" has them all."
+        ));
+        self.line(&format!("Slice={SLICE}"));
+        self.shares(PRIORITY.iter().chain(load.shares()));
+    }
+
+    /// Each of `shares` with its reason.
+    fn shares<'a>(&mut self, shares: impl Iterator<Item = &'a Share>) {
+        for share in shares {
+            let mut why = share.why.chars();
+            let first = why.next().map(|c| c.to_uppercase().to_string());
+            self.comment(&format!("{}{}.", first.unwrap_or_default(), why.as_str()));
+            self.line(&format!("{}={}", share.key, share.value));
+        }
     }
 
     /// The lines of `settings` that apply in `manager`.
@@ -625,6 +679,7 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
         );
         u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
     }
+    u.budget(Load::of(job.program));
     if !system {
         u.comment(
             "In a user manager PrivateUsers=yes makes the namespace options work; \
@@ -714,6 +769,7 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
         );
         u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
     }
+    u.budget(Load::Drill);
     u.harden(source.common.iter().chain(source.drill), variant.manager);
     u.0
 }
@@ -798,6 +854,7 @@ fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
     u.line("TimeoutStartSec=12h");
     u.comment("The copy's metrics, under the job's name: as root (+), never failing the copy (-).");
     u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
+    u.budget(Load::Copy);
     u.harden(source.common.iter().chain(source.copy), variant.manager);
     u.0
 }
@@ -872,7 +929,7 @@ fn extra_units(dir: &Path, rendered: &BTreeMap<PathBuf, String>) -> Vec<PathBuf>
         };
         for entry in entries.flatten() {
             let name = PathBuf::from(sub).join(entry.file_name());
-            let is_unit = [".service", ".timer", ".conf"]
+            let is_unit = [".service", ".timer", ".slice", ".conf"]
                 .iter()
                 .any(|s| name.to_string_lossy().ends_with(s));
             if is_unit && !rendered.contains_key(&name) {
@@ -1080,6 +1137,50 @@ mod tests {
             assert!(system.iter().any(|l| l == line), "{line}");
             assert!(!user.iter().any(|l| l == line), "{line}");
         }
+    }
+
+    /// Every service, system and user, runs in the jobs' slice with the
+    /// priority of every service and the limits of what it runs; each
+    /// manager has that slice, with the slice's shares.
+    #[test]
+    fn every_service_runs_in_the_slice_with_its_loads_limits() {
+        let units = render_all(SOURCE);
+        let lines = |shares: &[Share]| -> Vec<String> {
+            shares
+                .iter()
+                .map(|s| format!("{}={}", s.key, s.value))
+                .collect()
+        };
+        let mut services = 0;
+        for (name, text) in &units {
+            let name = name.display().to_string();
+            let own: Vec<&str> = text.lines().collect();
+            let has = |line: &String| own.contains(&line.as_str());
+            if name.ends_with(".service") {
+                services += 1;
+                let expected: Vec<String> = [format!("Slice={SLICE}")]
+                    .into_iter()
+                    .chain(lines(PRIORITY))
+                    .chain(lines(
+                        Load::of_unit(name.trim_start_matches("user/"))
+                            .unwrap_or_else(|| panic!("{name}: of no job"))
+                            .shares(),
+                    ))
+                    .collect();
+                for line in &expected {
+                    assert!(has(line), "{name} lacks {line}");
+                }
+            }
+            if name.ends_with(".slice") {
+                assert_eq!(Path::new(&name).file_name().unwrap(), SLICE);
+                for line in lines(SLICE_SHARES) {
+                    assert!(has(&line), "{name} lacks {line}");
+                }
+            }
+        }
+        assert_eq!(services, 14);
+        assert!(units.contains_key(Path::new(SLICE)));
+        assert!(units.contains_key(&Path::new("user").join(SLICE)));
     }
 
     /// Each system dump unit keeps its dumps in a directory of its own, the

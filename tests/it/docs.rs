@@ -3,6 +3,7 @@
 //! name the same variables and statuses. `UPDATE_DOCS=1 cargo test docs`
 //! writes the tables into the `//!` docs and the README.
 
+use jobkit::budget;
 use jobkit::usage::{self, Usage};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -110,6 +111,35 @@ fn the_readme_shows_the_monitoring_settings() {
     assert!(
         readme.contains(&format!("/etc/default/timerapps`:\n\n{table}")),
         "README.md's Monitoring table differs from jobkit::usage::MONITORING:\n{table}"
+    );
+}
+
+/// README's "On a production host" shows every value of jobkit::budget and
+/// its reason; `UPDATE_DOCS=1` writes the table.
+#[test]
+fn the_readme_shows_what_each_job_may_take() {
+    let path = source("README.md");
+    let readme = fs::read_to_string(&path).unwrap();
+    let table = budget::markdown();
+    let header = table.lines().next().unwrap();
+    let start = readme.find(&format!("\n{header}\n")).expect("the table") + 1;
+    let end = readme[start..]
+        .find("\n\n")
+        .map_or(readme.len(), |e| start + e + 1);
+    if readme[start..end] == table {
+        return;
+    }
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        fs::write(
+            &path,
+            format!("{}{table}{}", &readme[..start], &readme[end..]),
+        )
+        .unwrap();
+        return;
+    }
+    panic!(
+        "README.md's table under \"On a production host\" differs from jobkit::budget; \
+         run UPDATE_DOCS=1 cargo test docs\n{table}"
     );
 }
 

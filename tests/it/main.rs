@@ -5,6 +5,8 @@
 //! package or container; the others are ignored with the reason, and
 //! `tests/run` runs them all.
 
+/// Helper: every shipped service runs in the jobs' slice, with its weights and limits.
+mod budget;
 /// Only complete dumps are published; manifests count rows; suspects never count.
 mod check;
 /// `timerapps` refuses bad jobs and names up front, and works on a real systemd.

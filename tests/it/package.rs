@@ -3,6 +3,7 @@
 
 use crate::container::{rootfs, Release};
 use crate::harness::{cmd, run, sh, start, Sandbox};
+use jobkit::budget::SLICE;
 use jobkit::manifest::{
     self, Kind, Manager, Program, Shape, Variant, JOBS, MAIL_SENDMAIL_DROP_IN,
     MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE,
@@ -79,7 +80,8 @@ fn field(deb: &Path, name: &str) -> String {
         .to_owned()
 }
 
-/// Every unit the package ships for `manager`, from the jobs' manifest.
+/// The jobs' units the package ships for `manager`, from the jobs'
+/// manifest, and the slice they run in.
 pub fn units(manager: Manager) -> Vec<String> {
     let mut units: Vec<String> = JOBS
         .iter()
@@ -90,6 +92,7 @@ pub fn units(manager: Manager) -> Vec<String> {
                 .map(move |v| (j, v))
         })
         .flat_map(|(j, v)| Kind::ALL.map(|k| j.unit(v.shape, k)))
+        .chain([SLICE.to_owned()])
         .collect();
     units.sort();
     units

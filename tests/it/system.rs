@@ -1,13 +1,14 @@
 //! The package end to end on a real systemd: install, timers, manual runs,
-//! dumps of a PostgreSQL inside the container, a failing dump, an upgrade,
-//! remove and purge. One test, because each step builds on the one before.
+//! dumps of a PostgreSQL inside the container, a failing dump, every
+//! service in the jobs' slice with its limits, an upgrade, remove and purge. One test, because each step builds on the one before.
 
+use crate::budget;
 use crate::container::{Container, Release};
 use crate::harness::{cmd, dump_files, names, run, wait_for, Sandbox};
 use crate::package::{built_deb, packaged};
 use chrono::Utc;
 use jobkit::dumpfile::{Form, Stamp};
-use jobkit::manifest::Kind;
+use jobkit::manifest::{Kind, Manager};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -361,7 +362,22 @@ fn the_package_on(release: Release) {
     );
 
     step(
-        "5c: settings that need more memory than the unit's limit allows exit 2 \
+        "5c: every service the package ships runs in timerapps.slice, with the \
+         weights and limits of jobkit::budget",
+        started,
+    );
+    let exec = |script: &str| c.exec(&["sh", "-ec", script]);
+    let system = budget::Manager {
+        systemctl: "systemctl",
+        exec: &exec,
+        drop_ins: "/etc/systemd/system",
+        cgroup: "",
+    };
+    let services = budget::services(&system, Manager::System.unit_dir());
+    budget::every_service_runs_in_the_slice(&system, &services, "slice");
+
+    step(
+        "5d: settings that need more memory than the unit's limit allows exit 2 \
          and name both; raised by systemctl edit, they publish within it",
         started,
     );

@@ -1,7 +1,9 @@
 //! Per-user timers: the package's user units in an ordinary user's own
-//! manager, kept running without a login by lingering, on a real systemd
-//! in a container with the package installed.
+//! manager, kept running without a login by lingering, in its
+//! timerapps.slice with their limits, on a real systemd in a container
+//! with the package installed.
 
+use crate::budget;
 use crate::command::job as row;
 use crate::container::{Container, Release};
 use crate::harness::{dump_files, names};
@@ -278,6 +280,19 @@ fn users_timers_on(release: Release) {
     let r = alice.exec("systemctl --user is-active otherapp.timer");
     assert_eq!(r.stdout.trim(), "inactive", "{r}");
     assert_eq!(c.state("is-enabled", "otherapp.timer"), "enabled");
+
+    step("every user service of the package runs in the user's timerapps.slice, with its limits");
+    let exec = |script: &str| alice.exec(script);
+    let drop_ins = format!("{HOME}/.config/systemd/user");
+    let cgroup = format!("/user.slice/user-{0}.slice/user@{0}.service", alice.uid);
+    let users = budget::Manager {
+        systemctl: "systemctl --user",
+        exec: &exec,
+        drop_ins: &drop_ins,
+        cgroup: &cgroup,
+    };
+    let services = budget::services(&users, Manager::User.unit_dir());
+    budget::every_service_runs_in_the_slice(&users, &services, "slice");
 
     step("timerapps --user schedule: the user's timer on a calendar");
     let r = alice.exec("timerapps --user schedule myapp '*:*:0/5'");
