@@ -91,24 +91,27 @@ pub fn number(env: &dyn Source, name: &str, min: u32, max: u32, default: u32) ->
 }
 
 /// A size in bytes as systemd's `MemoryMax=` takes it: a whole number,
-/// optionally followed by `K`, `M`, `G` or `T` (powers of 1024), of at
-/// least `min` bytes; None when unset.
+/// optionally followed by `K`, `M`, `G` or `T` (powers of 1024).
+pub fn bytes(text: &str) -> Option<u64> {
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'K' => (&text[..text.len() - 1], 10),
+        b'M' => (&text[..text.len() - 1], 20),
+        b'G' => (&text[..text.len() - 1], 30),
+        b'T' => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// A size ([`bytes`]) of at least `min` bytes; None when unset.
 pub fn size(env: &dyn Source, name: &str, min: u64) -> Result<Option<u64>> {
     let Some(value) = env.get(name) else {
         return Ok(None);
     };
-    let parsed = value.to_str().and_then(|s| {
-        let (digits, shift) = match s.as_bytes().last()? {
-            b'K' => (&s[..s.len() - 1], 10),
-            b'M' => (&s[..s.len() - 1], 20),
-            b'G' => (&s[..s.len() - 1], 30),
-            b'T' => (&s[..s.len() - 1], 40),
-            _ => (s, 0),
-        };
-        let n = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| digits.parse::<u64>().ok())??;
-        n.checked_mul(1 << shift).filter(|&n| n >= min)
-    });
+    let parsed = value.to_str().and_then(bytes).filter(|&n| n >= min);
     parsed.map(Some).ok_or_else(|| {
         invalid(
             name,
