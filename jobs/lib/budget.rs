@@ -106,7 +106,7 @@ const DUMP: &[Share] = &[
     share(
         "MemoryMax",
         "2G",
-        "default compression takes under 64 MB; zstd -19 with 64 threads 2.5 GB",
+        "compression may take half of MemoryHigh: zstd -19 on 4 threads fits",
     ),
     share(
         "TasksMax",
