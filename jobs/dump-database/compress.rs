@@ -39,7 +39,9 @@ impl Compression {
     }
 }
 
-/// What a thread's stack may take: musl gives each 128 KiB.
+/// What each compression thread's stack is counted for: all of the
+/// 128 KiB musl gives zstd's threads; of the 2 MiB Rust gives pgzip's only
+/// the pages touched are resident, far fewer.
 pub const STACK: u64 = 128 << 10;
 
 /// zstd's multithreaded compressor on `threads` workers (zstdmt_compress.c):
