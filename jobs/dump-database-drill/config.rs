@@ -81,21 +81,7 @@ fn parse_reserve(text: &str) -> Option<Reserve> {
             .filter(|p| *p <= 90)
             .map(Reserve::Percent);
     }
-    let (number, shift) = match text.as_bytes().last()? {
-        b'K' => (&text[..text.len() - 1], 10),
-        b'M' => (&text[..text.len() - 1], 20),
-        b'G' => (&text[..text.len() - 1], 30),
-        b'T' => (&text[..text.len() - 1], 40),
-        _ => (text, 0),
-    };
-    if !digits(number) {
-        return None;
-    }
-    number
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(1 << shift)
-        .map(Reserve::Bytes)
+    config::bytes(text).map(Reserve::Bytes)
 }
 
 impl Config {
