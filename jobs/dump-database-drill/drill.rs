@@ -3,11 +3,12 @@
 //! result recorded whatever happened.
 
 use crate::compare;
-use crate::config::Config;
+use crate::config::{Config, Reserve};
 use crate::engine::{self, Engine, Finished, Kind};
 use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
 use crate::sqlite::Sqlite;
+use crate::watch::{self, Space, Watch};
 use chrono::Utc;
 use fs2::FileExt;
 use jobkit::drill::{Outcome, Record, VERSION};
@@ -119,15 +120,37 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
     let raw = manifest
         .as_ref()
         .map_or(dump.size.saturating_mul(5), |m| m.read);
-    work.check_space(raw.saturating_mul(2) + engine::overhead(kind))?;
+    // And the watch's least margin, at which it would stop the drill.
+    let room = work.check_space(
+        raw.saturating_mul(2) + engine::overhead(kind) + watch::MIN_MARGIN,
+        config.reserve,
+    )?;
     let mut engine: Box<dyn Engine> = match kind {
-        Kind::Postgresql => Box::new(Postgres::start(&work.dir, format, &head)?),
+        Kind::Postgresql => Box::new(Postgres::start(
+            &work.dir,
+            format,
+            &head,
+            room.free - room.reserve,
+        )?),
         Kind::Mariadb => Box::new(Mariadb::start(&work.dir)?),
         Kind::Sqlite => Box::new(Sqlite::start(&work.dir)?),
     };
     report.server = Some(engine.server());
-    let size = restore(engine.as_mut(), &dump, manifest.as_ref())?;
-    let found = engine.inventory()?;
+    let watch = Watch::start(&config.tmpdir, room.free, room.reserve);
+    let restored = engine.halt().and_then(|halt| {
+        watch.stop_too(halt);
+        let size = restore(engine.as_mut(), &dump, manifest.as_ref(), &watch)?;
+        Ok((size, engine.inventory()?))
+    });
+    if let Some(short) = watch.end() {
+        // The server has had its signal: once its last process is gone,
+        // nothing writes in the drill's directory any more.
+        let _ = engine.stop();
+        drop(engine);
+        work.remove()?;
+        return Err(short.error(&config.tmpdir, room.reserve, &config.reserve.said()));
+    }
+    let (size, found) = restored?;
     let summary = compare::compare(manifest.as_ref().and_then(|m| m.tables.as_deref()), &found)
         .map_err(|e| Error::new(Exit::Failure, e));
     if let Ok(s) = &summary {
@@ -224,8 +247,20 @@ fn damaged(dump: &Dump, e: &io::Error) -> Error {
 /// Streams the dump into the engine's restoring tool; returns the size
 /// restored. The dump's own damage is named before the tool's complaint
 /// about it.
-fn restore(engine: &mut dyn Engine, dump: &Dump, manifest: Option<&Manifest>) -> Result<u64> {
+fn restore(
+    engine: &mut dyn Engine,
+    dump: &Dump,
+    manifest: Option<&Manifest>,
+    watch: &Watch,
+) -> Result<u64> {
     let mut restore = engine.restore()?;
+    match restore.signallers() {
+        Ok(tools) => watch.stop_too(tools),
+        Err(e) => {
+            restore.kill();
+            return Err(e);
+        }
+    }
     let streamed = read::stream(dump, &mut restore.input).and_then(|done| {
         restore.input.flush().map_err(Failure::Out)?;
         Ok(done)
@@ -275,6 +310,13 @@ fn restore(engine: &mut dyn Engine, dump: &Dump, manifest: Option<&Manifest>) ->
         Err(Finished::Refused(e)) => Err(refusal(&e)),
         Err(Finished::Tool(e)) => Err(e),
     }
+}
+
+/// The space free in DRILL_TMPDIR before the drill began, and the reserve
+/// it keeps there, in bytes.
+struct Room {
+    free: u64,
+    reserve: u64,
 }
 
 /// The drill's own directory, `DRILL_TMPDIR/timerapps-drill-NAME`, held by
@@ -331,8 +373,10 @@ impl Workspace {
         Ok(Workspace { dir, _lock: lock })
     }
 
-    fn check_space(&self, needed: u64) -> Result<()> {
-        let free = fs2::available_space(&self.dir).map_err(|e| {
+    /// Checks that the drill's estimate of what it needs fits beside the
+    /// reserve; returns the space free and the reserve in bytes.
+    fn check_space(&self, needed: u64, reserve: Reserve) -> Result<Room> {
+        let space = Space::of(&self.dir).map_err(|e| {
             Error::io(
                 Exit::CantCreate,
                 "cannot tell the space free in",
@@ -341,24 +385,32 @@ impl Workspace {
                 "",
             )
         })?;
-        if free < needed {
+        let room = Room {
+            free: space.free,
+            reserve: reserve.of(space.total),
+        };
+        if room.free < needed.saturating_add(room.reserve) {
             let _ = fs::remove_dir_all(&self.dir);
             return Err(Error::new(
                 Exit::CantCreate,
                 format!(
-                    "{} has {} free and the drill needs about {}: set DRILL_TMPDIR to a \
-                     directory on a larger disk",
+                    "{} has {} free and the drill needs about {}, and keeps {} free ({}): \
+                     set DRILL_TMPDIR to a directory on a larger disk",
                     self.dir.parent().unwrap_or(&self.dir).display(),
-                    si(free),
-                    si(needed)
+                    si(room.free),
+                    si(needed),
+                    si(room.reserve),
+                    reserve.said()
                 ),
             ));
         }
-        Ok(())
+        Ok(room)
     }
 
+    /// Removes the directory, waiting for the last files of a server that
+    /// was stopped at once.
     fn remove(&self) -> Result<()> {
-        fs::remove_dir_all(&self.dir).map_err(|e| {
+        sweep(&self.dir).map_err(|e| {
             Error::io(
                 Exit::Failure,
                 "cannot remove the drill's directory",

@@ -2,7 +2,7 @@
 //! a restoring tool's standard input, then tell which tables it holds and
 //! their rows.
 
-use jobkit::process::Child;
+use jobkit::process::{Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{self, Write};
 use std::path::Path;
@@ -39,6 +39,20 @@ pub fn refused(e: &io::Error) -> bool {
 }
 
 impl Restore {
+    /// Kill switches for every tool of the restore, for the watch over the
+    /// file system.
+    pub fn signallers(&mut self) -> Result<Vec<Signaller>> {
+        let mut tools = vec![&mut self.tool];
+        if let Some(feeder) = &mut self.feeder {
+            tools.push(&mut feeder.child);
+        }
+        let mut signallers = Vec::new();
+        for tool in tools {
+            signallers.extend(tool.signaller(libc::SIGKILL)?);
+        }
+        Ok(signallers)
+    }
+
     /// Stops every tool of the restore at once, before they see the end
     /// of their input.
     pub fn kill(self) {
@@ -105,6 +119,10 @@ pub trait Engine {
     fn server(&self) -> String;
     /// Starts the tool that restores the dump from its input.
     fn restore(&mut self) -> Result<Restore>;
+    /// How to stop the server at once from another thread, with all its
+    /// processes: for the watch over the file system. None where the
+    /// restoring tool writes the database itself.
+    fn halt(&mut self) -> Result<Option<Signaller>>;
     /// Every table restored, with its rows.
     fn inventory(&mut self) -> Result<Vec<Found>>;
     /// Stops the server cleanly; dropping the engine kills it instead

@@ -18,7 +18,7 @@
 //! error.
 
 use crate::engine::{self, Engine, Found, Restore};
-use jobkit::process::{self, Child};
+use jobkit::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -81,10 +81,14 @@ impl Mariadb {
                 "--no-defaults",
                 "--skip-networking",
                 "--skip-symbolic-links",
+                // A throwaway server: nothing of it needs to survive a
+                // crash, and it takes what the host's database leaves.
                 "--skip-log-bin",
+                "--skip-innodb-doublewrite",
+                "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-log-file-size=16M",
                 "--innodb-buffer-pool-size=128M",
-                "--innodb-flush-log-at-trx-commit=0",
+                "--max-connections=10",
             ])
             .arg(format!("--secure-file-priv={}", files.display()))
             .arg(format!("--plugin-dir={}", plugins.display()))
@@ -174,6 +178,14 @@ impl Engine for Mariadb {
             input,
             feeder: None,
         })
+    }
+
+    fn halt(&mut self) -> Result<Option<Signaller>> {
+        // One process: killed, its threads write no more.
+        match &mut self.server {
+            Some(server) => server.signaller(libc::SIGKILL),
+            None => Ok(None),
+        }
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {

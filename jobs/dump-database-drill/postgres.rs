@@ -13,7 +13,7 @@
 use crate::engine::{self, Engine, Feeder, Found, Restore};
 use crate::pgguard::{random_word, Guard, Names};
 use jobkit::dumpfile::manifest::Format;
-use jobkit::process::{self, Child};
+use jobkit::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -149,8 +149,9 @@ fn custom_header_version(head: &[u8]) -> Option<String> {
 
 impl Postgres {
     /// Makes the cluster in `dir` and starts it, for a dump of `format`
-    /// whose decompressed stream begins with `head`.
-    pub fn start(dir: &Path, format: Format, head: &[u8]) -> Result<Postgres> {
+    /// whose decompressed stream begins with `head`, with `room` bytes of
+    /// its file system for the drill to take.
+    pub fn start(dir: &Path, format: Format, head: &[u8], room: u64) -> Result<Postgres> {
         let (major, bin) = newest_server()?;
         if let Some(dumped) = dumped_by(format, head).filter(|d| *d > major) {
             return Err(Error::new(
@@ -204,11 +205,29 @@ impl Postgres {
             "listen_addresses=".to_owned(),
             format!("unix_socket_directories={}", socket.display()),
             "unix_socket_permissions=0700".to_owned(),
-            // A throwaway cluster: nothing of it needs to survive a crash.
+            // A throwaway cluster: nothing of it needs to survive a crash,
+            // and it takes what the host's database leaves.
             "fsync=off".to_owned(),
             "synchronous_commit=off".to_owned(),
             "full_page_writes=off".to_owned(),
+            // No standby or archive reads its WAL: index builds and
+            // materialized views' refreshes write none.
+            "wal_level=minimal".to_owned(),
+            "max_wal_senders=0".to_owned(),
             "max_wal_size=64MB".to_owned(),
+            // A database that lives for minutes needs neither vacuum nor
+            // statistics, whose workers would compete with the restore.
+            "autovacuum=off".to_owned(),
+            // Memory: a quarter of the default shared buffers, one restoring
+            // session and the counting ones, and sorts held to their defaults
+            // whatever the host's postgresql.conf says.
+            "shared_buffers=32MB".to_owned(),
+            "max_connections=10".to_owned(),
+            "work_mem=4MB".to_owned(),
+            "maintenance_work_mem=64MB".to_owned(),
+            // No sort or hash spills more than the drill may take of its
+            // file system: the query fails before the watch has to act.
+            format!("temp_file_limit={}kB", (room / 1024).min(i32::MAX as u64)),
             // JIT needs memory both written and run, which the unit forbids.
             "jit=off".to_owned(),
             "logging_collector=off".to_owned(),
@@ -375,6 +394,15 @@ impl Engine for Postgres {
             input,
             feeder: Some(Feeder { child, pump }),
         })
+    }
+
+    fn halt(&mut self) -> Result<Option<Signaller>> {
+        // SIGQUIT: an immediate shutdown, which ends every backend at once.
+        // A postmaster killed outright would leave its backends writing.
+        match &mut self.server {
+            Some(server) => server.signaller(libc::SIGQUIT),
+            None => Ok(None),
+        }
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {

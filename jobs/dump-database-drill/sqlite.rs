@@ -8,7 +8,7 @@
 //! the shell never sees one ([`DotGuard`]), nor reads `~/.sqliterc`.
 
 use crate::engine::{self, Engine, Found, Restore};
-use jobkit::process;
+use jobkit::process::{self, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -78,6 +78,11 @@ impl Engine for Sqlite {
             input,
             feeder: None,
         })
+    }
+
+    fn halt(&mut self) -> Result<Option<Signaller>> {
+        // No server: sqlite3, the restoring tool, writes the file.
+        Ok(None)
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {

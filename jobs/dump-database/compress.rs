@@ -7,6 +7,7 @@ use crate::pgzip;
 use jobkit::dumpfile::Form;
 use std::io::{self, Read, Write};
 use zstd::stream::raw::CParameter;
+use zstd::zstd_safe::{zstd_sys, Strategy};
 
 /// What DUMP_COMPRESS, DUMP_GZIP_LEVEL and DUMP_ZSTD_LEVEL chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +25,57 @@ impl Compression {
             Compression::None => Form::None,
         }
     }
+
+    /// The most memory compressing in this form on `threads` threads can
+    /// take, in bytes: an upper bound, which `tests/it/memory.rs` holds to
+    /// the peak measured on a real dump.
+    pub fn memory(self, threads: usize) -> u64 {
+        let threads = threads.max(1) as u64;
+        match self {
+            Compression::Gzip { .. } => pgzip::memory(threads),
+            Compression::Zstd { level } => zstd_memory(level, threads),
+            Compression::None => READ_BLOCK as u64,
+        }
+    }
+}
+
+/// What each compression thread's stack is counted for: all of the
+/// 128 KiB musl gives zstd's threads; of the 2 MiB Rust gives pgzip's only
+/// the pages touched are resident, far fewer.
+pub const STACK: u64 = 128 << 10;
+
+/// zstd's multithreaded compressor on `threads` workers (zstdmt_compress.c):
+/// each worker's context, the ring of input it compresses from, and the
+/// output of every job not yet written.
+fn zstd_memory(level: i32, threads: u64) -> u64 {
+    // SAFETY: both compute from their arguments alone; 0 is an unknown
+    // source size, which gives the largest tables.
+    let (context, params) = unsafe {
+        (
+            zstd_sys::ZSTD_estimateCCtxSize(level),
+            zstd_sys::ZSTD_getCParams(level, 0, 0),
+        )
+    };
+    // Each job starts with the end of the one before it as its prefix: the
+    // whole window at the strongest strategy, down to an eighth of it at
+    // the fastest ones (ZSTDMT_overlapLog_default); a job is at least that.
+    let window = 1u64 << params.windowLog;
+    let overlap = window
+        >> match params.strategy {
+            Strategy::ZSTD_btultra2 => 0,
+            Strategy::ZSTD_btultra | Strategy::ZSTD_btopt => 1,
+            Strategy::ZSTD_btlazy2 | Strategy::ZSTD_lazy2 => 2,
+            _ => 3,
+        };
+    let job = u64::from(ZSTD_JOB).max(overlap);
+    // The input ring holds a job per worker, two more and the prefix.
+    let input = (threads + 3) * job;
+    // Each entry of the job table, a power of two above threads + 1, may
+    // hold its job's output until it is written; incompressible data takes
+    // the whole bound.
+    let bound = zstd::zstd_safe::compress_bound(job as usize) as u64;
+    let output = (threads + 2).next_power_of_two() * bound;
+    threads * (context as u64 + STACK) + input + output
 }
 
 /// Which side of the stream failed.

@@ -17,6 +17,9 @@ pub struct Config {
     pub location: Location,
     pub compression: Compression,
     pub threads: usize,
+    /// DUMP_MEMORY_MAX: the memory the job may use, where its cgroup sets
+    /// no lower limit.
+    pub memory_max: Option<u64>,
     /// DUMP_CHECK: whether the stream is checked and its rows counted.
     pub check: bool,
     /// DUMP_SHRINK_LIMIT: the percentage of the newest good dump's raw size
@@ -40,6 +43,7 @@ impl Config {
             64,
             default_threads(available_cpus()),
         )?;
+        let memory_max = config::size(env, "DUMP_MEMORY_MAX", 1 << 20)?;
         let check = check(env)?;
         let shrink_limit = config::number(env, "DUMP_SHRINK_LIMIT", 0, 100, 50)?;
         let finish_timeout = config::number(env, "DUMP_FINISH_TIMEOUT", 1, 86_400, 600)?;
@@ -50,6 +54,7 @@ impl Config {
             location,
             compression,
             threads: threads as usize,
+            memory_max,
             check,
             shrink_limit,
             finish_timeout: Duration::from_secs(finish_timeout.into()),
@@ -184,14 +189,21 @@ mod tests {
         assert_eq!((keep, name), (5, "dump"));
         assert_eq!(cfg.compression, Compression::Gzip { level: 6 });
         assert_eq!((cfg.check, cfg.shrink_limit), (true, 50));
+        assert_eq!(cfg.memory_max, None);
         let cfg = Config::from_env(&[
             ("DUMP_COMMAND", "x"),
             ("DUMP_CHECK", "off"),
             ("DUMP_SHRINK_LIMIT", "0"),
+            ("DUMP_MEMORY_MAX", "1536M"),
         ])
         .unwrap();
         assert_eq!((cfg.check, cfg.shrink_limit), (false, 0));
-        for bad in [("DUMP_CHECK", "on"), ("DUMP_SHRINK_LIMIT", "101")] {
+        assert_eq!(cfg.memory_max, Some(1536 << 20));
+        for bad in [
+            ("DUMP_CHECK", "on"),
+            ("DUMP_SHRINK_LIMIT", "101"),
+            ("DUMP_MEMORY_MAX", "2GB"),
+        ] {
             let err = Config::from_env(&[("DUMP_COMMAND", "x"), bad]).err();
             assert_eq!(err.map(|e| e.exit()), Some(Exit::Usage), "{bad:?}");
         }

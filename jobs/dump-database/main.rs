@@ -25,13 +25,14 @@
 //! | `DUMP_SHRINK_LIMIT` | a dump whose raw size or rows are below this percentage of those of the largest good dump kept (since the newest accepted one) is suspect; `0` turns this off, a dump without rows where that one had some is suspect all the same | `50` |
 //! | `DUMP_FINISH_TIMEOUT` | seconds that flushing, publishing and pruning may take once the command has ended, 1 to 86400; a file system that does not answer for longer ends the run with exit 1, earlier dumps untouched | `600` |
 //! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
+//! | `DUMP_MEMORY_MAX` | the memory the job may use, as `MemoryMax=` takes it (`2G`, `1536M`), for where its cgroup sets none or more (cgroup v1, a run by hand): compression may take half of the smaller of this and the cgroup's `memory.high` or `memory.max`, and settings that need more exit 2 | none: the cgroup's limit alone |
 //! | `DUMP_SETTINGS` | the file these are set in, named when `DUMP_COMMAND` is missing; set by the units | `/etc/default/dump-database` |
 //!
 //! | exit | meaning |
 //! |---|---|
 //! | 0 | the dump was published and old dumps pruned |
 //! | 1 | the dump failed: command failed, was killed or wrote nothing, its format's end is missing or it is not the format the command writes, read or write error (disk full), temp file removed meanwhile, publish or prune failed |
-//! | 2 | bad argument or malformed variable, `DUMP_DIR` the directory of every job's dump directory, or an instance named `dump-database`, the default job's own directory; nothing written |
+//! | 2 | bad argument or malformed variable, `DUMP_DIR` the directory of every job's dump directory, an instance named `dump-database`, the default job's own directory, or compression settings that need more than half the job's memory limit (the level and `DUMP_THREADS`, against `MemoryHigh=`/`MemoryMax=` or `DUMP_MEMORY_MAX`); nothing written |
 //! | 65 | the dump was published but is suspect: far smaller, in raw size or rows, than the largest good dump kept, or no rows where that one had some; it counts toward no retention rule (`timerapps accept` makes it good) |
 //! | 73 | `DUMP_DIR` missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file (the message says why and what to remove); or it names another unit, whose job writes these dump names into this directory (set another `DUMP_NAME` or `DUMP_DIR`; a run by hand, outside a unit, is never refused) |
 //! | 75 | another run of the same `DUMP_NAME` holds the lock, or this run lost it; nothing published or pruned |
@@ -44,6 +45,7 @@ mod child;
 mod compress;
 mod config;
 mod dump;
+mod memory;
 mod pgzip;
 mod store;
 mod supervise;
@@ -67,6 +69,8 @@ none), then keeps the DUMP_KEEP newest of that name in any of these forms.
 fn main() -> ExitCode {
     jobkit::run_job("dump-database", help, || {
         jobkit::identity::refuse_reserved_instance()?;
-        dump::run(&config::Config::from_env(&Environment)?)
+        let cfg = config::Config::from_env(&Environment)?;
+        memory::check(&cfg, jobkit::cgroup::memory_limit())?;
+        dump::run(&cfg)
     })
 }

@@ -7,7 +7,7 @@
 //! At most `2 × threads` blocks are between the reader and the file at any
 //! time, so memory does not depend on the size of the input.
 
-use crate::compress::Failure;
+use crate::compress::{Failure, STACK};
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -18,6 +18,20 @@ use std::sync::{Mutex, PoisonError};
 const GZIP_JOB: usize = 128 * 1024;
 /// Deflate's window: what a block may refer back to.
 const WINDOW: usize = 32 * 1024;
+
+/// What one worker's deflate state takes (zlib-rs: a double window, the
+/// hash chains and head, the pending and symbol buffers).
+const DEFLATE_STATE: u64 = 384 << 10;
+
+/// The most memory compressing on `threads` workers takes: each worker's
+/// deflate state and stack, and every block between the reader and the
+/// file (those in flight and the one being read), each with its dictionary
+/// and its output, which grows by doubling up to twice the block for
+/// incompressible input.
+pub fn memory(threads: u64) -> u64 {
+    let block = (GZIP_JOB + WINDOW + 2 * GZIP_JOB) as u64;
+    threads * (DEFLATE_STATE + STACK) + (2 * threads + 1) * block
+}
 
 /// Compresses all of `input` into `out` with `threads` workers at `level`
 /// (1–9); returns the bytes read and the bytes written.

@@ -90,6 +90,41 @@ pub fn number(env: &dyn Source, name: &str, min: u32, max: u32, default: u32) ->
     })
 }
 
+/// A size in bytes as systemd's `MemoryMax=` takes it: a whole number,
+/// optionally followed by `K`, `M`, `G` or `T` (powers of 1024).
+pub fn bytes(text: &str) -> Option<u64> {
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'K' => (&text[..text.len() - 1], 10),
+        b'M' => (&text[..text.len() - 1], 20),
+        b'G' => (&text[..text.len() - 1], 30),
+        b'T' => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// A size ([`bytes`]) of at least `min` bytes; None when unset.
+pub fn size(env: &dyn Source, name: &str, min: u64) -> Result<Option<u64>> {
+    let Some(value) = env.get(name) else {
+        return Ok(None);
+    };
+    let parsed = value.to_str().and_then(bytes).filter(|&n| n >= min);
+    parsed.map(Some).ok_or_else(|| {
+        invalid(
+            name,
+            &value,
+            &format!(
+                "expected a size of at least {} such as 2G or 1536M (K, M, G, T: powers of \
+                 1024, as MemoryMax= takes them), or unset",
+                crate::human::binary(min)
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +143,41 @@ mod tests {
             let err = number(&env, bad, 1, 9, 5).unwrap_err();
             assert_eq!(err.exit(), Exit::Usage);
             assert!(err.to_string().starts_with(&format!("{bad}=")), "{err}");
+        }
+    }
+
+    #[test]
+    fn sizes_as_memory_max_takes_them() {
+        let env = [
+            ("B", "1048576"),
+            ("K", "2048K"),
+            ("M", "1536M"),
+            ("G", "2G"),
+            ("T", "1T"),
+        ];
+        let size = |name| size(&env, name, 1 << 20).unwrap();
+        assert_eq!(size("B"), Some(1 << 20));
+        assert_eq!(size("K"), Some(2 << 20));
+        assert_eq!(size("M"), Some(1536 << 20));
+        assert_eq!(size("G"), Some(2 << 30));
+        assert_eq!(size("T"), Some(1 << 40));
+        assert_eq!(size("UNSET"), None);
+        for bad in [
+            "",
+            "G",
+            "2g",
+            "2GB",
+            "1.5G",
+            "-1G",
+            " 2G",
+            "2 G",
+            "1023K",
+            "2",
+            "99999999T",
+        ] {
+            let err = super::size(&[("S", bad)], "S", 1 << 20).unwrap_err();
+            assert_eq!(err.exit(), Exit::Usage, "{bad}");
+            assert!(err.to_string().contains("such as 2G"), "{err}");
         }
     }
 

@@ -6,11 +6,20 @@ use std::time::Duration;
 /// Bytes with an SI prefix and three significant digits: `950 B`,
 /// `30.5 MB`, `1.21 GB`.
 pub fn si(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    scaled(bytes, 1000.0, ["B", "kB", "MB", "GB", "TB", "PB"])
+}
+
+/// Bytes in powers of 1024 with three significant digits, as memory limits
+/// are set (`MemoryMax=2G`): `512 KiB`, `768 MiB`, `1.50 GiB`.
+pub fn binary(bytes: u64) -> String {
+    scaled(bytes, 1024.0, ["B", "KiB", "MiB", "GiB", "TiB", "PiB"])
+}
+
+fn scaled(bytes: u64, base: f64, units: [&str; 6]) -> String {
     let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 999.5 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
+    while value >= 999.5 && unit < units.len() - 1 {
+        value /= base;
         unit += 1;
     }
     let digits = match value {
@@ -18,7 +27,7 @@ pub fn si(bytes: u64) -> String {
         _ if value >= 9.995 => 1,
         _ => 2,
     };
-    format!("{value:.digits$} {}", UNITS[unit])
+    format!("{value:.digits$} {}", units[unit])
 }
 
 /// A duration as a person reads it: `45 s`, `3 min 20 s`, `5 h 12 min`,
@@ -56,6 +65,22 @@ mod tests {
         ];
         for (bytes, shown) in cases {
             assert_eq!(si(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn memory_reads_in_powers_of_1024() {
+        let cases = [
+            (950, "950 B"),
+            (1000, "0.98 KiB"),
+            (512 << 10, "512 KiB"),
+            (768 << 20, "768 MiB"),
+            (1536 << 20, "1.50 GiB"),
+            (2 << 30, "2.00 GiB"),
+            (6_780_000_000, "6.31 GiB"),
+        ];
+        for (bytes, shown) in cases {
+            assert_eq!(binary(bytes), shown, "{bytes}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! `jobkit`, the code shared by the timerapps jobs, the `timerapps` command
 //! and the package's build tool: the jobs' manifest, what they may take of
 //! the host, each program's variables and exit statuses, the error type and its exit codes, typed
-//! parsing of environment variables, a job's whole `main` ([`run_job`]),
+//! parsing of environment variables, the memory limit of a job's cgroup,
+//! a job's whole `main` ([`run_job`]),
 //! what a dump file is and where a job keeps its dumps, whose dumps and
 //! off-host copies are whose (the machine and the unit), replacing a file
 //! atomically, sizes and durations for people, and the logger behind
@@ -10,6 +11,7 @@
 pub mod arena;
 pub mod atomic;
 pub mod budget;
+pub mod cgroup;
 pub mod config;
 pub mod copy;
 pub mod drill;

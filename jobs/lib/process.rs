@@ -10,6 +10,7 @@ use crate::{Error, Exit, Result};
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
@@ -179,10 +180,56 @@ impl Child {
         Ok(())
     }
 
+    /// A [`Signaller`] that sends it `signal` from any thread; None when
+    /// it has already exited.
+    pub fn signaller(&mut self, signal: i32) -> Result<Option<Signaller>> {
+        // Not reaped yet, so its pid is still its own when the pidfd is
+        // opened; `&mut self` keeps any other call from reaping it between.
+        if self.exited().is_some() {
+            return Ok(None);
+        }
+        // SAFETY: pidfd_open takes a pid and flags and touches no memory.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid(), 0) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(Error::new(
+                Exit::Failure,
+                format!("cannot watch {} (pidfd_open): {e}", self.name),
+            ));
+        }
+        // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(Some(Signaller { pidfd, signal }))
+    }
+
     /// Kills it and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal to a child from another thread than the one that waits
+/// for it. A pidfd stays bound to the process it was opened for: once that
+/// is reaped, sending does nothing, and never reaches a process that took
+/// its pid.
+pub struct Signaller {
+    pidfd: OwnedFd,
+    signal: i32,
+}
+
+impl Signaller {
+    pub fn send(&self) {
+        // SAFETY: the descriptor is open and ours; no siginfo is passed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                self.signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
     }
 }
 
@@ -206,4 +253,30 @@ pub fn output(c: &mut Command, name: &str) -> Result<String> {
     }
     child.wait()?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signaller_reaches_its_child_from_another_thread_and_nothing_once_it_is_reaped() {
+        let mut sleeper = spawn(command("sleep", Path::new("/")).arg("60"), "sleep").unwrap();
+        let signaller = sleeper.signaller(libc::SIGKILL).unwrap().unwrap();
+        let signaller = std::thread::spawn(move || {
+            signaller.send();
+            signaller
+        })
+        .join()
+        .unwrap();
+        let e = sleeper.wait().unwrap_err();
+        assert!(e.to_string().contains("signal: 9"), "{e}");
+        // Reaped: the pidfd is stale, and sending reaches nothing.
+        signaller.send();
+        let mut done = spawn(&mut command("true", Path::new("/")), "true").unwrap();
+        while done.exited().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(done.signaller(libc::SIGKILL).unwrap().is_none());
+    }
 }

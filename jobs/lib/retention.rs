@@ -403,11 +403,12 @@ pub const PLAN_BYTES: u64 = 8 * crate::dumpfile::manifest::MAX_BYTES;
 pub fn plan(dir: &Path, names: &Names, policy: &Policy, now: &Stamp) -> io::Result<Vec<Planned>> {
     let dumps = names.dumps(dir)?;
     // Their sizes first: many manifests, each within its limit, could
-    // still take more memory than a plan may.
+    // still take more memory than a plan may. One over its own limit is
+    // refused unread, and untrusts only its dump.
     let total: u64 = dumps
         .iter()
         .filter_map(|d| d.manifest_path().symlink_metadata().ok())
-        .filter(|meta| meta.is_file())
+        .filter(|meta| meta.is_file() && meta.len() <= crate::dumpfile::manifest::MAX_BYTES)
         .map(|meta| meta.len())
         .sum();
     if total > PLAN_BYTES {
@@ -729,6 +730,13 @@ mod tests {
             )),
             "{e}"
         );
+        // One over its own limit is refused alone, and the rest are read.
+        let (dir, names) = directory("budget", &dumps);
+        let path = dir.join(names.manifest(&stamp(&days[0]), Form::Gzip));
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(1 << 30).unwrap();
+        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
+        assert!(planned[8].flaw().is_some());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -154,6 +154,14 @@ pub const DUMP: Usage = Usage {
             default: "the CPUs the job may use, at most 4",
         },
         Variable {
+            name: "DUMP_MEMORY_MAX",
+            meaning: "the memory the job may use, as `MemoryMax=` takes it (`2G`, `1536M`), \
+                      for where its cgroup sets none or more (cgroup v1, a run by hand): \
+                      compression may take half of the smaller of this and the cgroup's \
+                      `memory.high` or `memory.max`, and settings that need more exit 2",
+            default: "none: the cgroup's limit alone",
+        },
+        Variable {
             name: "DUMP_SETTINGS",
             meaning: "the file these are set in, named when `DUMP_COMMAND` is missing; set \
                       by the units",
@@ -175,8 +183,10 @@ pub const DUMP: Usage = Usage {
         Status {
             code: "2",
             meaning: "bad argument or malformed variable, `DUMP_DIR` the directory of every \
-                      job's dump directory, or an instance named `dump-database`, the default \
-                      job's own directory; nothing written",
+                      job's dump directory, an instance named `dump-database`, the default \
+                      job's own directory, or compression settings that need more than half \
+                      the job's memory limit (the level and `DUMP_THREADS`, against \
+                      `MemoryHigh=`/`MemoryMax=` or `DUMP_MEMORY_MAX`); nothing written",
         },
         Status {
             code: "65",
@@ -241,8 +251,17 @@ pub const DRILL: Usage = Usage {
         Variable {
             name: "DRILL_TMPDIR",
             meaning: "absolute path of the directory the throwaway server is made in, below \
-                      `timerapps-drill-NAME`; it needs about twice the dump's size free",
+                      `timerapps-drill-NAME`; it needs about twice the dump's size free \
+                      besides `DRILL_RESERVE`",
             default: "`/var/tmp`",
+        },
+        Variable {
+            name: "DRILL_RESERVE",
+            meaning: "the free space the drill leaves on `DRILL_TMPDIR`'s file system: a \
+                      percentage of it (`5%`, up to `90%`) or a size (`2G`; `K`, `M`, `G`, \
+                      `T` are powers of 1024); a restore that comes near it is stopped and \
+                      fails the drill",
+            default: "10 %, at least 1 GiB, at most a quarter of the file system",
         },
         Variable {
             name: "DRILL_RESULT",
@@ -271,8 +290,9 @@ pub const DRILL: Usage = Usage {
         },
         Status {
             code: "73",
-            meaning: "`DRILL_TMPDIR` cannot be written, or has too little space free (the \
-                      message says how much is needed)",
+            meaning: "`DRILL_TMPDIR` cannot be written, or has too little space free \
+                      besides `DRILL_RESERVE` (the message says how much is needed), or the \
+                      restore came near the reserve and was stopped",
         },
         Status {
             code: "75",

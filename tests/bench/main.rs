@@ -624,10 +624,25 @@ fn dump(plan: &Plan, sb: &Sandbox) -> Vec<Row> {
     ]
 }
 
+/// The server settings of the drill's throwaway PostgreSQL
+/// (`jobs/dump-database-drill/postgres.rs`, but its temporary-file limit).
+const THROWAWAY: &str = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=64MB -c autovacuum=off \
+    -c shared_buffers=32MB -c max_connections=10 -c work_mem=4MB \
+    -c maintenance_work_mem=64MB -c jit=off";
+
+/// The drill's server settings before it was tuned as throwaway: no
+/// flushing, and otherwise PostgreSQL's defaults.
+const UNFLUSHED: &str = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    -c max_wal_size=64MB -c jit=off";
+
 /// A restore drill of a gzip dump of the benchmark's large database,
 /// against the same restore by hand: a fresh cluster made and started the
 /// way the drill makes it, `zcat dump | psql`, and the cluster stopped and
-/// removed. One run of each per round.
+/// removed; that restore by hand against the same with the server's
+/// settings of before the throwaway tuning; and, when `DRILL_BEFORE` names
+/// the dump-database-drill of an earlier build, the drill against it. One
+/// run of each per round.
 fn drill(plan: &Plan) -> Vec<Row> {
     // A cluster of its own, in a directory of its own.
     let sb = &Sandbox::new("bench-drill");
@@ -647,49 +662,82 @@ fn drill(plan: &Plan) -> Vec<Row> {
         c.uid(uid).gid(gid).env("HOME", &tmp);
     };
     let dump = newest_dump(&dir);
-    let bin = run(cmd("sh")
+    let pg_bin = run(cmd("sh")
         .arg("-c")
         .arg("ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1"))
     .stdout
     .trim()
     .to_owned();
-    let by_hand = format!(
-        "d=$(mktemp -d -p '{tmp}')
-         '{bin}/initdb' -D \"$d/data\" --auth=trust --username=postgres --encoding=UTF8 \
-             --locale=C --no-sync --no-instructions > /dev/null
-         '{bin}/postgres' -D \"$d/data\" -c listen_addresses= -c unix_socket_directories=\"$d\" \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_wal_size=64MB -c jit=off 2> /dev/null &
-         until '{bin}/pg_isready' -q -h \"$d\"; do sleep 0.05; done
-         '{bin}/psql' -h \"$d\" -U postgres -X -q -c 'CREATE DATABASE drill' postgres
-         zcat '{dump}' | '{bin}/psql' -h \"$d\" -U postgres -X -q -v ON_ERROR_STOP=1 drill > /dev/null
-         kill -INT $!; wait $! || true
-         rm -rf \"$d\"",
-        tmp = tmp.display(),
-        dump = dump.display(),
-    );
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..plan.dump_runs {
-        let mut c = job("dump-database-drill");
+    let by_hand = |settings: &str| {
+        let script = format!(
+            "d=$(mktemp -d -p '{tmp}')
+             '{bin}/initdb' -D \"$d/data\" --auth=trust --username=postgres --encoding=UTF8 \
+                 --locale=C --no-sync --no-instructions > /dev/null
+             '{bin}/postgres' -D \"$d/data\" -c listen_addresses= -c unix_socket_directories=\"$d\" \
+                 {settings} 2> /dev/null &
+             until '{bin}/pg_isready' -q -h \"$d\"; do sleep 0.05; done
+             '{bin}/psql' -h \"$d\" -U postgres -X -q -c 'CREATE DATABASE drill' postgres
+             zcat '{dump}' | '{bin}/psql' -h \"$d\" -U postgres -X -q -v ON_ERROR_STOP=1 drill > /dev/null
+             kill -INT $!; wait $! || true
+             rm -rf \"$d\"",
+            tmp = tmp.display(),
+            dump = dump.display(),
+            bin = pg_bin,
+        );
+        let mut c = cmd("bash");
+        c.arg("-ec").arg(script);
+        as_postgres(&mut c);
+        c
+    };
+    let drill_job = |program: &Path| {
+        let mut c = cmd(program);
         c.env("DUMP_DIR", &dir).env("DRILL_TMPDIR", &tmp);
         as_postgres(&mut c);
-        ours.push(measure(&mut c));
-        let mut c = cmd("bash");
-        c.arg("-ec").arg(&by_hand);
-        as_postgres(&mut c);
-        theirs.push(measure(&mut c));
+        c
+    };
+    let before = std::env::var_os("DRILL_BEFORE").map(PathBuf::from);
+    let ours_program = Path::new(harness::bin("dump-database-drill"));
+    let (mut ours, mut tuned, mut unflushed, mut earlier) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..plan.dump_runs {
+        ours.push(measure(&mut drill_job(ours_program)));
+        tuned.push(measure(&mut by_hand(THROWAWAY)));
+        unflushed.push(measure(&mut by_hand(UNFLUSHED)));
+        if let Some(before) = &before {
+            earlier.push(measure(&mut drill_job(before)));
+        }
     }
-    let (ours, theirs) = (wall(&ours), wall(&theirs));
+    let (ours, tuned, unflushed) = (wall(&ours), wall(&tuned), wall(&unflushed));
     let secs = |s: f64| format!("{s:.2} s");
-    vec![Row {
-        what: format!(
-            "restore drill of a gzip dump, pgbench scale {scale}, tables counted and compared"
-        ),
-        ours: secs(ours),
-        reference: format!("initdb, start, `zcat \\| psql`, stop {}", secs(theirs)),
-        ratio: ours / theirs,
-        target: Target::AtMost(1.10),
-    }]
+    let mut rows = vec![
+        Row {
+            what: format!(
+                "restore drill of a gzip dump, pgbench scale {scale}, tables counted and compared"
+            ),
+            ours: secs(ours),
+            reference: format!("initdb, start, `zcat \\| psql`, stop {}", secs(tuned)),
+            ratio: ours / tuned,
+            target: Target::AtMost(1.10),
+        },
+        Row {
+            what: "that restore by hand, the server tuned as the drill's throwaway".into(),
+            ours: secs(tuned),
+            reference: format!("`fsync=off` and defaults {}", secs(unflushed)),
+            ratio: tuned / unflushed,
+            target: Target::None,
+        },
+    ];
+    if let Some(before) = &before {
+        let earlier = wall(&earlier);
+        rows.push(Row {
+            what: format!("the drill against `DRILL_BEFORE={}`", before.display()),
+            ours: secs(ours),
+            reference: format!("earlier build {}", secs(earlier)),
+            ratio: ours / earlier,
+            target: Target::None,
+        });
+    }
+    rows
 }
 
 /// A new restic repository in `dir`, with a key that opens in

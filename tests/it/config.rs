@@ -203,6 +203,12 @@ fn malformed_configuration_is_refused_before_anything_is_written() {
         ),
         (
             "dump-database",
+            &[("DUMP_MEMORY_MAX", "2GB")],
+            &[],
+            r#"DUMP_MEMORY_MAX="2GB""#,
+        ),
+        (
+            "dump-database",
             &[("DUMP_NAME", "")],
             &[],
             r#"DUMP_NAME="""#,

@@ -2,11 +2,12 @@
 //! pg_dump -Fc, mariadb-dump and sqlite3 output restored into a throwaway
 //! server and held to its manifest; damaged, edited and unrestorable dumps
 //! fail with a reason that names what is wrong; a killed drill leaves no
-//! server, and the next one sweeps its files.
+//! server, and the next one sweeps its files; a dump that grows when
+//! restored is stopped before the free space falls below the reserve.
 
 use crate::command::valid_status;
 use crate::container::{Container, Release};
-use crate::dump::{dump_job, postgres_with_shop, published, with_pg};
+use crate::dump::{dump_job, postgres_with_shop, published, with_pg, SmallDisk};
 use crate::harness::{
     cmd, is_root, job, run, sh, start, user_ids, wait_for, Run, Sandbox, TIMEOUT,
 };
@@ -26,6 +27,8 @@ use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A drill of the dumps in `dir`, made in `tmp`, recording to `result`.
@@ -280,6 +283,10 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     fs::remove_file(&result).unwrap();
     let r = run(drill_of(&dir).env("DRILL_TMPDIR", "tmp"));
     r.expect(2).stderr_has("DRILL_TMPDIR=\"tmp\" is invalid");
+    let r = run(drill_of(&dir).env("DRILL_RESERVE", "5 GB"));
+    r.expect(2)
+        .stderr_has("DRILL_RESERVE=\"5 GB\" is invalid: expected a percentage");
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
     assert!(!result.exists());
 }
 
@@ -505,6 +512,169 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
         "{r}"
     );
     assert!(!workspace.exists());
+}
+
+/// Samples the free space of a file system every millisecond, as the
+/// drill's watch reads it (`statvfs`'s `f_bavail`), until [`Poller::least`].
+struct Poller {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Poller {
+    fn start(dir: &Path) -> Poller {
+        let done = Arc::new(AtomicBool::new(false));
+        let (dir, stop) = (dir.to_owned(), Arc::clone(&done));
+        let thread = std::thread::spawn(move || {
+            let mut least = u64::MAX;
+            while !stop.load(Ordering::Relaxed) {
+                least = least.min(fs2::available_space(&dir).unwrap());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            least
+        });
+        Poller { done, thread }
+    }
+
+    /// The least free space it saw.
+    fn least(self) -> u64 {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Drills the dumps in `dir` on the 512 MiB tmpfs `disk` with `reserve`
+/// (None: the default), which keeps `kept` free and reads as `said`: the
+/// drill stops before the free space falls below it, with the line that
+/// names the directory, the space taken and the reserve, and leaves nothing
+/// but its lock.
+fn stops_at_the_reserve(
+    drill: &mut Command,
+    disk: &Path,
+    result: &Path,
+    reserve: Option<&str>,
+    kept: u64,
+    said: &str,
+) {
+    assert_eq!(
+        fs2::total_space(disk).unwrap(),
+        512 * MIB,
+        "the test's tmpfs"
+    );
+    if let Some(reserve) = reserve {
+        drill.env("DRILL_RESERVE", reserve);
+    }
+    let poller = Poller::start(disk);
+    let r = run(drill);
+    let least = poller.least();
+    failed(
+        &r,
+        result,
+        73,
+        &format!(
+            "stopped the restore before {} ran short: the drill had taken ",
+            disk.display()
+        ),
+    );
+    r.stderr_has(&format!(
+        "near the {} the drill keeps free ({said}",
+        jobkit::human::si(kept)
+    ))
+    .stderr_has("the restore was stopped and its files removed");
+    assert!(
+        least >= kept,
+        "the free space fell to {least}, below the reserve of {kept}\n{r}"
+    );
+    assert_eq!(
+        sh(&format!("ls -A '{}'", disk.display())),
+        ".timerapps-drill-dump.lock\n"
+    );
+    assert!(processes_naming(disk).is_empty());
+}
+
+#[test]
+#[ignore = "starts PostgreSQL and mounts a tmpfs, as root: tests/run"]
+fn a_postgres_drill_that_would_fill_its_file_system_stops_above_the_reserve() {
+    assert!(is_root(), "run as root (tests/run)");
+    let sb = Sandbox::new("drill-pg-reserve");
+    let pg = Postgres::start(&sb);
+    // A dump of 1.4 kB that takes 660 MB when restored: the view's rows
+    // are made again by its REFRESH.
+    pg.sql("postgres", "CREATE DATABASE grow");
+    pg.sql(
+        "grow",
+        "CREATE TABLE t (n int); INSERT INTO t VALUES (1); \
+         CREATE MATERIALIZED VIEW v AS SELECT g, repeat('x', 1000) AS x \
+         FROM generate_series(1, 600000) g",
+    );
+    let dir = sb.mkdir("dumps");
+    let mut c = dump_job(&dir, &format!("{} grow", pg.program("pg_dump").display()));
+    let (path, _) = published(&run(with_pg(&mut c, &pg, "postgres")));
+    assert!(read_manifest(&path).read < 2000);
+    drop(pg);
+    let results = sb.mkdir("results");
+    give_to_postgres(&sb.path(""));
+    let disk = SmallDisk::mount(sb.mkdir("disk"), "size=512m,mode=1777");
+    let result = results.join("drill.json");
+    let pg_drill = || {
+        let mut c = drill(&dir, &disk.0, &result);
+        as_postgres(&mut c);
+        c
+    };
+    // By default a quarter of so small a file system; then a tenth.
+    stops_at_the_reserve(
+        &mut pg_drill(),
+        &disk.0,
+        &result,
+        None,
+        128 * MIB,
+        "the default of DRILL_RESERVE",
+    );
+    stops_at_the_reserve(
+        &mut pg_drill(),
+        &disk.0,
+        &result,
+        Some("10%"),
+        512 * MIB / 100 * 10,
+        "DRILL_RESERVE=10%",
+    );
+}
+
+#[test]
+#[ignore = "mounts a tmpfs, as root: tests/run"]
+fn a_sqlite_drill_that_would_fill_its_file_system_stops_above_the_reserve() {
+    assert!(is_root(), "run as root (tests/run)");
+    let sb = Sandbox::new("drill-sqlite-reserve");
+    // A stream that makes 660 MB of rows when it is restored.
+    let stream = sb.path("grow.sql");
+    fs::write(
+        &stream,
+        "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE t(n int, x text);\n\
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 600000) \
+         INSERT INTO t SELECT i, printf('%.1000c', 'x') FROM c;\nCOMMIT;\n",
+    )
+    .unwrap();
+    let dir = sb.mkdir("dumps");
+    published(&run(&mut dump_job(
+        &dir,
+        &format!("cat {}", stream.display()),
+    )));
+    let results = sb.mkdir("results");
+    give_to_postgres(&sb.path(""));
+    let disk = SmallDisk::mount(sb.mkdir("disk"), "size=512m,mode=1777");
+    let result = results.join("drill.json");
+    let mut c = drill(&dir, &disk.0, &result);
+    as_postgres(&mut c);
+    stops_at_the_reserve(
+        &mut c,
+        &disk.0,
+        &result,
+        Some("64M"),
+        64 * MIB,
+        "DRILL_RESERVE=67.1 MB",
+    );
 }
 
 #[test]

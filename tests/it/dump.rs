@@ -452,8 +452,19 @@ fn a_write_error_keeps_earlier_dumps() {
     }
 }
 
-/// A 1 MiB tmpfs, unmounted when dropped.
-struct SmallDisk(PathBuf);
+/// A tmpfs mounted with `options` at a directory, unmounted when dropped.
+pub struct SmallDisk(pub PathBuf);
+
+impl SmallDisk {
+    pub fn mount(dir: PathBuf, options: &str) -> SmallDisk {
+        let disk = SmallDisk(dir);
+        run(cmd("mount")
+            .args(["-t", "tmpfs", "-o", options, "timerapps-test"])
+            .arg(&disk.0))
+        .ok();
+        disk
+    }
+}
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
@@ -469,11 +480,7 @@ fn a_full_disk_keeps_earlier_dumps() {
         "this test mounts a tmpfs and must run as root, as CI does"
     );
     let sb = Sandbox::new("disk-full");
-    let disk = SmallDisk(sb.mkdir("disk"));
-    run(cmd("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0755", "timerapps-test"])
-        .arg(&disk.0))
-    .ok();
+    let _disk = SmallDisk::mount(sb.mkdir("disk"), "size=1m,mode=0755");
     let (dir, mut before) = two_good_dumps(&sb, "disk/dumps");
     for compress in FORMS {
         let mut c = dump_job(&dir, "head -c 4000000 /dev/urandom");

@@ -33,6 +33,8 @@ mod instances;
 mod logger;
 /// Helper: a real MariaDB server for one test.
 mod mariadb;
+/// Compression settings never ask for more memory than the job may use.
+mod memory;
 /// Every run's metrics reach node_exporter, failures are mailed, alert rules pass promtool.
 mod monitoring;
 /// dump-database's status and watchdog pings reach the service manager.

@@ -8,6 +8,7 @@ use crate::harness::{cmd, dump_files, names, run, wait_for, Sandbox};
 use crate::package::{built_deb, packaged};
 use chrono::Utc;
 use jobkit::dumpfile::{Form, Stamp};
+use jobkit::human::binary;
 use jobkit::manifest::{Kind, Manager};
 use std::collections::BTreeSet;
 use std::fs;
@@ -375,6 +376,13 @@ fn the_package_on(release: Release) {
     };
     let services = budget::services(&system, Manager::System.unit_dir());
     budget::every_service_runs_in_the_slice(&system, &services, "slice");
+
+    step(
+        "5d: settings that need more memory than the unit's limit allows exit 2 \
+         and name both; raised by systemctl edit, they publish within it",
+        started,
+    );
+    memory_limit(&c);
     let hashed = hashes(&c);
 
     step(
@@ -493,6 +501,129 @@ fn the_package_on(release: Release) {
         "end-to-end wall time: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// `DUMP_ZSTD_LEVEL=19` on 64 threads under the shipped memory limits:
+/// refused with one line naming both, nothing written; with the limits
+/// raised by drop-ins, as `systemctl edit` writes them, a dump is
+/// published and the cgroup's peak stays under the limit. Where the host
+/// binds the memory controller to cgroup v1, the container's systemd
+/// cannot apply `MemoryHigh=` or `MemoryMax=` at all and the job rightly
+/// sees no limit; there the limit is DUMP_MEMORY_MAX, set by drop-ins the
+/// same way.
+fn memory_limit(c: &Container) {
+    use jobkit::budget::{self, Load, Share, SLICE, SLICE_SHARES};
+    let settings = "/etc/default/dump-database";
+    let saved = fs::read(c.path(settings)).unwrap();
+    c.sh(&format!(
+        "printf 'DUMP_COMPRESS=zstd\nDUMP_ZSTD_LEVEL=19\nDUMP_THREADS=64\n' >> {settings}"
+    ));
+    let controlled = c
+        .sh("cat /sys/fs/cgroup/cgroup.controllers")
+        .split_whitespace()
+        .any(|controller| controller == "memory");
+    let service = "dump-database.service";
+    let dir = |unit: &str| c.path(&format!("/etc/systemd/system/{unit}.d"));
+    let limit = if controlled {
+        // The smaller MemoryHigh= binds: the service's, or on a host of
+        // little RAM the slice's share of it.
+        let number =
+            |name: &str| -> u64 { c.sh(&format!("getconf {name}")).trim().parse().unwrap() };
+        let page = number("PAGESIZE");
+        let ram = number("_PHYS_PAGES") * page;
+        let high = |shares: &[Share]| {
+            let share = shares.iter().find(|s| s.key == "MemoryHigh").unwrap();
+            budget::bytes(share.value, ram, page).unwrap()
+        };
+        let (bytes, unit) = [
+            (high(Load::Dump.shares()), service),
+            (high(SLICE_SHARES), SLICE),
+        ]
+        .into_iter()
+        .min()
+        .unwrap();
+        format!(
+            "more than the {} it may take: half of the {} MemoryHigh= of {unit}",
+            binary(bytes / 2),
+            binary(bytes)
+        )
+    } else {
+        eprintln!(
+            "the container's cgroups have no memory controller (the host's is cgroup v1's): \
+             the limit is DUMP_MEMORY_MAX"
+        );
+        fs::create_dir_all(dir(service)).unwrap();
+        fs::write(
+            dir(service).join("50-memory.conf"),
+            "[Service]\nEnvironment=DUMP_MEMORY_MAX=2G\n",
+        )
+        .unwrap();
+        c.sh("systemctl daemon-reload");
+        "more than the 1.00 GiB it may take: half of DUMP_MEMORY_MAX (2.00 GiB)".to_owned()
+    };
+    let before = hashes(c);
+    let r = c.exec(&["systemctl", "start", service]);
+    assert_ne!(r.code(), Some(0), "{r}");
+    assert_eq!(c.show(service, "ExecMainStatus"), "2");
+    let invocation = c.show(service, "InvocationID");
+    let messages = c.sh(&format!(
+        "journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID={invocation}"
+    ));
+    let refusal: Vec<&str> = messages
+        .lines()
+        .filter(|l| l.starts_with("dump-database: "))
+        .collect();
+    assert_eq!(refusal.len(), 1, "{messages}");
+    for shown in [
+        "DUMP_ZSTD_LEVEL=19 with DUMP_THREADS=64 needs up to ",
+        &limit,
+        "lower DUMP_ZSTD_LEVEL or DUMP_THREADS",
+    ] {
+        assert!(refusal[0].contains(shown), "{shown:?} in:\n{messages}");
+    }
+    assert_eq!(hashes(c), before, "the refused run wrote something");
+
+    // Where `systemctl edit` writes, for the service and its slice.
+    let raised = if controlled {
+        vec![
+            (SLICE, "[Slice]\nMemoryHigh=16G\nMemoryMax=16G\n"),
+            (
+                service,
+                // With the cgroup's peak, read before systemd removes it.
+                "[Service]\nMemoryHigh=16G\nMemoryMax=16G\nExecStopPost=+/bin/sh -c 'cat \
+                 /sys/fs/cgroup$$(sed -n s/^0:://p /proc/self/cgroup)/memory.peak \
+                 >/run/dump-database.peak'\n",
+            ),
+        ]
+    } else {
+        vec![(service, "[Service]\nEnvironment=DUMP_MEMORY_MAX=16G\n")]
+    };
+    for (unit, text) in &raised {
+        fs::create_dir_all(dir(unit)).unwrap();
+        fs::write(dir(unit).join("override.conf"), text).unwrap();
+    }
+    c.sh(&format!(
+        "systemctl daemon-reload; systemctl start {service}"
+    ));
+    let newest = dumps(c).last().unwrap().clone();
+    assert!(newest.ends_with(".zst"), "{newest}");
+    c.sh("timerapps verify dump-database");
+    if controlled {
+        let peak: u64 = c.sh("cat /run/dump-database.peak").trim().parse().unwrap();
+        eprintln!(
+            "zstd 19 on 64 threads: the service's cgroup peaked at {}",
+            binary(peak)
+        );
+        assert!(peak < 16 << 30, "{peak}");
+    }
+    fs::write(c.path(settings), saved).unwrap();
+    for unit in [service, SLICE] {
+        for file in ["override.conf", "50-memory.conf"] {
+            let _ = fs::remove_file(dir(unit).join(file));
+        }
+        let _ = fs::remove_dir(dir(unit));
+    }
+    c.sh("systemctl daemon-reload");
 }
 
 fn passwd_has_user(c: &Container) -> bool {
