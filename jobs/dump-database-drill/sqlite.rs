@@ -112,11 +112,13 @@ impl Engine for Sqlite {
 }
 
 /// Passes SQL on line by line and refuses a line that the shell could run
-/// as a dot-command: one whose first character but blanks is `.`, where no
-/// statement is under way. It follows the shell's reading of where a statement ends (`;`, or
-/// a line of only `go` or `/`) outside strings, quoted names and comments.
-/// Where the two could differ (a `;` inside a trigger's body), it takes a
-/// statement as ended, so that it refuses rather than lets one through.
+/// as a dot-command or skip as a comment: one whose first character but
+/// blanks is `.` or `#`, where no statement is under way. It follows the
+/// shell's reading of where a statement ends (`;`, or a line of `go` or `/`)
+/// outside strings, quoted names and comments. Where the two could differ
+/// (a `;` inside a trigger's body), it takes a statement as ended, so that
+/// it refuses rather than lets one through. It also refuses NUL bytes and
+/// the name `fsdir`.
 struct DotGuard<W: Write> {
     out: W,
     line: Vec<u8>,
