@@ -32,6 +32,31 @@ pub struct Feeder {
     pub pump: JoinHandle<io::Result<()>>,
 }
 
+/// Hands `take` each whole line of `buf`, its newline included: the first
+/// joined to what an earlier write left in `partial`, which keeps what is
+/// left after the last newline. The guards read a dump line by line as
+/// its blocks come.
+pub fn each_line(
+    partial: &mut Vec<u8>,
+    buf: &[u8],
+    mut take: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut rest = buf;
+    while let Some(end) = memchr::memchr(b'\n', rest) {
+        let (line, tail) = rest.split_at(end + 1);
+        if partial.is_empty() {
+            take(line)?;
+        } else {
+            let mut whole = std::mem::take(partial);
+            whole.extend_from_slice(line);
+            take(&whole)?;
+        }
+        rest = tail;
+    }
+    partial.extend_from_slice(rest);
+    Ok(())
+}
+
 /// Whether an error of the stream into a restoring tool is the guard's
 /// refusal of what the dump holds.
 pub fn refused(e: &io::Error) -> bool {

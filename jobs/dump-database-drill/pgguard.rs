@@ -28,6 +28,7 @@
 //! buffer (`\r`), so that nothing of one session's statement reaches the
 //! next. The data of a `COPY` is passed through untouched.
 
+use crate::engine;
 use crate::pglex::{Lexer, Stop};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -578,20 +579,10 @@ impl<W: Write> Write for Guard<W> {
         if let Some(r) = &self.refused {
             return Err(refusal(r.clone()));
         }
-        let mut rest = buf;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            let (line, tail) = rest.split_at(end + 1);
-            if self.line.is_empty() {
-                self.take(line)?;
-            } else {
-                let mut whole = std::mem::take(&mut self.line);
-                whole.extend_from_slice(line);
-                self.take(&whole)?;
-            }
-            rest = tail;
-        }
-        self.line.extend_from_slice(rest);
-        Ok(buf.len())
+        let mut partial = std::mem::take(&mut self.line);
+        let taken = engine::each_line(&mut partial, buf, |line| self.take(line));
+        self.line = partial;
+        taken.map(|()| buf.len())
     }
 
     /// The end of the dump: a last line without its newline is read, and

@@ -286,20 +286,10 @@ fn blank(c: u8) -> bool {
 
 impl<W: Write> Write for DotGuard<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            let (line, tail) = rest.split_at(end + 1);
-            if self.line.is_empty() {
-                self.take(line)?;
-            } else {
-                let mut whole = std::mem::take(&mut self.line);
-                whole.extend_from_slice(line);
-                self.take(&whole)?;
-            }
-            rest = tail;
-        }
-        self.line.extend_from_slice(rest);
-        Ok(buf.len())
+        let mut partial = std::mem::take(&mut self.line);
+        let taken = engine::each_line(&mut partial, buf, |line| self.take(line));
+        self.line = partial;
+        taken.map(|()| buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
