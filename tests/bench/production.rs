@@ -137,13 +137,24 @@ impl Cgroups {
         let mut io = None;
         let mut memory = Vec::new();
         let mut tasks = Vec::new();
-        let v2 = hierarchies().iter().any(|(c, _)| c.is_none());
-        for (controller, home) in hierarchies() {
+        let hierarchies = hierarchies();
+        let v2 = hierarchies.iter().any(|(c, _)| c.is_none());
+        let ram = ram();
+        // SAFETY: sysconf only reads a constant.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        for (controller, home) in hierarchies {
             let tree = home.join(&tree_name);
             let database = tree.join(DATABASE);
             let services = SERVICES.map(|(_, s)| tree.join(slice).join(s));
-            for dir in services.iter().chain([&database]) {
-                fs::create_dir_all(dir).unwrap();
+            // A hierarchy the benchmark may not write to is left out, and
+            // its settings reported as not available.
+            if services
+                .iter()
+                .chain([&database])
+                .any(|dir| fs::create_dir_all(dir).is_err())
+            {
+                remove_tree(&tree);
+                continue;
             }
             if v2 {
                 for parent in [&tree, &tree.join(slice)] {
@@ -181,9 +192,6 @@ impl Cgroups {
                     }
                 }
             }
-            let ram = ram();
-            // SAFETY: sysconf only reads a constant.
-            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
             let mut units = vec![(slice, &slice_dir, budget::SLICE_SHARES)];
             for ((load, service), dir) in SERVICES.iter().zip(&services) {
                 units.push((service, dir, load.shares()));
@@ -226,13 +234,18 @@ impl Cgroups {
             )
         };
         let list = |what: Vec<String>| (!what.is_empty()).then(|| what.join(", "));
-        let notes = vec![
+        let cgroups = if trees.is_empty() {
+            "not available: no cgroup hierarchy the benchmark may write to".to_owned()
+        } else {
             format!(
-                "the jobs' cgroups (cgroup {}): {} beside {DATABASE}, where the database, pgbench \
-                 and the dumps without the settings run at the default weight",
+                "cgroup {}, {} beside {DATABASE}, where the database, pgbench and the dumps \
+                 without the settings run at the default weight",
                 if v2 { "v2" } else { "v1" },
                 budget::SLICE
-            ),
+            )
+        };
+        let notes = vec![
+            format!("the jobs' cgroups: {cgroups}"),
             format!("CPU weight: {}", off(cpu, "no cpu controller")),
             format!(
                 "I/O weight: {}",
