@@ -313,6 +313,15 @@ fn compress_job(pg: &Postgres, dir: &Path, command: &str, compress: &str) -> Com
     c
 }
 
+/// A copy of the job `name` in `sb`, which the users the benchmark switches
+/// to can run wherever the build tree is (a checkout in `/root` or in a
+/// directory of mode 0700 is out of their reach).
+fn reachable_job(sb: &Sandbox, name: &str) -> PathBuf {
+    let copy = sb.path(name);
+    fs::copy(harness::bin(name), &copy).unwrap();
+    copy
+}
+
 fn newest_dump(dir: &Path) -> PathBuf {
     let dumps = harness::names("dump").dumps(dir).unwrap();
     dumps.into_iter().next().expect("a dump").path
@@ -696,7 +705,7 @@ fn drill(plan: &Plan) -> Vec<Row> {
         c
     };
     let before = std::env::var_os("DRILL_BEFORE").map(PathBuf::from);
-    let ours_program = Path::new(harness::bin("dump-database-drill"));
+    let ours_program = &reachable_job(sb, "dump-database-drill");
     let (mut ours, mut tuned, mut unflushed, mut earlier) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..plan.dump_runs {

@@ -118,11 +118,16 @@ fn scheduler(dir: &Path) -> String {
 
 /// The benchmark's cgroups, one tree in each hierarchy: the database's,
 /// and `timerapps.slice` with a cgroup per service. While it lives the
-/// benchmark runs in the database's, so that the server it starts and
-/// pgbench run there; dropped, it returns and removes the tree.
+/// benchmark runs in the database's, at the database's priority (nice 0
+/// and no I/O class, as `postgresql.service` runs, whatever the
+/// benchmark was started with), so that the server it starts and pgbench
+/// run there and so; dropped, it returns to its own cgroups and priority
+/// and removes the tree.
 struct Cgroups {
     /// Each hierarchy's tree, and the benchmark's own cgroup there.
     trees: Vec<(PathBuf, PathBuf)>,
+    /// The benchmark's own nice level and I/O priority.
+    priority: (i32, i32),
     /// What of the units' settings is in force, in words.
     notes: Vec<String>,
 }
@@ -246,6 +251,10 @@ impl Cgroups {
         };
         let notes = vec![
             format!("the jobs' cgroups: {cgroups}"),
+            format!(
+                "the database and pgbench at nice 0 and the default I/O priority, as \
+                 postgresql.service runs"
+            ),
             format!("CPU weight: {}", off(cpu, "no cpu controller")),
             format!(
                 "I/O weight: {}",
@@ -276,8 +285,13 @@ impl Cgroups {
                 scheduler(sandbox)
             ),
         ];
-        let groups = Cgroups { trees, notes };
+        let groups = Cgroups {
+            trees,
+            notes,
+            priority: priority(),
+        };
         groups.join(DATABASE);
+        set_priority((0, 0));
         groups
     }
 
@@ -294,8 +308,11 @@ impl Cgroups {
     }
 
     /// `c` as the unit `service` runs it: in its cgroup in the slice, at
-    /// the units' nice level and I/O priority.
-    fn service(&self, c: &mut Command, service: &str) {
+    /// the units' nice level and I/O priority, then as `user` if given.
+    /// As systemd does, the priority is set before the user is: a user
+    /// that is not root may not lower the nice level it inherits, which
+    /// it would have to when the benchmark itself runs under `nice`.
+    fn service(&self, c: &mut Command, service: &str, user: Option<(u32, u32)>) {
         let procs: Vec<fs::File> = self
             .trees
             .iter()
@@ -329,10 +346,17 @@ impl Cgroups {
                 if libc::setpriority(libc::PRIO_PROCESS as _, 0, nice) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                const IOPRIO_WHO_PROCESS: libc::c_long = 1;
                 let ioprio = (class << 13) | level;
                 if libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if let Some((uid, gid)) = user {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -340,8 +364,37 @@ impl Cgroups {
     }
 }
 
+const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+
+/// The calling process's nice level and I/O priority.
+fn priority() -> (i32, i32) {
+    // SAFETY: system calls on the calling process, with no pointer.
+    unsafe {
+        // The system call, unlike libc's, returns 20 - nice: never -1.
+        let raw = libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, 0);
+        assert!(raw > 0, "getpriority failed");
+        let nice = 20 - raw as i32;
+        let ioprio = libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0);
+        assert!(ioprio >= 0, "ioprio_get failed");
+        (nice, ioprio as i32)
+    }
+}
+
+/// Sets the calling process's nice level and I/O priority, as root may.
+fn set_priority((nice, ioprio): (i32, i32)) {
+    // SAFETY: system calls on the calling process, with no pointer.
+    unsafe {
+        assert_eq!(libc::setpriority(libc::PRIO_PROCESS as _, 0, nice), 0);
+        assert_eq!(
+            libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio),
+            0
+        );
+    }
+}
+
 impl Drop for Cgroups {
     fn drop(&mut self) {
+        set_priority(self.priority);
         self.join("");
         for (tree, _) in &self.trees {
             remove_tree(tree);
@@ -432,6 +485,8 @@ struct Bench<'a> {
     groups: &'a Cgroups,
     /// The dump the drills restore.
     drill_dumps: PathBuf,
+    /// The drill's program, where the user it runs as can reach it.
+    drill: PathBuf,
 }
 
 impl Bench<'_> {
@@ -454,21 +509,19 @@ impl Bench<'_> {
             Beside::Dump => {
                 fs::create_dir_all(&dumps).unwrap();
                 let mut c = self.dump(&dumps);
-                self.groups.service(&mut c, SERVICES[0].1);
+                self.groups.service(&mut c, SERVICES[0].1, None);
                 c
             }
             Beside::Drill => {
                 let tmp = dir.join("drill-tmp");
                 fs::create_dir_all(&tmp).unwrap();
                 run(cmd("chown").arg("postgres:postgres").arg(&tmp)).ok();
-                let (uid, gid) = harness::user_ids("postgres");
-                let mut c = job("dump-database-drill");
+                let mut c = cmd(&self.drill);
                 c.env("DUMP_DIR", &self.drill_dumps)
                     .env("DRILL_TMPDIR", &tmp)
-                    .env("HOME", &tmp)
-                    .uid(uid)
-                    .gid(gid);
-                self.groups.service(&mut c, SERVICES[1].1);
+                    .env("HOME", &tmp);
+                let postgres = harness::user_ids("postgres");
+                self.groups.service(&mut c, SERVICES[1].1, Some(postgres));
                 c
             }
         };
@@ -544,6 +597,7 @@ pub fn production(plan: &Plan) -> (Vec<Row>, Vec<String>) {
         seconds: plan.production_seconds,
         groups: &groups,
         drill_dumps: drill_dumps.clone(),
+        drill: crate::reachable_job(sb, "dump-database-drill"),
     };
     run(&mut bench.dump(&drill_dumps)).ok();
     run(cmd("chown")
