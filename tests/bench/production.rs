@@ -139,6 +139,7 @@ impl Cgroups {
         let slice = budget::SLICE;
         let mut trees = Vec::new();
         let mut cpu = None;
+        let mut outside = None;
         let mut io = None;
         let mut memory = Vec::new();
         let mut tasks = Vec::new();
@@ -170,6 +171,19 @@ impl Cgroups {
             }
             let slice_dir = tree.join(slice);
             let has = |c: &str| v2 || controller == Some(c);
+            // The tree against the rest of the machine (builds, tests): at
+            // the highest weight, so that they take as little as the
+            // kernel allows from the database and the jobs alike.
+            if has("cpu") {
+                let (file, max) = if v2 {
+                    ("cpu.weight", "10000")
+                } else {
+                    ("cpu.shares", "262144")
+                };
+                if set(&tree, file, max) {
+                    outside = Some(format!("{file} {max}"));
+                }
+            }
             let cpu_weight = weight(budget::SLICE_SHARES, "CPUWeight");
             if has("cpu") {
                 // systemd's conversion on cgroup v1, around its default 1024.
@@ -256,6 +270,10 @@ impl Cgroups {
                  postgresql.service runs"
             ),
             format!("CPU weight: {}", off(cpu, "no cpu controller")),
+            format!(
+                "the benchmark's cgroups against other work on the machine: {}",
+                off(outside, "no cpu controller")
+            ),
             format!(
                 "I/O weight: {}",
                 off(
@@ -438,6 +456,11 @@ enum Beside {
     /// The dump without the units' settings: beside the database, at its
     /// priority.
     PlainDump,
+    /// No job: a session that only holds a snapshot, as pg_dump's does for
+    /// the whole dump, for as long as the dump takes on the idle host. What
+    /// it costs is the database's own (its old row versions wait for the
+    /// snapshot to end), which no setting of the job's takes back.
+    Snapshot,
 }
 
 /// One timed run of pgbench.
@@ -487,6 +510,9 @@ struct Bench<'a> {
     drill_dumps: PathBuf,
     /// The drill's program, where the user it runs as can reach it.
     drill: PathBuf,
+    /// How long the dump takes on the idle host, and so each snapshot
+    /// `Beside::Snapshot` holds.
+    hold: Duration,
 }
 
 impl Bench<'_> {
@@ -502,6 +528,17 @@ impl Bench<'_> {
         let dumps = dir.join("dumps");
         let c = match beside {
             Beside::Nothing => return None,
+            Beside::Snapshot => {
+                let mut c = self.pg.superuser(cmd(self.pg.program("psql")));
+                let sleep = format!("SELECT pg_sleep({})", self.hold.as_secs_f64());
+                // pg_dump's transaction: its snapshot is taken at the first
+                // query and held until it ends.
+                c.args(["-X", "-q", "-d", &self.db])
+                    .args(["-c", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"])
+                    .args(["-c", "SELECT count(*) FROM pgbench_branches"])
+                    .args(["-c", &sleep, "-c", "COMMIT"]);
+                c
+            }
             Beside::PlainDump => {
                 fs::create_dir_all(&dumps).unwrap();
                 self.dump(&dumps)
@@ -598,8 +635,14 @@ pub fn production(plan: &Plan) -> (Vec<Row>, Vec<String>) {
         groups: &groups,
         drill_dumps: drill_dumps.clone(),
         drill: crate::reachable_job(sb, "dump-database-drill"),
+        hold: Duration::ZERO,
     };
+    let started = Instant::now();
     run(&mut bench.dump(&drill_dumps)).ok();
+    let bench = Bench {
+        hold: started.elapsed(),
+        ..bench
+    };
     run(cmd("chown")
         .arg("-R")
         .arg("postgres:postgres")
@@ -611,6 +654,7 @@ pub fn production(plan: &Plan) -> (Vec<Row>, Vec<String>) {
         Beside::Dump,
         Beside::Drill,
         Beside::PlainDump,
+        Beside::Snapshot,
     ];
     let mut runs: Vec<(Beside, Timed)> = Vec::new();
     for round in 0..plan.production_rounds {
@@ -630,23 +674,35 @@ pub fn production(plan: &Plan) -> (Vec<Row>, Vec<String>) {
     };
     let (alone_tps, alone_p95) = (tps(Beside::Nothing), p95(Beside::Nothing));
     let ms = |s: f64| format!("{:.1} ms", s * 1e3);
+    let secs = |s: f64| format!("{s:.2} s");
+    let hold = bench.hold.as_secs_f64();
     let mut rows = Vec::new();
     for (beside, what, tps_target, p95_target) in [
         (
             Beside::Dump,
-            "a dump (default settings) runs, with the units' settings",
+            "a dump (default settings) runs, with the units' settings".to_owned(),
             Target::AtLeast(0.85),
             Target::AtMost(1.5),
         ),
         (
             Beside::Drill,
-            "a drill of such a dump runs, with the units' settings",
+            "a drill of such a dump runs, with the units' settings".to_owned(),
             Target::AtLeast(0.80),
             Target::AtMost(1.5),
         ),
         (
             Beside::PlainDump,
-            "the same dump runs without them (beside the database, at its priority)",
+            "the same dump runs without them (beside the database, at its priority)".to_owned(),
+            Target::None,
+            Target::None,
+        ),
+        (
+            Beside::Snapshot,
+            format!(
+                "no job runs, but a session holds a snapshot as pg_dump's does, for as long as \
+                 the dump takes on the idle host ({}), again and again",
+                secs(hold)
+            ),
             Target::None,
             Target::None,
         ),
@@ -669,8 +725,19 @@ pub fn production(plan: &Plan) -> (Vec<Row>, Vec<String>) {
             target: p95_target,
         });
     }
-    let secs = |s: f64| format!("{s:.2} s");
     let size = crate::mb(fs::metadata(&raw).unwrap().len());
+    if let Some((ours, n)) = job_time(Beside::Dump) {
+        rows.push(Row {
+            what: format!(
+                "the dump itself ({size} gzip) while pgbench runs, with the units' settings \
+                 ({n} dumps), against the same dump on the idle host"
+            ),
+            ours: secs(ours),
+            reference: format!("idle {}", secs(hold)),
+            ratio: ours / hold,
+            target: Target::None,
+        });
+    }
     match (job_time(Beside::Dump), job_time(Beside::PlainDump)) {
         (Some((ours, n)), Some((plain, m))) => rows.push(Row {
             what: format!(
