@@ -156,9 +156,10 @@ pub const DUMP: Usage = Usage {
         Variable {
             name: "DUMP_MEMORY_MAX",
             meaning: "the memory the job may use, as `MemoryMax=` takes it (`2G`, `1536M`), \
-                      for where its cgroup sets none or more (cgroup v1, a run by hand): \
-                      compression may take half of the smaller of this and the cgroup's \
-                      `memory.high` or `memory.max`, and settings that need more exit 2",
+                      for where its cgroup sets none or more (a run by hand, cgroup v1, \
+                      which has no `MemoryHigh=`): compression may take half of the smaller \
+                      of this and the cgroup's `memory.high` or `memory.max` (cgroup v1: \
+                      `memory.limit_in_bytes`), and settings that need more exit 2",
             default: "none: the cgroup's limit alone",
         },
         Variable {
