@@ -1,8 +1,9 @@
 //! The variable and exit-status tables of `jobkit::usage` are the ones the
 //! `//!` docs and the pages of `docs/` show, and the man pages and settings
 //! files name the same variables and statuses; every relative link of the
-//! README and `docs/` leads somewhere. `UPDATE_DOCS=1 cargo test docs`
-//! writes the tables into the `//!` docs and the pages.
+//! README and `docs/` leads somewhere, and every path the architecture map
+//! names exists. `UPDATE_DOCS=1 cargo test docs` writes the tables into the
+//! `//!` docs and the pages.
 
 use jobkit::budget;
 use jobkit::usage::{self, Usage};
@@ -323,4 +324,50 @@ fn every_relative_link_of_the_docs_leads_to_a_file_and_heading_that_exist() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Whether `path`, relative to `dir`, names something that exists: a
+/// segment in capitals (`NAME`) or with `*` stands for any entry.
+fn exists(dir: &Path, path: &str) -> bool {
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    if first.is_empty() {
+        return dir.exists();
+    }
+    let wild = first.contains('*') || first.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+    if !wild {
+        return exists_below(&dir.join(first), rest);
+    }
+    let (head, tail) = first.split_once('*').unwrap_or(("", ""));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.map(|e| e.unwrap()).any(|e| {
+        let name = e.file_name().into_string().unwrap();
+        name.starts_with(head) && name.ends_with(tail) && exists_below(&e.path(), rest)
+    })
+}
+
+fn exists_below(path: &Path, rest: &str) -> bool {
+    if rest.is_empty() {
+        path.exists()
+    } else {
+        path.is_dir() && exists(path, rest)
+    }
+}
+
+#[test]
+fn every_path_the_architecture_names_exists() {
+    let text = fs::read_to_string(source("docs/ARCHITECTURE.md")).unwrap();
+    let roots = ["jobs/", "packaging/", "systemd/", "tests/", "docs/", ".ci/"];
+    let named: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || "`()[],;:\"'".contains(c))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| roots.iter().any(|r| w.starts_with(r)) || *w == "Cargo.toml")
+        .collect();
+    assert!(named.len() > 20, "{named:?}");
+    let missing: Vec<&&str> = named.iter().filter(|p| !exists(&source(""), p)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/ARCHITECTURE.md names paths that do not exist: {missing:?}"
+    );
 }
