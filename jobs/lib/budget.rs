@@ -4,8 +4,8 @@
 //! limits by what it runs. Each value says why it was chosen.
 //!
 //! `packaging/debian/units.rs` writes these into the units, with the
-//! reasons as comments; the README's table "On a production host" is
-//! checked against [`markdown`]; the container tests hold what systemd
+//! reasons as comments; the table of `docs/production.md` is checked
+//! against [`markdown`]; the container tests hold what systemd
 //! reports to the same values.
 
 use crate::manifest::{Job, Program, Shape, JOBS, MAIL_TEMPLATE};
@@ -236,7 +236,7 @@ impl Load {
         })
     }
 
-    /// The services of this load, as the README names them: plain and
+    /// The services of this load, as `docs/production.md` names them: plain and
     /// templates, from the manifest.
     pub fn units(self) -> String {
         let base = |job: &Job| match self {
@@ -282,7 +282,7 @@ pub fn bytes(value: &str, ram: u64, page: u64) -> Option<u64> {
     crate::config::bytes(value)
 }
 
-/// The README's table of every value and its reason.
+/// The table of every value and its reason, as `docs/production.md` holds it.
 pub fn markdown() -> String {
     let mut text = String::from("| unit | setting | why |\n|---|---|---|\n");
     // Each unit named once, on its first row.

@@ -1,8 +1,9 @@
 //! Each program's environment variables and exit statuses, stated once.
 //! `--help` is written from these tables; the `//!` docs of each
-//! `jobs/NAME/main.rs` and the README hold them as [`markdown`] renders
-//! them, and the man pages and settings files name the same variables and
-//! statuses (`tests/it/docs.rs` checks all of these).
+//! `jobs/NAME/main.rs` and the program's page in `docs/` hold them as
+//! [`markdown`] renders them, and the man pages and settings files name
+//! the same variables and statuses (`tests/it/docs.rs` checks all of
+//! these).
 
 /// An environment variable a program reads.
 pub struct Variable {
@@ -551,7 +552,7 @@ pub fn variables_markdown(variables: &[Variable]) -> String {
     out
 }
 
-/// The two Markdown tables, as the `//!` docs and the README hold them.
+/// The two Markdown tables, as the `//!` docs and the pages of `docs/` hold them.
 pub fn markdown(usage: &Usage) -> String {
     let mut out = variables_markdown(usage.variables);
     out.push_str("\n| exit | meaning |\n|---|---|\n");

@@ -485,7 +485,7 @@ impl Unit {
     fn budget(&mut self, load: Load) {
         self.comment(&format!(
             "In {SLICE}, whose weights and limits hold for all jobs together; this \
-             service's own are below. The README's \"On a production host\" has them all."
+             service's own are below. /usr/share/doc/timerapps/docs/production.md has them all."
         ));
         self.line(&format!("Slice={SLICE}"));
         self.shares(PRIORITY.iter().chain(load.shares()));

@@ -1641,7 +1641,7 @@ fn copy_units(release: Release) {
     let (listed, served) = listed_and_served(&m, |name| name.starts_with("offsite_"));
     assert_eq!(
         listed, served,
-        "README.md's off-host metrics and those served"
+        "docs/metrics.md's off-host metrics and those served"
     );
 
     step("the remote host down: the dump goes on, the copy fails and is mailed");

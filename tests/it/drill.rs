@@ -1279,7 +1279,7 @@ fn drill_units(release: Release) {
     assert!(r.stdout.contains("the last restore drill failed"), "{r}");
     fs::write(&dump, &good).unwrap();
 
-    step("the drill timer, enabled as the README says, runs the drill");
+    step("the drill timer, enabled as docs/drill.md says, runs the drill");
     c.sh("systemctl enable --now dump-database-drill@shop.timer");
     let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();

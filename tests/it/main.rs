@@ -17,7 +17,7 @@ mod config;
 mod container;
 /// Good dumps are copied off the host into restic, verified, kept by their own rules.
 mod copy;
-/// The tables of variables and exit statuses agree everywhere they are shown.
+/// The docs: jobkit's tables wherever they are shown, links that lead somewhere, a map of real paths.
 mod docs;
 /// Restore drills restore the newest good dump into a throwaway server and hold it to its manifest.
 mod drill;

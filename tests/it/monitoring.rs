@@ -159,15 +159,15 @@ fn configure(c: &Container, file: &str, command: &str) {
     .unwrap();
 }
 
-/// The metrics README.md lists and those `metrics` serves for the job
+/// The metrics docs/metrics.md lists and those `metrics` serves for the job
 /// `dump-database`, without their `timerapps_` prefix, of the names `of`
 /// keeps.
 pub fn listed_and_served(
     metrics: &str,
     of: impl Fn(&str) -> bool,
 ) -> (BTreeSet<String>, BTreeSet<String>) {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let listed = readme
+    let page = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let listed = page
         .lines()
         .filter_map(|l| l.strip_prefix("| `timerapps_"))
         .map(|l| l[..l.find(['{', '`']).unwrap()].to_owned())
@@ -336,10 +336,10 @@ fn metrics_and_mail_on_debian_12() {
         .path(&format!("{metrics_dir}/timerapps-dump-database-drill.prom"))
         .exists());
     scraped_cleanly(&m);
-    // README's list is the list served: the job's file and its drill's
+    // docs/metrics.md's list is the list served: the job's file and its drill's
     // (the copy's are held to it in copy.rs).
     let (listed, served) = listed_and_served(&m, |name| !name.starts_with("offsite_"));
-    assert_eq!(listed, served, "README.md's metrics and those served");
+    assert_eq!(listed, served, "docs/metrics.md's metrics and those served");
     // A damaged newest dump: the drill fails, the last pass stays.
     c.sh(&format!(
         "f=$(ls {DEFAULT_DIR}/dump-*.sql.gz | tail -n 1)

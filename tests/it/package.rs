@@ -139,6 +139,14 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
         ]
         .map(String::from),
     );
+    // The README and the pages it links to, as in the source tree.
+    expected.push("./usr/share/doc/timerapps/README.md".to_owned());
+    for page in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")).unwrap() {
+        let name = page.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".md") {
+            expected.push(format!("./usr/share/doc/timerapps/docs/{name}"));
+        }
+    }
     for path in &expected {
         assert!(
             listing.lines().any(|l| {

@@ -66,7 +66,7 @@ fn upgrade_on(release: Release) {
 
     // The admin edited /etc/default/dump-database and the package's copy
     // changed too: dpkg would ask. A fleet keeps the admin's file, as
-    // README's "Upgrading" says.
+    // docs/package.md's "Upgrade" says.
     c.sh(&format!(
         "apt-get install -y -o Dpkg::Options::=--force-confdef \
            -o Dpkg::Options::=--force-confold /root/timerapps_{next}_amd64.deb </dev/null"
