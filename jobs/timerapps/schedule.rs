@@ -1,10 +1,10 @@
 //! `schedule`: a job's timer on a calendar expression, through a drop-in
 //! that replaces the packaged interval, or back to the packaged schedule.
 
-use crate::calendar::{self, Evaluated, Refused};
 use crate::format::schedule_words;
 use crate::jobs::Job;
-use crate::systemd::{failed, Scope, Systemd, TimerProxy, UnitProxy, Verb};
+use crate::systemd::calendar::{self, Evaluated, Refused};
+use crate::systemd::{self, or_default, read, Bus, Scope, TimerState, Verb};
 use jobkit::manifest::{SCHEDULE_DROP_IN as DROP_IN, SCHEDULE_MARK as MARK};
 use jobkit::{atomic, errln, outln, Error, Exit, Result};
 use std::fs;
@@ -13,26 +13,33 @@ use std::path::Path;
 /// Sets `calendar` (checked by [`parse`]), or the packaged schedule for
 /// `None`.
 pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> {
-    let sd = Systemd::connect(scope)?;
-    let timer = job.timer();
+    let sd = systemd::connect(scope)?;
     // Where the admin's (or the user's) drop-ins go; `systemctl edit` too.
-    let dir = scope.config_dir()?.join(format!("{timer}.d"));
+    let dir = scope.config_dir()?;
+    set(&sd, job, calendar, &dir)
+}
+
+/// [`run`] on `sd`, whose drop-ins are read from `config_dir`.
+fn set(sd: &dyn Bus, job: &Job, calendar: Option<Calendar>, config_dir: &Path) -> Result<bool> {
+    let scope = sd.scope();
+    let timer = job.timer();
+    let dir = config_dir.join(format!("{timer}.d"));
     match &calendar {
         Some(cal) => write(&dir, &cal.normalized)?,
         None => remove(&dir)?,
     }
-    sd.manager()?
-        .reload()
-        .map_err(failed("cannot reload systemd"))?;
-    let state: UnitProxy = sd.unit(&timer)?;
-    if state.active_state().unwrap_or_default() == "active" {
+    sd.reload()?;
+    if or_default(sd.unit(&timer))?.active == "active" {
         sd.job(Verb::Restart, &timer)?;
     }
     // What systemd uses now, read back: another drop-in may win.
-    let t: TimerProxy = sd.unit(&timer)?;
-    let read = failed(&format!("cannot read the schedule of {timer}"));
-    let (calendar_now, monotonic_now) = t.schedule().map_err(&read)?;
-    let drop_ins = state.drop_in_paths().map_err(&read)?;
+    let read = read(&format!("cannot read the schedule of {timer}"));
+    let TimerState {
+        calendar: calendar_now,
+        monotonic: monotonic_now,
+        ..
+    } = sd.timer(&timer).map_err(&read)?;
+    let drop_ins = sd.drop_ins(&timer).map_err(&read)?;
     let ours = drop_ins
         .iter()
         .position(|p| p.ends_with(&format!("/{DROP_IN}")));

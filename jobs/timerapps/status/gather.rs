@@ -1,9 +1,8 @@
 //! What status knows of a job, read from systemd and from the job's dump
 //! directory, before anything is judged or shown.
 
-use crate::calendar;
-use crate::jobs::{self, Companion, Job, Settings};
-use crate::systemd::{failed, Scope, ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use crate::jobs::{Companion, Job, Settings};
+use crate::systemd::{calendar, read, Bus, Scope, TimerState};
 use chrono::Utc;
 use jobkit::config::Source;
 use jobkit::dumpfile::{Location, Stamp};
@@ -81,20 +80,20 @@ pub enum DumpFacts {
     },
 }
 
-pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
-    let (timer_unit, timer) = jobs::timer(sd, job)?;
-    let service: ServiceProxy = sd.unit(&job.service())?;
-    let service_unit: UnitProxy = sd.unit(&job.service())?;
-    let read = failed("cannot read the state of a job");
-    let (calendar, monotonic) = timer.schedule().map_err(&read)?;
+pub fn facts(sd: &dyn Bus, job: &Job, now: u64) -> Result<Facts> {
+    let read = read("cannot read the state of a job");
+    let timer_unit = sd.unit(&job.timer()).map_err(&read)?;
+    let timer = sd.timer(&job.timer()).map_err(&read)?;
+    let service_unit = sd.unit(&job.service()).map_err(&read)?;
+    let service = sd.last_run(&job.service()).map_err(&read)?;
     let settings = Settings::of(sd, job)?;
     let dumps = settings.keeps_dumps.then(|| dump_facts(&settings));
     let not_configured = (settings.keeps_dumps
         && settings.get("DUMP_COMMAND").is_none_or(|c| c.is_empty()))
     .then(|| settings.file_to_edit());
-    let elapses = calendar::elapses(&calendar).map_err(|e| e.to_string());
+    let elapses = calendar::elapses(&timer.calendar).map_err(|e| e.to_string());
     let calendar_next = elapses.as_ref().ok().and_then(|e| e.first().copied());
-    let period = elapses.map(|e| period(&e, &monotonic));
+    let period = elapses.map(|e| period(&e, &timer.monotonic));
     let drill = companion_facts(sd, job, Companion::Drill, "DRILL_RESULT")?;
     let copy = match sd.scope() {
         Scope::System => companion_facts(sd, job, Companion::Copy, "COPY_RESULT")?,
@@ -105,17 +104,17 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
         .any(|v| settings.get(v).is_some_and(|s| !s.is_empty()));
     Ok(Facts {
         job: job.clone(),
-        enabled: timer_unit.unit_file_state().map_err(&read)?,
-        timer_state: timer_unit.active_state().map_err(&read)?,
-        calendar,
-        monotonic,
-        last_trigger: timer.last_trigger().map_err(&read)?,
-        next: next_elapse(&timer, now).map_err(&read)?,
-        service_state: service_unit.active_state().map_err(&read)?,
-        result: service.result().map_err(&read)?,
-        started: service.exec_main_start_timestamp().map_err(&read)?,
-        exited: service.exec_main_exit_timestamp().map_err(&read)?,
-        status: service.exec_main_status().map_err(&read)?,
+        enabled: timer_unit.file,
+        timer_state: timer_unit.active,
+        next: next_elapse(&timer, now),
+        calendar: timer.calendar,
+        monotonic: timer.monotonic,
+        last_trigger: timer.last_trigger,
+        service_state: service_unit.active,
+        result: service.result,
+        started: service.started,
+        exited: service.exited,
+        status: service.status,
         period,
         calendar_next,
         dumps,
@@ -129,7 +128,7 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
 /// The state and schedule of the timer of `job`'s `companion`, and the
 /// record its service's `variable` names; `None` for a job without one.
 fn companion_facts<R: serde::de::DeserializeOwned>(
-    sd: &Systemd,
+    sd: &dyn Bus,
     job: &Job,
     companion: Companion,
     variable: &str,
@@ -140,26 +139,24 @@ fn companion_facts<R: serde::de::DeserializeOwned>(
     ) else {
         return Ok(None);
     };
-    let read = failed(match companion {
+    let read = read(match companion {
         Companion::Drill => "cannot read the state of a restore drill",
         Companion::Copy => "cannot read the state of an off-host copy",
     });
-    let timer_unit: UnitProxy = sd.unit(&timer_name)?;
-    let enabled = timer_unit.unit_file_state().map_err(&read)?;
+    let enabled = sd.unit(&timer_name).map_err(&read)?.file;
     let period = if enabled == "enabled" {
-        let timer: TimerProxy = sd.unit(&timer_name)?;
-        let (calendar, monotonic) = timer.schedule().map_err(&read)?;
-        calendar::elapses(&calendar)
+        let timer = sd.timer(&timer_name).map_err(&read)?;
+        calendar::elapses(&timer.calendar)
             .ok()
-            .and_then(|e| period(&e, &monotonic))
+            .and_then(|e| period(&e, &timer.monotonic))
     } else {
         None
     };
-    let service: ServiceProxy = sd.unit(&unit)?;
     let prefix = format!("{variable}=");
-    let result = service
-        .environment()
+    let result = sd
+        .setup(&unit)
         .map_err(&read)?
+        .environment
         .iter()
         .find_map(|kv| kv.strip_prefix(&prefix).map(std::path::PathBuf::from));
     let last = match result {
@@ -206,18 +203,17 @@ fn dump_facts(settings: &Settings) -> DumpFacts {
 }
 
 /// The next elapse in real time; a monotonic one converted.
-fn next_elapse(timer: &TimerProxy, now: u64) -> zbus::Result<u64> {
-    let realtime = timer.next_elapse_realtime()?;
-    let monotonic = timer.next_elapse_monotonic()?;
+fn next_elapse(timer: &TimerState, now: u64) -> u64 {
+    let (realtime, monotonic) = (timer.next_realtime, timer.next_monotonic);
     if monotonic == 0 || monotonic == u64::MAX {
-        return Ok(if realtime == u64::MAX { 0 } else { realtime });
+        return if realtime == u64::MAX { 0 } else { realtime };
     }
     let converted = now + monotonic.saturating_sub(monotonic_usec());
-    Ok(if realtime == 0 || realtime == u64::MAX {
+    if realtime == 0 || realtime == u64::MAX {
         converted
     } else {
         realtime.min(converted)
-    })
+    }
 }
 
 /// Now, in µs since the epoch, as systemd gives its times.
