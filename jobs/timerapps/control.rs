@@ -162,3 +162,144 @@ fn print_journal(run: &Run, scope: Scope) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systemd::fake::{scratch, Fake};
+    use crate::systemd::{LastRun, Setup};
+
+    fn job(name: &str, scope: Scope) -> Job {
+        Job::parse(name, scope).unwrap()
+    }
+
+    #[test]
+    fn an_instance_without_its_settings_file_is_not_enabled() {
+        let dir = scratch("control-enable-instance");
+        let settings = dir.join("sales.env");
+        let mut fake = Fake::new(Scope::System);
+        fake.setups.insert(
+            "dump-database@sales.service".into(),
+            Setup {
+                environment_files: vec![(settings.display().to_string(), false)],
+                ..Setup::default()
+            },
+        );
+        let e = enable_on(&fake, &job("dump-database@sales", Scope::System)).expect_err("refused");
+        assert_eq!(e.exit(), Exit::NotConfigured);
+        assert!(
+            e.to_string().starts_with(&format!(
+                "dump-database@sales has no settings file: create {} first",
+                settings.display()
+            )),
+            "{e}"
+        );
+        assert!(fake.asked().is_empty(), "{:?}", fake.asked());
+
+        std::fs::write(&settings, "DUMP_COMMAND=pg_dump sales\n").unwrap();
+        assert!(enable_on(&fake, &job("dump-database@sales", Scope::System)).unwrap());
+        assert_eq!(
+            fake.asked(),
+            [
+                "enable dump-database@sales.timer",
+                "reload",
+                "start dump-database@sales.timer"
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn enable_and_disable_say_whether_the_timer_started_or_stopped() {
+        let mut fake = Fake::new(Scope::User);
+        assert!(enable_on(&fake, &job("myapp", Scope::User)).unwrap());
+        assert_eq!(fake.units.borrow()["myapp.timer"].file, "enabled");
+        fake.results.insert("myapp.timer".into(), "failed".into());
+        assert!(!disable_on(&fake, &job("myapp", Scope::User)).unwrap());
+        assert_eq!(fake.units.borrow()["myapp.timer"].file, "disabled");
+        assert_eq!(
+            fake.asked(),
+            [
+                "enable myapp.timer",
+                "reload",
+                "start myapp.timer",
+                "disable myapp.timer",
+                "reload",
+                "stop myapp.timer"
+            ]
+        );
+    }
+
+    #[test]
+    fn drill_and_copy_are_refused_for_a_job_without_them() {
+        let unit =
+            |name: &str, companion, scope| companion_unit(&job(name, scope), companion, scope);
+        let e = unit("myapp", Companion::Drill, Scope::System).unwrap_err();
+        assert_eq!(e.exit(), Exit::Usage);
+        assert_eq!(
+            e.to_string(),
+            "myapp keeps no dumps; drill restores the dumps of dump-database jobs"
+        );
+        let e = unit("otherapp", Companion::Copy, Scope::System).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "otherapp keeps no dumps; copy copies the dumps of dump-database jobs"
+        );
+        let e = unit("dump-database@sales", Companion::Copy, Scope::User).unwrap_err();
+        assert_eq!(e.exit(), Exit::Usage);
+        assert_eq!(
+            unit("dump-database@sales", Companion::Drill, Scope::User).unwrap(),
+            "dump-database-drill@sales.service"
+        );
+        assert_eq!(
+            unit("dump-database", Companion::Copy, Scope::System).unwrap(),
+            "dump-database-copy.service"
+        );
+    }
+
+    /// A fake whose `myapp.service` ran and ended so.
+    fn ran(result: &str, status: i32) -> Fake {
+        let mut fake = Fake::new(Scope::System);
+        fake.runs.insert(
+            "myapp.service".into(),
+            LastRun {
+                result: result.into(),
+                status,
+                started: 1_000_000,
+                exited: 3_000_000,
+                code: libc::CLD_EXITED,
+                ..LastRun::default()
+            },
+        );
+        fake
+    }
+
+    #[test]
+    fn a_run_succeeds_only_if_its_job_is_done_and_it_exited_0() {
+        let fake = ran("success", 0);
+        assert!(start_and_follow(&fake, "myapp.service", "myapp").unwrap());
+        // Held before it starts, so that how it ended can still be read.
+        assert_eq!(fake.asked(), ["hold myapp.service", "start myapp.service"]);
+
+        let failed = ran("exit-code", 1);
+        assert!(!start_and_follow(&failed, "myapp.service", "myapp").unwrap());
+
+        // An exit status the unit counts as success did not do the job.
+        let counted = ran("success", 1);
+        assert!(!start_and_follow(&counted, "myapp.service", "myapp").unwrap());
+
+        let mut canceled = ran("success", 0);
+        canceled
+            .results
+            .insert("myapp.service".into(), "canceled".into());
+        assert!(!start_and_follow(&canceled, "myapp.service", "myapp").unwrap());
+
+        let mut unreadable = ran("success", 0);
+        unreadable.unreadable.insert("myapp.service".into());
+        let e = start_and_follow(&unreadable, "myapp.service", "myapp").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read how the run ended: Access denied"
+        );
+    }
+}

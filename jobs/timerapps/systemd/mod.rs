@@ -5,6 +5,8 @@
 
 pub mod calendar;
 mod dbus;
+#[cfg(test)]
+pub mod fake;
 pub mod journal;
 
 pub use dbus::connect;
