@@ -451,6 +451,48 @@ mod tests {
     }
 
     #[test]
+    fn instances_are_those_with_a_settings_file_or_an_enabled_or_running_timer() {
+        use crate::systemd::fake::{scratch, Fake};
+        use crate::systemd::{Loaded, Setup};
+        let dir = scratch("jobs-instances");
+        for file in ["sales.env", "a b.env", "notes.txt"] {
+            fs::write(dir.join(file), "").unwrap();
+        }
+        let mut fake = Fake::new(Scope::User)
+            .unit("dump-database@hr.timer", "inactive", "enabled")
+            .unit("dump-database@ops.timer", "active", "disabled")
+            .unit("dump-database@old.timer", "inactive", "disabled");
+        fake.setups.insert(
+            format!("dump-database@{PROBE}.service"),
+            Setup {
+                environment_files: vec![(format!("{}/{PROBE}.env", dir.display()), true)],
+                ..Setup::default()
+            },
+        );
+        fake.loaded = ["hr", "ops", "old"]
+            .iter()
+            .map(|i| Loaded {
+                name: format!("dump-database@{i}.timer"),
+                active: fake.units.borrow()[&format!("dump-database@{i}.timer")]
+                    .active
+                    .clone(),
+            })
+            .collect();
+        let names: Vec<String> = all(&fake).unwrap().into_iter().map(|j| j.name).collect();
+        assert_eq!(
+            names,
+            [
+                "myapp",
+                "otherapp",
+                "dump-database@hr",
+                "dump-database@ops",
+                "dump-database@sales"
+            ]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn environment_files_read_as_systemd_reads_them() {
         let text = "# comment\n; also\nA=1\n B = two words \nC='single $x'\nD=\"dq \\\"x\\\"\"\nE=con\\\ntinued\nnot a var\n";
         let vars = parse_env_file(text);
