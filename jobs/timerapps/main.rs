@@ -22,12 +22,10 @@
 //! | 78 | `enable` of an instance whose settings file is missing; nothing changed; `restore --offsite` of a job without `COPY_REPOSITORY` or without its repository password, or without restic |
 
 mod accept;
-mod calendar;
 mod control;
 mod dumps;
 mod format;
 mod jobs;
-mod journal;
 mod keep;
 mod mail;
 mod monitoring;

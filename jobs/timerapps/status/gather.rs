@@ -1,9 +1,8 @@
 //! What status knows of a job, read from systemd and from the job's dump
 //! directory, before anything is judged or shown.
 
-use crate::calendar;
-use crate::jobs::{self, Companion, Job, Settings};
-use crate::systemd::{failed, Scope, ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use crate::jobs::{Companion, Job, Settings};
+use crate::systemd::{calendar, read, Bus, Scope, TimerState};
 use chrono::Utc;
 use jobkit::config::Source;
 use jobkit::dumpfile::{Location, Stamp};
@@ -81,20 +80,20 @@ pub enum DumpFacts {
     },
 }
 
-pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
-    let (timer_unit, timer) = jobs::timer(sd, job)?;
-    let service: ServiceProxy = sd.unit(&job.service())?;
-    let service_unit: UnitProxy = sd.unit(&job.service())?;
-    let read = failed("cannot read the state of a job");
-    let (calendar, monotonic) = timer.schedule().map_err(&read)?;
+pub fn facts(sd: &dyn Bus, job: &Job, now: u64) -> Result<Facts> {
+    let read = read("cannot read the state of a job");
+    let timer_unit = sd.unit(&job.timer()).map_err(&read)?;
+    let timer = sd.timer(&job.timer()).map_err(&read)?;
+    let service_unit = sd.unit(&job.service()).map_err(&read)?;
+    let service = sd.last_run(&job.service()).map_err(&read)?;
     let settings = Settings::of(sd, job)?;
     let dumps = settings.keeps_dumps.then(|| dump_facts(&settings));
     let not_configured = (settings.keeps_dumps
         && settings.get("DUMP_COMMAND").is_none_or(|c| c.is_empty()))
     .then(|| settings.file_to_edit());
-    let elapses = calendar::elapses(&calendar).map_err(|e| e.to_string());
+    let elapses = calendar::elapses(&timer.calendar).map_err(|e| e.to_string());
     let calendar_next = elapses.as_ref().ok().and_then(|e| e.first().copied());
-    let period = elapses.map(|e| period(&e, &monotonic));
+    let period = elapses.map(|e| period(&e, &timer.monotonic));
     let drill = companion_facts(sd, job, Companion::Drill, "DRILL_RESULT")?;
     let copy = match sd.scope() {
         Scope::System => companion_facts(sd, job, Companion::Copy, "COPY_RESULT")?,
@@ -105,17 +104,17 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
         .any(|v| settings.get(v).is_some_and(|s| !s.is_empty()));
     Ok(Facts {
         job: job.clone(),
-        enabled: timer_unit.unit_file_state().map_err(&read)?,
-        timer_state: timer_unit.active_state().map_err(&read)?,
-        calendar,
-        monotonic,
-        last_trigger: timer.last_trigger().map_err(&read)?,
-        next: next_elapse(&timer, now).map_err(&read)?,
-        service_state: service_unit.active_state().map_err(&read)?,
-        result: service.result().map_err(&read)?,
-        started: service.exec_main_start_timestamp().map_err(&read)?,
-        exited: service.exec_main_exit_timestamp().map_err(&read)?,
-        status: service.exec_main_status().map_err(&read)?,
+        enabled: timer_unit.file,
+        timer_state: timer_unit.active,
+        next: next_elapse(&timer, now),
+        calendar: timer.calendar,
+        monotonic: timer.monotonic,
+        last_trigger: timer.last_trigger,
+        service_state: service_unit.active,
+        result: service.result,
+        started: service.started,
+        exited: service.exited,
+        status: service.status,
         period,
         calendar_next,
         dumps,
@@ -129,7 +128,7 @@ pub fn facts(sd: &Systemd, job: &Job, now: u64) -> Result<Facts> {
 /// The state and schedule of the timer of `job`'s `companion`, and the
 /// record its service's `variable` names; `None` for a job without one.
 fn companion_facts<R: serde::de::DeserializeOwned>(
-    sd: &Systemd,
+    sd: &dyn Bus,
     job: &Job,
     companion: Companion,
     variable: &str,
@@ -140,26 +139,24 @@ fn companion_facts<R: serde::de::DeserializeOwned>(
     ) else {
         return Ok(None);
     };
-    let read = failed(match companion {
+    let read = read(match companion {
         Companion::Drill => "cannot read the state of a restore drill",
         Companion::Copy => "cannot read the state of an off-host copy",
     });
-    let timer_unit: UnitProxy = sd.unit(&timer_name)?;
-    let enabled = timer_unit.unit_file_state().map_err(&read)?;
+    let enabled = sd.unit(&timer_name).map_err(&read)?.file;
     let period = if enabled == "enabled" {
-        let timer: TimerProxy = sd.unit(&timer_name)?;
-        let (calendar, monotonic) = timer.schedule().map_err(&read)?;
-        calendar::elapses(&calendar)
+        let timer = sd.timer(&timer_name).map_err(&read)?;
+        calendar::elapses(&timer.calendar)
             .ok()
-            .and_then(|e| period(&e, &monotonic))
+            .and_then(|e| period(&e, &timer.monotonic))
     } else {
         None
     };
-    let service: ServiceProxy = sd.unit(&unit)?;
     let prefix = format!("{variable}=");
-    let result = service
-        .environment()
+    let result = sd
+        .setup(&unit)
         .map_err(&read)?
+        .environment
         .iter()
         .find_map(|kv| kv.strip_prefix(&prefix).map(std::path::PathBuf::from));
     let last = match result {
@@ -206,18 +203,17 @@ fn dump_facts(settings: &Settings) -> DumpFacts {
 }
 
 /// The next elapse in real time; a monotonic one converted.
-fn next_elapse(timer: &TimerProxy, now: u64) -> zbus::Result<u64> {
-    let realtime = timer.next_elapse_realtime()?;
-    let monotonic = timer.next_elapse_monotonic()?;
+fn next_elapse(timer: &TimerState, now: u64) -> u64 {
+    let (realtime, monotonic) = (timer.next_realtime, timer.next_monotonic);
     if monotonic == 0 || monotonic == u64::MAX {
-        return Ok(if realtime == u64::MAX { 0 } else { realtime });
+        return if realtime == u64::MAX { 0 } else { realtime };
     }
     let converted = now + monotonic.saturating_sub(monotonic_usec());
-    Ok(if realtime == 0 || realtime == u64::MAX {
+    if realtime == 0 || realtime == u64::MAX {
         converted
     } else {
         realtime.min(converted)
-    })
+    }
 }
 
 /// Now, in µs since the epoch, as systemd gives its times.
@@ -235,4 +231,230 @@ fn monotonic_usec() -> u64 {
     // SAFETY: clock_gettime writes only into ts.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::model::State;
+    use crate::status::{row, table};
+    use crate::systemd::fake::{scratch, Fake};
+    use crate::systemd::{LastRun, Setup};
+    use jobkit::drill::{Outcome, Record, VERSION};
+
+    const NOW: u64 = 1_800_000_000_000_000;
+    const HOUR: u64 = 3_600_000_000;
+
+    /// myapp, enabled and run every hour; its last run ended half an hour
+    /// ago with `result` and `status`.
+    fn myapp(result: &str, status: i32) -> Fake {
+        let mut fake = Fake::new(Scope::System)
+            .unit("myapp.timer", "active", "enabled")
+            .unit(
+                "myapp.service",
+                if result == "success" {
+                    "inactive"
+                } else {
+                    "failed"
+                },
+                "static",
+            );
+        fake.timers.insert("myapp.timer".into(), hourly());
+        fake.runs.insert(
+            "myapp.service".into(),
+            LastRun {
+                result: result.into(),
+                started: NOW - HOUR / 2 - 1_000_000,
+                exited: NOW - HOUR / 2,
+                status,
+                code: libc::CLD_EXITED,
+                ..LastRun::default()
+            },
+        );
+        fake.setups.insert(
+            "myapp.service".into(),
+            Setup {
+                programs: vec!["/usr/bin/myapp".into()],
+                ..Setup::default()
+            },
+        );
+        fake
+    }
+
+    fn hourly() -> TimerState {
+        TimerState {
+            monotonic: vec![("OnUnitActiveUSec".into(), HOUR)],
+            next_realtime: NOW + HOUR / 2,
+            last_trigger: NOW - HOUR / 2,
+            ..TimerState::default()
+        }
+    }
+
+    fn job(name: &str, scope: Scope) -> Job {
+        Job::parse(name, scope).unwrap()
+    }
+
+    #[test]
+    fn a_failed_run_makes_the_job_failing_and_status_says_how() {
+        let failed = myapp("exit-code", 3);
+        let facts = facts(&failed, &job("myapp", Scope::System), NOW).unwrap();
+        assert_eq!(
+            (facts.enabled.as_str(), facts.timer_state.as_str()),
+            ("enabled", "active")
+        );
+        assert_eq!(facts.service_state, "failed");
+        assert_eq!((facts.result.as_str(), facts.status), ("exit-code", 3));
+        assert_eq!(facts.next, NOW + HOUR / 2);
+        assert_eq!(facts.period, Ok(Some(Duration::from_secs(3600))));
+        assert!(facts.dumps.is_none() && facts.drill.is_none() && facts.copy.is_none());
+
+        let shown = row(&failed, &job("myapp", Scope::System), NOW);
+        assert_eq!(shown.state, State::Failing);
+        assert_eq!(shown.problems, ["last run failed: failed (exit 3)"]);
+        let table = table::render(&[shown], NOW, false);
+        assert!(
+            table.contains("myapp: last run failed: failed (exit 3)"),
+            "{table}"
+        );
+
+        let healthy = row(&myapp("success", 0), &job("myapp", Scope::System), NOW);
+        assert_eq!(healthy.state, State::Healthy);
+        assert!(healthy.problems.is_empty(), "{:?}", healthy.problems);
+    }
+
+    #[test]
+    fn a_timer_that_will_not_elapse_again_is_a_problem() {
+        let mut fake = myapp("success", 0);
+        fake.timers.insert(
+            "myapp.timer".into(),
+            TimerState {
+                next_realtime: u64::MAX,
+                ..TimerState::default()
+            },
+        );
+        let facts = facts(&fake, &job("myapp", Scope::System), NOW).unwrap();
+        assert_eq!(facts.next, 0);
+        assert_eq!(facts.period, Ok(None));
+        let shown = row(&fake, &job("myapp", Scope::System), NOW);
+        assert_eq!(
+            shown.problems,
+            ["its timer will not start it again: check its schedule"]
+        );
+    }
+
+    #[test]
+    fn a_state_that_cannot_be_read_shows_the_job_unknown() {
+        let mut fake = myapp("success", 0);
+        fake.unreadable.insert("myapp.service".into());
+        let e = facts(&fake, &job("myapp", Scope::System), NOW)
+            .err()
+            .expect("unreadable");
+        assert_eq!(
+            e.to_string(),
+            "cannot read the state of a job: Access denied"
+        );
+        let shown = row(&fake, &job("myapp", Scope::System), NOW);
+        assert_eq!(shown.state, State::Unknown);
+        assert!(!shown.healthy);
+        assert_eq!(shown.problems, [e.to_string()]);
+    }
+
+    /// dump-database@sales in `scope`: its dumps in `dir`, its settings
+    /// file `dir/sales.env` and its drill's record `dir/drill.json`, with
+    /// `environment` besides.
+    fn sales(scope: Scope, dir: &std::path::Path, environment: &[&str]) -> Fake {
+        let mut fake = Fake::new(scope)
+            .unit("dump-database@sales.timer", "active", "enabled")
+            .unit("dump-database@sales.service", "inactive", "static")
+            .unit("dump-database-drill@sales.timer", "inactive", "disabled")
+            .unit("dump-database-copy@sales.timer", "inactive", "disabled");
+        fake.timers
+            .insert("dump-database@sales.timer".into(), hourly());
+        let mut vars = vec![
+            format!("DUMP_DIR={}", dir.join("dumps").display()),
+            "DUMP_NAME=sales".to_owned(),
+        ];
+        vars.extend(environment.iter().map(|v| v.to_string()));
+        fake.setups.insert(
+            "dump-database@sales.service".into(),
+            Setup {
+                programs: vec!["/usr/libexec/timerapps/dump-database".into()],
+                environment: vars,
+                environment_files: vec![(dir.join("sales.env").display().to_string(), false)],
+            },
+        );
+        fake.setups.insert(
+            "dump-database-drill@sales.service".into(),
+            Setup {
+                environment: vec![format!("DRILL_RESULT={}", dir.join("drill.json").display())],
+                ..Setup::default()
+            },
+        );
+        fake
+    }
+
+    #[test]
+    fn a_dump_job_shows_its_dumps_its_settings_and_its_drill() {
+        let dir = scratch("gather-dump-job");
+        let record = Record {
+            version: VERSION,
+            started: 1_799_990_000,
+            seconds: 2.0,
+            dump: None,
+            format: None,
+            server: None,
+            result: Outcome::Failed,
+            reason: Some("table t: 2 rows restored, 3 in the manifest".into()),
+            compared: true,
+            tables: None,
+            rows: None,
+            last_success: None,
+        };
+        std::fs::write(
+            dir.join("drill.json"),
+            serde_json::to_string(&record).unwrap(),
+        )
+        .unwrap();
+        let sales_job = job("dump-database@sales", Scope::System);
+
+        let configured = sales(Scope::System, &dir, &["DUMP_COMMAND=pg_dump sales"]);
+        let facts = facts(&configured, &sales_job, NOW).unwrap();
+        assert_eq!(facts.not_configured, None);
+        match &facts.dumps {
+            Some(DumpFacts::Read {
+                location, listed, ..
+            }) => {
+                assert_eq!(location.dir, dir.join("dumps"));
+                // Not made yet: no dumps, and nothing unknown.
+                assert_eq!(listed.as_ref().map(Vec::len), Ok(0));
+            }
+            _ => panic!("the dumps are not read"),
+        }
+        let drill = facts.drill.as_ref().expect("a dump job has a drill");
+        assert_eq!((drill.enabled.as_str(), drill.period), ("disabled", None));
+        let last = drill.last.as_ref().unwrap().as_ref().expect("its record");
+        assert_eq!(last.result, Outcome::Failed);
+        let copy = facts.copy.as_ref().expect("the system's jobs have copies");
+        assert!(matches!(copy.last, Ok(None)));
+        assert!(!facts.copy_configured);
+
+        // Without DUMP_COMMAND it dumps nothing: status names the file.
+        let bare = sales(Scope::System, &dir, &[]);
+        let facts = super::facts(&bare, &sales_job, NOW).unwrap();
+        assert_eq!(
+            facts.not_configured,
+            Some(dir.join("sales.env").display().to_string())
+        );
+
+        // A user's jobs have no off-host copy; COPY_COMMAND names one.
+        let mine = sales(
+            Scope::User,
+            &dir,
+            &["DUMP_COMMAND=pg_dump sales", "COPY_COMMAND=cp"],
+        );
+        let facts = super::facts(&mine, &job("dump-database@sales", Scope::User), NOW).unwrap();
+        assert!(facts.copy.is_none());
+        assert!(facts.copy_configured);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -10,7 +10,7 @@ mod table;
 
 use crate::jobs::{self, Companion, Job};
 use crate::monitoring::Monitoring;
-use crate::systemd::{Scope, Systemd};
+use crate::systemd::{self, Bus, Scope};
 use jobkit::{atomic, Error, Exit, Result};
 use model::{Row, State};
 use std::io::{IsTerminal, Write};
@@ -32,25 +32,14 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
         .iter()
         .map(|a| Job::resolve(a, scope))
         .collect::<Result<Vec<_>>>()?;
-    let sd = Systemd::connect(scope)?;
+    let sd = systemd::connect(scope)?;
     let jobs = if named.is_empty() {
         jobs::all(&sd)?
     } else {
         named
     };
     let now = gather::now_usec();
-    let rows: Vec<Row> = jobs
-        .iter()
-        .map(|job| match gather::facts(&sd, job, now) {
-            Ok(facts) => Row::new(
-                &facts,
-                health::problems(&facts, now),
-                health::unknowns(&facts),
-                now,
-            ),
-            Err(e) => Row::unknown(job, &e),
-        })
-        .collect();
+    let rows: Vec<Row> = jobs.iter().map(|job| row(&sd, job, now)).collect();
     let text = if json {
         let report = Report {
             version: 1,
@@ -84,6 +73,20 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
     })
 }
 
+/// The row of `job`: its facts judged, or unknown where they cannot be
+/// read.
+fn row(sd: &dyn Bus, job: &Job, now: u64) -> Row {
+    match gather::facts(sd, job, now) {
+        Ok(facts) => Row::new(
+            &facts,
+            health::problems(&facts, now),
+            health::unknowns(&facts),
+            now,
+        ),
+        Err(e) => Row::unknown(job, &e),
+    }
+}
+
 /// `write-metrics UNIT`, the hook systemd runs after every run of a system
 /// job (`ExecStopPost=`, with `$SERVICE_RESULT`, `$EXIT_CODE` and
 /// `$EXIT_STATUS`): the job's metrics, replaced atomically in METRICS_DIR
@@ -100,7 +103,7 @@ pub fn write_metrics(unit: &str) -> Result<()> {
         Some((job, _)) => job.clone(),
         None => Job::resolve(unit, Scope::System)?,
     };
-    let sd = Systemd::connect(Scope::System)?;
+    let sd = systemd::connect(Scope::System)?;
     let now = gather::now_usec();
     let mut facts = gather::facts(&sd, &job, now)?;
     if let Some((_, companion)) = companion {
