@@ -8,7 +8,7 @@
 //! `/etc/machine-id` (`harness::in_unit`).
 
 use crate::command::valid_status;
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::dump::{dump_job, gunzip, postgres_with_shop, published, with_pg};
 use crate::harness::{
     cheap_restic_key, cmd, in_unit, is_root, job, run, sh, snapshot, start, wait_for, Run, Sandbox,
@@ -16,7 +16,6 @@ use crate::harness::{
 };
 use crate::mariadb::Mariadb;
 use crate::monitoring::{came_by_smtp, listed_and_served, listening, mails, scrape, value};
-use crate::package::built_deb;
 use chrono::TimeZone;
 use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
 use jobkit::dumpfile::{Dump, Form, Manifest, Names, Stamp, DEFAULT_DIR};
@@ -1529,19 +1528,13 @@ fn with_no_destination_the_copy_does_nothing_and_succeeds() {
 /// node_exporter; with the remote host down the dump goes on, the copy
 /// unit fails and is mailed, and `timerapps copy` catches up.
 fn copy_units(release: Release) {
-    let started = std::time::Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("copy-units-{}", release.suite()));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("copy-units", release);
+    let step = |what: &str| c.step(what);
     c.sh("useradd --create-home ops");
     fs::write(c.path("/etc/default/timerapps"), "MAIL_TO=ops\n").unwrap();
-    let mut remote = Remote::linked(&sb, Some(c.pid()));
+    let mut remote = Remote::linked(&c.sb, Some(c.pid()));
     remote.start();
-    let restic = remote.init(&sb);
+    let restic = remote.init(&c.sb);
     assert_eq!(
         c.sh("cd /etc/timerapps/credentials && stat -c '%a %U' . copies copies/dump-database"),
         "700 root\n700 root\n700 root\n"

@@ -6,13 +6,12 @@
 //! restored is stopped before the free space falls below the reserve.
 
 use crate::command::valid_status;
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::dump::{dump_job, postgres_with_shop, published, with_pg, SmallDisk};
 use crate::harness::{
     cmd, is_root, job, run, sh, start, user_ids, wait_for, Run, Sandbox, TIMEOUT,
 };
 use crate::mariadb::Mariadb;
-use crate::package::built_deb;
 use crate::postgres::Postgres;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -1084,14 +1083,8 @@ fn drill_user_pids(c: &Container, comm: &str) -> Vec<String> {
 /// an owner's planted objects in plain, custom and cluster dumps; and what a
 /// running drill can see of other instances.
 fn drill_units(release: Release) {
-    let started = std::time::Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("drill-units-{}", release.suite()));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("drill-units", release);
+    let step = |what: &str| c.step(what);
 
     step("dumps of a database whose tables production roles own");
     c.sh(
@@ -1332,7 +1325,7 @@ fn drill_units(release: Release) {
     assert_eq!(r.code(), Some(0), "{r}");
 
     step("a MariaDB dump's drill: mariadbd in the same sandbox");
-    let db = Mariadb::start(&sb);
+    let db = Mariadb::start(&c.sb);
     db.sql(
         "",
         "CREATE DATABASE shop; USE shop; CREATE TABLE items (id int PRIMARY KEY, name text); \

@@ -4,10 +4,8 @@
 //! over by LoadCredential=; broken instances fail alone; upgrade, remove
 //! and purge keep every instance's dumps and settings.
 
-use crate::container::{Container, Release};
-use crate::harness::{dump_files, names, Sandbox};
-use crate::package::built_deb;
-use crate::system::rebuilt_with_next_revision;
+use crate::container::{Container, Host, Release};
+use crate::harness::{dump_files, names};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
@@ -47,16 +45,10 @@ fn instances_on_debian_13() {
 }
 
 fn instances_on(release: Release) {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("instances-{release:?}"));
-    let (_, upgrade) = rebuilt_with_next_revision(&sb, &deb);
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    fs::copy(&upgrade, c.path("/root/timerapps-next.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    let (c, _) = Host::boot_with_next("instances", release);
+    c.install();
     c.quiet_all();
+    let step = |what: &str| c.step(what);
     assert!(c.path(&format!("{INSTANCES}/NAME.conf.example")).exists());
 
     step("two databases, readable only with a password");

@@ -2,9 +2,8 @@
 //! status` while a dump runs, and a hung dump stopped by the watchdog as a
 //! clean failure, after which the timer's next run publishes again.
 
-use crate::container::{Container, Release};
-use crate::harness::{dump_files, names, wait_for, Sandbox};
-use crate::package::built_deb;
+use crate::container::{Container, Host, Release};
+use crate::harness::{dump_files, names, wait_for};
 use std::fs;
 use std::time::{Duration, Instant};
 
@@ -51,19 +50,10 @@ fn progress_and_watchdog_on_debian_13() {
 }
 
 fn progress_and_watchdog_on(release: Release) {
-    let started = Instant::now();
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("supervision-{release:?}"));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("supervision", release);
     let service = "dump-database.service";
 
-    eprintln!(
-        "[{:5.1} s] a slow dump shows its progress",
-        started.elapsed().as_secs_f64()
-    );
+    c.step("a slow dump shows its progress");
     configure(
         &c,
         "sh -c 'for i in 1 2 3 4 5 6; do head -c 50000 /dev/urandom; sleep 1; done'",
@@ -98,10 +88,7 @@ fn progress_and_watchdog_on(release: Release) {
         .stdout;
     assert!(status.contains("Status: \"published "), "{status}");
 
-    eprintln!(
-        "[{:5.1} s] a hung dump is stopped by the watchdog",
-        started.elapsed().as_secs_f64()
-    );
+    c.step("a hung dump is stopped by the watchdog");
     c.sh("mkdir -p /etc/systemd/system/dump-database.service.d
           printf '[Service]\\nWatchdogSec=3s\\n' > /etc/systemd/system/dump-database.service.d/test.conf
           systemctl daemon-reload");
@@ -138,10 +125,7 @@ fn progress_and_watchdog_on(release: Release) {
         "{failed:?}"
     );
 
-    eprintln!(
-        "[{:5.1} s] the timer's next run publishes",
-        started.elapsed().as_secs_f64()
-    );
+    c.step("the timer's next run publishes");
     configure(&c, "echo after the watchdog");
     c.sh("mkdir -p /etc/systemd/system/dump-database.timer.d
           printf '[Timer]\\nOnActiveSec=\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' > /etc/systemd/system/dump-database.timer.d/test.conf

@@ -3,9 +3,9 @@
 //! service in the jobs' slice with its limits, an upgrade, remove and purge. One test, because each step builds on the one before.
 
 use crate::budget;
-use crate::container::{Container, Release};
-use crate::harness::{cmd, dump_files, names, run, wait_for, Sandbox};
-use crate::package::{built_deb, packaged};
+use crate::container::{Container, Host, Release, NEXT_DEB};
+use crate::harness::{dump_files, names, wait_for};
+use crate::package::packaged;
 use chrono::Utc;
 use jobkit::dumpfile::{Form, Stamp};
 use jobkit::human::binary;
@@ -19,39 +19,6 @@ use std::time::{Duration, Instant};
 /// The default job's dumps, in the directory of every dump unit's.
 const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
 const ALL_DUMPS: &str = jobkit::manifest::DUMPS_DIR;
-
-fn step(n: &str, started: Instant) {
-    eprintln!("[{:6.1} s] step {n}", started.elapsed().as_secs_f64());
-}
-
-/// The same package with the next Debian revision, as an upgrade.
-pub fn rebuilt_with_next_revision(sb: &Sandbox, deb: &Path) -> (String, std::path::PathBuf) {
-    let tree = sb.path("upgrade");
-    run(cmd("dpkg-deb").arg("-R").arg(deb).arg(&tree)).ok();
-    let control = tree.join("DEBIAN/control");
-    let text = fs::read_to_string(&control).unwrap();
-    let version = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .unwrap();
-    let (upstream, revision) = version.rsplit_once('-').unwrap();
-    let next = format!("{upstream}-{}", revision.parse::<u32>().unwrap() + 1);
-    fs::write(
-        &control,
-        text.replace(
-            &format!("Version: {version}\n"),
-            &format!("Version: {next}\n"),
-        ),
-    )
-    .unwrap();
-    let out = sb.path(&format!("timerapps_{next}_amd64.deb"));
-    run(cmd("dpkg-deb")
-        .args(["--root-owner-group", "-b"])
-        .arg(&tree)
-        .arg(&out))
-    .ok();
-    (next, out)
-}
 
 /// Paths under the container's root that a package could leave behind,
 /// leaving out what changes on its own (journal, caches, database files).
@@ -124,20 +91,11 @@ fn the_package_on_debian_13() {
 }
 
 fn the_package_on(release: Release) {
-    let started = Instant::now();
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("e2e-{release:?}"));
-    let (next, upgrade) = rebuilt_with_next_revision(&sb, &deb);
-    let c = Container::boot(&sb, release);
-    step("0: booted", started);
-    for d in [&deb, &upgrade] {
-        fs::copy(d, c.path("/root").join(d.file_name().unwrap())).unwrap();
-    }
+    let (c, next) = Host::boot_with_next("e2e", release);
     let before = tree(&c);
-    let deb_inside = format!("/root/{}", deb.file_name().unwrap().to_string_lossy());
 
-    step("1: apt install enables and starts the timers", started);
-    c.sh(&format!("apt-get install -y {deb_inside} </dev/null"));
+    c.step("1: apt install enables and starts the timers");
+    c.install();
     let installed = Instant::now();
     // Every installed file matches the package's md5sums.
     assert_eq!(c.sh("dpkg --verify timerapps"), "");
@@ -161,10 +119,7 @@ fn the_package_on(release: Release) {
     // dumps of steps 4 and 5.
     c.quiet(&["dump-database.timer"]);
 
-    step(
-        "2: both logs get a first line within 30 s, written by timerapps",
-        started,
-    );
+    c.step("2: both logs get a first line within 30 s, written by timerapps");
     for app in ["myapp", "otherapp"] {
         let log = format!("/var/log/timerapps/{app}.log");
         let remaining = Duration::from_secs(30).saturating_sub(installed.elapsed());
@@ -198,7 +153,7 @@ fn the_package_on(release: Release) {
         "{messages}"
     );
 
-    step("3: systemctl start myapp.service appends a line", started);
+    c.step("3: systemctl start myapp.service appends a line");
     let n = lines(&c, "/var/log/timerapps/myapp.log");
     c.sh("systemctl start myapp.service");
     assert_eq!(lines(&c, "/var/log/timerapps/myapp.log"), n + 1);
@@ -208,10 +163,7 @@ fn the_package_on(release: Release) {
         "{messages}"
     );
 
-    step(
-        "4: seven dumps of a PostgreSQL inside leave five; the newest restores",
-        started,
-    );
+    c.step("4: seven dumps of a PostgreSQL inside leave five; the newest restores");
     c.sh("runuser -u postgres -- psql -q -c 'CREATE ROLE timerapps LOGIN'
           runuser -u postgres -- createdb -O timerapps shop
           runuser -u timerapps -- psql -q -v ON_ERROR_STOP=1 -d shop -c \"
@@ -250,10 +202,7 @@ fn the_package_on(release: Release) {
         "the newest dump does not restore the table"
     );
 
-    step(
-        "5: a failing DUMP_COMMAND fails the service and keeps the dumps",
-        started,
-    );
+    c.step("5: a failing DUMP_COMMAND fails the service and keeps the dumps");
     let hashed = hashes(&c);
     c.sh("sed -i 's/pg_dump --no-password shop/pg_dump --no-password nosuchdb/' /etc/default/dump-database");
     let r = c.exec(&["systemctl", "start", "dump-database.service"]);
@@ -267,10 +216,9 @@ fn the_package_on(release: Release) {
     );
     assert_eq!(hashes(&c), hashed, "the dumps changed");
 
-    step(
+    c.step(
         "5b: a daily and weekly policy keeps dumps of older days and those made \
          before manifests; a suspect dump shows and is accepted",
-        started,
     );
     // Dumps as the package before manifests wrote them: no manifest.
     let before_policy = dumps(&c);
@@ -362,10 +310,9 @@ fn the_package_on(release: Release) {
         "{r}"
     );
 
-    step(
+    c.step(
         "5c: every service the package ships runs in timerapps.slice, with the \
          weights and limits of jobkit::budget",
-        started,
     );
     let exec = |script: &str| c.exec(&["sh", "-ec", script]);
     let system = budget::Manager {
@@ -377,24 +324,18 @@ fn the_package_on(release: Release) {
     let services = budget::services(&system, Manager::System.unit_dir());
     budget::every_service_runs_in_the_slice(&system, &services, "slice");
 
-    step(
+    c.step(
         "5d: settings that need more memory than the unit's limit allows exit 2 \
          and name both; raised by systemctl edit, they publish within it",
-        started,
     );
     memory_limit(&c);
     let hashed = hashes(&c);
 
-    step(
-        "6: an upgrade keeps a disabled timer and an edited conffile",
-        started,
-    );
+    c.step("6: an upgrade keeps a disabled timer and an edited conffile");
     c.sh("systemctl disable --now otherapp.timer
           echo LOGFILE=/var/log/timerapps/edited.log >> /etc/default/myapp");
     let edited = fs::read(c.path("/etc/default/myapp")).unwrap();
-    c.sh(&format!(
-        "apt-get install -y /root/timerapps_{next}_amd64.deb </dev/null"
-    ));
+    c.sh(&format!("apt-get install -y {NEXT_DEB} </dev/null"));
     assert_eq!(c.sh("dpkg-query -W -f '${Version}' timerapps"), next);
     assert_eq!(c.state("is-enabled", "otherapp.timer"), "disabled");
     assert_eq!(c.state("is-active", "otherapp.timer"), "inactive");
@@ -416,10 +357,7 @@ fn the_package_on(release: Release) {
     c.sh("systemctl start myapp.service");
     assert_eq!(lines(&c, edited_log), n + 1, "the edited setting is used");
 
-    step(
-        "7: remove stops and disables the timers; purge leaves only the dumps",
-        started,
-    );
+    c.step("7: remove stops and disables the timers; purge leaves only the dumps");
     // What an interrupted run leaves, and a file that only looks hidden
     // and temporary: remove sweeps the first by the library's definition.
     let stamp = jobkit::dumpfile::Stamp::parse("20260101T000000Z").unwrap();
@@ -497,10 +435,7 @@ fn the_package_on(release: Release) {
         "purge left files of the package: {left:#?}"
     );
     assert!(passwd_has_user(&c), "purge keeps the user");
-    eprintln!(
-        "end-to-end wall time: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("end-to-end wall time: {:.1} s", c.elapsed().as_secs_f64());
 }
 
 /// `DUMP_ZSTD_LEVEL=19` on 64 threads under the shipped memory limits:

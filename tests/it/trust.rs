@@ -7,9 +7,8 @@
 //! the rename, and writes a manifest from the dump for one that cannot be
 //! trusted.
 
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::harness::{cmd, dump_files, names, Run, Sandbox};
-use crate::package::built_deb;
 use jobkit::dumpfile::manifest::{Check, Format, Verdict};
 use jobkit::dumpfile::Manifest;
 use std::fs;
@@ -127,12 +126,7 @@ fn manifest(c: &Container, dump: &str) -> Manifest {
 #[test]
 #[ignore = "boots a container: tests/run"]
 fn root_reads_nothing_planted_and_accepts_without_a_window_on_debian_12() {
-    let deb = built_deb();
-    let sb = Sandbox::new("trust");
-    let c = Container::boot(&sb, Release::Bookworm);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("trust", Release::Bookworm);
     c.sh("sqlite3 /srv/shop.db 'CREATE TABLE t (n int, s text);
             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
             INSERT INTO t SELECT i, printf(\"row %d\", i) FROM c;'
@@ -237,7 +231,7 @@ fn root_reads_nothing_planted_and_accepts_without_a_window_on_debian_12() {
     }
     let r = status();
     assert_eq!(r.code(), Some(0), "healthy again\n{r}");
-    accept(&c, &sb);
+    accept(&c, &c.sb);
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {

@@ -5,13 +5,13 @@
 
 use crate::budget;
 use crate::command::job as row;
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::harness::{dump_files, names};
-use crate::harness::{wait_for, Run, Sandbox};
-use crate::package::{built_deb, units};
+use crate::harness::{wait_for, Run};
+use crate::package::units;
 use jobkit::manifest::Manager;
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const USER: &str = "alice";
 const HOME: &str = "/home/alice";
@@ -97,13 +97,9 @@ fn lines(c: &Container, file: &str) -> usize {
 }
 
 fn users_timers_on(release: Release) {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("user-{release:?}"));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    let c = Host::boot("user", release);
+    c.install();
+    let step = |what: &str| c.step(what);
     let system_timers = crate::package::packaged(jobkit::manifest::Kind::Timer);
     let system_state = |c: &Container| {
         system_timers
