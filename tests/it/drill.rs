@@ -1084,9 +1084,24 @@ fn drill_user_pids(c: &Container, comm: &str) -> Vec<String> {
 /// running drill can see of other instances.
 fn drill_units(release: Release) {
     let c = Host::installed("drill-units", release);
-    let step = |what: &str| c.step(what);
 
-    step("dumps of a database whose tables production roles own");
+    dumps_of_a_database_whose_tables_production_roles_own(&c);
+    an_earlier_record_moves_into_its_drills_directory(&c);
+    drills_pass_with_the_production_server_stopped(&c);
+    status_shows_the_drill_in_json_that_follows_the_schema(&c);
+    an_owners_planted_objects_run_as_the_owner(&c);
+    a_damaged_dump_fails_the_drill_its_unit_and_status(&c);
+    the_drill_timer_runs_the_drill(&c);
+    a_drill_killed_mid_restore_leaves_no_server(&c);
+    a_mariadb_dumps_drill_runs_in_the_same_sandbox(&c);
+    a_running_drill_sees_no_other_instances_dumps(&c);
+    the_default_jobs_running_drill_sees_only_its_own_dumps(&c);
+    no_instance_is_named_as_the_default_job(&c);
+    purge_removes_the_drills_results_and_keeps_the_dumps(&c);
+}
+
+fn dumps_of_a_database_whose_tables_production_roles_own(c: &Host) {
+    c.step("dumps of a database whose tables production roles own");
     c.sh(
         "runuser -u postgres -- psql -q -c 'CREATE ROLE timerapps LOGIN' -c 'CREATE ROLE app'
           runuser -u postgres -- createdb -O timerapps shop
@@ -1151,8 +1166,10 @@ fn drill_units(release: Release) {
         .unwrap();
         c.sh(&format!("systemctl start dump-database@{name}.service"));
     }
+}
 
-    step("a record an earlier version kept beside the others moves into its drill's directory");
+fn an_earlier_record_moves_into_its_drills_directory(c: &Host) {
+    c.step("a record an earlier version kept beside the others moves into its drill's directory");
     let earlier = Record {
         version: VERSION,
         started: 1_790_000_000,
@@ -1180,14 +1197,16 @@ fn drill_units(release: Release) {
     ));
     c.quiet_all();
     assert!(!old.exists());
-    assert_eq!(record(&record_in(&c, "dump-database@shop")), earlier);
+    assert_eq!(record(&record_in(c, "dump-database@shop")), earlier);
     assert!(!c.path(&format!("{DRILLS_DIR}/dump-database@evil")).exists());
     let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let started = &json["jobs"][0]["drill"]["last"]["started"]["usec"];
     assert_eq!(*started, 1_790_000_000_000_000u64, "{r}");
+}
 
-    step("drills pass with the production server stopped");
+fn drills_pass_with_the_production_server_stopped(c: &Host) {
+    c.step("drills pass with the production server stopped");
     c.sh("systemctl stop postgresql");
     let major = c.sh("ls /usr/lib/postgresql").trim().to_owned();
     let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
@@ -1206,12 +1225,14 @@ fn drill_units(release: Release) {
     let r = c.exec(&["timerapps", "drill", "dump-database@shopc"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
-    let rec = record(&record_in(&c, "dump-database@shop"));
+    let rec = record(&record_in(c, "dump-database@shop"));
     assert_eq!(rec.result, Outcome::Passed);
     assert_eq!((rec.tables, rec.rows), (Some(2), Some(405000)));
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("status shows the drill; JSON follows the schema");
+fn status_shows_the_drill_in_json_that_follows_the_schema(c: &Host) {
+    c.step("status shows the drill; JSON follows the schema");
     let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
     valid_status(&r.stdout);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -1223,8 +1244,10 @@ fn drill_units(release: Release) {
         table.stdout.lines().nth(1).unwrap().contains("passed "),
         "{table}"
     );
+}
 
-    step("an owner's planted objects run as the owner: the program never runs");
+fn an_owners_planted_objects_run_as_the_owner(c: &Host) {
+    c.step("an owner's planted objects run as the owner: the program never runs");
     for (name, tables, rows) in [
         ("planted", 2, 2),
         ("plantedc", 2, 2),
@@ -1246,8 +1269,10 @@ fn drill_units(release: Release) {
             | runuser -u postgres -- psql -q -d control >/dev/null 2>&1
           systemctl stop postgresql");
     assert_eq!(markers(&c.path("/srv/drill")), ARMED);
+}
 
-    step("a damaged dump fails the drill, its unit and status");
+fn a_damaged_dump_fails_the_drill_its_unit_and_status(c: &Host) {
+    c.step("a damaged dump fails the drill, its unit and status");
     let dumps = c.path("/var/lib/timerapps/dumps/shop");
     let dump = fs::read_dir(&dumps)
         .unwrap()
@@ -1271,14 +1296,16 @@ fn drill_units(release: Release) {
     assert!(r.stdout.contains("! dump-database@shop"), "{r}");
     assert!(r.stdout.contains("the last restore drill failed"), "{r}");
     fs::write(&dump, &good).unwrap();
+}
 
-    step("the drill timer, enabled as docs/drill.md says, runs the drill");
+fn the_drill_timer_runs_the_drill(c: &Host) {
+    c.step("the drill timer, enabled as docs/drill.md says, runs the drill");
     c.sh("systemctl enable --now dump-database-drill@shop.timer");
     let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["jobs"][0]["drill"]["enabled"], "enabled");
     assert_eq!(json["jobs"][0]["drill"]["period_seconds"], 7 * 86400);
-    let before = record(&record_in(&c, "dump-database@shop")).started;
+    let before = record(&record_in(c, "dump-database@shop")).started;
     c.sh(
         "mkdir -p /run/systemd/system/dump-database-drill@shop.timer.d
           printf '[Timer]\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' \
@@ -1287,13 +1314,15 @@ fn drill_units(release: Release) {
           systemctl restart dump-database-drill@shop.timer",
     );
     wait_for("the timer's drill", Duration::from_secs(90), || {
-        let rec = record(&record_in(&c, "dump-database@shop"));
+        let rec = record(&record_in(c, "dump-database@shop"));
         rec.started > before && rec.result == Outcome::Passed
     });
     let r = c.exec(&["timerapps", "status", "dump-database@shop"]);
     assert_eq!(r.code(), Some(0), "{r}");
+}
 
-    step("a drill killed mid-restore: no server outlives its unit");
+fn a_drill_killed_mid_restore_leaves_no_server(c: &Host) {
+    c.step("a drill killed mid-restore: no server outlives its unit");
     // Slowed down, so that it is still restoring when it is killed.
     c.sh(
         "mkdir -p /run/systemd/system/dump-database-drill@shop.service.d
@@ -1304,7 +1333,7 @@ fn drill_units(release: Release) {
     );
     // initdb comes first, slowed as much: on a loaded machine that takes long.
     wait_for("the drill's restore", Duration::from_secs(240), || {
-        drill_user_processes(&c).lines().any(|p| p == "psql")
+        drill_user_processes(c).lines().any(|p| p == "psql")
     });
     c.sh("systemctl kill --signal=KILL dump-database-drill@shop.service");
     wait_for("the drill's unit to stop", Duration::from_secs(30), || {
@@ -1312,7 +1341,7 @@ fn drill_units(release: Release) {
             && c.state("is-active", "dump-database-drill@shop.service") != "activating"
             && c.state("is-active", "dump-database-drill@shop.service") != "deactivating"
     });
-    assert_eq!(drill_user_processes(&c), "", "no server outlives the unit");
+    assert_eq!(drill_user_processes(c), "", "no server outlives the unit");
     assert_eq!(
         c.show("dump-database-drill@shop.service", "Result"),
         "signal"
@@ -1323,8 +1352,10 @@ fn drill_units(release: Release) {
     );
     let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
     assert_eq!(r.code(), Some(0), "{r}");
+}
 
-    step("a MariaDB dump's drill: mariadbd in the same sandbox");
+fn a_mariadb_dumps_drill_runs_in_the_same_sandbox(c: &Host) {
+    c.step("a MariaDB dump's drill: mariadbd in the same sandbox");
     let db = Mariadb::start(&c.sb);
     db.sql(
         "",
@@ -1351,9 +1382,42 @@ fn drill_units(release: Release) {
                 .contains(": 1 table, 3000 rows; every table's rows equal"),
         "{r}"
     );
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("a running drill sees no other instance's dumps, nor writes its record");
+/// The drill user, as a script run inside a drill's unit is.
+const AS_USER: &str = "setpriv --reuid=timerapps --regid=timerapps --clear-groups";
+/// Reads another instance's dumps.
+const REACH: &str = "cat /var/lib/timerapps/dumps/right/*.manifest.json >/dev/null";
+/// Writes another instance's drill record.
+const FORGE: &str = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
+
+/// The drill `unit`, started, while its sqlite3 restores: that process.
+fn running(c: &Container, unit: &str) -> String {
+    c.sh(&format!("systemctl start --no-block {unit}"));
+    let mut pids = Vec::new();
+    wait_for(
+        &format!("{unit}'s sqlite3"),
+        Duration::from_secs(120),
+        || {
+            pids = drill_user_pids(c, "sqlite3");
+            !pids.is_empty()
+        },
+    );
+    pids.swap_remove(0)
+}
+
+/// `script` run as the drill user in the mounts of process `pid`.
+fn inside(c: &Container, pid: &str, script: &str) -> Run {
+    c.exec(&[
+        "sh",
+        "-c",
+        &format!("nsenter -t {pid} -m {AS_USER} sh -c '{script}'"),
+    ])
+}
+
+fn a_running_drill_sees_no_other_instances_dumps(c: &Host) {
+    c.step("a running drill sees no other instance's dumps, nor writes its record");
     fs::write(
         c.path("/srv/left.sql"),
         // Restoring never ends: the drill is running while it is looked into.
@@ -1379,36 +1443,13 @@ fn drill_units(release: Release) {
     );
     let r = c.exec(&["timerapps", "drill", "dump-database@right"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    let right_record = fs::read(record_in(&c, "dump-database@right")).unwrap();
-    let as_user = "setpriv --reuid=timerapps --regid=timerapps --clear-groups";
-    let reach = "cat /var/lib/timerapps/dumps/right/*.manifest.json >/dev/null";
-    let forge = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
+    let right_record = fs::read(record_in(c, "dump-database@right")).unwrap();
     // Outside a drill's unit, the user reaches both.
-    c.sh(&format!("{as_user} sh -c '{reach}'"));
-    // The drill `unit`, started, while its sqlite3 restores: that process.
-    let running = |unit: &str| {
-        c.sh(&format!("systemctl start --no-block {unit}"));
-        let mut pids = Vec::new();
-        wait_for(
-            &format!("{unit}'s sqlite3"),
-            Duration::from_secs(120),
-            || {
-                pids = drill_user_pids(&c, "sqlite3");
-                !pids.is_empty()
-            },
-        );
-        pids.swap_remove(0)
-    };
-    let inside = |pid: &str, script: &str| {
-        c.exec(&[
-            "sh",
-            "-c",
-            &format!("nsenter -t {pid} -m {as_user} sh -c '{script}'"),
-        ])
-    };
-    let left = running("dump-database-drill@left.service");
+    c.sh(&format!("{AS_USER} sh -c '{REACH}'"));
+    let left = running(c, "dump-database-drill@left.service");
     // Its own: the dumps read, its record's directory written.
     let own = inside(
+        c,
         &left,
         "ls -A /var/lib/timerapps/dumps /var/lib/timerapps/drills
          cat /var/lib/timerapps/dumps/left/*.manifest.json >/dev/null
@@ -1421,24 +1462,27 @@ fn drill_units(release: Release) {
         "/var/lib/timerapps/drills:\ndump-database@left\n\n/var/lib/timerapps/dumps:\nleft\n",
         "{own}"
     );
-    for script in [reach, forge] {
-        let r = inside(&left, script);
+    for script in [REACH, FORGE] {
+        let r = inside(c, &left, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-drill@left.service");
     assert_eq!(
-        fs::read(record_in(&c, "dump-database@right")).unwrap(),
+        fs::read(record_in(c, "dump-database@right")).unwrap(),
         right_record
     );
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("the default job's running drill sees its own dumps and no instance's");
+fn the_default_jobs_running_drill_sees_only_its_own_dumps(c: &Host) {
+    c.step("the default job's running drill sees its own dumps and no instance's");
     c.sh(
         "echo 'DUMP_COMMAND=\"cat /srv/left.sql\"' >> /etc/default/dump-database
           systemctl start dump-database.service",
     );
-    let default = running("dump-database-drill.service");
+    let default = running(c, "dump-database-drill.service");
     let own = inside(
+        c,
         &default,
         &format!("ls -A /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"),
     );
@@ -1447,14 +1491,16 @@ fn drill_units(release: Release) {
         (Some(0), "dump-database\n"),
         "{own}"
     );
-    for script in [reach, "ls /var/lib/timerapps/dumps/left"] {
-        let r = inside(&default, script);
+    for script in [REACH, "ls /var/lib/timerapps/dumps/left"] {
+        let r = inside(c, &default, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-drill.service");
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("no instance is named as the default job, whose directory that is");
+fn no_instance_is_named_as_the_default_job(c: &Host) {
+    c.step("no instance is named as the default job, whose directory that is");
     let before = fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count();
     fs::write(
         c.path("/etc/timerapps/dump-database/dump-database.conf"),
@@ -1476,14 +1522,16 @@ fn drill_units(release: Release) {
     }
     assert_eq!(fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count(), before);
     fs::remove_file(c.path("/etc/timerapps/dump-database/dump-database.conf")).unwrap();
+}
 
-    step("purge removes the drills' results and links, and keeps the dumps");
+fn purge_removes_the_drills_results_and_keeps_the_dumps(c: &Host) {
+    c.step("purge removes the drills' results and links, and keeps the dumps");
     c.sh("apt-get purge -y timerapps </dev/null");
     assert!(!c.path("/var/lib/timerapps/drills").exists());
     assert!(!c
         .path("/etc/systemd/system/timers.target.wants/dump-database-drill@shop.timer")
         .exists());
-    assert!(dumps.exists());
+    assert!(c.path("/var/lib/timerapps/dumps/shop").exists());
 }
 
 #[test]
