@@ -168,19 +168,25 @@ impl Container {
             log,
             cgroups,
         };
+        c.wait_until_booted();
+        c
+    }
+
+    /// Waits for systemd to run as PID 1 and finish booting, cleanly.
+    fn wait_until_booted(&mut self) {
         // PID 1 inside is the child of systemd-nspawn once it runs systemd.
-        let children = format!("/proc/{0}/task/{0}/children", c.nspawn.id());
+        let children = format!("/proc/{0}/task/{0}/children", self.nspawn.id());
         wait_for(
             "systemd to start in the container",
             Duration::from_secs(30),
             || {
                 let first = fs::read_to_string(&children).unwrap_or_default();
-                c.pid1 = first
+                self.pid1 = first
                     .split_whitespace()
                     .next()
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(0);
-                fs::read_to_string(format!("/proc/{}/comm", c.pid1))
+                fs::read_to_string(format!("/proc/{}/comm", self.pid1))
                     .is_ok_and(|comm| comm == "systemd\n")
             },
         );
@@ -191,19 +197,19 @@ impl Container {
             || {
                 // Until /run/systemd/system exists it answers "offline" without
                 // trying the bus; then, until the bus is up, it fails to connect.
-                let r = c.exec(&["systemctl", "is-system-running"]);
+                let r = self.exec(&["systemctl", "is-system-running"]);
                 let state = r.stdout.trim();
                 !state.is_empty()
                     && state != "offline"
                     && !r.stderr.contains("Failed to connect to bus")
             },
         );
-        let state = c.exec(&["systemctl", "is-system-running", "--wait"]);
+        let state = self.exec(&["systemctl", "is-system-running", "--wait"]);
         assert!(
             state.stdout.trim() == "running",
             "the container did not boot cleanly\n{state}\n{}\n{}\n--- console\n{}",
-            c.exec(&["systemctl", "--failed", "--no-pager"]),
-            c.exec(&[
+            self.exec(&["systemctl", "--failed", "--no-pager"]),
+            self.exec(&[
                 "journalctl",
                 "--no-pager",
                 "-b",
@@ -212,9 +218,8 @@ impl Container {
                 "-n",
                 "50"
             ]),
-            c.console()
+            self.console()
         );
-        c
     }
 
     /// Runs a command inside, as root, with a clean environment, from the
