@@ -1742,7 +1742,7 @@ fn the_timer_retries_and_a_missing_password_is_named(c: &Host, password: &Path) 
     let r = c.exec(&["timerapps", "status", "--json", "dump-database"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["jobs"][0]["copy"]["enabled"], "enabled", "{r}");
-    fs::remove_file(&password).unwrap();
+    fs::remove_file(password).unwrap();
     let r = c.exec(&["timerapps", "copy", "dump-database"]);
     assert_eq!(r.code(), Some(1), "{r}");
     assert!(

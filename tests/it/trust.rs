@@ -180,8 +180,8 @@ fn two_good_dumps(c: &Container) -> Good {
 /// Where root reads what the job's user writes: each place, its path, and
 /// the unit that writes it.
 fn places_root_reads(c: &Container, good: &Good) -> [(&'static str, String, &'static str); 3] {
-    let drill_record = environment(&c, "dump-database-drill.service", "DRILL_RESULT");
-    let copy_record = environment(&c, "dump-database-copy.service", "COPY_RESULT");
+    let drill_record = environment(c, "dump-database-drill.service", "DRILL_RESULT");
+    let copy_record = environment(c, "dump-database-copy.service", "COPY_RESULT");
     let newest_manifest = manifest_path(&good.dumps[1]);
     [
         (
@@ -215,7 +215,7 @@ fn root_reads_nothing_planted(
     c.sh(&format!(
         "f={path}; mkdir -p \"${{f%/*}}\"; rm -f \"$f\"; {script}; chown -h timerapps: \"$f\""
     ));
-    let (r, rss) = measured(&c, &["timerapps", "status", "dump-database"]);
+    let (r, rss) = measured(c, &["timerapps", "status", "dump-database"]);
     eprintln!("{case}: status, {rss} KiB");
     assert_eq!(r.code(), Some(3), "{case}\n{r}");
     assert!(
@@ -224,7 +224,7 @@ fn root_reads_nothing_planted(
     );
     // The job's own metrics say unknown whichever unit ran last.
     for unit in [unit, "dump-database.service"] {
-        let (r, rss) = measured(&c, &["timerapps", "write-metrics", unit]);
+        let (r, rss) = measured(c, &["timerapps", "write-metrics", unit]);
         eprintln!("{case}: write-metrics {unit}, {rss} KiB");
         assert_eq!(r.code(), Some(0), "{case}\n{r}");
     }
@@ -233,10 +233,10 @@ fn root_reads_nothing_planted(
         metrics.contains("timerapps_job_state{job_name=\"dump-database\",state=\"unknown\"} 1"),
         "{case}\n{metrics}"
     );
-    let (r, rss) = measured(&c, &["timerapps", "verify", "dump-database"]);
+    let (r, rss) = measured(c, &["timerapps", "verify", "dump-database"]);
     eprintln!("{case}: verify, {rss} KiB");
     let (restore, rss) = measured(
-        &c,
+        c,
         &[
             "sh",
             "-c",

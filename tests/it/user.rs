@@ -138,7 +138,7 @@ fn an_ordinary_user_with_a_database_of_their_own(c: &Host) -> User<'_> {
         "adduser --disabled-password --gecos '' {USER} >/dev/null"
     ));
     let uid = c.sh(&format!("id -u {USER}")).trim().to_owned();
-    let alice = User { c: c, uid };
+    let alice = User { c, uid };
     alice.sh("mkdir -p ~/.config/timerapps/dump-database
          sqlite3 ~/sales.db \"create table t(id integer primary key, word text);
                               insert into t(word) values ('one'), ('two'), ('été');\"
@@ -402,9 +402,9 @@ fn a_reinstall_starts_the_timer_the_user_enabled(c: &Host, alice: &User, log: &s
         alice.sh("systemctl --user is-active myapp.timer").trim(),
         "active"
     );
-    let before = lines(c, &log);
+    let before = lines(c, log);
     wait_for("runs every 5 s again", Duration::from_secs(30), || {
-        lines(c, &log) > before
+        lines(c, log) > before
     });
 }
 
@@ -424,9 +424,9 @@ fn without_lingering_the_users_timers_stop(
         Duration::from_secs(30),
         || c.state("is-active", &manager) != "active",
     );
-    let stopped = lines(c, &log);
+    let stopped = lines(c, log);
     std::thread::sleep(Duration::from_secs(11));
-    assert_eq!(lines(c, &log), stopped, "myapp ran without the manager");
+    assert_eq!(lines(c, log), stopped, "myapp ran without the manager");
     assert_eq!(system_state(c), system_before);
     assert_eq!(
         c.sh("stat -c %U /var/log/timerapps/myapp.log").trim(),
