@@ -135,39 +135,74 @@ fn failed(r: &Run, result: &Path, code: i32, reason: &str) -> Record {
 
 #[test]
 fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
-    let sb = Sandbox::new("drill-sqlite");
-    let db = sb.path("app.db");
-    sh(&format!(
-        "sqlite3 '{}' \"CREATE TABLE t (n int, s text); \
-         INSERT INTO t VALUES (1, 'a'), (2, 'it''s'); CREATE TABLE \\\"odd name\\\" (a); \
-         INSERT INTO \\\"odd name\\\" VALUES (x'00ff'); CREATE TABLE e (n int); \
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 998) \
-         INSERT INTO t SELECT i + 2, 'row ' || i FROM c;\"",
-        db.display()
-    ));
-    let dir = sb.mkdir("dumps");
-    let tmp = sb.mkdir("tmp");
-    let results = sb.mkdir("results");
-    let result = results.join("drill.json");
-    let dump = format!("sqlite3 -readonly {} .dump", db.display());
-    let drill_of = |dir: &Path| {
-        let mut c = drill(dir, &tmp, &result);
-        unprivileged(&mut c, &[dir, &tmp, &results]);
+    let s = SqliteDrills::new();
+    let (path, good) = without_a_dump_it_fails_and_a_good_dump_passes(&s);
+    each_fault_fails_with_its_reason_and_keeps_the_last_success(&s, &path, &good);
+    what_a_killed_drill_left_is_swept_by_the_next(&s);
+    a_suspect_dump_is_never_drilled_and_one_without_manifest_is_unchecked(&s, &path);
+    more_tables_than_one_compound_select_takes_pass(&s);
+    malformed_drill_settings_exit_2_and_record_nothing(&s);
+}
+
+/// An SQLite database of three tables, 1001 rows, in a sandbox, and the
+/// directories an unprivileged drill of its dumps uses.
+struct SqliteDrills {
+    sb: Sandbox,
+    dir: PathBuf,
+    tmp: PathBuf,
+    results: PathBuf,
+    result: PathBuf,
+    dump: String,
+}
+
+impl SqliteDrills {
+    fn new() -> SqliteDrills {
+        let sb = Sandbox::new("drill-sqlite");
+        let db = sb.path("app.db");
+        sh(&format!(
+            "sqlite3 '{}' \"CREATE TABLE t (n int, s text); \
+             INSERT INTO t VALUES (1, 'a'), (2, 'it''s'); CREATE TABLE \\\"odd name\\\" (a); \
+             INSERT INTO \\\"odd name\\\" VALUES (x'00ff'); CREATE TABLE e (n int); \
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 998) \
+             INSERT INTO t SELECT i + 2, 'row ' || i FROM c;\"",
+            db.display()
+        ));
+        let results = sb.mkdir("results");
+        SqliteDrills {
+            dir: sb.mkdir("dumps"),
+            tmp: sb.mkdir("tmp"),
+            result: results.join("drill.json"),
+            results,
+            dump: format!("sqlite3 -readonly {} .dump", db.display()),
+            sb,
+        }
+    }
+
+    /// An unprivileged drill of the dumps in `dir`.
+    fn drill_of(&self, dir: &Path) -> Command {
+        let mut c = drill(dir, &self.tmp, &self.result);
+        unprivileged(&mut c, &[dir, &self.tmp, &self.results]);
         c
-    };
-    let dump_into = |dir: &Path, command: &str| {
+    }
+
+    /// An unprivileged dump of `command` into `dir`: what it published.
+    fn dump_into(&self, dir: &Path, command: &str) -> (PathBuf, usize) {
         let mut c = dump_job(dir, command);
         unprivileged(&mut c, &[dir]);
         published(&run(&mut c))
-    };
+    }
+}
 
-    let r = run(&mut drill_of(&dir));
-    failed(&r, &result, 1, "no good dump of dump in");
-    assert_eq!(record(&result).last_success, None);
+/// Returns the good dump and its drill's record.
+fn without_a_dump_it_fails_and_a_good_dump_passes(s: &SqliteDrills) -> (PathBuf, Record) {
+    let (dir, tmp, result) = (&s.dir, &s.tmp, &s.result);
+    let r = run(&mut s.drill_of(dir));
+    failed(&r, result, 1, "no good dump of dump in");
+    assert_eq!(record(result).last_success, None);
 
-    let (path, _) = dump_into(&dir, &dump);
-    let r = run(&mut drill_of(&dir));
-    let good = passed(&r, &result, 3, 1001);
+    let (path, _) = s.dump_into(dir, &s.dump);
+    let r = run(&mut s.drill_of(dir));
+    let good = passed(&r, result, 3, 1001);
     assert!(r.stdout.contains("every table's rows equal"), "{r}");
     assert_eq!(good.format, Some(manifest::Format::Sqlite));
     assert!(good.server.as_deref().unwrap().starts_with("SQLite 3."));
@@ -179,89 +214,112 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
         sh(&format!("ls -A '{}'", tmp.display())),
         ".timerapps-drill-dump.lock\n"
     );
+    (path, good)
+}
 
-    // Each fault fails the drill with its own reason, and the record keeps
-    // the last success.
-    let restore = kept(&path);
-    let mut flipped = fs::read(&path).unwrap();
+/// Each fault fails the drill with its own reason, and the record keeps
+/// the last success; the dump `path` is put back after each.
+fn each_fault_fails_with_its_reason_and_keeps_the_last_success(
+    s: &SqliteDrills,
+    path: &Path,
+    good: &Record,
+) {
+    let (dir, result) = (&s.dir, &s.result);
+    let restore = kept(path);
+    let mut flipped = fs::read(path).unwrap();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x55;
-    fs::write(&path, &flipped).unwrap();
-    let r = run(&mut drill_of(&dir));
-    let rec = failed(&r, &result, 1, "is damaged");
+    fs::write(path, &flipped).unwrap();
+    let r = run(&mut s.drill_of(dir));
+    let rec = failed(&r, result, 1, "is damaged");
     assert_eq!(rec.last_success, Some(good.started));
 
     restore();
-    edit_dump(&path, |sql| {
+    edit_dump(path, |sql| {
         sql.replacen("INSERT INTO t VALUES(2,", "-- (2,", 1)
     });
-    let r = run(&mut drill_of(&dir));
+    let r = run(&mut s.drill_of(dir));
     failed(
         &r,
-        &result,
+        result,
         1,
         "table t: 999 rows restored, 1000 in the manifest",
     );
 
     restore();
-    edit_dump(&path, |sql| {
+    edit_dump(path, |sql| {
         sql.replacen(
             "CREATE TABLE e",
             "INSERT INTO nosuch VALUES(1);\nCREATE TABLE e",
             1,
         )
     });
-    let r = run(&mut drill_of(&dir));
-    failed(&r, &result, 1, "no such table: nosuch");
+    let r = run(&mut s.drill_of(dir));
+    failed(&r, result, 1, "no such table: nosuch");
     assert!(r.stderr.contains("sqlite3 failed"), "{r}");
 
     restore();
-    change_manifest(&path, |m| {
+    change_manifest(path, |m| {
         m.tables.as_mut().unwrap().push(Table {
             database: None,
             table: "ghost".into(),
             rows: Some(1),
         })
     });
-    let r = run(&mut drill_of(&dir));
+    let r = run(&mut s.drill_of(dir));
     failed(
         &r,
-        &result,
+        result,
         1,
         "table ghost is in the manifest but not in the restored database",
     );
 
-    // What a killed drill left is swept by the next, which passes.
     restore();
-    let left = sb.mkdir("tmp/timerapps-drill-dump/data");
+}
+
+/// What a killed drill left is swept by the next, which passes.
+fn what_a_killed_drill_left_is_swept_by_the_next(s: &SqliteDrills) {
+    let (dir, result) = (&s.dir, &s.result);
+    let left = s.sb.mkdir("tmp/timerapps-drill-dump/data");
     fs::write(left.join("big"), vec![0; 4096]).unwrap();
-    let r = run(&mut drill_of(&dir));
-    passed(&r, &result, 3, 1001);
+    let r = run(&mut s.drill_of(dir));
+    passed(&r, result, 3, 1001);
     assert!(
         r.stdout
             .contains("left by an earlier drill that was killed"),
         "{r}"
     );
     assert!(!left.exists());
+}
 
-    // A suspect dump is never drilled: the good one before it is.
-    let (newer, _) = dump_into(&dir, &dump);
+/// A suspect dump is never drilled: the good one before it, `path`, is.
+/// Without a manifest, a dump is drilled unchecked.
+fn a_suspect_dump_is_never_drilled_and_one_without_manifest_is_unchecked(
+    s: &SqliteDrills,
+    path: &Path,
+) {
+    let (dir, result) = (&s.dir, &s.result);
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (newer, _) = s.dump_into(dir, &s.dump);
     change_manifest(&newer, |m| m.verdict = manifest::Verdict::Suspect);
-    let r = run(&mut drill_of(&dir));
+    let r = run(&mut s.drill_of(dir));
     assert_eq!(
-        passed(&r, &result, 3, 1001).dump.as_deref(),
+        passed(&r, result, 3, 1001).dump.as_deref(),
         Some(name.as_str())
     );
 
     // Unchecked: without a manifest it reports what it found.
-    fs::remove_file(manifest_path(&path)).unwrap();
+    fs::remove_file(manifest_path(path)).unwrap();
     fs::remove_file(&newer).unwrap();
     fs::remove_file(manifest_path(&newer)).unwrap();
-    let r = run(&mut drill_of(&dir));
-    assert!(!passed(&r, &result, 3, 1001).compared);
+    let r = run(&mut s.drill_of(dir));
+    assert!(!passed(&r, result, 3, 1001).compared);
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
+}
 
-    // More tables than SQLite takes in one compound SELECT (500).
+/// More tables than SQLite takes in one compound SELECT (500).
+fn more_tables_than_one_compound_select_takes_pass(s: &SqliteDrills) {
+    let (sb, result) = (&s.sb, &s.result);
     let many = sb.path("many.db");
     let script: String = (0..600)
         .map(|i| format!("CREATE TABLE t{i} (n int); INSERT INTO t{i} VALUES ({i});\n"))
@@ -274,15 +332,18 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     ));
     let many_dir = sb.mkdir("many-dumps");
     let dump_many = format!("sqlite3 -readonly {} .dump", many.display());
-    dump_into(&many_dir, &dump_many);
-    let r = run(&mut drill_of(&many_dir));
-    passed(&r, &result, 600, 600);
+    s.dump_into(&many_dir, &dump_many);
+    let r = run(&mut s.drill_of(&many_dir));
+    passed(&r, result, 600, 600);
+}
 
-    // Malformed settings: exit 2, nothing recorded.
-    fs::remove_file(&result).unwrap();
-    let r = run(drill_of(&dir).env("DRILL_TMPDIR", "tmp"));
+/// Malformed settings: exit 2, nothing recorded.
+fn malformed_drill_settings_exit_2_and_record_nothing(s: &SqliteDrills) {
+    let (dir, result) = (&s.dir, &s.result);
+    fs::remove_file(result).unwrap();
+    let r = run(s.drill_of(dir).env("DRILL_TMPDIR", "tmp"));
     r.expect(2).stderr_has("DRILL_TMPDIR=\"tmp\" is invalid");
-    let r = run(drill_of(&dir).env("DRILL_RESERVE", "5 GB"));
+    let r = run(s.drill_of(dir).env("DRILL_RESERVE", "5 GB"));
     r.expect(2)
         .stderr_has("DRILL_RESERVE=\"5 GB\" is invalid: expected a percentage");
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
