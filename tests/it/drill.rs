@@ -415,79 +415,117 @@ fn in_namespace(drill: &Command, script: &str) -> Command {
 #[ignore = "starts PostgreSQL as root: tests/run"]
 fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_server() {
     assert!(is_root(), "run as root (tests/run)");
-    let sb = Sandbox::new("drill-pg");
-    let pg = postgres_with_shop(&sb);
-    // Objects owned by roles that only the production cluster has.
-    pg.sql(
-        "shop",
-        "CREATE ROLE app; CREATE ROLE \"Read Only\"; ALTER TABLE customers OWNER TO app; \
-         GRANT SELECT ON orders TO \"Read Only\"",
-    );
-    pg.sql("postgres", "CREATE DATABASE big");
-    pg.sql(
-        "big",
-        "CREATE TABLE big AS SELECT i, md5(i::text) AS h, repeat('x', 40) AS pad \
-         FROM generate_series(1, 600000) i",
-    );
-    let pg_dump = pg.program("pg_dump").display().to_string();
-    let pg_dumpall = pg.program("pg_dumpall").display().to_string();
-    let plain = sb.mkdir("plain");
-    let custom = sb.mkdir("custom");
-    let cluster = sb.mkdir("cluster");
-    let big = sb.mkdir("big");
-    for (dir, command, settings) in [
-        (&plain, format!("{pg_dump} shop"), vec![]),
-        (
-            &custom,
-            format!("{pg_dump} -Fc shop"),
-            vec![("DUMP_COMPRESS", "none"), ("DUMP_EXTENSION", "dump")],
-        ),
-        (&cluster, pg_dumpall, vec![("DUMP_COMPRESS", "zstd")]),
-        (&big, format!("{pg_dump} big"), vec![]),
-    ] {
-        let mut c = dump_job(dir, &command);
-        with_pg(&mut c, &pg, "postgres").envs(settings);
-        published(&run(&mut c));
+    let s = PgDrills::new();
+    plain_custom_and_cluster_dumps_pass(&s);
+    each_fault_in_a_plain_dump_is_named(&s);
+    no_server_or_too_little_space_names_its_remedy(&s);
+    a_drill_killed_mid_restore_is_swept_by_the_next(&s);
+}
+
+/// Plain, custom and cluster dumps of a shop, and a plain one of a big
+/// table, made before the production server went down; and where drills
+/// of them, as postgres, work and record.
+struct PgDrills {
+    sb: Sandbox,
+    plain: PathBuf,
+    custom: PathBuf,
+    cluster: PathBuf,
+    big: PathBuf,
+    tmp: PathBuf,
+    result: PathBuf,
+}
+
+impl PgDrills {
+    fn new() -> PgDrills {
+        let sb = Sandbox::new("drill-pg");
+        let pg = postgres_with_shop(&sb);
+        // Objects owned by roles that only the production cluster has.
+        pg.sql(
+            "shop",
+            "CREATE ROLE app; CREATE ROLE \"Read Only\"; ALTER TABLE customers OWNER TO app; \
+             GRANT SELECT ON orders TO \"Read Only\"",
+        );
+        pg.sql("postgres", "CREATE DATABASE big");
+        pg.sql(
+            "big",
+            "CREATE TABLE big AS SELECT i, md5(i::text) AS h, repeat('x', 40) AS pad \
+             FROM generate_series(1, 600000) i",
+        );
+        let pg_dump = pg.program("pg_dump").display().to_string();
+        let pg_dumpall = pg.program("pg_dumpall").display().to_string();
+        let plain = sb.mkdir("plain");
+        let custom = sb.mkdir("custom");
+        let cluster = sb.mkdir("cluster");
+        let big = sb.mkdir("big");
+        for (dir, command, settings) in [
+            (&plain, format!("{pg_dump} shop"), vec![]),
+            (
+                &custom,
+                format!("{pg_dump} -Fc shop"),
+                vec![("DUMP_COMPRESS", "none"), ("DUMP_EXTENSION", "dump")],
+            ),
+            (&cluster, pg_dumpall, vec![("DUMP_COMPRESS", "zstd")]),
+            (&big, format!("{pg_dump} big"), vec![]),
+        ] {
+            let mut c = dump_job(dir, &command);
+            with_pg(&mut c, &pg, "postgres").envs(settings);
+            published(&run(&mut c));
+        }
+        // The production server is down for every drill.
+        drop(pg);
+        let tmp = sb.mkdir("tmp");
+        let results = sb.mkdir("results");
+        give_to_postgres(&sb.path(""));
+        let result = results.join("drill.json");
+        PgDrills {
+            sb,
+            plain,
+            custom,
+            cluster,
+            big,
+            tmp,
+            result,
+        }
     }
-    // The production server is down for every drill.
-    drop(pg);
-    let tmp = sb.mkdir("tmp");
-    let results = sb.mkdir("results");
-    give_to_postgres(&sb.path(""));
-    let result = results.join("drill.json");
-    let pg_drill = |dir: &Path| {
-        let mut c = drill(dir, &tmp, &result);
+
+    /// A drill of the dumps in `dir`, as postgres.
+    fn drill_of(&self, dir: &Path) -> Command {
+        let mut c = drill(dir, &self.tmp, &self.result);
         as_postgres(&mut c);
         c
-    };
+    }
+}
 
-    let r = run(&mut pg_drill(&plain));
-    let rec = passed(&r, &result, 2, 9000);
+fn plain_custom_and_cluster_dumps_pass(s: &PgDrills) {
+    let r = run(&mut s.drill_of(&s.plain));
+    let rec = passed(&r, &s.result, 2, 9000);
     assert!(rec.compared && rec.server.as_deref().unwrap().starts_with("PostgreSQL "));
     assert_eq!(rec.format, Some(manifest::Format::Postgresql));
-    let r = run(pg_drill(&custom).env("DUMP_EXTENSION", "dump"));
-    let rec = passed(&r, &result, 2, 9000);
+    let r = run(s.drill_of(&s.custom).env("DUMP_EXTENSION", "dump"));
+    let rec = passed(&r, &s.result, 2, 9000);
     assert!(!rec.compared, "custom format has no row counts");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
     // The cluster holds both databases.
-    let r = run(&mut pg_drill(&cluster));
+    let r = run(&mut s.drill_of(&s.cluster));
     assert_eq!(
-        passed(&r, &result, 3, 609000).format,
+        passed(&r, &s.result, 3, 609000).format,
         Some(manifest::Format::PostgresqlCluster)
     );
+}
 
-    // Faults, each named.
-    let path = PathBuf::from(sh(&format!("ls '{}'/*.gz", plain.display())).trim());
+/// Faults, each named.
+fn each_fault_in_a_plain_dump_is_named(s: &PgDrills) {
+    let path = PathBuf::from(sh(&format!("ls '{}'/*.gz", s.plain.display())).trim());
     let restore = kept(&path);
     edit_dump(&path, |sql| {
         let at = sql.find("\n1\t2\t1.25\t").unwrap() + 1;
         let end = at + sql[at..].find('\n').unwrap() + 1;
         format!("{}{}", &sql[..at], &sql[end..])
     });
-    let r = run(&mut pg_drill(&plain));
+    let r = run(&mut s.drill_of(&s.plain));
     failed(
         &r,
-        &result,
+        &s.result,
         1,
         "table public.orders: 5999 rows restored, 6000 in the manifest",
     );
@@ -499,8 +537,8 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
             1,
         )
     });
-    let r = run(&mut pg_drill(&plain));
-    failed(&r, &result, 1, "schema \"nosuch\" does not exist");
+    let r = run(&mut s.drill_of(&s.plain));
+    failed(&r, &s.result, 1, "schema \"nosuch\" does not exist");
     assert!(r.stderr.contains("psql failed"), "{r}");
     restore();
     edit_dump(&path, |sql| {
@@ -511,22 +549,31 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
         )
         .replacen("version 99.1", "version 99.", 1)
     });
-    let r = run(&mut pg_drill(&plain));
-    failed(&r, &result, 78, "install the Debian package postgresql-99");
+    let r = run(&mut s.drill_of(&s.plain));
+    failed(
+        &r,
+        &s.result,
+        78,
+        "install the Debian package postgresql-99",
+    );
     restore();
+}
 
+/// No server installed: the package to install, exit 78. Too little
+/// space: the directory and what is needed, exit 73.
+fn no_server_or_too_little_space_names_its_remedy(s: &PgDrills) {
     // No server installed: the package to install, exit 78.
     let hidden = in_namespace(
-        &pg_drill(&plain),
+        &s.drill_of(&s.plain),
         "mount -t tmpfs tmpfs /usr/lib/postgresql; exec setpriv --reuid=postgres \
          --regid=postgres --clear-groups \"$0\"",
     );
     let r = run(&mut { hidden });
-    failed(&r, &result, 78, "install the Debian package postgresql");
+    failed(&r, &s.result, 78, "install the Debian package postgresql");
     // Too little space: the directory and what is needed, exit 73.
-    let small = sb.mkdir("small");
+    let small = s.sb.mkdir("small");
     let mut shrunk = in_namespace(
-        pg_drill(&plain).env("DRILL_TMPDIR", &small),
+        s.drill_of(&s.plain).env("DRILL_TMPDIR", &small),
         &format!(
             "mount -t tmpfs -o size=1m,mode=1777 tmpfs '{}'; exec setpriv --reuid=postgres \
              --regid=postgres --clear-groups \"$0\"",
@@ -536,7 +583,7 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
     let r = run(&mut shrunk);
     failed(
         &r,
-        &result,
+        &s.result,
         73,
         "set DRILL_TMPDIR to a directory on a larger disk",
     );
@@ -544,11 +591,13 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
         r.stderr.contains(&format!("{} has ", small.display())),
         "{r}"
     );
+}
 
-    // Killed in the middle of its restore: its server dies with it, and the
-    // next drill sweeps its files and passes.
-    let workspace = tmp.join("timerapps-drill-dump");
-    let running = start(&mut pg_drill(&big));
+/// Killed in the middle of its restore: its server dies with it, and the
+/// next drill sweeps its files and passes.
+fn a_drill_killed_mid_restore_is_swept_by_the_next(s: &PgDrills) {
+    let workspace = s.tmp.join("timerapps-drill-dump");
+    let running = start(&mut s.drill_of(&s.big));
     wait_for("the drill's psql", TIMEOUT, || {
         processes_naming(&workspace)
             .iter()
@@ -564,8 +613,8 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
         || processes_naming(&workspace).is_empty(),
     );
     assert!(workspace.join("data").exists(), "the killed drill's files");
-    let r = run(&mut pg_drill(&big));
-    passed(&r, &result, 1, 600000);
+    let r = run(&mut s.drill_of(&s.big));
+    passed(&r, &s.result, 1, 600000);
     assert!(
         r.stdout
             .contains("left by an earlier drill that was killed"),
