@@ -17,6 +17,7 @@ pub mod copy;
 pub mod drill;
 pub mod dumpfile;
 mod error;
+pub mod family;
 pub mod human;
 pub mod identity;
 pub mod logger;

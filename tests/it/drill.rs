@@ -19,6 +19,7 @@ use flate2::write::GzEncoder;
 use jobkit::drill::{Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
 use jobkit::dumpfile::{Manifest, DEFAULT_DIR};
+use jobkit::family::{postgresql, sqlite};
 use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -170,7 +171,7 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     let r = run(&mut drill_of(&dir));
     let good = passed(&r, &result, 3, 1001);
     assert!(r.stdout.contains("every table's rows equal"), "{r}");
-    assert_eq!(good.format, Some(manifest::Format::Sqlite));
+    assert_eq!(good.format, Some(sqlite::SQLITE));
     assert!(good.server.as_deref().unwrap().starts_with("SQLite 3."));
     assert!(good.compared);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -404,7 +405,7 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
     let r = run(&mut pg_drill(&plain));
     let rec = passed(&r, &result, 2, 9000);
     assert!(rec.compared && rec.server.as_deref().unwrap().starts_with("PostgreSQL "));
-    assert_eq!(rec.format, Some(manifest::Format::Postgresql));
+    assert_eq!(rec.format, Some(postgresql::PLAIN));
     let r = run(pg_drill(&custom).env("DUMP_EXTENSION", "dump"));
     let rec = passed(&r, &result, 2, 9000);
     assert!(!rec.compared, "custom format has no row counts");
@@ -413,7 +414,7 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
     let r = run(&mut pg_drill(&cluster));
     assert_eq!(
         passed(&r, &result, 3, 609000).format,
-        Some(manifest::Format::PostgresqlCluster)
+        Some(postgresql::CLUSTER)
     );
 
     // Faults, each named.
@@ -1165,7 +1166,7 @@ fn drill_units(release: Release) {
         started: 1_790_000_000,
         seconds: 2.5,
         dump: Some("dump-20260921T101500Z.sql.gz".into()),
-        format: Some(manifest::Format::Postgresql),
+        format: Some(postgresql::PLAIN),
         server: Some("PostgreSQL 15.14".into()),
         result: Outcome::Passed,
         reason: None,

@@ -10,8 +10,9 @@
 use crate::container::{Container, Release};
 use crate::harness::{cmd, dump_files, names, Run, Sandbox};
 use crate::package::built_deb;
-use jobkit::dumpfile::manifest::{Check, Format, Verdict};
+use jobkit::dumpfile::manifest::{Check, Verdict};
 use jobkit::dumpfile::Manifest;
+use jobkit::family::sqlite;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -365,7 +366,7 @@ fn accept(c: &Container, sb: &Sandbox) {
     assert_eq!(
         (m.format, m.check, m.tables.clone(), m.verdict, m.stored),
         (
-            Some(Format::Sqlite),
+            Some(sqlite::SQLITE),
             Check::Unchecked,
             None,
             Verdict::Good,
