@@ -18,6 +18,7 @@ use flate2::write::GzEncoder;
 use jobkit::drill::{Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
 use jobkit::dumpfile::{Manifest, DEFAULT_DIR};
+use jobkit::family::{postgresql, sqlite};
 use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -204,7 +205,7 @@ fn without_a_dump_it_fails_and_a_good_dump_passes(s: &SqliteDrills) -> (PathBuf,
     let r = run(&mut s.drill_of(dir));
     let good = passed(&r, result, 3, 1001);
     assert!(r.stdout.contains("every table's rows equal"), "{r}");
-    assert_eq!(good.format, Some(manifest::Format::Sqlite));
+    assert_eq!(good.format, Some(sqlite::SQLITE));
     assert!(good.server.as_deref().unwrap().starts_with("SQLite 3."));
     assert!(good.compared);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -500,7 +501,7 @@ fn plain_custom_and_cluster_dumps_pass(s: &PgDrills) {
     let r = run(&mut s.drill_of(&s.plain));
     let rec = passed(&r, &s.result, 2, 9000);
     assert!(rec.compared && rec.server.as_deref().unwrap().starts_with("PostgreSQL "));
-    assert_eq!(rec.format, Some(manifest::Format::Postgresql));
+    assert_eq!(rec.format, Some(postgresql::PLAIN));
     let r = run(s.drill_of(&s.custom).env("DUMP_EXTENSION", "dump"));
     let rec = passed(&r, &s.result, 2, 9000);
     assert!(!rec.compared, "custom format has no row counts");
@@ -509,7 +510,7 @@ fn plain_custom_and_cluster_dumps_pass(s: &PgDrills) {
     let r = run(&mut s.drill_of(&s.cluster));
     assert_eq!(
         passed(&r, &s.result, 3, 609000).format,
-        Some(manifest::Format::PostgresqlCluster)
+        Some(postgresql::CLUSTER)
     );
 }
 
@@ -1285,7 +1286,7 @@ fn an_earlier_record_moves_into_its_drills_directory(c: &Host) {
         started: 1_790_000_000,
         seconds: 2.5,
         dump: Some("dump-20260921T101500Z.sql.gz".into()),
-        format: Some(manifest::Format::Postgresql),
+        format: Some(postgresql::PLAIN),
         server: Some("PostgreSQL 15.14".into()),
         result: Outcome::Passed,
         reason: None,

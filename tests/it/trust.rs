@@ -9,8 +9,9 @@
 
 use crate::container::{Container, Host, Release};
 use crate::harness::{cmd, dump_files, names, Run, Sandbox};
-use jobkit::dumpfile::manifest::{Check, Format, Verdict};
+use jobkit::dumpfile::manifest::{Check, Verdict};
 use jobkit::dumpfile::Manifest;
+use jobkit::family::sqlite;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -414,7 +415,7 @@ fn a_damaged_manifest_is_untrusted_until_accepted_by_name(c: &Container, dump: &
     assert_eq!(
         (m.format, m.check, m.tables.clone(), m.verdict, m.stored),
         (
-            Some(Format::Sqlite),
+            Some(sqlite::SQLITE),
             Check::Unchecked,
             None,
             Verdict::Good,
