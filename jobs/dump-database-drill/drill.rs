@@ -8,7 +8,7 @@ use crate::engine::{self, Engine, Finished};
 use crate::watch::{self, Space, Watch};
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::drill::{Outcome, Record, VERSION};
+use jobkit::drill::{Drill, Outcome, Record};
 use jobkit::dumpfile::manifest::Manifest;
 use jobkit::dumpfile::read::{self, Failure};
 use jobkit::dumpfile::Dump;
@@ -56,28 +56,25 @@ pub fn run(config: &Config) -> Result<String> {
     };
     let previous: Option<Record> = record::read(path).ok().flatten();
     let passed = result.is_ok();
-    let record = Record {
-        version: VERSION,
-        started: started.timestamp(),
-        seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        dump: report.dump,
-        format: report.format,
-        server: report.server,
-        result: if passed {
+    let record = Record::new(
+        started.timestamp(),
+        clock.elapsed().as_secs_f64(),
+        if passed {
             Outcome::Passed
         } else {
             Outcome::Failed
         },
-        reason: result.as_ref().err().map(ToString::to_string),
-        compared: report.compared,
-        tables: report.tables,
-        rows: report.rows,
-        last_success: if passed {
-            Some(started.timestamp())
-        } else {
-            previous.and_then(|p| p.last_success)
+        result.as_ref().err().map(ToString::to_string),
+        previous.as_ref(),
+        Drill {
+            dump: report.dump,
+            format: report.format,
+            server: report.server,
+            compared: report.compared,
+            tables: report.tables,
+            rows: report.rows,
         },
-    };
+    );
     // The drill's own failure matters more.
     let written = record::write(path, &record, "drill");
     result.and_then(|summary| written.map(|()| summary))

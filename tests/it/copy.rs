@@ -471,7 +471,7 @@ fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
         rec.newest.as_ref().map(|n| n.stamp),
         Some(local[2].stamp.unix_seconds())
     );
-    let check = rec.check.expect("the first run checks the repository");
+    let check = rec.kind.check.expect("the first run checks the repository");
     assert!(check.subset.ends_with("/30"), "{}", check.subset);
     assert!(check.last_success.is_some());
 
@@ -630,7 +630,11 @@ fn with_the_remote_down_dumps_go_on_the_copy_fails_and_then_catches_up_in_order(
     }
     let failed = record(&sb, "shop");
     assert_eq!(failed.result, Outcome::Failed);
-    assert!(failed.reason.unwrap().contains("connection refused"));
+    assert!(failed
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("connection refused"));
     assert_eq!(failed.waiting, 3);
     assert_eq!(failed.last_success, first.last_success);
     assert_eq!(failed.newest, first.newest);
@@ -769,7 +773,7 @@ fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
     let r = again();
     r.expect(1);
     assert!(r.stderr.contains("restic check on "), "{r}");
-    let check = record(&sb, "shop").check.unwrap();
+    let check = record(&sb, "shop").kind.check.unwrap();
     assert_eq!(check.result, CheckOutcome::Failed);
     assert!(check.reason.is_some());
     // When a check last passed: the first run's, kept.

@@ -15,11 +15,14 @@ use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use jobkit::drill::{Outcome, Record, VERSION};
+use jobkit::drill::{Drill, Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
 use jobkit::dumpfile::{Manifest, DEFAULT_DIR};
 use jobkit::family::{postgresql, sqlite};
-use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
+use jobkit::manifest::DRILL;
+
+const DRILLS_DIR: &str = DRILL.records_dir;
+const DRILL_RECORD: &str = DRILL.record;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{Read, Write};
@@ -1285,15 +1288,17 @@ fn an_earlier_record_moves_into_its_drills_directory(c: &Host) {
         version: VERSION,
         started: 1_790_000_000,
         seconds: 2.5,
-        dump: Some("dump-20260921T101500Z.sql.gz".into()),
-        format: Some(postgresql::PLAIN),
-        server: Some("PostgreSQL 15.14".into()),
         result: Outcome::Passed,
         reason: None,
-        compared: true,
-        tables: Some(2),
-        rows: Some(405000),
         last_success: Some(1_790_000_000),
+        kind: Drill {
+            dump: Some("dump-20260921T101500Z.sql.gz".into()),
+            format: Some(postgresql::PLAIN),
+            server: Some("PostgreSQL 15.14".into()),
+            compared: true,
+            tables: Some(2),
+            rows: Some(405000),
+        },
     };
     let old = c.path(&format!("{DRILLS_DIR}/dump-database@shop.json"));
     c.sh(&format!(

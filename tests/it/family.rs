@@ -7,7 +7,7 @@
 //! table of engines is proved to follow the family's name for its engine
 //! in `jobs/dump-database-drill/engine.rs`.
 
-use jobkit::drill::{self, Outcome, Record};
+use jobkit::drill::{self, Drill, Outcome, Record};
 use jobkit::dumpfile::manifest::{self, Check, Manifest, Table, Verdict};
 use jobkit::dumpfile::Form;
 use jobkit::family::check::{self, Failed, Incomplete, Scanner};
@@ -158,15 +158,17 @@ fn a_family_added_in_one_place_is_reached_by_the_dump_the_check_the_manifest_and
         version: drill::VERSION,
         started: 1_790_000_000,
         seconds: 1.0,
-        dump: Some(m.dump.clone()),
-        format: Some(drilled),
-        server: Some("KV 1.0".into()),
         result: Outcome::Passed,
         reason: None,
-        compared: true,
-        tables: Some(2),
-        rows: Some(3),
         last_success: Some(1_790_000_000),
+        kind: Drill {
+            dump: Some(m.dump.clone()),
+            format: Some(drilled),
+            server: Some("KV 1.0".into()),
+            compared: true,
+            tables: Some(2),
+            rows: Some(3),
+        },
     };
     let json = jobkit::record::to_json(&record);
     assert!(json.contains("\"format\": \"kv\""), "{json}");

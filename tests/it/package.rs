@@ -5,7 +5,7 @@ use crate::container::{rootfs, Release};
 use crate::harness::{cmd, run, sh, start, Sandbox};
 use jobkit::budget::SLICE;
 use jobkit::manifest::{
-    self, Kind, Manager, Program, Shape, Variant, JOBS, MAIL_SENDMAIL_DROP_IN,
+    self, Kind, Manager, Program, Shape, Variant, COPY, DRILL, JOBS, MAIL_SENDMAIL_DROP_IN,
     MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE,
 };
 use std::path::{Path, PathBuf};
@@ -360,7 +360,7 @@ fn every_service_is_hardened() {
             let ceiling = exposure_ceiling(variant.manager, job.program);
             services.push((variant, job.unit(variant.shape, Kind::Service), ceiling));
             // The restore drill: no network at all, so tighter than the job.
-            if let Some(drill) = job.drill() {
+            if let Some(drill) = job.companion(&DRILL) {
                 let at = if variant.shape == Shape::Template {
                     "@"
                 } else {
@@ -373,7 +373,10 @@ fn every_service_is_hardened() {
                 services.push((variant, format!("{drill}{at}.service"), ceiling));
             }
             // The off-host copy: network to its repository, read-only dumps.
-            if let Some(copy) = job.copy().filter(|_| variant.manager == Manager::System) {
+            if let Some(copy) = job
+                .companion(&COPY)
+                .filter(|_| COPY.in_manager(variant.manager))
+            {
                 let at = if variant.shape == Shape::Template {
                     "@"
                 } else {
