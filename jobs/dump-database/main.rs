@@ -25,7 +25,7 @@
 //! | `DUMP_SHRINK_LIMIT` | a dump whose raw size or rows are below this percentage of those of the largest good dump kept (since the newest accepted one) is suspect; `0` turns this off, a dump without rows where that one had some is suspect all the same | `50` |
 //! | `DUMP_FINISH_TIMEOUT` | seconds that flushing, publishing and pruning may take once the command has ended, 1 to 86400; a file system that does not answer for longer ends the run with exit 1, earlier dumps untouched | `600` |
 //! | `DUMP_THREADS` | compression threads, 1 to 64 | the CPUs the job may use, at most 4 |
-//! | `DUMP_MEMORY_MAX` | the memory the job may use, as `MemoryMax=` takes it (`2G`, `1536M`), for where its cgroup sets none or more (cgroup v1, a run by hand): compression may take half of the smaller of this and the cgroup's `memory.high` or `memory.max`, and settings that need more exit 2 | none: the cgroup's limit alone |
+//! | `DUMP_MEMORY_MAX` | the memory the job may use, as `MemoryMax=` takes it (`2G`, `1536M`), for where its cgroup sets none or more (a run by hand, cgroup v1, which has no `MemoryHigh=`): compression may take half of the smaller of this and the cgroup's `memory.high` or `memory.max` (cgroup v1: `memory.limit_in_bytes`), and settings that need more exit 2 | none: the cgroup's limit alone |
 //! | `DUMP_SETTINGS` | the file these are set in, named when `DUMP_COMMAND` is missing; set by the units | `/etc/default/dump-database` |
 //!
 //! | exit | meaning |
@@ -40,7 +40,6 @@
 //! | 78 | `DUMP_COMMAND` is not set; nothing written |
 //! | 130, 143 | stopped by SIGINT or SIGTERM, which is passed on to the command; the dump was discarded, or, when the signal came after it was published, old dumps were pruned first and the message says so |
 
-mod check;
 mod child;
 mod compress;
 mod config;

@@ -1,11 +1,12 @@
-//! The memory this process may use, as the kernel's cgroup v2 limits it:
-//! the smallest `memory.max` or `memory.high` of its own cgroup and every
-//! ancestor, which is where systemd writes a unit's and its slices'
-//! `MemoryMax=` and `MemoryHigh=`. `memory.high` counts as a limit too:
-//! above it the kernel throttles the cgroup and reclaims its pages, so a
-//! job that needs more crawls instead of failing. cgroup v1 (or a hybrid
-//! layout, whose memory controller is v1's) and anything unreadable mean no
-//! limit is known.
+//! The memory this process may use, as the kernel's cgroups limit it: the
+//! smallest limit of its own cgroup and every ancestor, which is where
+//! systemd writes a unit's and its slices' `MemoryMax=` and `MemoryHigh=`.
+//! On cgroup v2 those are `memory.max` and `memory.high`; `memory.high`
+//! counts as a limit too: above it the kernel throttles the cgroup and
+//! reclaims its pages, so a job that needs more crawls instead of failing.
+//! Where the memory controller is cgroup v1's (a legacy or hybrid layout),
+//! systemd writes `MemoryMax=` to `memory.limit_in_bytes` and has nowhere
+//! to put `MemoryHigh=`. Anything unreadable means no limit is known.
 
 use std::fs;
 use std::path::Path;
@@ -16,7 +17,7 @@ const ROOT: &str = "/sys/fs/cgroup";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemoryLimit {
     pub bytes: u64,
-    /// `memory.max` or `memory.high`.
+    /// `memory.max`, `memory.high` or `memory.limit_in_bytes`.
     pub file: &'static str,
     /// The cgroup's path below the root, `/system.slice/dump-database.service`.
     pub cgroup: String,
@@ -46,13 +47,20 @@ impl MemoryLimit {
 /// None when there is none or it cannot be read.
 pub fn memory_limit() -> Option<MemoryLimit> {
     let root = Path::new(ROOT);
-    // Only a unified hierarchy mounted at the root has its controllers there.
-    if !root.join("cgroup.controllers").exists() {
-        return None;
-    }
     let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-    smallest(root, unified_path(&own)?)
+    // Only a unified hierarchy mounted at the root has its controllers there.
+    if root.join("cgroup.controllers").exists() {
+        smallest(root, unified_path(&own)?, &UNIFIED)
+    } else {
+        smallest(&root.join("memory"), legacy_path(&own)?, &LEGACY)
+    }
 }
+
+/// The files that hold a limit on cgroup v2.
+const UNIFIED: [&str; 2] = ["memory.max", "memory.high"];
+
+/// The file that holds a limit in cgroup v1's memory hierarchy.
+const LEGACY: [&str; 1] = ["memory.limit_in_bytes"];
 
 /// The path of the unified hierarchy's line (`0::PATH`) of
 /// `/proc/self/cgroup`.
@@ -63,14 +71,36 @@ fn unified_path(cgroup: &str) -> Option<&str> {
         .filter(|path| path.starts_with('/'))
 }
 
-/// The smallest limit on `path` and its ancestors below `root`.
-fn smallest(root: &Path, path: &str) -> Option<MemoryLimit> {
+/// The path of the memory controller's line (`4:memory:PATH`) of
+/// `/proc/self/cgroup` on cgroup v1.
+fn legacy_path(cgroup: &str) -> Option<&str> {
+    cgroup
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let _id = fields.next()?;
+            let controllers = fields.next()?;
+            let path = fields.next()?;
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then_some(path)
+        })
+        .filter(|path| path.starts_with('/'))
+}
+
+/// cgroup v1 shows "no limit" as the largest multiple of the page size
+/// its counters hold, about 2^63; no real limit comes near 2^62 bytes.
+const UNLIMITED: u64 = 1 << 62;
+
+/// The smallest limit in `files` on `path` and its ancestors below `root`.
+fn smallest(root: &Path, path: &str, files: &[&'static str]) -> Option<MemoryLimit> {
     let mut cgroup = path.trim_end_matches('/');
     let mut found: Option<MemoryLimit> = None;
     loop {
         let dir = root.join(cgroup.trim_start_matches('/'));
-        for file in ["memory.max", "memory.high"] {
-            let Some(bytes) = read_limit(&dir.join(file)) else {
+        for &file in files {
+            let Some(bytes) = read_limit(&dir.join(file)).filter(|&b| b < UNLIMITED) else {
                 continue;
             };
             if found.as_ref().is_none_or(|f| bytes < f.bytes) {
@@ -109,6 +139,47 @@ mod tests {
         assert_eq!(unified_path("4:memory:/a\n"), None);
     }
 
+    #[test]
+    fn the_memory_line_of_proc_self_cgroup_on_cgroup_v1() {
+        let hybrid = "9:name=systemd:/system.slice/x.service\n4:memory:/system.slice/x.service\n\
+                      0::/system.slice/x.service\n";
+        assert_eq!(legacy_path(hybrid), Some("/system.slice/x.service"));
+        assert_eq!(legacy_path("3:cpu,memory:/a\n"), Some("/a"));
+        assert_eq!(legacy_path("3:memory_x:/a\n0::/\n"), None);
+    }
+
+    #[test]
+    fn cgroup_v1_limits_and_its_unlimited_value() {
+        let root = tree(
+            "legacy",
+            &[
+                ("memory.limit_in_bytes", "9223372036854771712"),
+                (
+                    "timerapps.slice/memory.limit_in_bytes",
+                    "9223372036854771712",
+                ),
+                (
+                    "timerapps.slice/dump-database.service/memory.limit_in_bytes",
+                    "2147483648",
+                ),
+                // Read only on cgroup v2.
+                ("timerapps.slice/dump-database.service/memory.high", "1"),
+            ],
+        );
+        let limit = smallest(&root, "/timerapps.slice/dump-database.service", &LEGACY).unwrap();
+        assert_eq!(
+            (limit.bytes, limit.file),
+            (2 << 30, "memory.limit_in_bytes")
+        );
+        assert_eq!(limit.unit(), Some("dump-database.service"));
+        assert_eq!(limit.setting(), "MemoryMax=");
+        assert_eq!(
+            smallest(&root, "/timerapps.slice/other.service", &LEGACY),
+            None
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
     /// A directory laid out as cgroupfs lays out these files.
     fn tree(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
         let root =
@@ -139,7 +210,7 @@ mod tests {
                 ),
             ],
         );
-        let limit = smallest(&root, "/timerapps.slice/dump-database.service").unwrap();
+        let limit = smallest(&root, "/timerapps.slice/dump-database.service", &UNIFIED).unwrap();
         assert_eq!(
             limit,
             MemoryLimit {
@@ -151,7 +222,7 @@ mod tests {
         assert_eq!(limit.unit(), Some("dump-database.service"));
         assert_eq!(limit.setting(), "MemoryHigh=");
         // A slice's limit binds when it is the smaller.
-        let limit = smallest(&root, "/timerapps.slice/other.service").unwrap();
+        let limit = smallest(&root, "/timerapps.slice/other.service", &UNIFIED).unwrap();
         assert_eq!((limit.bytes, limit.file), (4 << 30, "memory.high"));
         assert_eq!(limit.unit(), Some("timerapps.slice"));
         fs::remove_dir_all(&root).unwrap();
@@ -163,8 +234,8 @@ mod tests {
             "none",
             &[("a/memory.max", "max"), ("a/b/memory.high", "max")],
         );
-        assert_eq!(smallest(&root, "/a/b"), None);
-        assert_eq!(smallest(&root, "/"), None);
+        assert_eq!(smallest(&root, "/a/b", &UNIFIED), None);
+        assert_eq!(smallest(&root, "/", &UNIFIED), None);
         fs::remove_dir_all(&root).unwrap();
         let limit = MemoryLimit {
             bytes: 1,

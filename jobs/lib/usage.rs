@@ -1,8 +1,9 @@
 //! Each program's environment variables and exit statuses, stated once.
 //! `--help` is written from these tables; the `//!` docs of each
-//! `jobs/NAME/main.rs` and the README hold them as [`markdown`] renders
-//! them, and the man pages and settings files name the same variables and
-//! statuses (`tests/it/docs.rs` checks all of these).
+//! `jobs/NAME/main.rs` and the program's page in `docs/` hold them as
+//! [`markdown`] renders them, and the man pages and settings files name
+//! the same variables and statuses (`tests/it/docs.rs` checks all of
+//! these).
 
 /// An environment variable a program reads.
 pub struct Variable {
@@ -156,9 +157,10 @@ pub const DUMP: Usage = Usage {
         Variable {
             name: "DUMP_MEMORY_MAX",
             meaning: "the memory the job may use, as `MemoryMax=` takes it (`2G`, `1536M`), \
-                      for where its cgroup sets none or more (cgroup v1, a run by hand): \
-                      compression may take half of the smaller of this and the cgroup's \
-                      `memory.high` or `memory.max`, and settings that need more exit 2",
+                      for where its cgroup sets none or more (a run by hand, cgroup v1, \
+                      which has no `MemoryHigh=`): compression may take half of the smaller \
+                      of this and the cgroup's `memory.high` or `memory.max` (cgroup v1: \
+                      `memory.limit_in_bytes`), and settings that need more exit 2",
             default: "none: the cgroup's limit alone",
         },
         Variable {
@@ -264,7 +266,7 @@ pub const DRILL: Usage = Usage {
             default: "10 %, at least 1 GiB, at most a quarter of the file system",
         },
         Variable {
-            name: "DRILL_RESULT",
+            name: crate::manifest::DRILL.record_variable,
             meaning: "absolute path of the file the drill records its result in, for \
                       `timerapps status` and the metrics; set by the units; unset: not \
                       recorded",
@@ -390,7 +392,7 @@ pub const COPY: Usage = Usage {
             default: "unset",
         },
         Variable {
-            name: "COPY_RESULT",
+            name: crate::manifest::COPY.record_variable,
             meaning: "absolute path of the file the copy records its result in, for \
                       `timerapps status` and the metrics; set by the units; unset: not \
                       recorded",
@@ -550,7 +552,7 @@ pub fn variables_markdown(variables: &[Variable]) -> String {
     out
 }
 
-/// The two Markdown tables, as the `//!` docs and the README hold them.
+/// The two Markdown tables, as the `//!` docs and the pages of `docs/` hold them.
 pub fn markdown(usage: &Usage) -> String {
     let mut out = variables_markdown(usage.variables);
     out.push_str("\n| exit | meaning |\n|---|---|\n");

@@ -3,7 +3,7 @@
 //! and what to do about a dump whose manifest cannot be trusted.
 
 use crate::jobs::{Job, Settings};
-use crate::systemd::{Scope, Systemd};
+use crate::systemd::{self, Scope};
 use chrono::Utc;
 use jobkit::dumpfile::{Location, Stamp};
 use jobkit::retention::{self, Planned};
@@ -12,7 +12,7 @@ use std::io;
 
 /// Where `job` keeps its dumps and which it keeps, from its settings.
 pub fn location(job: &Job, scope: Scope, command: &str) -> Result<Location> {
-    let sd = Systemd::connect(scope)?;
+    let sd = systemd::connect(scope)?;
     let settings = Settings::of(&sd, job)?;
     if !settings.keeps_dumps {
         return Err(Error::new(

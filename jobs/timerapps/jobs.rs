@@ -3,10 +3,10 @@
 //! are found from systemd and from the directory its units read their
 //! settings from.
 
-use crate::systemd::{Scope, ServiceProxy, Systemd, TimerProxy, UnitProxy};
+use crate::systemd::{self, or_default, read, Bus, Scope};
 use jobkit::config::Source;
 use jobkit::dumpfile::{self, NAME_RULE};
-use jobkit::manifest::{self, Program, Shape, Variant};
+use jobkit::manifest::{self, Companion, Program, Shape, Variant, COMPANIONS};
 use jobkit::{Error, Exit, Result};
 use std::fs;
 use std::io;
@@ -40,10 +40,10 @@ impl Job {
         self.name.split('@').next().unwrap_or_default()
     }
 
-    /// The service of its `companion` (the restore drill or the off-host
+    /// The service of its `companion` (the restore drill, the off-host
     /// copy), for a job that keeps dumps: `dump-database-drill@NAME.service`.
-    pub fn companion_service(&self, companion: Companion) -> Option<String> {
-        let base = companion.base(manifest::Job::named(self.program())?)?;
+    pub fn companion_service(&self, companion: &Companion) -> Option<String> {
+        let base = manifest::Job::named(self.program())?.companion(companion)?;
         Some(match self.instance() {
             Some(instance) => format!("{base}@{instance}.service"),
             None => format!("{base}.service"),
@@ -51,7 +51,7 @@ impl Job {
     }
 
     /// The timer of its `companion`.
-    pub fn companion_timer(&self, companion: Companion) -> Option<String> {
+    pub fn companion_timer(&self, companion: &Companion) -> Option<String> {
         let service = self.companion_service(companion)?;
         Some(format!("{}.timer", service.strip_suffix(".service")?))
     }
@@ -59,17 +59,17 @@ impl Job {
     /// The job whose companion `unit` is, and which companion:
     /// `dump-database@NAME` and the drill for
     /// `dump-database-drill@NAME.service`.
-    pub fn of_companion(unit: &str) -> Option<(Job, Companion)> {
+    pub fn of_companion(unit: &str) -> Option<(Job, &'static Companion)> {
         let base = unit.strip_suffix(".service").unwrap_or(unit);
         let (companion_base, instance) = match base.split_once('@') {
             Some((b, instance)) => (b, Some(instance)),
             None => (base, None),
         };
         let (job, companion) = manifest::JOBS.iter().find_map(|j| {
-            Companion::ALL
-                .into_iter()
-                .find(|c| c.base(j).as_deref() == Some(companion_base))
-                .map(|c| (j, c))
+            COMPANIONS
+                .iter()
+                .find(|c| j.companion(c).as_deref() == Some(companion_base))
+                .map(|&c| (j, c))
         })?;
         if instance.is_some_and(|i| !valid_instance(i)) {
             return None;
@@ -138,7 +138,7 @@ impl Job {
                 ),
             )),
             Err(Unknown::NoSuchJob) => {
-                let listed = Systemd::connect(scope).and_then(|sd| all(&sd));
+                let listed = systemd::connect(scope).and_then(|sd| all(&sd));
                 let mut known: Vec<String> = match listed {
                     Ok(jobs) => jobs.into_iter().map(|j| j.name).collect(),
                     Err(_) => plain(scope).into_iter().map(|j| j.name).collect(),
@@ -149,28 +149,6 @@ impl Job {
                     format!("unknown job {arg:?}; the jobs are: {}", known.join(", ")),
                 ))
             }
-        }
-    }
-}
-
-/// A unit that works on a dump job's dumps beside it, with units of its
-/// own named after the job's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Companion {
-    /// The restore drill.
-    Drill,
-    /// The off-host copy.
-    Copy,
-}
-
-impl Companion {
-    pub const ALL: [Companion; 2] = [Companion::Drill, Companion::Copy];
-
-    /// Its program and the base name of its units for `job`.
-    fn base(self, job: &manifest::Job) -> Option<String> {
-        match self {
-            Companion::Drill => job.drill(),
-            Companion::Copy => job.copy(),
         }
     }
 }
@@ -203,7 +181,7 @@ fn templates(scope: Scope) -> impl Iterator<Item = String> {
 
 /// Every job: the plain ones, then each template's instances that have a
 /// settings file, or whose timer is enabled or running.
-pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
+pub fn all(sd: &dyn Bus) -> Result<Vec<Job>> {
     let scope = sd.scope();
     let mut jobs = plain(scope);
     for template in templates(scope) {
@@ -211,12 +189,7 @@ pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
             .into_iter()
             .map(|i| format!("{template}{i}"))
             .collect();
-        let pattern = format!("{template}*.timer");
-        let loaded = sd
-            .manager()?
-            .list_units_by_patterns(&[], &[&pattern])
-            .map_err(crate::systemd::failed("cannot list the instances"))?;
-        for unit in loaded {
+        for unit in sd.loaded(&format!("{template}*.timer"))? {
             let Some(job) = unit
                 .name
                 .strip_suffix(".timer")
@@ -224,9 +197,8 @@ pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
             else {
                 continue;
             };
-            let timer: UnitProxy = sd.unit(&unit.name)?;
-            let enabled = timer.unit_file_state().unwrap_or_default() == "enabled";
-            if enabled || unit.active_state == "active" {
+            let enabled = or_default(sd.unit(&unit.name))?.file == "enabled";
+            if enabled || unit.active == "active" {
                 names.push(job.name);
             }
         }
@@ -238,9 +210,8 @@ pub fn all(sd: &Systemd) -> Result<Vec<Job>> {
 }
 
 /// The instances of `template` that have a settings file.
-fn configured(sd: &Systemd, template: &str) -> Result<Vec<String>> {
-    let probe: ServiceProxy = sd.unit(&format!("{template}{PROBE}.service"))?;
-    let files = probe.environment_files().unwrap_or_default();
+fn configured(sd: &dyn Bus, template: &str) -> Result<Vec<String>> {
+    let files = or_default(sd.setup(&format!("{template}{PROBE}.service")))?.environment_files;
     let mut instances = Vec::new();
     for (file, _) in files {
         let Some((dir, pattern)) = file.rsplit_once('/') else {
@@ -288,27 +259,26 @@ impl Source for Settings {
 }
 
 impl Settings {
-    pub fn of(sd: &Systemd, job: &Job) -> Result<Settings> {
+    pub fn of(sd: &dyn Bus, job: &Job) -> Result<Settings> {
         let unit = job.service();
-        let service: ServiceProxy = sd.unit(&unit)?;
-        let read = crate::systemd::failed(&format!("cannot read the settings of {unit}"));
-        let program = service.exec_start().map_err(&read)?;
-        let keeps_dumps = program.first().is_some_and(|c| {
-            let program = Path::new(&c.path).file_name().and_then(|n| n.to_str());
+        let setup = sd
+            .setup(&unit)
+            .map_err(read(&format!("cannot read the settings of {unit}")))?;
+        let keeps_dumps = setup.programs.first().is_some_and(|path| {
+            let program = Path::new(path).file_name().and_then(|n| n.to_str());
             program
                 .and_then(manifest::Job::named)
                 .is_some_and(|j| j.program == Program::Dump)
         });
-        let mut vars: Vec<(String, String)> = service
-            .environment()
-            .map_err(&read)?
+        let mut vars: Vec<(String, String)> = setup
+            .environment
             .iter()
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let mut files = Vec::new();
         let mut unreadable = Vec::new();
-        for (file, optional) in service.environment_files().map_err(&read)? {
+        for (file, optional) in setup.environment_files {
             let path = PathBuf::from(&file);
             match fs::read_to_string(&path) {
                 Ok(text) => {
@@ -385,12 +355,6 @@ fn unquote(value: &str) -> String {
     out
 }
 
-/// The timer's state, for `status`.
-pub fn timer<'a>(sd: &'a Systemd, job: &Job) -> Result<(UnitProxy<'a>, TimerProxy<'a>)> {
-    let unit = job.timer();
-    Ok((sd.unit(&unit)?, sd.unit(&unit)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +426,48 @@ mod tests {
             Job::parse("dump-database", Scope::User),
             Err(Unknown::NoSuchJob)
         );
+    }
+
+    #[test]
+    fn instances_are_those_with_a_settings_file_or_an_enabled_or_running_timer() {
+        use crate::systemd::fake::{scratch, Fake};
+        use crate::systemd::{Loaded, Setup};
+        let dir = scratch("jobs-instances");
+        for file in ["sales.env", "a b.env", "notes.txt"] {
+            fs::write(dir.join(file), "").unwrap();
+        }
+        let mut fake = Fake::new(Scope::User)
+            .unit("dump-database@hr.timer", "inactive", "enabled")
+            .unit("dump-database@ops.timer", "active", "disabled")
+            .unit("dump-database@old.timer", "inactive", "disabled");
+        fake.setups.insert(
+            format!("dump-database@{PROBE}.service"),
+            Setup {
+                environment_files: vec![(format!("{}/{PROBE}.env", dir.display()), true)],
+                ..Setup::default()
+            },
+        );
+        fake.loaded = ["hr", "ops", "old"]
+            .iter()
+            .map(|i| Loaded {
+                name: format!("dump-database@{i}.timer"),
+                active: fake.units.borrow()[&format!("dump-database@{i}.timer")]
+                    .active
+                    .clone(),
+            })
+            .collect();
+        let names: Vec<String> = all(&fake).unwrap().into_iter().map(|j| j.name).collect();
+        assert_eq!(
+            names,
+            [
+                "myapp",
+                "otherapp",
+                "dump-database@hr",
+                "dump-database@ops",
+                "dump-database@sales"
+            ]
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

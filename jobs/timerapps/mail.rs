@@ -14,10 +14,10 @@
 //! escaped, its headers too.
 
 use crate::format::escape;
-use crate::journal::{self, Line, Run};
 use crate::monitoring::Monitoring;
 use crate::smtp::{self, Envelope, Server};
-use crate::systemd::{Scope, ServiceProxy, Systemd, UnitProxy};
+use crate::systemd::journal::{self, Line, Run};
+use crate::systemd::{self, Bus, Scope};
 use jobkit::manifest::{MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE, MAIL_USER_NAME};
 use jobkit::{outln, Error, Exit, Result};
 use std::io::{Read, Write};
@@ -214,11 +214,10 @@ fn journal(f: &Failure, scope: Scope) -> (Vec<Line>, bool) {
     // The failed unit stays loaded while its mail runs: systemd tells its
     // main process and whether it wrote its last line, as long as no later
     // run replaced this one.
-    let described = Systemd::connect(scope).ok().and_then(|sd| {
-        let state: UnitProxy = sd.unit(&f.unit).ok()?;
-        let service: ServiceProxy = sd.unit(&f.unit).ok()?;
-        Run::of(&state, &service, program).ok()
-    });
+    let described = systemd::connect(scope)
+        .ok()
+        .and_then(|sd| sd.last_run(&f.unit).ok())
+        .map(|last| Run::of(&last, program));
     let run = described
         .filter(|r| r.invocation == f.invocation)
         .unwrap_or_else(|| Run {

@@ -17,7 +17,7 @@
 
 use crate::dumps;
 use crate::jobs::{parse_env_file, Job, Settings};
-use crate::systemd::{Scope, Systemd};
+use crate::systemd::{self, Scope};
 use jobkit::config::{self, Environment};
 use jobkit::dumpfile::manifest::{Hashing, Manifest};
 use jobkit::dumpfile::{read, Stamp};
@@ -159,7 +159,7 @@ fn from_repository(
         ));
     }
     let location = dumps::location(job, scope, "restore")?;
-    let settings = Settings::of(&Systemd::connect(scope)?, job)?;
+    let settings = Settings::of(&systemd::connect(scope)?, job)?;
     let Some(url) = jobkit::config::non_empty(&settings, "COPY_REPOSITORY")? else {
         return Err(Error::new(
             Exit::NotConfigured,

@@ -1,10 +1,10 @@
 //! `schedule`: a job's timer on a calendar expression, through a drop-in
 //! that replaces the packaged interval, or back to the packaged schedule.
 
-use crate::calendar::{self, Evaluated, Refused};
 use crate::format::schedule_words;
 use crate::jobs::Job;
-use crate::systemd::{failed, Scope, Systemd, TimerProxy, UnitProxy, Verb};
+use crate::systemd::calendar::{self, Evaluated, Refused};
+use crate::systemd::{self, or_default, read, Bus, Scope, TimerState, Verb};
 use jobkit::manifest::{SCHEDULE_DROP_IN as DROP_IN, SCHEDULE_MARK as MARK};
 use jobkit::{atomic, errln, outln, Error, Exit, Result};
 use std::fs;
@@ -13,26 +13,33 @@ use std::path::Path;
 /// Sets `calendar` (checked by [`parse`]), or the packaged schedule for
 /// `None`.
 pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> {
-    let sd = Systemd::connect(scope)?;
-    let timer = job.timer();
+    let sd = systemd::connect(scope)?;
     // Where the admin's (or the user's) drop-ins go; `systemctl edit` too.
-    let dir = scope.config_dir()?.join(format!("{timer}.d"));
+    let dir = scope.config_dir()?;
+    set(&sd, job, calendar, &dir)
+}
+
+/// [`run`] on `sd`, whose drop-ins are read from `config_dir`.
+fn set(sd: &dyn Bus, job: &Job, calendar: Option<Calendar>, config_dir: &Path) -> Result<bool> {
+    let scope = sd.scope();
+    let timer = job.timer();
+    let dir = config_dir.join(format!("{timer}.d"));
     match &calendar {
         Some(cal) => write(&dir, &cal.normalized)?,
         None => remove(&dir)?,
     }
-    sd.manager()?
-        .reload()
-        .map_err(failed("cannot reload systemd"))?;
-    let state: UnitProxy = sd.unit(&timer)?;
-    if state.active_state().unwrap_or_default() == "active" {
+    sd.reload()?;
+    if or_default(sd.unit(&timer))?.active == "active" {
         sd.job(Verb::Restart, &timer)?;
     }
     // What systemd uses now, read back: another drop-in may win.
-    let t: TimerProxy = sd.unit(&timer)?;
-    let read = failed(&format!("cannot read the schedule of {timer}"));
-    let (calendar_now, monotonic_now) = t.schedule().map_err(&read)?;
-    let drop_ins = state.drop_in_paths().map_err(&read)?;
+    let read = read(&format!("cannot read the schedule of {timer}"));
+    let TimerState {
+        calendar: calendar_now,
+        monotonic: monotonic_now,
+        ..
+    } = sd.timer(&timer).map_err(&read)?;
+    let drop_ins = sd.drop_ins(&timer).map_err(&read)?;
     let ours = drop_ins
         .iter()
         .position(|p| p.ends_with(&format!("/{DROP_IN}")));
@@ -175,4 +182,112 @@ fn remove(dir: &Path) -> Result<()> {
         let _ = fs::remove_dir(dir);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systemd::fake::{scratch, Fake};
+
+    const DAILY: &str = "*-*-* 02:30:00";
+
+    /// A fake whose myapp timer is `active`, and reads back `calendar` from
+    /// the drop-ins in `dir`.
+    fn myapp(active: &str, dir: &Path, calendar: &[&str], drop_ins: &[&str]) -> Fake {
+        let mut fake = Fake::new(Scope::System).unit("myapp.timer", active, "enabled");
+        fake.timers.insert(
+            "myapp.timer".into(),
+            TimerState {
+                calendar: calendar.iter().map(|c| c.to_string()).collect(),
+                ..TimerState::default()
+            },
+        );
+        fake.drop_ins.insert(
+            "myapp.timer".into(),
+            drop_ins
+                .iter()
+                .map(|d| dir.join("myapp.timer.d").join(d).display().to_string())
+                .collect(),
+        );
+        fake
+    }
+
+    fn daily() -> Option<Calendar> {
+        Some(Calendar {
+            normalized: DAILY.to_owned(),
+        })
+    }
+
+    fn job() -> Job {
+        Job::parse("myapp", Scope::System).unwrap()
+    }
+
+    #[test]
+    fn a_calendar_is_written_as_a_drop_in_and_the_active_timer_restarted() {
+        let dir = scratch("schedule-set");
+        let fake = myapp("active", &dir, &[DAILY], &[DROP_IN]);
+        assert!(set(&fake, &job(), daily(), &dir).unwrap());
+        let written = fs::read_to_string(dir.join("myapp.timer.d").join(DROP_IN)).unwrap();
+        assert_eq!(
+            written,
+            format!(
+                "{MARK}; \"timerapps schedule JOB --default\" removes it.\n\
+                 [Timer]\n\
+                 # An empty value drops the packaged interval; then the calendar alone.\n\
+                 OnCalendar=\n\
+                 OnCalendar={DAILY}\n\
+                 # On the marks given, and a run missed while the machine was off soon after boot.\n\
+                 RandomizedDelaySec=0\n\
+                 AccuracySec=1s\n\
+                 Persistent=true\n"
+            )
+        );
+        assert_eq!(fake.asked(), ["reload", "restart myapp.timer"]);
+
+        // A stopped timer stays stopped.
+        let stopped = myapp("inactive", &dir, &[DAILY], &[DROP_IN]);
+        assert!(set(&stopped, &job(), daily(), &dir).unwrap());
+        assert_eq!(stopped.asked(), ["reload"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_later_drop_in_that_sets_the_schedule_overrides_it() {
+        let dir = scratch("schedule-overridden");
+        let theirs = dir.join("myapp.timer.d/zz-admin.conf");
+        fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+        fs::write(&theirs, "[Timer]\nOnCalendar=\nOnCalendar=hourly\n").unwrap();
+        let fake = myapp(
+            "active",
+            &dir,
+            &["*-*-* *:00:00"],
+            &[DROP_IN, "zz-admin.conf"],
+        );
+        assert!(!set(&fake, &job(), daily(), &dir).unwrap());
+        // The packaged schedule is not in effect either while it is there.
+        let fake = myapp(
+            "active",
+            &dir,
+            &["*-*-* *:00:00"],
+            &[DROP_IN, "zz-admin.conf"],
+        );
+        assert!(!set(&fake, &job(), None, &dir).unwrap());
+        // One that sets something else does not.
+        fs::write(&theirs, "[Timer]\nAccuracySec=1min\n").unwrap();
+        let fake = myapp("active", &dir, &[], &["zz-admin.conf"]);
+        assert!(set(&fake, &job(), None, &dir).unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_packaged_schedule_removes_the_drop_in_and_its_directory() {
+        let dir = scratch("schedule-default");
+        let fake = myapp("active", &dir, &[DAILY], &[DROP_IN]);
+        assert!(set(&fake, &job(), daily(), &dir).unwrap());
+        let fake = myapp("active", &dir, &[], &[]);
+        assert!(set(&fake, &job(), None, &dir).unwrap());
+        assert!(!dir.join("myapp.timer.d").exists());
+        assert_eq!(fake.asked(), ["reload", "restart myapp.timer"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,7 +1,9 @@
 //! The variable and exit-status tables of `jobkit::usage` are the ones the
-//! `//!` docs and the README show, and the man pages and settings files
-//! name the same variables and statuses. `UPDATE_DOCS=1 cargo test docs`
-//! writes the tables into the `//!` docs and the README.
+//! `//!` docs and the pages of `docs/` show, and the man pages and settings
+//! files name the same variables and statuses; every relative link of the
+//! README and `docs/` leads somewhere, and every path the architecture map
+//! names exists. `UPDATE_DOCS=1 cargo test docs` writes the tables into the
+//! `//!` docs and the pages.
 
 use jobkit::budget;
 use jobkit::usage::{self, Usage};
@@ -70,7 +72,7 @@ fn check_tables(file: &str, prefix: &str, nth: usize, usage: &Usage) -> Option<S
 }
 
 #[test]
-fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
+fn the_docs_show_the_tables_of_jobkit_usage() {
     let checks = [
         ("jobs/myapp/main.rs", "//! ", 0, "myapp"),
         ("jobs/otherapp/main.rs", "//! ", 0, "otherapp"),
@@ -88,11 +90,11 @@ fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
             0,
             "dump-database-copy",
         ),
-        ("README.md", "", 0, "myapp"),
-        ("README.md", "", 1, "dump-database"),
-        ("README.md", "", 2, "timerapps"),
-        ("README.md", "", 4, "dump-database-drill"),
-        ("README.md", "", 5, "dump-database-copy"),
+        ("docs/myapp.md", "", 0, "myapp"),
+        ("docs/dump-database.md", "", 0, "dump-database"),
+        ("docs/timerapps.md", "", 0, "timerapps"),
+        ("docs/drill.md", "", 0, "dump-database-drill"),
+        ("docs/copy.md", "", 0, "dump-database-copy"),
     ];
     let wrong: Vec<String> = checks
         .iter()
@@ -103,42 +105,38 @@ fn the_docs_and_the_readme_show_the_tables_of_jobkit_usage() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
-/// README's "Monitoring" shows the monitoring settings as jobkit states them.
+/// docs/monitoring.md shows the monitoring settings as jobkit states them.
 #[test]
-fn the_readme_shows_the_monitoring_settings() {
-    let readme = fs::read_to_string(source("README.md")).unwrap();
+fn the_monitoring_page_shows_the_monitoring_settings() {
+    let page = fs::read_to_string(source("docs/monitoring.md")).unwrap();
     let table = usage::variables_markdown(usage::MONITORING);
     assert!(
-        readme.contains(&format!("/etc/default/timerapps`:\n\n{table}")),
-        "README.md's Monitoring table differs from jobkit::usage::MONITORING:\n{table}"
+        page.contains(&format!("/etc/default/timerapps`:\n\n{table}")),
+        "docs/monitoring.md's table differs from jobkit::usage::MONITORING:\n{table}"
     );
 }
 
-/// README's "On a production host" shows every value of jobkit::budget and
-/// its reason; `UPDATE_DOCS=1` writes the table.
+/// docs/production.md shows every value of jobkit::budget and its reason;
+/// `UPDATE_DOCS=1` writes the table.
 #[test]
-fn the_readme_shows_what_each_job_may_take() {
-    let path = source("README.md");
-    let readme = fs::read_to_string(&path).unwrap();
+fn the_production_page_shows_what_each_job_may_take() {
+    let path = source("docs/production.md");
+    let page = fs::read_to_string(&path).unwrap();
     let table = budget::markdown();
     let header = table.lines().next().unwrap();
-    let start = readme.find(&format!("\n{header}\n")).expect("the table") + 1;
-    let end = readme[start..]
+    let start = page.find(&format!("\n{header}\n")).expect("the table") + 1;
+    let end = page[start..]
         .find("\n\n")
-        .map_or(readme.len(), |e| start + e + 1);
-    if readme[start..end] == table {
+        .map_or(page.len(), |e| start + e + 1);
+    if page[start..end] == table {
         return;
     }
     if std::env::var_os("UPDATE_DOCS").is_some() {
-        fs::write(
-            &path,
-            format!("{}{table}{}", &readme[..start], &readme[end..]),
-        )
-        .unwrap();
+        fs::write(&path, format!("{}{table}{}", &page[..start], &page[end..])).unwrap();
         return;
     }
     panic!(
-        "README.md's table under \"On a production host\" differs from jobkit::budget; \
+        "docs/production.md's table differs from jobkit::budget; \
          run UPDATE_DOCS=1 cargo test docs\n{table}"
     );
 }
@@ -231,4 +229,145 @@ fn the_settings_files_document_every_variable() {
             );
         }
     }
+}
+
+/// The README and every page of `docs/`, as paths from the source's root.
+fn pages() -> Vec<String> {
+    let mut pages: Vec<String> = fs::read_dir(source("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    pages.sort();
+    pages.insert(0, "README.md".to_owned());
+    pages
+}
+
+/// The lines of a Markdown text outside its fenced code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|l| {
+            if l.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+/// The anchors GitHub gives the headings of a Markdown text: lower case,
+/// spaces as hyphens, other punctuation dropped, repeats numbered.
+fn anchors(text: &str) -> Vec<String> {
+    let mut anchors: Vec<String> = Vec::new();
+    for line in prose(text) {
+        let heading = line.trim_start_matches('#');
+        if heading.len() == line.len() || !heading.starts_with(' ') {
+            continue;
+        }
+        let slug: String = heading
+            .trim()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .flat_map(char::to_lowercase)
+            .collect();
+        let repeats = anchors
+            .iter()
+            .filter(|a| **a == slug || a.strip_prefix(&slug).is_some_and(|r| r.starts_with('-')))
+            .count();
+        anchors.push(match repeats {
+            0 => slug,
+            n => format!("{slug}-{n}"),
+        });
+    }
+    anchors
+}
+
+/// The targets of the inline links `[text](target)` of a Markdown text.
+fn links(text: &str) -> Vec<String> {
+    prose(text)
+        .iter()
+        .flat_map(|line| line.split("](").skip(1))
+        .filter_map(|rest| rest.split_once(')').map(|(target, _)| target.to_owned()))
+        .collect()
+}
+
+#[test]
+fn every_relative_link_of_the_docs_leads_to_a_file_and_heading_that_exist() {
+    let mut wrong = Vec::new();
+    for page in pages() {
+        let text = fs::read_to_string(source(&page)).unwrap();
+        let dir = Path::new(&page).parent().unwrap();
+        for target in links(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let linked = if file.is_empty() {
+                source(&page)
+            } else {
+                source(dir.join(file).to_str().unwrap())
+            };
+            if !linked.exists() {
+                wrong.push(format!("{page}: {target}: no such file"));
+            } else if !anchor.is_empty()
+                && !anchors(&fs::read_to_string(&linked).unwrap()).contains(&anchor.to_owned())
+            {
+                wrong.push(format!("{page}: {target}: no such heading"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Whether `path`, relative to `dir`, names something that exists: a
+/// segment in capitals (`NAME`) or with `*` stands for any entry.
+fn exists(dir: &Path, path: &str) -> bool {
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    if first.is_empty() {
+        return dir.exists();
+    }
+    let wild = first.contains('*') || first.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+    if !wild {
+        return exists_below(&dir.join(first), rest);
+    }
+    let (head, tail) = first.split_once('*').unwrap_or(("", ""));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.map(|e| e.unwrap()).any(|e| {
+        let name = e.file_name().into_string().unwrap();
+        name.starts_with(head) && name.ends_with(tail) && exists_below(&e.path(), rest)
+    })
+}
+
+fn exists_below(path: &Path, rest: &str) -> bool {
+    if rest.is_empty() {
+        path.exists()
+    } else {
+        path.is_dir() && exists(path, rest)
+    }
+}
+
+#[test]
+fn every_path_the_architecture_names_exists() {
+    let text = fs::read_to_string(source("docs/ARCHITECTURE.md")).unwrap();
+    let roots = ["jobs/", "packaging/", "systemd/", "tests/", "docs/", ".ci/"];
+    let named: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || "`()[],;:\"'".contains(c))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| roots.iter().any(|r| w.starts_with(r)) || *w == "Cargo.toml")
+        .collect();
+    assert!(named.len() > 20, "{named:?}");
+    let missing: Vec<&&str> = named.iter().filter(|p| !exists(&source(""), p)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/ARCHITECTURE.md names paths that do not exist: {missing:?}"
+    );
 }

@@ -633,7 +633,7 @@ fn memory_does_not_grow_with_the_dump() {
     }
 }
 
-/// MariaDB, as the README documents it: the password in an option file
+/// MariaDB, as docs/dump-database.md documents it: the password in an option file
 /// the job gets from the service's credentials directory, never on a
 /// command line.
 #[test]

@@ -17,12 +17,14 @@ mod config;
 mod container;
 /// Good dumps are copied off the host into restic, verified, kept by their own rules.
 mod copy;
-/// The tables of variables and exit statuses agree everywhere they are shown.
+/// The docs: jobkit's tables wherever they are shown, links that lead somewhere, a map of real paths.
 mod docs;
 /// Restore drills restore the newest good dump into a throwaway server and hold it to its manifest.
 mod drill;
 /// dump-database publishes, rotates and restores real dumps in every form.
 mod dump;
+/// A database family added in one file is reached by the dump, the check, the manifest and the drill.
+mod family;
 /// dump-database never loses a good dump to faults or operator mistakes.
 mod faults;
 /// Helper: a fresh directory per test, clean environments, timeouts.

@@ -2,13 +2,14 @@
 //! use: settings that need more than its limit allows exit 2 before
 //! anything is written, the same settings run once the limit is raised,
 //! and what the job says they need bounds the peak measured on a real dump.
+//! The limit is DUMP_MEMORY_MAX, or the kernel's own in a memory cgroup.
 
 use crate::dump::{dump_job, published};
-use crate::harness::{cmd, run, Sandbox};
+use crate::harness::{cmd, is_root, run, Sandbox};
 use crate::postgres::Postgres;
 use jobkit::human::binary;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The peak RSS of `c`'s process, in bytes, as GNU time reads it from
@@ -17,20 +18,22 @@ use std::process::Command;
 /// every other test running in it, holds tens of MiB.
 fn peak_of(c: &Command, out: &Path) -> u64 {
     let mut timed = cmd("/usr/bin/time");
-    timed
-        .args(["-q", "-f", "%M", "-o"])
-        .arg(out)
-        .arg("--")
-        .arg(c.get_program())
-        .args(c.get_args());
-    for (key, value) in c.get_envs() {
-        if let Some(value) = value {
-            timed.env(key, value);
-        }
-    }
-    run(&mut timed).ok();
+    timed.args(["-q", "-f", "%M", "-o"]).arg(out).arg("--");
+    run(&mut around(c, timed)).ok();
     let kib = fs::read_to_string(out).unwrap();
     kib.trim().parse::<u64>().unwrap() * 1024
+}
+
+/// `wrapper` running `c`: its program, arguments and environment follow
+/// the wrapper's own arguments.
+fn around(c: &Command, mut wrapper: Command) -> Command {
+    wrapper.arg(c.get_program()).args(c.get_args());
+    for (key, value) in c.get_envs() {
+        if let Some(value) = value {
+            wrapper.env(key, value);
+        }
+    }
+    wrapper
 }
 
 /// What the job says `settings` need, from the line refusing them under
@@ -94,6 +97,164 @@ fn settings_over_the_limit_exit_2_naming_both_and_run_once_it_is_raised() {
         zstd::decode_all(fs::File::open(&path).unwrap()).unwrap(),
         b"INSERT INTO t VALUES (1);\n"
     );
+}
+
+/// A memory cgroup of the kernel's for one test, named as systemd names a
+/// service's: under the root of cgroup v2 where the memory controller is
+/// there, else under this process's own cgroup in cgroup v1's memory
+/// hierarchy, where systemd writes `MemoryMax=` on such a host.
+struct MemoryCgroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl MemoryCgroup {
+    fn new() -> MemoryCgroup {
+        let root = Path::new("/sys/fs/cgroup");
+        let parent = format!("timerapps-it-{}-memory", std::process::id());
+        let v2 = fs::read_to_string(root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"));
+        let dir = if v2 {
+            fs::write(root.join("cgroup.subtree_control"), "+memory").unwrap();
+            fs::create_dir_all(root.join(&parent)).unwrap();
+            fs::write(root.join(&parent).join("cgroup.subtree_control"), "+memory").unwrap();
+            root.join(parent)
+        } else {
+            let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+            let path = own
+                .lines()
+                .find_map(|line| {
+                    let mut fields = line.splitn(3, ':');
+                    let (_, controllers) = (fields.next()?, fields.next()?);
+                    controllers
+                        .split(',')
+                        .any(|c| c == "memory")
+                        .then(|| fields.next())?
+                })
+                .unwrap_or_else(|| panic!("no memory controller in\n{own}"));
+            root.join("memory")
+                .join(path.trim_start_matches('/'))
+                .join(parent)
+        }
+        .join("dump-database.service");
+        fs::create_dir_all(&dir).unwrap();
+        MemoryCgroup { dir, v2 }
+    }
+
+    /// The file that holds the limit, as the job names it.
+    fn file(&self) -> &'static str {
+        if self.v2 {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        }
+    }
+
+    fn limit(&self, bytes: u64) {
+        fs::write(self.dir.join(self.file()), bytes.to_string()).unwrap();
+    }
+
+    fn read(&self, file: &str) -> String {
+        fs::read_to_string(self.dir.join(file)).unwrap()
+    }
+
+    /// The most the cgroup has held.
+    fn peak(&self) -> u64 {
+        let file = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        self.read(file).trim().parse().unwrap()
+    }
+
+    /// How often the cgroup met its limit: the kernel's count of charges
+    /// refused (v1) or of reclaims and OOM kills at the limit (v2).
+    fn hits(&self) -> u64 {
+        if !self.v2 {
+            return self.read("memory.failcnt").trim().parse().unwrap();
+        }
+        self.read("memory.events")
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(key, _)| ["max", "oom", "oom_kill"].contains(key))
+            .map(|(_, n)| n.parse::<u64>().unwrap())
+            .sum()
+    }
+
+    /// `c`, started in this cgroup.
+    fn command(&self, c: &Command) -> Command {
+        let mut w = cmd("sh");
+        w.arg("-ec")
+            .arg(format!(
+                "echo $$ > '{}/cgroup.procs'; exec \"$@\"",
+                self.dir.display()
+            ))
+            .arg("sh");
+        around(c, w)
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.dir);
+        let _ = fs::remove_dir(self.dir.parent().unwrap());
+    }
+}
+
+/// The same, with the kernel's limit: the job reads it from its cgroup,
+/// refuses under 1 GiB naming the setting and the unit, and with the limit
+/// raised to just over twice the need publishes while the cgroup never
+/// meets it.
+#[test]
+#[ignore = "needs root for cgroups: tests/run"]
+fn the_kernels_limit_binds_and_a_raised_one_holds_the_peak() {
+    assert!(is_root(), "run as root: tests/run");
+    let sb = Sandbox::new("memory-cgroup");
+    let dir = sb.mkdir("dumps");
+    let cgroup = MemoryCgroup::new();
+    let settings = [
+        ("DUMP_COMPRESS", "zstd"),
+        ("DUMP_ZSTD_LEVEL", "19"),
+        ("DUMP_THREADS", "64"),
+    ];
+    // 24 MiB of SQL: three of zstd's 8 MiB jobs at level 19.
+    let mut c = dump_job(
+        &dir,
+        "sh -c \"yes 'INSERT INTO t VALUES (1);' | head -n 1000000\"",
+    );
+    c.env("DUMP_CHECK", "off").envs(settings);
+    cgroup.limit(1 << 30);
+    let before = sb.tree();
+    let r = run(&mut cgroup.command(&c));
+    r.expect(2)
+        .stderr_has("dump-database: DUMP_ZSTD_LEVEL=19 with DUMP_THREADS=64 needs up to ")
+        .stderr_has(
+            "more than the 512 MiB it may take: half of the 1.00 GiB MemoryMax= of \
+             dump-database.service",
+        )
+        .stderr_has(
+            "raise its MemoryHigh= and MemoryMax= with `systemctl edit dump-database.service`",
+        );
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
+    assert_eq!(sb.tree(), before, "something was written\n{r}");
+
+    // Twice the need, which the refusal shows within 0.5 %.
+    let raised = (2.0 * 1.005 * need(&settings)) as u64 + (1 << 20);
+    cgroup.limit(raised);
+    let r = run(&mut cgroup.command(&c));
+    let (path, _) = published(&r);
+    let content = zstd::decode_all(fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(content.len(), 26_000_000);
+    let peak = cgroup.peak();
+    eprintln!(
+        "zstd 19 on 64 threads in a cgroup limited to {} ({}): peaked at {}",
+        binary(raised),
+        cgroup.file(),
+        binary(peak)
+    );
+    assert!(peak < raised, "{} of {}", binary(peak), binary(raised));
+    assert_eq!(cgroup.hits(), 0, "the job met its cgroup's limit\n{r}");
 }
 
 /// The settings measured: the dump, the form, its level, the threads and

@@ -8,9 +8,10 @@ mod metrics;
 mod model;
 mod table;
 
-use crate::jobs::{self, Companion, Job};
+use crate::jobs::{self, Job};
 use crate::monitoring::Monitoring;
-use crate::systemd::{Scope, Systemd};
+use crate::systemd::{self, Bus, Scope};
+use jobkit::manifest::COMPANIONS;
 use jobkit::{atomic, Error, Exit, Result};
 use model::{Row, State};
 use std::io::{IsTerminal, Write};
@@ -32,25 +33,14 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
         .iter()
         .map(|a| Job::resolve(a, scope))
         .collect::<Result<Vec<_>>>()?;
-    let sd = Systemd::connect(scope)?;
+    let sd = systemd::connect(scope)?;
     let jobs = if named.is_empty() {
         jobs::all(&sd)?
     } else {
         named
     };
     let now = gather::now_usec();
-    let rows: Vec<Row> = jobs
-        .iter()
-        .map(|job| match gather::facts(&sd, job, now) {
-            Ok(facts) => Row::new(
-                &facts,
-                health::problems(&facts, now),
-                health::unknowns(&facts),
-                now,
-            ),
-            Err(e) => Row::unknown(job, &e),
-        })
-        .collect();
+    let rows: Vec<Row> = jobs.iter().map(|job| row(&sd, job, now)).collect();
     let text = if json {
         let report = Report {
             version: 1,
@@ -84,6 +74,20 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
     })
 }
 
+/// The row of `job`: its facts judged, or unknown where they cannot be
+/// read.
+fn row(sd: &dyn Bus, job: &Job, now: u64) -> Row {
+    match gather::facts(sd, job, now) {
+        Ok(facts) => Row::new(
+            &facts,
+            health::problems(&facts, now),
+            health::unknowns(&facts),
+            now,
+        ),
+        Err(e) => Row::unknown(job, &e),
+    }
+}
+
 /// `write-metrics UNIT`, the hook systemd runs after every run of a system
 /// job (`ExecStopPost=`, with `$SERVICE_RESULT`, `$EXIT_CODE` and
 /// `$EXIT_STATUS`): the job's metrics, replaced atomically in METRICS_DIR
@@ -100,7 +104,7 @@ pub fn write_metrics(unit: &str) -> Result<()> {
         Some((job, _)) => job.clone(),
         None => Job::resolve(unit, Scope::System)?,
     };
-    let sd = Systemd::connect(Scope::System)?;
+    let sd = systemd::connect(Scope::System)?;
     let now = gather::now_usec();
     let mut facts = gather::facts(&sd, &job, now)?;
     if let Some((_, companion)) = companion {
@@ -111,16 +115,8 @@ pub fn write_metrics(unit: &str) -> Result<()> {
             now,
         );
         let failed = std::env::var("SERVICE_RESULT").is_ok_and(|r| !r.is_empty() && r != "success");
-        let (text, name) = match companion {
-            Companion::Drill => (
-                metrics::render_drill(&row, failed, now),
-                metrics::drill_file_name(job.name()),
-            ),
-            Companion::Copy => (
-                metrics::render_copy(&row, failed, now),
-                metrics::copy_file_name(job.name()),
-            ),
-        };
+        let text = metrics::render_companion(&row, companion, failed, now);
+        let name = metrics::companion_file_name(job.name(), companion);
         return write(&dir, &name, &text);
     }
     let name = metrics::file_name(job.name());
@@ -230,8 +226,9 @@ pub fn remove_metrics(job: Option<&Job>) -> Result<Vec<std::path::PathBuf>> {
         let ours = match job {
             Some(job) => {
                 name == metrics::file_name(job.name())
-                    || name == metrics::drill_file_name(job.name())
-                    || name == metrics::copy_file_name(job.name())
+                    || COMPANIONS
+                        .iter()
+                        .any(|c| name == metrics::companion_file_name(job.name(), c))
             }
             None => metrics::is_metrics_file(name),
         };

@@ -3,8 +3,8 @@
 //! line escaped ([`escape`]) so that what a job, a command or a database
 //! wrote cannot act on the terminal or the mail it is shown in.
 
+use super::{LastRun, Scope};
 use crate::format::{escape, escape_bytes, rfc3339};
-use crate::systemd::{Scope, ServiceProxy, UnitProxy};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -29,17 +29,15 @@ pub struct Run {
 }
 
 impl Run {
-    /// The last run of a service, as systemd reports it, whose program is
+    /// A service's `last` run, as systemd reports it, whose program is
     /// `program`.
-    pub fn of(state: &UnitProxy, service: &ServiceProxy, program: &str) -> zbus::Result<Run> {
-        let id = state.invocation_id()?;
-        let ended = (service.exec_main_code()?, service.exec_main_status()?);
-        Ok(Run {
-            invocation: id.iter().map(|b| format!("{b:02x}")).collect(),
-            pid: service.exec_main_pid()?,
-            started: service.exec_main_start_timestamp()?,
-            program: wrote_last_line(ended).then(|| program.to_owned()),
-        })
+    pub fn of(last: &LastRun, program: &str) -> Run {
+        Run {
+            invocation: last.invocation.clone(),
+            pid: last.pid,
+            started: last.started,
+            program: wrote_last_line((last.code, last.status)).then(|| program.to_owned()),
+        }
     }
 }
 
