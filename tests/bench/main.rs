@@ -5,7 +5,7 @@
 //!
 //! Run it with `tests/bench/run` (full) or `tests/bench/run --quick` (small
 //! sizes, few runs: what CI runs so that the benchmark keeps working); name
-//! parts (`logger`, `dump`, `drill`, `copy`) to run only those.
+//! parts (`logger`, `dump`, `drill`, `copy`, `production`) to run only those.
 
 #[allow(dead_code)] // shared with tests/it; the benchmark uses a part of it
 #[path = "../it/harness.rs"]
@@ -13,6 +13,7 @@ mod harness;
 #[allow(dead_code)]
 #[path = "../it/postgres.rs"]
 mod postgres;
+mod production;
 
 use harness::{bin, cmd, job, measure, run, Sample, Sandbox};
 use postgres::Postgres;
@@ -31,6 +32,12 @@ struct Plan {
     dump_runs: usize,
     /// pgbench scale factors: the small and the large dump.
     scales: [u32; 2],
+    /// Rounds of pgbench alone and beside each job.
+    production_rounds: usize,
+    /// Seconds of each pgbench run.
+    production_seconds: u32,
+    /// pgbench scale factor of the database it runs against and the jobs dump.
+    production_scale: u32,
 }
 
 impl Plan {
@@ -44,6 +51,9 @@ impl Plan {
                 python_runs: 5,
                 dump_runs: 1,
                 scales: [1, 3],
+                production_rounds: 1,
+                production_seconds: 3,
+                production_scale: 1,
             }
         } else {
             Plan {
@@ -52,6 +62,9 @@ impl Plan {
                 python_runs: 40,
                 dump_runs: 5,
                 scales: [3, 30],
+                production_rounds: 3,
+                production_seconds: 30,
+                production_scale: 30,
             }
         }
     }
@@ -298,6 +311,15 @@ fn compress_job(pg: &Postgres, dir: &Path, command: &str, compress: &str) -> Com
         .env("DUMP_COMPRESS", compress)
         .env("DUMP_COMMAND", command);
     c
+}
+
+/// A copy of the job `name` in `sb`, which the users the benchmark switches
+/// to can run wherever the build tree is (a checkout in `/root` or in a
+/// directory of mode 0700 is out of their reach).
+fn reachable_job(sb: &Sandbox, name: &str) -> PathBuf {
+    let copy = sb.path(name);
+    fs::copy(harness::bin(name), &copy).unwrap();
+    copy
 }
 
 fn newest_dump(dir: &Path) -> PathBuf {
@@ -683,7 +705,7 @@ fn drill(plan: &Plan) -> Vec<Row> {
         c
     };
     let before = std::env::var_os("DRILL_BEFORE").map(PathBuf::from);
-    let ours_program = Path::new(harness::bin("dump-database-drill"));
+    let ours_program = &reachable_job(sb, "dump-database-drill");
     let (mut ours, mut tuned, mut unflushed, mut earlier) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..plan.dump_runs {
@@ -927,7 +949,7 @@ fn machine() -> String {
 }
 
 /// The benchmark's parts, which `tests/bench/run PART...` runs alone.
-const PARTS: [&str; 4] = ["logger", "dump", "drill", "copy"];
+const PARTS: [&str; 5] = ["logger", "dump", "drill", "copy", "production"];
 
 fn main() {
     let plan = Plan::from_args();
@@ -951,6 +973,12 @@ fn main() {
     if wanted("copy") {
         rows.extend(copy(&plan));
     }
+    let mut notes = Vec::new();
+    if wanted("production") {
+        let (production, in_force) = production::production(&plan);
+        rows.extend(production);
+        notes.extend(in_force);
+    }
     let date = run(cmd("date").args(["-u", "+%Y-%m-%d"])).stdout;
     println!(
         "\ntimerapps benchmark ({}), {}, on {}: medians; ratios against a reference measured in the same run\n",
@@ -962,6 +990,12 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for row in &rows {
         row.print();
+    }
+    if !notes.is_empty() {
+        println!("\nBeside the database:");
+        for note in &notes {
+            println!("- {note}");
+        }
     }
     eprintln!("\nbenchmark took {:.0} s", started.elapsed().as_secs_f64());
 }
