@@ -47,7 +47,6 @@ mod config;
 mod dump;
 mod memory;
 mod pgzip;
-mod store;
 mod supervise;
 
 use jobkit::config::Environment;

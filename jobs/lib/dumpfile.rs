@@ -19,17 +19,18 @@
 //!   and stored size ([`Dump::manifest`]; else a [`Flaw`]);
 //! - the lock of the runs of NAME is `.NAME.lock`.
 //!
-//! [`Location`] reads where a job's dumps are and how many it keeps from the
-//! variables the job and the `timerapps` command both read.
+//! [`Location`] reads where a job's dumps are from the variables the job
+//! and the `timerapps` command both read.
 
 pub mod manifest;
+pub mod plan;
 pub mod read;
+pub mod write;
 
 pub use manifest::Manifest;
 
 use crate::config::{self, Source};
 use crate::manifest::DUMPS_DIR;
-use crate::retention::Policy;
 use crate::{safe, Result};
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use std::fmt;
@@ -43,13 +44,11 @@ use std::time::Duration;
 /// instances' (`manifest::Job::dumps_name`).
 pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps/dump-database";
 
-/// Where one job keeps its dumps and which it keeps: DUMP_DIR, DUMP_NAME,
-/// DUMP_EXTENSION and the DUMP_KEEP rules.
+/// Where one job keeps its dumps: DUMP_DIR, DUMP_NAME and DUMP_EXTENSION.
 #[derive(Clone, Debug)]
 pub struct Location {
     pub dir: PathBuf,
     pub names: Names,
-    pub policy: Policy,
 }
 
 impl Location {
@@ -68,11 +67,9 @@ impl Location {
                 ),
             ));
         }
-        let policy = Policy::from_env(env)?;
         Ok(Location {
             dir,
             names: Names::new(&name(env)?, &extension(env)?),
-            policy,
         })
     }
 }
@@ -595,8 +592,8 @@ mod tests {
         for bad in ["", ".x", "-x", "a/b", "a b", "é"] {
             assert!(Location::from_env(&[("DUMP_NAME", bad)]).is_err(), "{bad}");
         }
-        let loc = Location::from_env(&[("DUMP_DIR", "/srv/d"), ("DUMP_KEEP", "9")]).unwrap();
-        assert_eq!((loc.dir, loc.policy.last), (PathBuf::from("/srv/d"), 9));
+        let loc = Location::from_env(&[("DUMP_DIR", "/srv/d")]).unwrap();
+        assert_eq!(loc.dir, PathBuf::from("/srv/d"));
     }
 
     #[test]

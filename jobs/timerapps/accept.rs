@@ -13,8 +13,9 @@ use crate::jobs::Job;
 use crate::systemd::Scope;
 use chrono::{Local, SecondsFormat};
 use jobkit::dumpfile::manifest::{self, Check, Format, Hashing, Manifest, Verdict};
+use jobkit::dumpfile::plan::{Planned, Trust};
 use jobkit::dumpfile::{read, Flaw, Location};
-use jobkit::retention::{Planned, Rule, Trust};
+use jobkit::retention::Rule;
 use jobkit::{atomic, outln, Error, Exit, Result};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -22,8 +23,8 @@ use std::os::unix::fs::MetadataExt;
 /// Accepts the newest suspect dump of `job`, or the one named `dump` (its
 /// file name).
 pub fn run(job: &Job, dump: Option<&str>, scope: Scope) -> Result<bool> {
-    let location = dumps::location(job, scope, "accept")?;
-    let planned = dumps::plan(&location, scope)?;
+    let (location, policy) = dumps::location(job, scope, "accept")?;
+    let planned = dumps::plan(&location, &policy, scope)?;
     let target = match dump {
         Some(name) => planned
             .iter()

@@ -6,9 +6,10 @@ use crate::dumps::untrusted;
 use crate::format::result_words;
 use jobkit::copy;
 use jobkit::drill::Outcome;
+use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::Flaw;
 use jobkit::human::span;
-use jobkit::retention::{Planned, Rule};
+use jobkit::retention::Rule;
 use std::time::Duration;
 
 /// Why a dump job does nothing: the state `status` names "not configured",
@@ -344,7 +345,7 @@ mod tests {
                         path: format!("/d/dump-{stamp}.sql.gz").into(),
                         size: 1,
                     },
-                    trust: jobkit::retention::Trust::Legacy,
+                    trust: jobkit::dumpfile::plan::Trust::Legacy,
                     rules: vec![Rule::Last],
                 }
             })

@@ -1,12 +1,12 @@
-//! The dump directory: the lock of a DUMP_NAME, the temp file a dump is
-//! written to, the atomic publish, and the pruning of old dumps. Only files
-//! named as `jobkit::dumpfile` defines are ever created or removed.
+//! Writing to the dump directory: the lock of a DUMP_NAME, the temp file a
+//! dump is written to, the atomic publish, and the pruning of old dumps.
+//! Only files named as [`super`] defines are ever created or removed.
 
+use super::{Form, Location, Manifest, Names, Stamp};
+use crate::retention::{Policy, Rule};
+use crate::{errln, euid, Error, Exit, Result};
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::dumpfile::{Form, Location, Manifest, Names, Stamp};
-use jobkit::retention::{self, Policy, Rule};
-use jobkit::{errln, euid, Error, Exit, Result};
 use std::ffi::CString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write};
@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct DumpDir {
-    dir: PathBuf,
-    names: Names,
+    location: Location,
 }
 
 /// The manifests a new dump is compared with.
@@ -106,13 +105,16 @@ impl DumpDir {
             ));
         }
         Ok(DumpDir {
-            dir: dir.to_owned(),
-            names: location.names.clone(),
+            location: location.clone(),
         })
     }
 
     fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
+        self.location.dir.join(file)
+    }
+
+    fn names(&self) -> &Names {
+        &self.location.names
     }
 
     /// Takes the lock of this DUMP_NAME: a second run gets [`Exit::Locked`]
@@ -120,7 +122,7 @@ impl DumpDir {
     /// gets [`Exit::CantCreate`]. Only a regular file is used, never through a
     /// symlink, and only while the lock path still names it.
     pub fn lock(&self) -> Result<Lock> {
-        let path = self.path(&self.names.lock());
+        let path = self.path(&self.names().lock());
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -163,8 +165,8 @@ impl DumpDir {
         // The unit that first dumped this name here owns it; a job of
         // another unit is refused. A run by hand neither claims nor is
         // refused.
-        if let Some(unit) = jobkit::identity::own_unit() {
-            jobkit::identity::claim(&lock.file, &lock.path, &unit)?;
+        if let Some(unit) = crate::identity::own_unit() {
+            crate::identity::claim(&lock.file, &lock.path, &unit)?;
         }
         Ok(lock)
     }
@@ -173,7 +175,7 @@ impl DumpDir {
     /// call it under the lock, when no run of this name can be writing one.
     pub fn remove_stale_temps(&self) -> Result<()> {
         for (file, path) in self.entries()? {
-            if !self.names.is_temp(&file) {
+            if !self.names().is_temp(&file) {
                 continue;
             }
             if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
@@ -212,8 +214,8 @@ impl DumpDir {
             // stamp too, until the next prune removes it.
             let free = Form::ALL.iter().all(|form| {
                 [
-                    self.names.dump(&stamp, *form),
-                    self.names.manifest(&stamp, *form),
+                    self.names().dump(&stamp, *form),
+                    self.names().manifest(&stamp, *form),
                 ]
                 .iter()
                 .all(|name| {
@@ -232,7 +234,7 @@ impl DumpDir {
     /// Creates the temp file for the dump `stamp` in `form` under a name no
     /// other run uses, private to the job's user.
     pub fn create_temp(&self, stamp: &Stamp, form: Form) -> Result<Temp> {
-        let path = self.path(&self.names.temp(stamp, form, random_tag()));
+        let path = self.path(&self.names().temp(stamp, form, random_tag()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -254,7 +256,7 @@ impl DumpDir {
             path,
             file,
             meta,
-            dump: self.path(&self.names.dump(stamp, form)),
+            dump: self.path(&self.names().dump(stamp, form)),
         })
     }
 
@@ -322,33 +324,28 @@ impl DumpDir {
 
     /// What a new dump stamped `current` is compared with: the manifests of
     /// the good dumps of the largest raw size and with the most rows, since
-    /// the newest accepted one ([`retention::baseline`]). Dumps whose
+    /// the newest accepted one ([`Location::baseline`]). Dumps whose
     /// manifest cannot be trusted are never among them. A directory that
     /// cannot be listed fails the run: a dump is never judged blind.
-    pub fn baseline(&self, policy: &Policy, current: &Stamp) -> Result<Baseline> {
-        let planned = retention::plan(&self.dir, &self.names, policy, current).map_err(|e| {
+    pub fn baseline(&self, current: &Stamp) -> Result<Baseline> {
+        let (size, rows) = self.location.baseline(current).map_err(|e| {
             Error::io(
                 Exit::Failure,
                 "cannot list DUMP_DIR",
-                &self.dir,
+                &self.location.dir,
                 &e,
                 "nothing was published, earlier dumps are untouched",
             )
         })?;
-        let held = retention::baseline(&planned, current);
-        let manifest = |i: Option<usize>| i.and_then(|i| planned[i].manifest().cloned());
-        Ok(Baseline {
-            size: manifest(held.size),
-            rows: manifest(held.rows),
-        })
+        Ok(Baseline { size, rows })
     }
 
     /// Writes the manifest of the dump `stamp` in `form` under its own
     /// name, on disk before the dump is linked, so a published dump always
     /// has its manifest.
     pub fn write_manifest(&self, stamp: &Stamp, form: Form, manifest: &Manifest) -> Result<()> {
-        let path = self.path(&self.names.manifest(stamp, form));
-        let temp = self.path(&self.names.manifest_temp(stamp, form, random_tag()));
+        let path = self.path(&self.names().manifest(stamp, form));
+        let temp = self.path(&self.names().manifest_temp(stamp, form, random_tag()));
         let written = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -379,9 +376,16 @@ impl DumpDir {
     /// clock was ahead, are neither counted nor removed, since they would
     /// otherwise stay "newest" and crowd out every real dump.
     pub fn prune(&self, policy: &Policy, current: &Stamp) -> Result<Pruned> {
-        let failed =
-            |e: io::Error| Error::io(Exit::Failure, "cannot list DUMP_DIR", &self.dir, &e, "");
-        let planned = retention::plan(&self.dir, &self.names, policy, current).map_err(failed)?;
+        let failed = |e: io::Error| {
+            Error::io(
+                Exit::Failure,
+                "cannot list DUMP_DIR",
+                &self.location.dir,
+                &e,
+                "",
+            )
+        };
+        let planned = self.location.plan(policy, current).map_err(failed)?;
         let mut future = Vec::new();
         let mut removed = Vec::new();
         for p in &planned {
@@ -397,10 +401,10 @@ impl DumpDir {
         future.sort();
         for (file, path) in self.entries()? {
             let orphan = self
-                .names
+                .names()
                 .parse_manifest(&file)
                 .is_some_and(|(stamp, form)| {
-                    stamp <= *current && !self.path(&self.names.dump(&stamp, form)).exists()
+                    stamp <= *current && !self.path(&self.names().dump(&stamp, form)).exists()
                 });
             if orphan {
                 self.remove(&path, current)?;
@@ -429,10 +433,10 @@ impl DumpDir {
     }
 
     fn entries(&self) -> Result<Vec<(String, PathBuf)>> {
-        let failed =
-            |e: io::Error| Error::io(Exit::Failure, "cannot list DUMP_DIR", &self.dir, &e, "");
+        let dir = &self.location.dir;
+        let failed = |e: io::Error| Error::io(Exit::Failure, "cannot list DUMP_DIR", dir, &e, "");
         let mut entries = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(failed)? {
+        for entry in fs::read_dir(dir).map_err(failed)? {
             let entry = entry.map_err(failed)?;
             if let Ok(file) = entry.file_name().into_string() {
                 entries.push((file, entry.path()));
@@ -442,9 +446,10 @@ impl DumpDir {
     }
 
     fn sync(&self) -> Result<()> {
-        File::open(&self.dir)
+        let dir = &self.location.dir;
+        File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(Exit::Failure, "cannot flush directory", &self.dir, &e, ""))
+            .map_err(|e| Error::io(Exit::Failure, "cannot flush directory", dir, &e, ""))
     }
 }
 
