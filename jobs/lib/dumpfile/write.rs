@@ -1,10 +1,12 @@
-//! Writing to the dump directory: the lock of a DUMP_NAME, the temp file a
-//! dump is written to, the atomic publish, and the pruning of old dumps.
-//! Only files named as [`super`] defines are ever created or removed.
+//! Every write to a dump directory: the lock of a DUMP_NAME, the temp file
+//! a dump is written to, the atomic publish, the pruning of old dumps, the
+//! admin's rewrite of a manifest under the same lock, and the sweep of run
+//! files when the package is removed. Only files named as [`super`]
+//! defines are ever created or removed.
 
-use super::{Form, Location, Manifest, Names, Stamp};
+use super::{is_run_file, Dump, Form, Location, Manifest, Names, Stamp};
 use crate::retention::{Policy, Rule};
-use crate::{errln, euid, Error, Exit, Result};
+use crate::{atomic, errln, euid, Error, Exit, Result};
 use chrono::Utc;
 use fs2::FileExt;
 use std::ffi::CString;
@@ -453,6 +455,132 @@ impl DumpDir {
     }
 }
 
+impl Location {
+    /// Takes the lock of this DUMP_NAME, the one its runs take, for the
+    /// admin's rewrite of a manifest ([`Location::replace_manifest`]): while
+    /// a run publishes or prunes, it gets [`Exit::Locked`] and changes
+    /// nothing, as a second run does. The lock file is opened as root opens
+    /// a file the job's user can write: never through a symlink, a regular
+    /// file only; made where no run made it yet, it is given the
+    /// directory's owner on its descriptor, so that the job's runs can
+    /// still take it. `None`: DUMP_DIR does not exist, so no dump does.
+    pub fn lock_to_rewrite(&self) -> Result<Option<Lock>> {
+        let path = self.dir.join(self.names.lock());
+        let failed = |e: &io::Error| {
+            Error::io(
+                Exit::Failure,
+                "cannot open the lock file",
+                &path,
+                e,
+                "nothing was changed",
+            )
+        };
+        // O_NONBLOCK: a FIFO planted here must not hang the command.
+        let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let owner = match fs::metadata(&self.dir) {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(failed(&e)),
+                };
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(flags)
+                    .open(&path)
+                    .map_err(|e| failed(&e))?;
+                if euid() == 0 {
+                    std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
+                        .map_err(|e| failed(&e))?;
+                }
+                file
+            }
+            Err(e) => return Err(failed(&e)),
+        };
+        if !file.metadata().map_err(|e| failed(&e))?.is_file() {
+            return Err(Error::new(
+                Exit::Failure,
+                format!(
+                    "the lock file {} is not a regular file; nothing was changed: remove it, \
+                     and the next run creates its own",
+                    path.display()
+                ),
+            ));
+        }
+        match file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                return Err(Error::new(
+                    Exit::Locked,
+                    format!(
+                        "a dump-database run holds {}; nothing was changed, try again when it \
+                         has finished",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
+        }
+        let lock = Lock { file, path };
+        lock.check_held("nothing was changed")?;
+        Ok(Some(lock))
+    }
+
+    /// Replaces the manifest of `dump` with `manifest`, under `lock`, owned
+    /// as its dump is: through a temp file given that owner on its
+    /// descriptor before it is renamed into place, so that it is never
+    /// root's under its name and no name the job's user can swap is ever
+    /// chowned.
+    pub fn replace_manifest(&self, lock: &Lock, dump: &Dump, manifest: &Manifest) -> Result<()> {
+        lock.check_held("the manifest was not rewritten")?;
+        let path = dump.manifest_path();
+        let failed =
+            |e: io::Error| Error::io(Exit::Failure, "cannot rewrite the manifest", &path, &e, "");
+        // The job's own user must still read and replace it.
+        let owner = fs::symlink_metadata(&dump.path).map_err(failed)?;
+        let (stamp, form) = (dump.stamp, dump.form);
+        atomic::replace_as(
+            &self.dir,
+            &self.names.manifest(&stamp, form),
+            // A temp name the job's next run sweeps, should this one be killed.
+            &self.names.manifest_temp(&stamp, form, std::process::id()),
+            manifest.to_json().as_bytes(),
+            0o600,
+            Some((owner.uid(), owner.gid())),
+        )
+        .map_err(failed)
+    }
+}
+
+/// Removes the lock and temp files that runs of any DUMP_NAME left in
+/// `dir` ([`is_run_file`]), regular files only, so that what the package's
+/// removal leaves there is dumps; a directory that cannot be listed is
+/// left alone. Returns the files that could not be removed, with why.
+pub fn sweep_run_files(dir: &Path) -> Vec<(PathBuf, io::Error)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut failed = Vec::new();
+    for entry in entries.flatten() {
+        let own = entry.file_name().to_str().is_some_and(is_run_file)
+            && entry.file_type().is_ok_and(|t| t.is_file());
+        if !own {
+            continue;
+        }
+        if let Err(e) = fs::remove_file(entry.path()) {
+            failed.push((entry.path(), e));
+        }
+    }
+    failed
+}
+
 /// Says exactly why the lock file cannot be opened, and what to do.
 fn lock_open_error(path: &Path, e: &io::Error) -> Error {
     let existing = path.symlink_metadata().ok();
@@ -496,6 +624,7 @@ fn random_tag() -> u32 {
 }
 
 /// The lock of a DUMP_NAME, held while this value lives.
+#[derive(Debug)]
 pub struct Lock {
     file: File,
     path: PathBuf,
@@ -570,5 +699,81 @@ impl Drop for Temp {
         if let Err(e) = fs::remove_file(&self.path) {
             errln!("cannot remove temp file {}: {e}", self.path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(test: &str) -> Location {
+        let dir = std::env::temp_dir().join(format!("jobkit-write-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Location {
+            dir,
+            names: Names::new("dump", "sql"),
+        }
+    }
+
+    #[test]
+    fn a_manifest_is_rewritten_only_while_no_run_holds_the_lock() {
+        let loc = location("rewrite");
+        let run = DumpDir::open(&loc).unwrap();
+        // The admin's lock is the run's: each refuses while the other holds it.
+        let held = run.lock().unwrap();
+        let e = loc.lock_to_rewrite().unwrap_err();
+        assert_eq!(e.exit(), Exit::Locked);
+        let lock_path = loc.dir.join(".dump.lock");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "a dump-database run holds {}; nothing was changed, try again when it has \
+                 finished",
+                lock_path.display()
+            )
+        );
+        drop(held);
+        let admin = loc.lock_to_rewrite().unwrap().unwrap();
+        assert_eq!(run.lock().err().map(|e| e.exit()), Some(Exit::Locked));
+        // Under it, the manifest is replaced whole, owned as its dump is.
+        let stamp = Stamp::parse("20261121T101500Z").unwrap();
+        let dump = Dump {
+            stamp,
+            form: Form::None,
+            path: loc.dir.join(loc.names.dump(&stamp, Form::None)),
+            size: 3,
+        };
+        fs::write(&dump.path, "sql").unwrap();
+        fs::write(dump.manifest_path(), "{").unwrap();
+        let manifest = Manifest {
+            version: super::super::manifest::VERSION,
+            dump: loc.names.dump(&stamp, Form::None),
+            form: Form::None,
+            read: 3,
+            stored: 3,
+            sha256: String::new(),
+            content_sha256: None,
+            format: None,
+            check: super::super::manifest::Check::Unchecked,
+            tables: None,
+            verdict: super::super::manifest::Verdict::Good,
+            reason: None,
+            accepted: None,
+        };
+        loc.replace_manifest(&admin, &dump, &manifest).unwrap();
+        assert_eq!(dump.manifest(), Ok(Some(manifest.clone())));
+        // A lock that is no longer the lock file's is no lock.
+        fs::remove_file(&lock_path).unwrap();
+        let e = loc.replace_manifest(&admin, &dump, &manifest).unwrap_err();
+        assert_eq!(e.exit(), Exit::Locked);
+        drop(admin);
+        // A symlink planted as the lock file is never followed; a directory
+        // not made yet has no dump to rewrite.
+        std::os::unix::fs::symlink("/etc/passwd", &lock_path).unwrap();
+        let e = loc.lock_to_rewrite().unwrap_err();
+        assert_eq!(e.exit(), Exit::Failure, "{e}");
+        fs::remove_dir_all(&loc.dir).unwrap();
+        assert!(loc.lock_to_rewrite().unwrap().is_none());
     }
 }
