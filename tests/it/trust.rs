@@ -3,9 +3,9 @@
 //! device node) and a 1 GiB file planted as a drill record, a copy record
 //! and a dump's manifest leave `status` unknown (exit 3) with the path,
 //! and `write-metrics`, `verify` and `restore` neither hang nor grow;
-//! `accept` gives its manifest to the job's user on the descriptor before
-//! the rename, and writes a manifest from the dump for one that cannot be
-//! trusted.
+//! `accept` changes nothing while a run holds the dump name's lock, gives
+//! its manifest to the job's user on the descriptor before the rename, and
+//! writes a manifest from the dump for one that cannot be trusted.
 
 use crate::container::{Container, Release};
 use crate::harness::{cmd, dump_files, names, Run, Sandbox};
@@ -269,6 +269,31 @@ fn accept(c: &Container, sb: &Sandbox) {
     };
     assert!(line(&all[1]).starts_with("newest, largest "), "{keep}");
     assert!(line(&suspect).starts_with("suspect "), "{keep}");
+
+    // While a run of the job holds the name's lock, accept changes nothing.
+    fs::write(
+        c.path("/usr/local/bin/hold-dump"),
+        "#!/bin/sh\necho $$ > /tmp/held.tmp\nmv /tmp/held.tmp /tmp/held\nexec sleep 600\n",
+    )
+    .unwrap();
+    c.sh("chmod 755 /usr/local/bin/hold-dump
+          runuser -u timerapps -- env DUMP_COMMAND=/usr/local/bin/hold-dump dump-database \
+              >/tmp/held.log 2>&1 </dev/null &
+          echo $! > /tmp/run.pid
+          for i in $(seq 600); do [ -e /tmp/held ] && break; sleep 0.1; done");
+    let before = fs::read(c.path(&manifest_path(&suspect))).unwrap();
+    let r = c.exec(&["timerapps", "accept", "dump-database"]);
+    assert_eq!(r.code(), Some(75), "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "a dump-database run holds {DUMPS}/.dump.lock; nothing was changed"
+        )),
+        "{r}"
+    );
+    assert_eq!(fs::read(c.path(&manifest_path(&suspect))).unwrap(), before);
+    c.sh("kill $(cat /tmp/held)
+          while kill -0 $(cat /tmp/run.pid) 2>/dev/null; do sleep 0.1; done
+          rm /tmp/held /tmp/run.pid /usr/local/bin/hold-dump");
 
     let trace = sb.path("accept.trace");
     let r = crate::harness::run(
