@@ -1,6 +1,9 @@
-//! What a dump file is, defined once: the names that dump-database
-//! publishes, prunes and sweeps, so that every part that looks at a dump
-//! directory agrees on which files are dumps and which are not.
+//! The dump store: the one owner of a dump directory. What a dump file is
+//! is defined here once, with the names that dump-database publishes,
+//! prunes and sweeps, so that every part that looks at a dump directory
+//! agrees on which files are dumps and which are not; the store lists them
+//! with their manifests and the retention plan ([`plan`]), reads them back
+//! ([`read`]), and makes every write there ([`write`]).
 //!
 //! For `DUMP_NAME` NAME and `DUMP_EXTENSION` EXT, in its `DUMP_DIR`:
 //! - a dump is `NAME-YYYYMMDDTHHMMSSZ.EXT` followed by the suffix of its
@@ -17,7 +20,8 @@
 //!   only as a regular file, never through a symlink, at most
 //!   [`manifest::MAX_BYTES`], and trusted only when it names its dump, form
 //!   and stored size ([`Dump::manifest`]; else a [`Flaw`]);
-//! - the lock of the runs of NAME is `.NAME.lock`.
+//! - the lock of the runs of NAME is `.NAME.lock`; `timerapps accept` takes
+//!   it too before it rewrites a manifest.
 //!
 //! [`Location`] reads where a job's dumps are from the variables the job
 //! and the `timerapps` command both read.

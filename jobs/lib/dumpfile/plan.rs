@@ -231,13 +231,11 @@ mod tests {
         Stamp::parse(s).unwrap()
     }
 
-    fn policy(last: u32, hourly: u32, daily: u32, weekly: u32, monthly: u32) -> Policy {
+    /// The `last` newest, no time rule.
+    fn newest(last: u32) -> Policy {
         Policy {
             last,
-            hourly,
-            daily,
-            weekly,
-            monthly,
+            ..crate::retention::DEFAULT
         }
     }
 
@@ -285,7 +283,7 @@ mod tests {
         let days: Vec<String> = (1..=9).map(|d| format!("202601{d:02}T000000Z")).collect();
         let dumps: Vec<(&str, Option<u64>)> = days.iter().map(|d| (d.as_str(), Some(1))).collect();
         let loc = directory("budget", &dumps);
-        let p = policy(2, 0, 0, 0, 0);
+        let p = newest(2);
         assert_eq!(loc.plan(&p, &stamp(NOW)).unwrap().len(), 9);
         // Each just within its own limit, sparse: no disk and no read.
         for d in &days {
@@ -354,7 +352,7 @@ mod tests {
                 (DAYS[4], Some(10)),
             ],
         );
-        let p = policy(2, 0, 0, 0, 0);
+        let p = newest(2);
         let planned = loc.plan(&p, &stamp(NOW)).unwrap();
         // The oldest is from before manifests; the one after dumps with a
         // manifest has lost its own.
@@ -422,7 +420,7 @@ mod tests {
         );
         // The raw sizes say otherwise than the rows: both are held.
         edit(&loc, DAYS[1], |m| m.read = 50_000);
-        let p = policy(1, 0, 0, 0, 0);
+        let p = newest(1);
         let planned = loc.plan(&p, &stamp(NOW)).unwrap();
         assert_eq!(held(&loc, NOW), (dump_of(DAYS[1]), dump_of(DAYS[0])));
         assert_eq!(

@@ -148,22 +148,13 @@ impl DumpDir {
                 ),
             ));
         }
-        match file.try_lock_exclusive() {
-            Ok(()) => {}
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
-                return Err(Error::new(
-                    Exit::Locked,
-                    format!(
-                        "another dump-database run holds {}; this run changed nothing, try \
-                         again when that one has finished",
-                        path.display()
-                    ),
-                ))
-            }
-            Err(e) => return Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
-        }
-        let lock = Lock { file, path };
-        lock.check_held("this run changed nothing")?;
+        let lock = Lock::take(file, path, "this run changed nothing", |path| {
+            format!(
+                "another dump-database run holds {}; this run changed nothing, try again when \
+                 that one has finished",
+                path.display()
+            )
+        })?;
         // The unit that first dumped this name here owns it; a job of
         // another unit is refused. A run by hand neither claims nor is
         // refused.
@@ -514,22 +505,13 @@ impl Location {
                 ),
             ));
         }
-        match file.try_lock_exclusive() {
-            Ok(()) => {}
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
-                return Err(Error::new(
-                    Exit::Locked,
-                    format!(
-                        "a dump-database run holds {}; nothing was changed, try again when it \
-                         has finished",
-                        path.display()
-                    ),
-                ))
-            }
-            Err(e) => return Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
-        }
-        let lock = Lock { file, path };
-        lock.check_held("nothing was changed")?;
+        let lock = Lock::take(file, path, "nothing was changed", |path| {
+            format!(
+                "a dump-database run holds {}; nothing was changed, try again when it has \
+                 finished",
+                path.display()
+            )
+        })?;
         Ok(Some(lock))
     }
 
@@ -631,6 +613,27 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// Locks `file`, the lock file at `path`, without waiting: while
+    /// another holds it, fails with [`Exit::Locked`] and what `held` says;
+    /// then as [`Lock::check_held`] with `outcome`.
+    fn take(
+        file: File,
+        path: PathBuf,
+        outcome: &str,
+        held: impl FnOnce(&Path) -> String,
+    ) -> Result<Lock> {
+        match file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                return Err(Error::new(Exit::Locked, held(&path)))
+            }
+            Err(e) => return Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
+        }
+        let lock = Lock { file, path };
+        lock.check_held(outcome)?;
+        Ok(lock)
+    }
+
     /// Fails with [`Exit::Locked`] unless the lock path still names the file
     /// this run locked. Where it does not (removed by hand, or flock(2) does
     /// not exclude, as on NFS without locking), another run may be working in
