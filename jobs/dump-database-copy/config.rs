@@ -4,6 +4,7 @@
 
 use jobkit::config::{self, non_empty, Source};
 use jobkit::dumpfile::Location;
+use jobkit::manifest::COPY;
 use jobkit::restic::Repository;
 use jobkit::retention::Policy;
 use jobkit::Result;
@@ -56,9 +57,10 @@ impl Config {
             (None, Some(command)) => Some(Destination::Command(command)),
             (None, None) => None,
         };
-        let result = match env.get("COPY_RESULT") {
+        let variable = COPY.record_variable;
+        let result = match env.get(variable) {
             None => None,
-            Some(_) => Some(config::absolute_path(env, "COPY_RESULT", "")?),
+            Some(_) => Some(config::absolute_path(env, variable, "")?),
         };
         Ok(Config {
             location,

@@ -6,7 +6,7 @@ use crate::command;
 use crate::config::{Config, Destination};
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::copy::{self, Check, CheckOutcome, Newest, Outcome, Record, VERSION};
+use jobkit::copy::{self, Check, CheckOutcome, Copied, Newest, Outcome, Record};
 use jobkit::dumpfile::manifest::{Hashing, Manifest};
 use jobkit::dumpfile::read::{self, Failure};
 use jobkit::dumpfile::{Dump, Location, Stamp};
@@ -89,34 +89,31 @@ pub fn run(config: &Config) -> Result<String> {
     let Some(path) = &config.result else {
         return result;
     };
-    let record = Record {
-        version: VERSION,
-        started: started.timestamp(),
-        seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        destination: match destination {
-            Destination::Restic(_) => copy::Destination::Restic,
-            Destination::Command(_) => copy::Destination::Command,
-        },
-        result: if result.is_ok() {
+    let record = Record::new(
+        started.timestamp(),
+        clock.elapsed().as_secs_f64(),
+        if result.is_ok() {
             Outcome::Copied
         } else {
             Outcome::Failed
         },
-        reason: result.as_ref().err().map(ToString::to_string),
-        copied: report.copied,
-        newest: report.newest,
-        waiting: report.waiting,
-        last_success: if result.is_ok() {
-            Some(started.timestamp())
-        } else {
-            previous.and_then(|p| p.last_success)
+        result.as_ref().err().map(ToString::to_string),
+        previous.as_ref(),
+        Copied {
+            destination: match destination {
+                Destination::Restic(_) => copy::Destination::Restic,
+                Destination::Command(_) => copy::Destination::Command,
+            },
+            copied: report.copied,
+            newest: report.newest,
+            waiting: report.waiting,
+            sent: report.sent,
+            check: report.check,
+            pruned: report.pruned,
+            prune_due: report.prune_due,
+            not_ours: report.not_ours,
         },
-        sent: report.sent,
-        check: report.check,
-        pruned: report.pruned,
-        prune_due: report.prune_due,
-        not_ours: report.not_ours,
-    };
+    );
     // The copy's own failure matters more.
     let written = record::write(path, &record, "copy");
     result.and_then(|summary| written.map(|()| summary))

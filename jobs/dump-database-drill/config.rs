@@ -5,6 +5,7 @@
 use jobkit::config::{self, Source};
 use jobkit::dumpfile::Location;
 use jobkit::human::si;
+use jobkit::manifest::DRILL;
 use jobkit::retention::Policy;
 use jobkit::Result;
 use std::path::PathBuf;
@@ -93,9 +94,10 @@ impl Config {
         Policy::from_env(env)?;
         let tmpdir = config::absolute_path(env, "DRILL_TMPDIR", "/var/tmp")?;
         let reserve = Reserve::from_env(env)?;
-        let result = match env.get("DRILL_RESULT") {
+        let variable = DRILL.record_variable;
+        let result = match env.get(variable) {
             None => None,
-            Some(_) => Some(config::absolute_path(env, "DRILL_RESULT", "")?),
+            Some(_) => Some(config::absolute_path(env, variable, "")?),
         };
         Ok(Config {
             location,

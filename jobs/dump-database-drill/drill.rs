@@ -4,17 +4,15 @@
 
 use crate::compare;
 use crate::config::{Config, Reserve};
-use crate::engine::{self, Engine, Finished, Kind};
-use crate::mariadb::Mariadb;
-use crate::postgres::Postgres;
-use crate::sqlite::Sqlite;
+use crate::engine::{self, Engine, Finished};
 use crate::watch::{self, Space, Watch};
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::drill::{Outcome, Record, VERSION};
-use jobkit::dumpfile::manifest::{Format, Manifest};
+use jobkit::drill::{Drill, Outcome, Record};
+use jobkit::dumpfile::manifest::Manifest;
 use jobkit::dumpfile::read::{self, Failure};
 use jobkit::dumpfile::Dump;
+use jobkit::family::{Families, Format};
 use jobkit::human::si;
 use jobkit::{outln, record, Error, Exit, Result};
 use std::fs::{self, File, OpenOptions};
@@ -57,28 +55,25 @@ pub fn run(config: &Config) -> Result<String> {
     };
     let previous: Option<Record> = record::read(path).ok().flatten();
     let passed = result.is_ok();
-    let record = Record {
-        version: VERSION,
-        started: started.timestamp(),
-        seconds: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-        dump: report.dump,
-        format: report.format,
-        server: report.server,
-        result: if passed {
+    let record = Record::new(
+        started.timestamp(),
+        clock.elapsed().as_secs_f64(),
+        if passed {
             Outcome::Passed
         } else {
             Outcome::Failed
         },
-        reason: result.as_ref().err().map(ToString::to_string),
-        compared: report.compared,
-        tables: report.tables,
-        rows: report.rows,
-        last_success: if passed {
-            Some(started.timestamp())
-        } else {
-            previous.and_then(|p| p.last_success)
+        result.as_ref().err().map(ToString::to_string),
+        previous.as_ref(),
+        Drill {
+            dump: report.dump,
+            format: report.format,
+            server: report.server,
+            compared: report.compared,
+            tables: report.tables,
+            rows: report.rows,
         },
-    };
+    );
     // The drill's own failure matters more.
     let written = record::write(path, &record, "drill");
     result.and_then(|summary| written.map(|()| summary))
@@ -93,47 +88,33 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
     let head = head(&dump)?;
+    let families = Families::default();
     let format = manifest
         .as_ref()
         .and_then(|m| m.format)
-        .or_else(|| Format::recognise(&head))
+        .or_else(|| families.recognise(&head))
         .ok_or_else(|| {
             Error::new(
                 Exit::Failure,
                 format!(
-                    "{} is of no dump format the drill can restore (pg_dump, pg_dumpall, \
-                     mariadb-dump, sqlite3 .dump)",
-                    dump.path.display()
+                    "{} is of no dump format the drill can restore ({})",
+                    dump.path.display(),
+                    families.tools()
                 ),
             )
         })?;
     report.format = Some(format);
-    let kind = match format {
-        Format::Postgresql | Format::PostgresqlCluster | Format::PostgresqlCustom => {
-            Kind::Postgresql
-        }
-        Format::Mariadb => Kind::Mariadb,
-        Format::Sqlite => Kind::Sqlite,
-    };
+    let kind = engine::kind(format, engine::KINDS)?;
     let work = Workspace::open(&config.tmpdir, name)?;
     let raw = manifest
         .as_ref()
         .map_or(dump.size.saturating_mul(5), |m| m.read);
     // And the watch's least margin, at which it would stop the drill.
     let room = work.check_space(
-        raw.saturating_mul(2) + engine::overhead(kind) + watch::MIN_MARGIN,
+        raw.saturating_mul(2) + kind.overhead + watch::MIN_MARGIN,
         config.reserve,
     )?;
-    let mut engine: Box<dyn Engine> = match kind {
-        Kind::Postgresql => Box::new(Postgres::start(
-            &work.dir,
-            format,
-            &head,
-            room.free - room.reserve,
-        )?),
-        Kind::Mariadb => Box::new(Mariadb::start(&work.dir)?),
-        Kind::Sqlite => Box::new(Sqlite::start(&work.dir)?),
-    };
+    let mut engine = (kind.start)(&work.dir, format, &head, room.free - room.reserve)?;
     report.server = Some(engine.server());
     let watch = Watch::start(&config.tmpdir, room.free, room.reserve);
     let restored = engine.halt().and_then(|halt| {

@@ -2,6 +2,8 @@
 //! a restoring tool's standard input, then tell which tables it holds and
 //! their rows.
 
+use crate::{mariadb, postgres, sqlite};
+use jobkit::family::Format;
 use jobkit::process::{Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{self, Write};
@@ -155,23 +157,39 @@ pub trait Engine {
     fn stop(&mut self) -> Result<()>;
 }
 
-/// The space a server of this kind needs besides the restored data, in
-/// bytes: its own files, logs and journal.
-pub fn overhead(kind: Kind) -> u64 {
-    const MIB: u64 = 1 << 20;
-    match kind {
-        Kind::Postgresql => 128 * MIB,
-        Kind::Mariadb => 160 * MIB,
-        Kind::Sqlite => MIB,
-    }
+/// A kind of throwaway server, by the name a family gives its engine
+/// ([`jobkit::family::Family::engine`]).
+pub struct Kind {
+    pub name: &'static str,
+    /// The space it needs besides the restored data, in bytes: its own
+    /// files, logs and journal.
+    pub overhead: u64,
+    pub start: Start,
 }
 
-/// The kinds of server, by the dump's format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Postgresql,
-    Mariadb,
-    Sqlite,
+/// Starts a server in the drill's directory for a dump of the format whose
+/// decompressed stream begins with the bytes given, with the room of its
+/// file system, in bytes, that the drill may take.
+pub type Start = fn(&Path, Format, &[u8], u64) -> Result<Box<dyn Engine>>;
+
+/// Every kind of server the drill can start.
+pub static KINDS: &[Kind] = &[postgres::KIND, mariadb::KIND, sqlite::KIND];
+
+/// The kind of `kinds` that restores `format`: the drill's one choice of
+/// engine.
+pub fn kind(format: Format, kinds: &[Kind]) -> Result<&Kind> {
+    kinds
+        .iter()
+        .find(|k| k.name == format.engine())
+        .ok_or_else(|| {
+            Error::new(
+                Exit::Failure,
+                format!(
+                    "the drill has no engine {:?} to restore a {format} dump into",
+                    format.engine()
+                ),
+            )
+        })
 }
 
 /// How many tables one counting statement names: SQLite allows at most
@@ -258,6 +276,41 @@ pub fn mkdir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobkit::family::{sqlite, Families};
+
+    fn start_other(dir: &Path, format: Format, _: &[u8], _: u64) -> Result<Box<dyn Engine>> {
+        Err(Error::new(
+            Exit::Failure,
+            format!("another engine started for {format} in {}", dir.display()),
+        ))
+    }
+
+    /// The family's name for its engine, and nothing else, picks the kind
+    /// of server (tests/it/family.rs: a family added in a test names its own).
+    #[test]
+    fn the_drill_starts_the_engine_its_family_names() {
+        for format in Families::default().iter() {
+            assert_eq!(kind(format, KINDS).unwrap().name, format.engine());
+        }
+        let e = kind(sqlite::SQLITE, &KINDS[..1]).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "the drill has no engine \"sqlite\" to restore a sqlite dump into"
+        );
+        let kinds = [
+            postgres::KIND,
+            Kind {
+                name: sqlite::ENGINE,
+                overhead: 1,
+                start: start_other,
+            },
+        ];
+        let chosen = kind(sqlite::SQLITE, &kinds).unwrap();
+        let e = (chosen.start)(Path::new("/drill"), sqlite::SQLITE, b"", 0)
+            .err()
+            .unwrap();
+        assert_eq!(e.to_string(), "another engine started for sqlite in /drill");
+    }
 
     #[test]
     fn counts_come_back_by_number_in_statements_of_at_most_200_tables() {

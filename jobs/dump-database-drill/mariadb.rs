@@ -17,7 +17,8 @@
 //! for what `-e` runs, `LOAD DATA LOCAL` is off, and it stops at the first
 //! error.
 
-use crate::engine::{self, Engine, Found, Restore};
+use crate::engine::{self, Engine, Found, Kind, Restore};
+use jobkit::family::{mariadb, Format};
 use jobkit::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{BufWriter, Write};
@@ -34,6 +35,16 @@ const PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENC
                           ALTER, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, CREATE VIEW, \
                           SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER, \
                           DELETE HISTORY, SET USER";
+
+pub const KIND: Kind = Kind {
+    name: mariadb::ENGINE,
+    overhead: 160 << 20,
+    start,
+};
+
+fn start(dir: &Path, _: Format, _: &[u8], _: u64) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(Mariadb::start(dir)?))
+}
 
 pub struct Mariadb {
     dir: PathBuf,

@@ -10,9 +10,10 @@
 //! is restored into a database `drill` that a plain stand-in role owns; a
 //! cluster dump makes its own databases and roles.
 
-use crate::engine::{self, Engine, Feeder, Found, Restore};
+use crate::engine::{self, Engine, Feeder, Found, Kind, Restore};
 use crate::pgguard::{random_word, Guard, Names};
-use jobkit::dumpfile::manifest::Format;
+use jobkit::family::postgresql::{self, Postgresql};
+use jobkit::family::Format;
 use jobkit::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::fs;
@@ -32,11 +33,27 @@ const DATABASE: &str = "drill";
 const OPTIONS: &str = "-c search_path=pg_catalog -c standard_conforming_strings=on \
                        -c default_transaction_read_only=off";
 
+pub const KIND: Kind = Kind {
+    name: postgresql::ENGINE,
+    overhead: 128 << 20,
+    start,
+};
+
+fn start(dir: &Path, format: Format, head: &[u8], room: u64) -> Result<Box<dyn Engine>> {
+    let format = Postgresql::of(format).ok_or_else(|| {
+        Error::new(
+            Exit::Failure,
+            format!("a {format} dump is not PostgreSQL's to restore"),
+        )
+    })?;
+    Ok(Box::new(Postgres::start(dir, format, head, room)?))
+}
+
 pub struct Postgres {
     bin: PathBuf,
     dir: PathBuf,
     socket: PathBuf,
-    format: Format,
+    format: Postgresql,
     version: String,
     names: Names,
     server: Option<Child>,
@@ -87,9 +104,9 @@ fn newest_server() -> Result<(u32, PathBuf)> {
 /// The major version of the pg_dump that wrote the dump, from its first
 /// bytes: the plain format's `-- Dumped by pg_dump version 17.6` comment,
 /// or the custom format's header.
-pub fn dumped_by(format: Format, head: &[u8]) -> Option<u32> {
+pub fn dumped_by(format: Postgresql, head: &[u8]) -> Option<u32> {
     let version = match format {
-        Format::PostgresqlCustom => custom_header_version(head)?,
+        Postgresql::Custom => custom_header_version(head)?,
         _ => {
             let text = String::from_utf8_lossy(head);
             let at = text.find("-- Dumped by pg_dump version ")?;
@@ -151,7 +168,7 @@ impl Postgres {
     /// Makes the cluster in `dir` and starts it, for a dump of `format`
     /// whose decompressed stream begins with `head`, with `room` bytes of
     /// its file system for the drill to take.
-    pub fn start(dir: &Path, format: Format, head: &[u8], room: u64) -> Result<Postgres> {
+    pub fn start(dir: &Path, format: Postgresql, head: &[u8], room: u64) -> Result<Postgres> {
         let (major, bin) = newest_server()?;
         if let Some(dumped) = dumped_by(format, head).filter(|d| *d > major) {
             return Err(Error::new(
@@ -257,7 +274,7 @@ impl Postgres {
     /// every role allowed to create in them and their `public` schema.
     fn databases(&self) -> &'static [&'static str] {
         match self.format {
-            Format::PostgresqlCluster => &["postgres", "template1"],
+            Postgresql::Cluster => &["postgres", "template1"],
             _ => &[DATABASE],
         }
     }
@@ -350,7 +367,7 @@ impl Engine for Postgres {
 
     fn restore(&mut self) -> Result<Restore> {
         let start = match self.format {
-            Format::PostgresqlCluster => "postgres",
+            Postgresql::Cluster => "postgres",
             _ => DATABASE,
         };
         let mut psql = self.client("psql", start);
@@ -361,11 +378,11 @@ impl Engine for Postgres {
             BufWriter::with_capacity(1 << 17, tool.stdin().expect("piped")),
             &self.names,
             start,
-            self.format == Format::PostgresqlCluster,
+            self.format == Postgresql::Cluster,
             self.databases(),
         )
         .map_err(|e| Error::new(Exit::Failure, format!("cannot write to psql: {e}")))?;
-        if self.format != Format::PostgresqlCustom {
+        if self.format != Postgresql::Custom {
             let input = Box::new(BufWriter::with_capacity(1 << 17, guard));
             return Ok(Restore {
                 tool,
@@ -477,8 +494,8 @@ mod tests {
     #[test]
     fn the_version_that_dumped() {
         let plain = b"--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.14 (Debian)\n-- Dumped by pg_dump version 17.6 (Debian 17.6-0+deb13u1)\n";
-        assert_eq!(dumped_by(Format::Postgresql, plain), Some(17));
-        assert_eq!(dumped_by(Format::Postgresql, b"--\n"), None);
+        assert_eq!(dumped_by(Postgresql::Plain, plain), Some(17));
+        assert_eq!(dumped_by(Postgresql::Plain, b"--\n"), None);
         // pg_dump 15's header, archive 1.14: level as an int.
         let mut h = b"PGDMP\x01\x0e\x00\x04\x08\x01".to_vec();
         let int = |v: u32| [&[0u8][..], &v.to_le_bytes()[..]].concat();
@@ -490,7 +507,7 @@ mod tests {
         h.extend(string("shop"));
         h.extend(string("15.14 (Debian 15.14-0+deb12u1)"));
         h.extend(string("15.14 (Debian 15.14-0+deb12u1)"));
-        assert_eq!(dumped_by(Format::PostgresqlCustom, &h), Some(15));
-        assert_eq!(dumped_by(Format::PostgresqlCustom, &h[..30]), None);
+        assert_eq!(dumped_by(Postgresql::Custom, &h), Some(15));
+        assert_eq!(dumped_by(Postgresql::Custom, &h[..30]), None);
     }
 }

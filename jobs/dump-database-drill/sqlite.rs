@@ -7,7 +7,8 @@
 //! `fsdir()`, which reads them, and a dump made by `.dump` holds neither:
 //! the shell never sees one ([`DotGuard`]), nor reads `~/.sqliterc`.
 
-use crate::engine::{self, Engine, Found, Restore};
+use crate::engine::{self, Engine, Found, Kind, Restore};
+use jobkit::family::{sqlite, Format};
 use jobkit::process::{self, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{self, BufWriter, Write};
@@ -15,6 +16,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const SQLITE: &str = "/usr/bin/sqlite3";
+
+pub const KIND: Kind = Kind {
+    name: sqlite::ENGINE,
+    overhead: 1 << 20,
+    start,
+};
+
+fn start(dir: &Path, _: Format, _: &[u8], _: u64) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(Sqlite::start(dir)?))
+}
 
 pub struct Sqlite {
     dir: PathBuf,

@@ -1,4 +1,3 @@
-use crate::check::{self, Failed, Outcome, Scanned, Scanner};
 use crate::child::{Child, Stop};
 use crate::compress;
 use crate::compress::Failure;
@@ -6,6 +5,8 @@ use crate::config::Config;
 use crate::supervise::Supervisor;
 use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
 use jobkit::dumpfile::write::{Baseline, DumpDir};
+use jobkit::family::check::{self, Failed, Outcome, Scanned, Scanner};
+use jobkit::family::Families;
 use jobkit::human::{si, span};
 use jobkit::{errln, outln, Error, Exit, Result};
 use std::io::{Read, Write};
@@ -44,9 +45,10 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
 
     let mut child = Child::spawn(&cfg.command, &stop)?;
     let progress = supervisor.progress();
+    let families = Families::default();
     let mut scanner = cfg
         .check
-        .then(|| Scanner::new(check::expected(&cfg.command)));
+        .then(|| Scanner::new(families.clone(), families.written_by(&cfg.command)));
     let mut hashed = Hashing::new(progress.writer(temp.file()));
     let mut content = Hashing::new(progress.reader(child.stdout()));
     let streamed = compress(

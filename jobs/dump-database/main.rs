@@ -40,7 +40,6 @@
 //! | 78 | `DUMP_COMMAND` is not set; nothing written |
 //! | 130, 143 | stopped by SIGINT or SIGTERM, which is passed on to the command; the dump was discarded, or, when the signal came after it was published, old dumps were pruned first and the message says so |
 
-mod check;
 mod child;
 mod compress;
 mod config;

@@ -8,7 +8,7 @@
 //! against [`markdown`]; the container tests hold what systemd
 //! reports to the same values.
 
-use crate::manifest::{Job, Program, Shape, JOBS, MAIL_TEMPLATE};
+use crate::manifest::{Companion, Job, Program, Role, Shape, COMPANIONS, JOBS, MAIL_TEMPLATE};
 
 /// The slice of every job's service, in the system's manager and in
 /// users' own. Its name has no dash, so it sits at the top of its
@@ -215,6 +215,14 @@ impl Load {
         }
     }
 
+    /// The load of a companion's service.
+    pub fn of_companion(role: Role) -> Load {
+        match role {
+            Role::Drill => Load::Drill,
+            Role::Copy => Load::Copy,
+        }
+    }
+
     /// The load of the package's service `unit` (`myapp.service`,
     /// `dump-database-drill@.service`, `timerapps-mail@x.service`), by the
     /// job or companion it is named after.
@@ -226,12 +234,11 @@ impl Load {
         JOBS.iter().find_map(|j| {
             if base == j.name {
                 Some(Load::of(j.program))
-            } else if Some(base) == j.drill().as_deref() {
-                Some(Load::Drill)
-            } else if Some(base) == j.copy().as_deref() {
-                Some(Load::Copy)
             } else {
-                None
+                COMPANIONS
+                    .iter()
+                    .find(|c| Some(base) == j.companion(c).as_deref())
+                    .map(|c| Load::of_companion(c.role))
             }
         })
     }
@@ -243,8 +250,8 @@ impl Load {
             Load::Logger | Load::Dump => {
                 (Load::of(job.program) == self).then(|| job.name.to_owned())
             }
-            Load::Drill => job.drill(),
-            Load::Copy => job.copy(),
+            Load::Drill => job.companion(Companion::of(Role::Drill)),
+            Load::Copy => job.companion(Companion::of(Role::Copy)),
             Load::Mail => None,
         };
         let mut names: Vec<String> = Vec::new();

@@ -1,42 +1,36 @@
-//! What an off-host copy records about its last run, for `timerapps status`
-//! and the metrics: one small JSON file per dump job (`COPY_RESULT`, set by
-//! the copy's units), replaced atomically after every run.
+//! What an off-host copy records about its last run beside the envelope
+//! (`jobkit::record`), for `timerapps status` and the metrics. Its
+//! `result` is `copied` (every good dump due is in the destination,
+//! verified) or `failed`.
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `version` | the layout, `1` |
-//! | `started` | when the run started, Unix seconds |
-//! | `seconds` | how long it took |
 //! | `destination` | `restic` (`COPY_REPOSITORY`) or `command` (`COPY_COMMAND`) |
-//! | `result` | `copied` (every good dump due is in the destination, verified) or `failed` |
-//! | `reason` | why it failed, one line; `null` when it did not |
 //! | `copied` | the dumps this run copied, oldest first |
 //! | `newest` | the newest dump in the destination, `{"dump", "stamp"}` (stamp in Unix seconds), or `null` |
 //! | `waiting` | good dumps on this host that are due and not in the destination after the run |
-//! | `last_success` | when the last run that did not fail started, Unix seconds, or `null` |
 //! | `sent` | `command` only: the stamps of the dumps the command took, of those still on this host |
 //! | `check` | the last `restic check`: `{"started", "subset", "result", "reason", "last_success"}`, or `null` |
 //! | `pruned` | when the repository was last pruned (`restic prune`, at most once a day), Unix seconds, or `null` |
 //! | `prune_due` | whether snapshots were forgotten since, whose data the next prune removes |
 //! | `not_ours` | snapshots made before copies carried an identity, of this job's name and host, that hold another job's dump (read back once to tell) |
 
+use crate::record::SerializeMap;
+use serde::ser::Error as _;
 use serde::{Deserialize, Serialize};
 
-/// The layout written now.
-pub const VERSION: u32 = 1;
+pub use crate::record::VERSION;
 
+/// A copy's record.
+pub type Record = crate::record::Record<Copied>;
+
+/// A copy's own part of its record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub version: u32,
-    pub started: i64,
-    pub seconds: f64,
+pub struct Copied {
     pub destination: Destination,
-    pub result: Outcome,
-    pub reason: Option<String>,
     pub copied: Vec<String>,
     pub newest: Option<Newest>,
     pub waiting: u64,
-    pub last_success: Option<i64>,
     #[serde(default)]
     pub sent: Vec<String>,
     pub check: Option<Check>,
@@ -46,6 +40,55 @@ pub struct Record {
     pub prune_due: bool,
     #[serde(default)]
     pub not_ours: Vec<String>,
+}
+
+impl crate::record::Kind for Copied {
+    type Outcome = Outcome;
+    const FIELDS: &'static [&'static str] = &[
+        "version",
+        "started",
+        "seconds",
+        "destination",
+        "result",
+        "reason",
+        "copied",
+        "newest",
+        "waiting",
+        "last_success",
+        "sent",
+        "check",
+        "pruned",
+        "prune_due",
+        "not_ours",
+    ];
+
+    fn entry<M: SerializeMap>(&self, field: &'static str, map: &mut M) -> Result<(), M::Error> {
+        match field {
+            "destination" => map.serialize_entry(field, &self.destination),
+            "copied" => map.serialize_entry(field, &self.copied),
+            "newest" => map.serialize_entry(field, &self.newest),
+            "waiting" => map.serialize_entry(field, &self.waiting),
+            "sent" => map.serialize_entry(field, &self.sent),
+            "check" => map.serialize_entry(field, &self.check),
+            "pruned" => map.serialize_entry(field, &self.pruned),
+            "prune_due" => map.serialize_entry(field, &self.prune_due),
+            "not_ours" => map.serialize_entry(field, &self.not_ours),
+            _ => Err(M::Error::custom(format!("a copy's record has no {field}"))),
+        }
+    }
+}
+
+impl crate::record::Outcome for Outcome {
+    fn succeeded(self) -> bool {
+        self == Outcome::Copied
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Copied => "copied",
+            Outcome::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,38 +150,67 @@ mod tests {
             version: VERSION,
             started: 1_790_000_000,
             seconds: 2.5,
-            destination: Destination::Restic,
             result: Outcome::Failed,
             reason: Some("restic backup failed".into()),
-            copied: vec!["dump-20261121T101500Z.sql.gz".into()],
-            newest: Some(Newest {
-                dump: "dump-20261121T101500Z.sql.gz".into(),
-                stamp: 1_790_000_000,
-            }),
-            waiting: 2,
             last_success: None,
-            sent: Vec::new(),
-            check: Some(Check {
-                started: 1_790_000_000,
-                subset: "3/30".into(),
-                result: CheckOutcome::Passed,
-                reason: None,
-                last_success: Some(1_790_000_000),
-            }),
-            pruned: Some(1_789_990_000),
-            prune_due: true,
-            not_ours: vec!["4b18b78f".into()],
+            kind: Copied {
+                destination: Destination::Restic,
+                copied: vec!["dump-20261121T101500Z.sql.gz".into()],
+                newest: Some(Newest {
+                    dump: "dump-20261121T101500Z.sql.gz".into(),
+                    stamp: 1_790_000_000,
+                }),
+                waiting: 2,
+                sent: Vec::new(),
+                check: Some(Check {
+                    started: 1_790_000_000,
+                    subset: "3/30".into(),
+                    result: CheckOutcome::Passed,
+                    reason: None,
+                    last_success: Some(1_790_000_000),
+                }),
+                pruned: Some(1_789_990_000),
+                prune_due: true,
+                not_ours: vec!["4b18b78f".into()],
+            },
         };
+        assert!(crate::record::lays_out_every_field(&r));
         let json = crate::record::to_json(&r);
-        for field in [
-            "\"result\": \"failed\"",
-            "\"destination\": \"restic\"",
-            "\"subset\": \"3/30\"",
-            "\"result\": \"passed\"",
-            "\"prune_due\": true",
-        ] {
-            assert!(json.contains(field), "{field} in {json}");
-        }
+        // As the released package wrote it, field for field.
+        assert_eq!(
+            json,
+            r#"{
+  "version": 1,
+  "started": 1790000000,
+  "seconds": 2.5,
+  "destination": "restic",
+  "result": "failed",
+  "reason": "restic backup failed",
+  "copied": [
+    "dump-20261121T101500Z.sql.gz"
+  ],
+  "newest": {
+    "dump": "dump-20261121T101500Z.sql.gz",
+    "stamp": 1790000000
+  },
+  "waiting": 2,
+  "last_success": null,
+  "sent": [],
+  "check": {
+    "started": 1790000000,
+    "subset": "3/30",
+    "result": "passed",
+    "reason": null,
+    "last_success": 1790000000
+  },
+  "pruned": 1789990000,
+  "prune_due": true,
+  "not_ours": [
+    "4b18b78f"
+  ]
+}
+"#
+        );
         let dir = std::env::temp_dir().join(format!("jobkit-copy-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("r.json");

@@ -1,40 +1,76 @@
-//! What a restore drill records about its last run, for `timerapps status`
-//! and the metrics: one small JSON file per dump job (`DRILL_RESULT`, set by
-//! the drill's units), replaced atomically after every drill.
+//! What a restore drill records about its last run beside the envelope
+//! (`jobkit::record`), for `timerapps status` and the metrics. Its
+//! `result` is `passed` or `failed`.
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `version` | the layout, `1` |
-//! | `started` | when the drill started, Unix seconds |
-//! | `seconds` | how long it took |
 //! | `dump` | the dump's file name, or `null` when there was none to drill |
 //! | `format` | the dump's format, as in its manifest, or `null` |
 //! | `server` | the server it restored into: `PostgreSQL 17.6`, `MariaDB 10.11.14`, `SQLite 3.40.1` |
-//! | `result` | `passed` or `failed` |
-//! | `reason` | why it failed, one line; `null` when it passed |
 //! | `compared` | whether the manifest held row counts to compare with |
 //! | `tables`, `rows` | the tables and rows restored, `null` before the restore finished |
-//! | `last_success` | when the last drill that passed started, Unix seconds, or `null` |
 
+use crate::record::SerializeMap;
+use serde::ser::Error as _;
 use serde::{Deserialize, Serialize};
 
-/// The layout written now.
-pub const VERSION: u32 = 1;
+pub use crate::record::VERSION;
 
+/// A drill's record.
+pub type Record = crate::record::Record<Drill>;
+
+/// A drill's own part of its record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub version: u32,
-    pub started: i64,
-    pub seconds: f64,
+pub struct Drill {
     pub dump: Option<String>,
-    pub format: Option<crate::dumpfile::manifest::Format>,
+    pub format: Option<crate::family::Format>,
     pub server: Option<String>,
-    pub result: Outcome,
-    pub reason: Option<String>,
     pub compared: bool,
     pub tables: Option<u64>,
     pub rows: Option<u64>,
-    pub last_success: Option<i64>,
+}
+
+impl crate::record::Kind for Drill {
+    type Outcome = Outcome;
+    const FIELDS: &'static [&'static str] = &[
+        "version",
+        "started",
+        "seconds",
+        "dump",
+        "format",
+        "server",
+        "result",
+        "reason",
+        "compared",
+        "tables",
+        "rows",
+        "last_success",
+    ];
+
+    fn entry<M: SerializeMap>(&self, field: &'static str, map: &mut M) -> Result<(), M::Error> {
+        match field {
+            "dump" => map.serialize_entry(field, &self.dump),
+            "format" => map.serialize_entry(field, &self.format),
+            "server" => map.serialize_entry(field, &self.server),
+            "compared" => map.serialize_entry(field, &self.compared),
+            "tables" => map.serialize_entry(field, &self.tables),
+            "rows" => map.serialize_entry(field, &self.rows),
+            _ => Err(M::Error::custom(format!("a drill's record has no {field}"))),
+        }
+    }
+}
+
+impl crate::record::Outcome for Outcome {
+    fn succeeded(self) -> bool {
+        self == Outcome::Passed
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,15 +78,6 @@ pub struct Record {
 pub enum Outcome {
     Passed,
     Failed,
-}
-
-impl Outcome {
-    pub fn word(self) -> &'static str {
-        match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "failed",
-        }
-    }
 }
 
 #[cfg(test)]
@@ -64,20 +91,39 @@ mod tests {
             version: VERSION,
             started: 1_790_000_000,
             seconds: 2.5,
-            dump: Some("dump-20261121T101500Z.sql.gz".into()),
-            format: Some(crate::dumpfile::manifest::Format::Postgresql),
-            server: Some("PostgreSQL 15.14".into()),
             result: Outcome::Failed,
             reason: Some("table public.t: 2 rows restored, 3 in the manifest".into()),
-            compared: true,
-            tables: Some(1),
-            rows: Some(2),
             last_success: None,
+            kind: Drill {
+                dump: Some("dump-20261121T101500Z.sql.gz".into()),
+                format: Some(crate::family::postgresql::PLAIN),
+                server: Some("PostgreSQL 15.14".into()),
+                compared: true,
+                tables: Some(1),
+                rows: Some(2),
+            },
         };
+        assert!(crate::record::lays_out_every_field(&r));
         let json = crate::record::to_json(&r);
-        for field in ["\"result\": \"failed\"", "\"format\": \"postgresql\""] {
-            assert!(json.contains(field), "{field} in {json}");
-        }
+        // As the released package wrote it, field for field.
+        assert_eq!(
+            json,
+            r#"{
+  "version": 1,
+  "started": 1790000000,
+  "seconds": 2.5,
+  "dump": "dump-20261121T101500Z.sql.gz",
+  "format": "postgresql",
+  "server": "PostgreSQL 15.14",
+  "result": "failed",
+  "reason": "table public.t: 2 rows restored, 3 in the manifest",
+  "compared": true,
+  "tables": 1,
+  "rows": 2,
+  "last_success": null
+}
+"#
+        );
         let dir = std::env::temp_dir().join(format!("jobkit-drill-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("r.json");

@@ -12,7 +12,7 @@
 //!   (`.NAME.lock`), and a job of another unit that would write the same
 //!   names into the same directory is refused, as is its copy.
 
-use crate::manifest::{self, COPY_SUFFIX, JOBS};
+use crate::manifest::{self, COPY, JOBS};
 use crate::{Error, Exit, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -192,7 +192,7 @@ pub fn dump_unit_of_copy(unit: &str) -> Option<String> {
     };
     let job = JOBS
         .iter()
-        .find(|j| j.copy().as_deref() == Some(copy) && copy.ends_with(COPY_SUFFIX))?;
+        .find(|j| j.companion(&COPY).as_deref() == Some(copy))?;
     Some(match instance {
         Some(i) if !i.is_empty() => format!("{}@{i}.service", job.name),
         Some(_) => return None,

@@ -3,6 +3,7 @@
 //! the host, each program's variables and exit statuses, the error type and its exit codes, typed
 //! parsing of environment variables, the memory limit of a job's cgroup,
 //! a job's whole `main` ([`run_job`]),
+//! the database families and the check of a dump's stream ([`family`]),
 //! the dump store (what a dump file is, where a job keeps its dumps, and
 //! every read and write there), which dumps retention keeps, whose dumps and
 //! off-host copies are whose (the machine and the unit), replacing a file
@@ -18,6 +19,7 @@ pub mod copy;
 pub mod drill;
 pub mod dumpfile;
 mod error;
+pub mod family;
 pub mod human;
 pub mod identity;
 pub mod logger;

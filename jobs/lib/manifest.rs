@@ -159,43 +159,181 @@ pub fn monitoring_settings(manager: Manager) -> &'static str {
     }
 }
 
-/// A dump job's restore drill has a program and units of its own, named as
-/// the job's with this suffix (`dump-database-drill`,
-/// `dump-database-drill@.timer`), in each of the job's variants. Its timers
-/// are enabled by the admin, per job.
-pub const DRILL_SUFFIX: &str = "-drill";
-/// The drills' results: below `/var/lib`, or a user's `%S`. The system's
-/// drills each have a directory of their own, named as the dump unit
-/// (`dump-database@NAME/`), holding [`DRILL_RECORD`], so that each drill
-/// may write its own record only; a user's drills one file per dump unit,
-/// `dump-database@NAME.json`.
-pub const DRILLS_SUBDIR: &str = "timerapps/drills";
-/// A system drill's record, in its own directory below [`DRILLS_DIR`].
-pub const DRILL_RECORD: &str = "drill.json";
-/// The system's drill results, which purge removes.
-pub const DRILLS_DIR: &str = "/var/lib/timerapps/drills";
-/// How often an enabled drill timer runs its drill (`OnCalendar=`), and in
-/// words.
-pub const DRILL_EVERY: (&str, &str) = ("weekly", "every week");
+/// A dump job's companion: a program and units of its own, named as the
+/// job's with its suffix (`dump-database-drill`, `dump-database-copy@.timer`),
+/// in each of the job's variants whose manager it exists in. Its service
+/// records each run's result in the file its record variable names; its
+/// timer is enabled by the admin, per job. Units, status, health, metrics
+/// and the maintainer scripts take the companions from [`COMPANIONS`].
+#[derive(Debug)]
+pub struct Companion {
+    /// What its kind-specific code matches on.
+    pub role: Role,
+    /// Its word: its command, its record's writer and its metrics file's
+    /// name.
+    pub word: &'static str,
+    /// What it is called in messages: one, with its article, and many.
+    pub noun: (&'static str, &'static str, &'static str),
+    /// What it does to the dumps, in messages.
+    pub verb: &'static str,
+    /// Its program's and units' suffix to the dump job's name.
+    pub suffix: &'static str,
+    /// The service managers it exists in.
+    pub managers: &'static [Manager],
+    pub schedule: CompanionSchedule,
+    /// What its service adds to the hardening of every service.
+    pub hardening: &'static [Setting],
+    /// The variable its units set to the file of its record.
+    pub record_variable: &'static str,
+    /// Its records: below `/var/lib`, or a user's `%S`. In the system's
+    /// manager a directory per dump unit (`dump-database@NAME/`), holding
+    /// [`Companion::record`], which only that unit's companion can write;
+    /// in a user's, one file per dump unit, `dump-database@NAME.json`.
+    pub records_subdir: &'static str,
+    /// The record's file in its dump unit's directory.
+    pub record: &'static str,
+    /// The system's records, which purge removes.
+    pub records_dir: &'static str,
+}
 
-/// A dump job's off-host copy, likewise: `dump-database-copy`, in the
-/// system's manager only. Its service is started by the dump service's
-/// `OnSuccess=`; its timer, which retries, is enabled by the admin.
-pub const COPY_SUFFIX: &str = "-copy";
-/// The copies' records: a directory per dump unit, `UNIT/copy.json`, which
-/// only that unit's copy can write.
-pub const COPIES_SUBDIR: &str = "timerapps/copies";
-/// A copy's record in its unit's directory below [`COPIES_DIR`].
-pub const COPY_RECORD: &str = "copy.json";
-/// The system's copy records, which purge removes.
-pub const COPIES_DIR: &str = "/var/lib/timerapps/copies";
+/// Which companion it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Restores the newest good dump into a throwaway server.
+    Drill,
+    /// Sends the good dumps off the host.
+    Copy,
+}
+
+/// When an enabled companion timer runs its companion.
+#[derive(Clone, Copy, Debug)]
+pub struct CompanionSchedule {
+    /// `OnCalendar=`, and the same in words for its Description.
+    pub every: (&'static str, &'static str),
+    /// `RandomizedDelaySec=`.
+    pub spread: &'static str,
+}
+
+/// Which managers a hardening setting is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Only {
+    Every,
+    /// Left out of users' own managers. Such a manager sets up a namespace
+    /// only inside a user namespace of its own (`PrivateUsers=yes`), where
+    /// `PrivateDevices=`, `CapabilityBoundingSet=` and
+    /// `ProtectKernelLogs=` fail the unit; an unprivileged user can neither
+    /// read the kernel log nor hold capabilities anyway.
+    System,
+    /// Only in users' own managers.
+    User,
+}
+
+/// One hardening line of a service, and the managers it is for.
+#[derive(Clone, Copy, Debug)]
+pub struct Setting {
+    pub line: &'static str,
+    pub only: Only,
+}
+
+pub const fn every(line: &'static str) -> Setting {
+    Setting {
+        line,
+        only: Only::Every,
+    }
+}
+
+pub const fn system(line: &'static str) -> Setting {
+    Setting {
+        line,
+        only: Only::System,
+    }
+}
+
+pub const fn user(line: &'static str) -> Setting {
+    Setting {
+        line,
+        only: Only::User,
+    }
+}
+
+/// The restore drill: weekly, spread over the night. Its throwaway server
+/// listens on a Unix socket in the drill's own directory, so it needs no
+/// network at all, and the production servers' sockets are out of its
+/// reach.
+pub const DRILL: Companion = Companion {
+    role: Role::Drill,
+    word: "drill",
+    noun: ("restore drill", "a restore drill", "restore drills"),
+    verb: "restores",
+    suffix: "-drill",
+    managers: &[Manager::System, Manager::User],
+    schedule: CompanionSchedule {
+        every: ("weekly", "every week"),
+        spread: "4h",
+    },
+    hardening: &[
+        every("SystemCallFilter=~@privileged"),
+        every("PrivateNetwork=yes"),
+        every("RestrictAddressFamilies=AF_UNIX"),
+        every("IPAddressDeny=any"),
+        every("InaccessiblePaths=-/run/postgresql -/run/mysqld"),
+    ],
+    record_variable: "DRILL_RESULT",
+    records_subdir: "timerapps/drills",
+    record: "drill.json",
+    records_dir: "/var/lib/timerapps/drills",
+};
+
+/// The off-host copy, in the system's manager only: its service is also
+/// started by the dump service's `OnSuccess=`; its timer retries. restic
+/// reaches its repository over the network; the databases' sockets are
+/// none of its business.
+pub const COPY: Companion = Companion {
+    role: Role::Copy,
+    word: "copy",
+    noun: ("off-host copy", "an off-host copy", "off-host copies"),
+    verb: "copies",
+    suffix: "-copy",
+    managers: &[Manager::System],
+    schedule: CompanionSchedule {
+        every: ("hourly", "every hour"),
+        spread: "15min",
+    },
+    hardening: &[
+        every("SystemCallFilter=~@privileged"),
+        every("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"),
+        every("InaccessiblePaths=-/run/postgresql -/run/mysqld"),
+    ],
+    record_variable: "COPY_RESULT",
+    records_subdir: "timerapps/copies",
+    record: "copy.json",
+    records_dir: "/var/lib/timerapps/copies",
+};
+
+/// Every companion of a dump job, in the order status and the units list
+/// them.
+pub const COMPANIONS: &[&Companion] = &[&DRILL, &COPY];
+
+impl Companion {
+    /// Whether it exists in `manager`.
+    pub fn in_manager(&self, manager: Manager) -> bool {
+        self.managers.contains(&manager)
+    }
+
+    /// The companion whose role is `role`.
+    pub fn of(role: Role) -> &'static Companion {
+        match role {
+            Role::Drill => &DRILL,
+            Role::Copy => &COPY,
+        }
+    }
+}
+
 /// The copies' restic caches: `CacheDirectory=` below `/var/cache`, a
 /// directory per dump unit.
 pub const COPY_CACHE_SUBDIR: &str = "timerapps/restic";
 /// The system's copy cache, which purge removes.
 pub const COPY_CACHE_DIR: &str = "/var/cache/timerapps/restic";
-/// How often an enabled copy timer retries (`OnCalendar=`), and in words.
-pub const COPY_EVERY: (&str, &str) = ("hourly", "every hour");
 /// Where the admin keeps the off-host copies' secrets, root's alone (mode
 /// 0700): each dump unit's repository password in a directory of the
 /// unit's own, `UNIT/restic-password` (root, mode 0600), which only that
@@ -288,16 +426,10 @@ impl Job {
         self.variants.contains(&variant)
     }
 
-    /// The restore drill's program and the base name of its units, for a
-    /// job that keeps dumps.
-    pub fn drill(&self) -> Option<String> {
-        (self.program == Program::Dump).then(|| format!("{}{DRILL_SUFFIX}", self.name))
-    }
-
-    /// The off-host copy's program and the base name of its units, for a
-    /// job that keeps dumps.
-    pub fn copy(&self) -> Option<String> {
-        (self.program == Program::Dump).then(|| format!("{}{COPY_SUFFIX}", self.name))
+    /// The program of its `companion` and the base name of its units, for
+    /// a job that keeps dumps: `dump-database-drill`.
+    pub fn companion(&self, companion: &Companion) -> Option<String> {
+        (self.program == Program::Dump).then(|| format!("{}{}", self.name, companion.suffix))
     }
 
     /// The unit's base name: `myapp`, or `dump-database@` for a template.
@@ -376,15 +508,14 @@ pub fn templates(manager: Manager) -> Vec<String> {
 }
 
 /// What the admin (or a user) enables by hand, as the prefixes of its
-/// units' names: the templates' instances (`dump-database@`), the restore
-/// drills and the off-host copies' timers, plain and instances
-/// (`dump-database-drill`). A unit of the package whose name starts with
+/// units' names: the templates' instances (`dump-database@`) and the
+/// companions' timers, plain and instances (`dump-database-drill`). A unit of the package whose name starts with
 /// one of these is enabled only where someone chose to.
 pub fn enabled_by_hand(manager: Manager) -> Vec<String> {
     let mut prefixes = templates(manager);
     for job in JOBS {
-        let copy = job.copy().filter(|_| manager == Manager::System);
-        for companion in [job.drill(), copy].into_iter().flatten() {
+        let here = COMPANIONS.iter().filter(|c| c.in_manager(manager));
+        for companion in here.filter_map(|c| job.companion(c)) {
             let plain = job.has(Variant {
                 manager,
                 shape: Shape::Plain,
@@ -441,8 +572,10 @@ mod tests {
         );
         assert_eq!(LOG_DIR, format!("/var/log/{LOGS_SUBDIR}"));
         assert_eq!(DUMPS_DIR, format!("/var/lib/{DUMPS_SUBDIR}"));
-        assert_eq!(DRILLS_DIR, format!("/var/lib/{DRILLS_SUBDIR}"));
-        assert_eq!(COPIES_DIR, format!("/var/lib/{COPIES_SUBDIR}"));
+        for c in COMPANIONS {
+            assert_eq!(c.records_dir, format!("/var/lib/{}", c.records_subdir));
+            assert_eq!(Companion::of(c.role).word, c.word);
+        }
         assert_eq!(COPY_CACHE_DIR, format!("/var/cache/{COPY_CACHE_SUBDIR}"));
         assert!(Job::named("timerapps").is_none());
     }

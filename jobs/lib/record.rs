@@ -1,13 +1,179 @@
-//! The small JSON records the drill and the copy keep of their last run
-//! (`DRILL_RESULT`, `COPY_RESULT`): read by `timerapps status` and the
-//! metrics, replaced atomically after every run, mode 0640, since a reason
-//! can quote what a failing command printed.
+//! The small JSON records a dump job's companions keep of their last run
+//! (in the file their record variable names, `manifest::Companion`): read
+//! by `timerapps status` and the metrics, replaced atomically after every
+//! run, mode 0640, since a reason can quote what a failing command printed.
+//!
+//! Every record is one envelope, [`Record`], the same for every companion:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `version` | the layout, `1` |
+//! | `started` | when the run started, Unix seconds |
+//! | `seconds` | how long it took |
+//! | `result` | the companion's word for success (`passed`, `copied`), or `failed` |
+//! | `reason` | why it failed, one line; `null` when it did not |
+//! | `last_success` | when the last run that did not fail started, Unix seconds, or `null` |
+//!
+//! Beside them, in one JSON object, are the companion's own fields
+//! ([`Kind`]: `jobkit::drill`, `jobkit::copy`).
 
 use crate::{atomic, safe, Error, Exit, Result};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::de::{DeserializeOwned, Error as _};
+pub use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt::Debug;
 use std::io;
+use std::ops::Deref;
 use std::path::Path;
+
+/// The layout written now.
+pub const VERSION: u32 = 1;
+
+/// What a companion's record holds beside the envelope.
+pub trait Kind: Serialize + DeserializeOwned {
+    /// How a run ended: success or failure, in the companion's words.
+    type Outcome: Outcome;
+    /// Every field of the record, the envelope's among them, in the order
+    /// a record is written.
+    const FIELDS: &'static [&'static str];
+    /// Writes its own `field` into `map`.
+    fn entry<M: SerializeMap>(
+        &self,
+        field: &'static str,
+        map: &mut M,
+    ) -> std::result::Result<(), M::Error>;
+}
+
+/// A run's result.
+pub trait Outcome: Copy + Eq + Debug + Serialize + DeserializeOwned {
+    fn succeeded(self) -> bool;
+    /// As the record spells it.
+    fn word(self) -> &'static str;
+}
+
+/// The envelope's fields.
+const ENVELOPE: [&str; 6] = [
+    "version",
+    "started",
+    "seconds",
+    "result",
+    "reason",
+    "last_success",
+];
+
+/// A companion's record of its last run: the envelope, and its own part,
+/// which the record derefs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<K: Kind> {
+    pub version: u32,
+    pub started: i64,
+    pub seconds: f64,
+    pub result: K::Outcome,
+    pub reason: Option<String>,
+    pub last_success: Option<i64>,
+    pub kind: K,
+}
+
+impl<K: Kind> Deref for Record<K> {
+    type Target = K;
+    fn deref(&self) -> &K {
+        &self.kind
+    }
+}
+
+impl<K: Kind> Record<K> {
+    /// The record of a run that started at `started` (Unix seconds) and
+    /// took `seconds`, ending in `result` (and `reason` when it failed),
+    /// after the `previous` run's record: its last success is this run if
+    /// it succeeded, else the previous one's.
+    pub fn new(
+        started: i64,
+        seconds: f64,
+        result: K::Outcome,
+        reason: Option<String>,
+        previous: Option<&Record<K>>,
+        kind: K,
+    ) -> Record<K> {
+        let last_success = if result.succeeded() {
+            Some(started)
+        } else {
+            previous.and_then(|p| p.last_success)
+        };
+        Record {
+            version: VERSION,
+            started,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            result,
+            reason,
+            last_success,
+            kind,
+        }
+    }
+
+    /// Whether the run succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.result.succeeded()
+    }
+}
+
+impl<K: Kind> Serialize for Record<K> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(K::FIELDS.len()))?;
+        for &field in K::FIELDS {
+            match field {
+                "version" => map.serialize_entry(field, &self.version)?,
+                "started" => map.serialize_entry(field, &self.started)?,
+                "seconds" => map.serialize_entry(field, &self.seconds)?,
+                "result" => map.serialize_entry(field, &self.result)?,
+                "reason" => map.serialize_entry(field, &self.reason)?,
+                "last_success" => map.serialize_entry(field, &self.last_success)?,
+                _ => self.kind.entry(field, &mut map)?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de, K: Kind> Deserialize<'de> for Record<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let mut map = serde_json::Map::deserialize(deserializer)?;
+        let mut take = |field: &str| map.remove(field).unwrap_or_default();
+        fn parse<T: DeserializeOwned, E: serde::de::Error>(
+            field: &str,
+            v: serde_json::Value,
+        ) -> std::result::Result<T, E> {
+            serde_json::from_value(v).map_err(|e| E::custom(format!("{field}: {e}")))
+        }
+        let version = parse("version", take("version"))?;
+        let started = parse("started", take("started"))?;
+        let seconds = parse("seconds", take("seconds"))?;
+        let result = parse("result", take("result"))?;
+        let reason = parse("reason", take("reason"))?;
+        let last_success = parse("last_success", take("last_success"))?;
+        let kind =
+            serde_json::from_value(serde_json::Value::Object(map)).map_err(D::Error::custom)?;
+        Ok(Record {
+            version,
+            started,
+            seconds,
+            result,
+            reason,
+            last_success,
+            kind,
+        })
+    }
+}
+
+/// Whether every field `record` writes is one of `K`'s [`Kind::FIELDS`],
+/// and every envelope field is among them: else a field would be lost.
+pub fn lays_out_every_field<K: Kind>(record: &Record<K>) -> bool {
+    let own = match serde_json::to_value(&record.kind) {
+        Ok(serde_json::Value::Object(own)) => own,
+        _ => return false,
+    };
+    own.keys().all(|k| K::FIELDS.contains(&k.as_str()))
+        && ENVELOPE.iter().all(|k| K::FIELDS.contains(k))
+}
 
 /// The most a record may be. A record is a few lines and, for a copy, the
 /// names of the kept dumps it sent: 16 MiB holds some 150,000 names, more

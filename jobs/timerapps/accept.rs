@@ -13,9 +13,10 @@ use crate::dumps;
 use crate::jobs::Job;
 use crate::systemd::Scope;
 use chrono::{Local, SecondsFormat};
-use jobkit::dumpfile::manifest::{self, Check, Format, Hashing, Manifest, Verdict};
+use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
 use jobkit::dumpfile::plan::{Planned, Trust};
 use jobkit::dumpfile::{read, Flaw, Location};
+use jobkit::family::Families;
 use jobkit::retention::Rule;
 use jobkit::{outln, Error, Exit, Result};
 use std::io::{self, Write};
@@ -171,7 +172,7 @@ fn from_dump(target: &Planned, flaw: &Flaw, date: &str) -> Result<Manifest> {
         stored: dump.size,
         sha256,
         content_sha256: Some(content.hex()),
-        format: Format::recognise(&content.get_mut().0),
+        format: Families::default().recognise(&content.get_mut().0),
         check: Check::Unchecked,
         tables: None,
         verdict: Verdict::Good,

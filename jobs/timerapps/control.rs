@@ -1,9 +1,10 @@
 //! `enable`, `disable`, `run`, `drill` and `copy`.
 
 use crate::format::seconds;
-use crate::jobs::{Companion, Job, Settings};
+use crate::jobs::{Job, Settings};
 use crate::systemd::journal::{self, Run};
 use crate::systemd::{self, read, Bus, Change, Scope, Unread, Verb};
+use jobkit::manifest::Companion;
 use jobkit::{outln, Error, Exit, Result};
 use std::time::Duration;
 
@@ -76,7 +77,7 @@ pub fn run(job: &Job, scope: Scope) -> Result<bool> {
 
 /// Runs the restore drill or the off-host copy of `job` now, as its unit
 /// runs it, and prints what it wrote; true if it succeeded.
-pub fn companion(job: &Job, companion: Companion, scope: Scope) -> Result<bool> {
+pub fn companion(job: &Job, companion: &Companion, scope: Scope) -> Result<bool> {
     let unit = companion_unit(job, companion, scope)?;
     let program = unit.split(['@', '.']).next().unwrap_or_default().to_owned();
     start_and_follow(&systemd::connect(scope)?, &unit, &program)
@@ -84,11 +85,8 @@ pub fn companion(job: &Job, companion: Companion, scope: Scope) -> Result<bool> 
 
 /// The service of `job`'s `companion` in `scope`'s manager, or why there
 /// is none; asked before anything is started.
-fn companion_unit(job: &Job, companion: Companion, scope: Scope) -> Result<String> {
-    let (verb, what) = match companion {
-        Companion::Drill => ("drill", "restores"),
-        Companion::Copy => ("copy", "copies"),
-    };
+fn companion_unit(job: &Job, companion: &Companion, scope: Scope) -> Result<String> {
+    let (verb, what) = (companion.word, companion.verb);
     let Some(unit) = job.companion_service(companion) else {
         return Err(Error::new(
             Exit::Usage,
@@ -98,10 +96,13 @@ fn companion_unit(job: &Job, companion: Companion, scope: Scope) -> Result<Strin
             ),
         ));
     };
-    if companion == Companion::Copy && scope == Scope::User {
+    if !companion.in_manager(scope.manager()) {
         return Err(Error::new(
             Exit::Usage,
-            "off-host copies run in the system's manager only; nothing was started",
+            format!(
+                "{} run in the system's manager only; nothing was started",
+                companion.noun.2
+            ),
         ));
     }
     Ok(unit)
@@ -168,6 +169,7 @@ mod tests {
     use super::*;
     use crate::systemd::fake::{scratch, Fake};
     use crate::systemd::{LastRun, Setup};
+    use jobkit::manifest::{COPY, DRILL};
 
     fn job(name: &str, scope: Scope) -> Job {
         Job::parse(name, scope).unwrap()
@@ -234,25 +236,25 @@ mod tests {
     fn drill_and_copy_are_refused_for_a_job_without_them() {
         let unit =
             |name: &str, companion, scope| companion_unit(&job(name, scope), companion, scope);
-        let e = unit("myapp", Companion::Drill, Scope::System).unwrap_err();
+        let e = unit("myapp", &DRILL, Scope::System).unwrap_err();
         assert_eq!(e.exit(), Exit::Usage);
         assert_eq!(
             e.to_string(),
             "myapp keeps no dumps; drill restores the dumps of dump-database jobs"
         );
-        let e = unit("otherapp", Companion::Copy, Scope::System).unwrap_err();
+        let e = unit("otherapp", &COPY, Scope::System).unwrap_err();
         assert_eq!(
             e.to_string(),
             "otherapp keeps no dumps; copy copies the dumps of dump-database jobs"
         );
-        let e = unit("dump-database@sales", Companion::Copy, Scope::User).unwrap_err();
+        let e = unit("dump-database@sales", &COPY, Scope::User).unwrap_err();
         assert_eq!(e.exit(), Exit::Usage);
         assert_eq!(
-            unit("dump-database@sales", Companion::Drill, Scope::User).unwrap(),
+            unit("dump-database@sales", &DRILL, Scope::User).unwrap(),
             "dump-database-drill@sales.service"
         );
         assert_eq!(
-            unit("dump-database", Companion::Copy, Scope::System).unwrap(),
+            unit("dump-database", &COPY, Scope::System).unwrap(),
             "dump-database-copy.service"
         );
     }

@@ -6,7 +6,7 @@
 use crate::systemd::{self, or_default, read, Bus, Scope};
 use jobkit::config::Source;
 use jobkit::dumpfile::{self, NAME_RULE};
-use jobkit::manifest::{self, Program, Shape, Variant};
+use jobkit::manifest::{self, Companion, Program, Shape, Variant, COMPANIONS};
 use jobkit::{Error, Exit, Result};
 use std::fs;
 use std::io;
@@ -40,10 +40,10 @@ impl Job {
         self.name.split('@').next().unwrap_or_default()
     }
 
-    /// The service of its `companion` (the restore drill or the off-host
+    /// The service of its `companion` (the restore drill, the off-host
     /// copy), for a job that keeps dumps: `dump-database-drill@NAME.service`.
-    pub fn companion_service(&self, companion: Companion) -> Option<String> {
-        let base = companion.base(manifest::Job::named(self.program())?)?;
+    pub fn companion_service(&self, companion: &Companion) -> Option<String> {
+        let base = manifest::Job::named(self.program())?.companion(companion)?;
         Some(match self.instance() {
             Some(instance) => format!("{base}@{instance}.service"),
             None => format!("{base}.service"),
@@ -51,7 +51,7 @@ impl Job {
     }
 
     /// The timer of its `companion`.
-    pub fn companion_timer(&self, companion: Companion) -> Option<String> {
+    pub fn companion_timer(&self, companion: &Companion) -> Option<String> {
         let service = self.companion_service(companion)?;
         Some(format!("{}.timer", service.strip_suffix(".service")?))
     }
@@ -59,17 +59,17 @@ impl Job {
     /// The job whose companion `unit` is, and which companion:
     /// `dump-database@NAME` and the drill for
     /// `dump-database-drill@NAME.service`.
-    pub fn of_companion(unit: &str) -> Option<(Job, Companion)> {
+    pub fn of_companion(unit: &str) -> Option<(Job, &'static Companion)> {
         let base = unit.strip_suffix(".service").unwrap_or(unit);
         let (companion_base, instance) = match base.split_once('@') {
             Some((b, instance)) => (b, Some(instance)),
             None => (base, None),
         };
         let (job, companion) = manifest::JOBS.iter().find_map(|j| {
-            Companion::ALL
-                .into_iter()
-                .find(|c| c.base(j).as_deref() == Some(companion_base))
-                .map(|c| (j, c))
+            COMPANIONS
+                .iter()
+                .find(|c| j.companion(c).as_deref() == Some(companion_base))
+                .map(|&c| (j, c))
         })?;
         if instance.is_some_and(|i| !valid_instance(i)) {
             return None;
@@ -149,28 +149,6 @@ impl Job {
                     format!("unknown job {arg:?}; the jobs are: {}", known.join(", ")),
                 ))
             }
-        }
-    }
-}
-
-/// A unit that works on a dump job's dumps beside it, with units of its
-/// own named after the job's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Companion {
-    /// The restore drill.
-    Drill,
-    /// The off-host copy.
-    Copy,
-}
-
-impl Companion {
-    pub const ALL: [Companion; 2] = [Companion::Drill, Companion::Copy];
-
-    /// Its program and the base name of its units for `job`.
-    fn base(self, job: &manifest::Job) -> Option<String> {
-        match self {
-            Companion::Drill => job.drill(),
-            Companion::Copy => job.copy(),
         }
     }
 }

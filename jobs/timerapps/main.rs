@@ -39,8 +39,9 @@ mod systemd;
 mod verify;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use jobkit::manifest::{COPY, DRILL};
 use jobkit::{errln, euid, Error, Exit, Result};
-use jobs::{Companion, Job};
+use jobs::Job;
 use std::process::ExitCode;
 use systemd::Scope;
 
@@ -244,12 +245,12 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
         Command::Drill { job } => {
             let job = Job::resolve(&job, scope)?;
             root_only("drill", scope)?;
-            control::companion(&job, Companion::Drill, scope)?
+            control::companion(&job, &DRILL, scope)?
         }
         Command::Copy { job } => {
             let job = Job::resolve(&job, scope)?;
             root_only("copy", scope)?;
-            control::companion(&job, Companion::Copy, scope)?
+            control::companion(&job, &COPY, scope)?
         }
         Command::Restore {
             job,

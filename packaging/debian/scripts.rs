@@ -3,9 +3,8 @@
 //! template or a path the manifest knows.
 
 use jobkit::manifest::{
-    self, Kind, Manager, Program, Shape, Variant, CONFIG_DIR, COPIES_DIR, COPY_CACHE_DIR,
-    COPY_RECORD, CREDENTIALS_DIR, DRILLS_DIR, DRILL_RECORD, DUMPS_DIR, LOG_DIR, PASSWORD_FILE,
-    SCHEDULE_DROP_IN, SCHEDULE_MARK,
+    self, Kind, Manager, Program, Shape, Variant, COMPANIONS, CONFIG_DIR, COPY, COPY_CACHE_DIR,
+    CREDENTIALS_DIR, DUMPS_DIR, LOG_DIR, PASSWORD_FILE, SCHEDULE_DROP_IN, SCHEDULE_MARK,
 };
 use std::fs;
 use std::path::Path;
@@ -23,7 +22,7 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         .expect("the default dump job");
     // The plain jobs whose copies the package's units make.
     let copy_jobs: Vec<&str> = Variant::jobs(Manager::System, Shape::Plain)
-        .filter(|j| j.copy().is_some())
+        .filter(|j| j.companion(&COPY).is_some())
         .map(|j| j.name)
         .collect();
     vec![
@@ -52,19 +51,37 @@ pub fn tokens() -> Vec<(&'static str, String)> {
                 shape: Shape::Plain,
             }),
         ),
-        ("DRILLS_DIR", DRILLS_DIR.to_owned()),
-        ("DRILL_RECORD", DRILL_RECORD.to_owned()),
-        ("COPIES_DIR", COPIES_DIR.to_owned()),
+        (
+            "COMPANION_RECORDS",
+            system_companions()
+                .map(|c| format!("{}:{}", c.records_dir, c.record))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "COMPANION_RECORDS_DIRS",
+            system_companions()
+                .map(|c| c.records_dir)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         ("CREDENTIALS_DIR", CREDENTIALS_DIR.to_owned()),
         ("PASSWORD_FILE", PASSWORD_FILE.to_owned()),
         ("COPY_JOBS", copy_jobs.join(" ")),
-        ("COPY_RECORD", COPY_RECORD.to_owned()),
         ("COPY_CACHE_DIR", COPY_CACHE_DIR.to_owned()),
         ("CONFIG_DIR", CONFIG_DIR.to_owned()),
         ("INSTANCE_DIRS", instance_dirs.join(" ")),
         ("SCHEDULE_DROP_IN", SCHEDULE_DROP_IN.to_owned()),
         ("SCHEDULE_MARK", SCHEDULE_MARK.to_owned()),
     ]
+}
+
+/// The companions whose records the system's manager keeps.
+fn system_companions() -> impl Iterator<Item = &'static manifest::Companion> {
+    COMPANIONS
+        .iter()
+        .copied()
+        .filter(|c| c.in_manager(Manager::System))
 }
 
 /// Fills in the tokens of `postinst`, `prerm` and `postrm` in `dir`.
@@ -117,6 +134,9 @@ mod tests {
                 .map(|(_, v)| v)
                 .filter(|v| !v.is_empty()),
         );
+        for c in COMPANIONS {
+            known.extend([c.records_dir.to_owned(), c.record.to_owned()]);
+        }
         for script in ["postinst", "prerm", "postrm"] {
             let text = fs::read_to_string(dir.join(script)).unwrap();
             for word in &known {

@@ -9,56 +9,14 @@
 
 use jobkit::budget::{Load, Share, PRIORITY, SLICE, SLICE_SHARES};
 use jobkit::manifest::{
-    credentials_dir, keys_file, password_file, Job, Kind, Manager, Program, Shape, Variant,
-    COPIES_SUBDIR, COPY_CACHE_DIR, COPY_CACHE_SUBDIR, COPY_EVERY, COPY_RECORD, CREDENTIALS_DIR,
-    CREDENTIALS_ID, DRILLS_DIR, DRILLS_SUBDIR, DRILL_EVERY, DRILL_RECORD, DUMPS_SUBDIR, JOBS,
-    LOGS_SUBDIR, MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE, MAIL_USER_NAME,
+    credentials_dir, every, keys_file, password_file, system, user, Companion, CompanionSchedule,
+    Job, Kind, Manager, Only, Program, Role, Setting, Shape, Variant, COMPANIONS, COPY,
+    COPY_CACHE_DIR, COPY_CACHE_SUBDIR, CREDENTIALS_DIR, CREDENTIALS_ID, DUMPS_DIR, DUMPS_SUBDIR,
+    JOBS, LOGS_SUBDIR, MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE, MAIL_USER_NAME,
     PASSWORD_FILE, USER_NAME,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Which variants a setting is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Only {
-    Every,
-    /// Left out of users' own managers. Such a manager sets up a namespace
-    /// only inside a user namespace of its own (`PrivateUsers=yes`), where
-    /// `PrivateDevices=`, `CapabilityBoundingSet=` and
-    /// `ProtectKernelLogs=` fail the unit; an unprivileged user can neither
-    /// read the kernel log nor hold capabilities anyway.
-    System,
-    /// Only in users' own managers.
-    User,
-}
-
-/// One hardening line of a service, and the variants it is for.
-#[derive(Clone, Copy, Debug)]
-pub struct Setting {
-    pub line: &'static str,
-    pub only: Only,
-}
-
-const fn every(line: &'static str) -> Setting {
-    Setting {
-        line,
-        only: Only::Every,
-    }
-}
-
-const fn system(line: &'static str) -> Setting {
-    Setting {
-        line,
-        only: Only::System,
-    }
-}
-
-const fn user(line: &'static str) -> Setting {
-    Setting {
-        line,
-        only: Only::User,
-    }
-}
 
 /// The hardening of every service of every job.
 pub const HARDENING: &[Setting] = &[
@@ -110,43 +68,29 @@ pub const DUMP_HARDENING: &[Setting] = &[
     every("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"),
 ];
 
-/// What a restore drill adds: its throwaway server listens on a Unix
-/// socket in the drill's own directory, so it needs no network at all, and
-/// the production servers' sockets are out of its reach.
-pub const DRILL_HARDENING: &[Setting] = &[
-    every("SystemCallFilter=~@privileged"),
-    every("PrivateNetwork=yes"),
-    every("RestrictAddressFamilies=AF_UNIX"),
-    every("IPAddressDeny=any"),
-    every("InaccessiblePaths=-/run/postgresql -/run/mysqld"),
-];
-
-/// What an off-host copy adds: restic reaches its repository over the
-/// network; the databases' sockets are none of its business.
-pub const COPY_HARDENING: &[Setting] = &[
-    every("SystemCallFilter=~@privileged"),
-    every("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"),
-    every("InaccessiblePaths=-/run/postgresql -/run/mysqld"),
-];
-
 /// The hardening lists a rendering uses: [`HARDENING`] and the program's
-/// own, unless a test gives others.
+/// own, unless a test gives others; a companion's own is in the catalogue
+/// ([`Companion::hardening`]).
 #[derive(Clone, Copy)]
 pub struct Source<'a> {
     pub common: &'a [Setting],
     pub logger: &'a [Setting],
     pub dump: &'a [Setting],
-    pub drill: &'a [Setting],
-    pub copy: &'a [Setting],
 }
 
 pub const SOURCE: Source<'static> = Source {
     common: HARDENING,
     logger: LOGGER_HARDENING,
     dump: DUMP_HARDENING,
-    drill: DRILL_HARDENING,
-    copy: COPY_HARDENING,
 };
+
+/// Where below `systemd/` the units of `manager` are.
+fn manager_dir(manager: Manager) -> PathBuf {
+    match manager {
+        Manager::System => PathBuf::new(),
+        Manager::User => PathBuf::from("user"),
+    }
+}
 
 /// Every unit file the package ships, by its path below `systemd/`
 /// (`myapp.service`, `user/myapp.timer`), with its text.
@@ -154,59 +98,36 @@ pub fn render_all(source: Source) -> BTreeMap<PathBuf, String> {
     let mut files = BTreeMap::new();
     for job in JOBS {
         for &variant in job.variants {
+            let dir = manager_dir(variant.manager);
             for kind in Kind::ALL {
-                let dir = match variant.manager {
-                    Manager::System => PathBuf::new(),
-                    Manager::User => PathBuf::from("user"),
-                };
                 let text = match kind {
                     Kind::Service => service(job, variant, source),
                     Kind::Timer => timer(job, variant),
                 };
                 files.insert(dir.join(job.unit(variant.shape, kind)), text);
             }
-            if let Some(drill) = job.drill() {
-                let base = match variant.shape {
-                    Shape::Plain => drill.clone(),
-                    Shape::Template => format!("{drill}@"),
+            for companion in COMPANIONS.iter().filter(|c| c.in_manager(variant.manager)) {
+                let Some(program) = job.companion(companion) else {
+                    continue;
                 };
-                let dir = match variant.manager {
-                    Manager::System => PathBuf::new(),
-                    Manager::User => PathBuf::from("user"),
+                let base = match variant.shape {
+                    Shape::Plain => program,
+                    Shape::Template => format!("{program}@"),
                 };
                 files.insert(
                     dir.join(format!("{base}.service")),
-                    drill_service(job, variant, source),
+                    companion_service(job, companion, variant, source),
                 );
-                let timer = Unit::drill(job, variant, Kind::Timer);
+                let timer = Unit::companion(job, companion, variant, Kind::Timer);
                 files.insert(
                     dir.join(format!("{base}.timer")),
-                    // Weekly, spread over the night.
-                    companion_timer(timer, DRILL_EVERY.0, "4h"),
-                );
-            }
-            if let Some(copy) = job.copy().filter(|_| variant.manager == Manager::System) {
-                let base = match variant.shape {
-                    Shape::Plain => copy,
-                    Shape::Template => format!("{copy}@"),
-                };
-                files.insert(
-                    PathBuf::from(format!("{base}.service")),
-                    copy_service(job, variant, source),
-                );
-                let timer = Unit::copy(job, variant, Kind::Timer);
-                files.insert(
-                    PathBuf::from(format!("{base}.timer")),
-                    companion_timer(timer, COPY_EVERY.0, "15min"),
+                    companion_timer(timer, companion.schedule),
                 );
             }
         }
     }
     for manager in [Manager::System, Manager::User] {
-        let dir = match manager {
-            Manager::System => PathBuf::new(),
-            Manager::User => PathBuf::from("user"),
-        };
+        let dir = manager_dir(manager);
         files.insert(
             dir.join(format!("{MAIL_TEMPLATE}.service")),
             mail(manager, source),
@@ -317,7 +238,7 @@ fn mail(manager: Manager, source: Source) -> String {
     let parent = |dir: &str| Path::new(dir).parent().unwrap().display().to_string();
     u.line(&format!(
         "InaccessiblePaths=-{} -{} -{}",
-        parent(DRILLS_DIR),
+        parent(DUMPS_DIR),
         parent(COPY_CACHE_DIR),
         parent(CREDENTIALS_DIR)
     ));
@@ -432,51 +353,39 @@ impl Unit {
         unit
     }
 
-    /// The first lines of a unit of `job`'s restore drill, to its
-    /// `[Unit]` section's documentation.
-    fn drill(job: &Job, variant: Variant, kind: Kind) -> Unit {
-        let drill = job.drill().expect("a job that keeps dumps");
+    /// The first lines of a unit of `job`'s `companion`, to its `[Unit]`
+    /// section's documentation.
+    fn companion(job: &Job, companion: &Companion, variant: Variant, kind: Kind) -> Unit {
+        let program = job.companion(companion).expect("a job that keeps dumps");
         let (edit, whose) = match variant.manager {
             Manager::System => ("systemctl edit", ""),
             Manager::User => ("systemctl --user edit", "your "),
         };
-        let (name, of) = match variant.shape {
-            Shape::Plain => (format!("{drill}.{kind}"), format!("{whose}database")),
-            Shape::Template => (
-                format!("{drill}@NAME.{kind}"),
+        let (name, of) = match (variant.shape, companion.role) {
+            (Shape::Plain, Role::Drill) => {
+                (format!("{program}.{kind}"), format!("{whose}database"))
+            }
+            (Shape::Plain, Role::Copy) => {
+                (format!("{program}.{kind}"), format!("{whose}the database"))
+            }
+            (Shape::Template, _) => (
+                format!("{program}@NAME.{kind}"),
                 format!("{whose}database instance %i"),
             ),
         };
-        let description = match kind {
-            Kind::Service => format!("Restore drill of the newest good dump of {of}"),
-            Kind::Timer => format!("Restore drill of {of} {}", DRILL_EVERY.1),
+        let every = companion.schedule.every.1;
+        let description = match (companion.role, kind) {
+            (Role::Drill, Kind::Service) => {
+                format!("Restore drill of the newest good dump of {of}")
+            }
+            (Role::Drill, Kind::Timer) => format!("Restore drill of {of} {every}"),
+            (Role::Copy, Kind::Service) => format!("Copy the good dumps of {of} off the host"),
+            (Role::Copy, Kind::Timer) => format!("Retry the off-host copy of {of} {every}"),
         };
         let mut unit = Unit::headed(edit, &name);
         unit.line("[Unit]");
         unit.line(&format!("Description={description}"));
-        unit.line(&format!("Documentation=man:{drill}(1)"));
-        unit
-    }
-
-    /// The first lines of a unit of `job`'s off-host copy, to its `[Unit]`
-    /// section's documentation; the system's manager only.
-    fn copy(job: &Job, variant: Variant, kind: Kind) -> Unit {
-        let copy = job.copy().expect("a job that keeps dumps");
-        let (name, of) = match variant.shape {
-            Shape::Plain => (format!("{copy}.{kind}"), "the database".to_owned()),
-            Shape::Template => (
-                format!("{copy}@NAME.{kind}"),
-                "database instance %i".to_owned(),
-            ),
-        };
-        let description = match kind {
-            Kind::Service => format!("Copy the good dumps of {of} off the host"),
-            Kind::Timer => format!("Retry the off-host copy of {of} {}", COPY_EVERY.1),
-        };
-        let mut unit = Unit::headed("systemctl edit", &name);
-        unit.line("[Unit]");
-        unit.line(&format!("Description={description}"));
-        unit.line(&format!("Documentation=man:{copy}(1)"));
+        unit.line(&format!("Documentation=man:{program}(1)"));
         unit
     }
 
@@ -584,7 +493,10 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
          mail's unit runs apart and never holds up or fails the job.",
     );
     u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
-    if let Some(copy) = job.copy().filter(|_| system) {
+    if let Some(copy) = job
+        .companion(&COPY)
+        .filter(|_| COPY.in_manager(variant.manager))
+    {
         u.comment(
             "Each good dump is then copied off the host, if a destination is set: in a unit \
              of its own, which never delays or fails the dump.",
@@ -695,11 +607,21 @@ fn service(job: &Job, variant: Variant, source: Source) -> String {
     u.0
 }
 
+/// The service of `job`'s `companion`: what it does is its own; the
+/// hardening it adds is the catalogue's.
+fn companion_service(job: &Job, companion: &Companion, variant: Variant, source: Source) -> String {
+    let hardening: Vec<&Setting> = source.common.iter().chain(companion.hardening).collect();
+    match companion.role {
+        Role::Drill => drill_service(job, companion, variant, &hardening),
+        Role::Copy => copy_service(job, companion, variant, &hardening),
+    }
+}
+
 /// The unit of the restore drill of `job`'s dumps: it reads the job's own
 /// settings, records its result for status and the metrics, and is mailed
 /// and measured like the job.
-fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
-    let drill = job.drill().expect("a job that keeps dumps");
+fn drill_service(job: &Job, c: &Companion, variant: Variant, hardening: &[&Setting]) -> String {
+    let drill = job.companion(c).expect("a job that keeps dumps");
     let (system, template) = (
         variant.manager == Manager::System,
         variant.shape == Shape::Template,
@@ -708,7 +630,7 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
         Shape::Plain => job.unit(Shape::Plain, Kind::Service),
         Shape::Template => format!("{}%i.service", job.unit_base(Shape::Template)),
     };
-    let mut u = Unit::drill(job, variant, Kind::Service);
+    let mut u = Unit::companion(job, c, variant, Kind::Service);
     u.line("StartLimitIntervalSec=0");
     u.comment("A failed drill is mailed like a failed run.");
     u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
@@ -738,11 +660,13 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
              sees no other drill's record and no other job's or instance's dumps.",
         );
         u.line(&format!(
-            "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}/{DRILL_RECORD}"
+            "Environment={}={state}/{}/{result}/{}",
+            c.record_variable, c.records_subdir, c.record
         ));
-        u.line(&format!("StateDirectory={DRILLS_SUBDIR}/{result}"));
+        u.line(&format!("StateDirectory={}/{result}", c.records_subdir));
         u.line(&format!(
-            "TemporaryFileSystem={state}/{DRILLS_SUBDIR}:ro {state}/{DUMPS_SUBDIR}:ro"
+            "TemporaryFileSystem={state}/{}:ro {state}/{DUMPS_SUBDIR}:ro",
+            c.records_subdir
         ));
         u.line(&format!(
             "BindReadOnlyPaths=-{state}/{DUMPS_SUBDIR}/{}",
@@ -750,9 +674,10 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
         ));
     } else {
         u.line(&format!(
-            "Environment=DRILL_RESULT={state}/{DRILLS_SUBDIR}/{result}.json"
+            "Environment={}={state}/{}/{result}.json",
+            c.record_variable, c.records_subdir
         ));
-        u.line(&format!("StateDirectory={DRILLS_SUBDIR}"));
+        u.line(&format!("StateDirectory={}", c.records_subdir));
     }
     u.comment(
         "The server's files: in DRILL_TMPDIR, /var/tmp by default, which PrivateTmp= \
@@ -770,7 +695,7 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
         u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
     }
     u.budget(Load::Drill);
-    u.harden(source.common.iter().chain(source.drill), variant.manager);
+    u.harden(hardening.iter().copied(), variant.manager);
     u.0
 }
 
@@ -778,14 +703,14 @@ fn drill_service(job: &Job, variant: Variant, source: Source) -> String {
 /// settings and only its dumps, takes its own repository password as a
 /// credential and no other's, writes only its own record and cache, and is
 /// mailed and measured like the job.
-fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
-    let copy = job.copy().expect("a job that keeps dumps");
+fn copy_service(job: &Job, c: &Companion, variant: Variant, hardening: &[&Setting]) -> String {
+    let copy = job.companion(c).expect("a job that keeps dumps");
     let template = variant.shape == Shape::Template;
     let dump_unit = match variant.shape {
         Shape::Plain => job.name.to_owned(),
         Shape::Template => format!("{}%i", job.unit_base(Shape::Template)),
     };
-    let mut u = Unit::copy(job, variant, Kind::Service);
+    let mut u = Unit::companion(job, c, variant, Kind::Service);
     u.line("StartLimitIntervalSec=0");
     u.comment("A failed copy is mailed like a failed run.");
     u.line(&format!("OnFailure={MAIL_TEMPLATE}%N.service"));
@@ -807,8 +732,8 @@ fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
          read only.",
     );
     u.line(&format!(
-        "TemporaryFileSystem=/var/lib/{COPIES_SUBDIR}:ro /var/cache/{COPY_CACHE_SUBDIR}:ro \
-         {dumps}:ro"
+        "TemporaryFileSystem=/var/lib/{}:ro /var/cache/{COPY_CACHE_SUBDIR}:ro {dumps}:ro",
+        c.records_subdir
     ));
     u.line(&format!(
         "BindReadOnlyPaths=-{dumps}/{}",
@@ -838,14 +763,15 @@ fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
         "Environment=COPY_PASSWORD_FILE=%d/{CREDENTIALS_ID}_{PASSWORD_FILE}"
     ));
     u.line(&format!(
-        "Environment=COPY_RESULT=/var/lib/{COPIES_SUBDIR}/{dump_unit}/{COPY_RECORD}"
+        "Environment={}=/var/lib/{}/{dump_unit}/{}",
+        c.record_variable, c.records_subdir, c.record
     ));
     u.line(&format!("ExecStart=/usr/bin/{copy}"));
     u.comment(
         "The dumps are read only (ProtectSystem=strict); the copy writes its own record \
          and restic's cache, and no other instance's.",
     );
-    u.line(&format!("StateDirectory={COPIES_SUBDIR}/{dump_unit}"));
+    u.line(&format!("StateDirectory={}/{dump_unit}", c.records_subdir));
     u.line("StateDirectoryMode=0700");
     u.line(&format!("CacheDirectory={COPY_CACHE_SUBDIR}/{dump_unit}"));
     u.line("CacheDirectoryMode=0700");
@@ -855,17 +781,17 @@ fn copy_service(job: &Job, variant: Variant, source: Source) -> String {
     u.comment("The copy's metrics, under the job's name: as root (+), never failing the copy (-).");
     u.line("ExecStopPost=-+/usr/bin/timerapps write-metrics %n");
     u.budget(Load::Copy);
-    u.harden(source.common.iter().chain(source.copy), variant.manager);
+    u.harden(hardening.iter().copied(), variant.manager);
     u.0
 }
 
-/// The timer of a drill or a copy, enabled by the admin per job: on the
-/// calendar, spread by `spread`, and caught up after the machine was off.
-fn companion_timer(mut u: Unit, calendar: &str, spread: &str) -> String {
+/// The timer of a companion, enabled by the admin per job: on its
+/// calendar, spread, and caught up after the machine was off.
+fn companion_timer(mut u: Unit, schedule: CompanionSchedule) -> String {
     u.line("");
     u.line("[Timer]");
-    u.line(&format!("OnCalendar={calendar}"));
-    u.line(&format!("RandomizedDelaySec={spread}"));
+    u.line(&format!("OnCalendar={}", schedule.every.0));
+    u.line(&format!("RandomizedDelaySec={}", schedule.spread));
     u.line("Persistent=true");
     u.line("");
     u.line("[Install]");

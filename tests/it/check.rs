@@ -7,8 +7,9 @@ use crate::dump::{contents, dump_job, dumps, postgres_with_shop, published, temp
 use crate::harness::{cmd, names, run, sh, Run, Sandbox};
 use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
-use jobkit::dumpfile::manifest::{Check, Format, Verdict};
+use jobkit::dumpfile::manifest::{Check, Verdict};
 use jobkit::dumpfile::{Form, Manifest};
+use jobkit::family::{mariadb, postgresql, sqlite};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ fn postgres_plain_and_cluster_dumps_cut_short_fail_and_whole_ones_are_counted() 
     let m = manifest_of(&path);
     assert_eq!(
         (m.format, m.check),
-        (Some(Format::Postgresql), Check::Complete)
+        (Some(postgresql::PLAIN), Check::Complete)
     );
     let mut counted = rows(&m);
     counted.sort();
@@ -115,7 +116,7 @@ fn postgres_plain_and_cluster_dumps_cut_short_fail_and_whole_ones_are_counted() 
 
     let (path, _) = published(&run(&mut pg_job(&format!("{pg_dumpall} --no-password"))));
     let m = manifest_of(&path);
-    assert_eq!(m.format, Some(Format::PostgresqlCluster));
+    assert_eq!(m.format, Some(postgresql::CLUSTER));
     let shop: Vec<_> = rows(&m)
         .into_iter()
         .filter(|(db, ..)| db == "shop")
@@ -181,7 +182,7 @@ fn mariadb_dumps_cut_short_fail_and_whole_ones_are_counted() {
     let m = manifest_of(&path);
     assert_eq!(
         (m.format, m.check),
-        (Some(Format::Mariadb), Check::Complete)
+        (Some(mariadb::MARIADB), Check::Complete)
     );
     let mut counted = rows(&m);
     counted.sort();
@@ -221,7 +222,7 @@ fn sqlite_dumps_cut_short_fail_and_whole_ones_are_counted_and_hashed_in_every_fo
             dump_job(&dir, &dump).env("DUMP_COMPRESS", form.setting())
         ));
         let m = manifest_of(&path);
-        assert_eq!((m.format, m.check), (Some(Format::Sqlite), Check::Complete));
+        assert_eq!((m.format, m.check), (Some(sqlite::SQLITE), Check::Complete));
         assert_eq!(m.form, form);
         assert_eq!(m.verdict, Verdict::Good);
         assert_eq!(

@@ -2,14 +2,13 @@
 //! package installed (status, schedule, run, verify, enable, disable across
 //! an upgrade, purge), and on this machine where no systemd runs.
 
-use crate::container::{Container, Release};
-use crate::harness::{bin, cmd, cpu_hog, dump_files, is_root, names, run, wait_for, Run, Sandbox};
-use crate::package::built_deb;
-use crate::system::rebuilt_with_next_revision;
+use crate::container::{Container, Host, Release};
+use crate::harness::{bin, cmd, cpu_hog, dump_files, is_root, names, run, wait_for, Run};
 use jobkit::dumpfile::{Form, Stamp};
 use jobkit::manifest::{self, Manager, Shape, Variant};
 use std::fs;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// The default job's dumps.
 const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
@@ -133,19 +132,32 @@ fn the_command_on_debian_13() {
 }
 
 fn the_command_on(release: Release) {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("command-{release:?}"));
-    let (_, upgrade) = rebuilt_with_next_revision(&sb, &deb);
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    fs::copy(&upgrade, c.path("/root/timerapps-next.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    let (c, _) = Host::boot_with_next("command", release);
+    c.install();
     c.quiet(&["otherapp.timer", "dump-database.timer"]);
 
-    step("status shows every job, as root and as another user");
-    let (code, rows) = json(&c, "");
+    status_shows_every_job_as_root_and_as_another_user(&c);
+    bash_completes_the_commands(&c);
+    changing_anything_needs_root(&c);
+    a_calendar_schedule_runs_on_its_marks(&c);
+    an_invalid_expression_changes_nothing(&c);
+    default_brings_back_the_packaged_schedule(&c);
+    an_admins_override_wins_and_schedule_says_so(&c);
+    run_shows_control_characters_as_escapes(&c);
+    run_under_load_fails_with_its_message_or_publishes(&c);
+    let damaged = verify_finds_a_truncated_and_a_flipped_dump(&c);
+    zstd_and_uncompressed_dumps_count_with_the_gzip_ones(&c, &damaged);
+    restore_verifies_a_dump_whole_before_a_byte_goes_out(&c);
+    restore_checks_room_before_writing(&c);
+    an_instance_without_settings_is_not_enabled_and_a_hung_one_shows_watchdog(&c);
+    a_dump_older_than_two_periods_stands_out(&c);
+    disable_survives_an_upgrade_and_purge_removes_only_its_drop_ins(&c);
+    c.step("done");
+}
+
+fn status_shows_every_job_as_root_and_as_another_user(c: &Host) {
+    c.step("status shows every job, as root and as another user");
+    let (code, rows) = json(c, "");
     // The default dump job runs, enabled, and dumps nothing: it says so.
     assert_eq!(code, Some(1), "{rows:#}");
     let dump = job(&rows, "dump-database");
@@ -177,7 +189,7 @@ fn the_command_on(release: Release) {
     let r = c.exec(&["sh", "-c", "timerapps status --json > /dev/full"]);
     assert_eq!(r.code(), Some(3), "{r}");
     assert!(r.stderr.contains("cannot write the status"), "{r}");
-    let table = as_nobody(&c, &[]);
+    let table = as_nobody(c, &[]);
     assert_eq!(table.code(), Some(1), "{table}");
     assert!(table.stdout.starts_with("JOB "), "{table}");
     assert!(table.stdout.contains("\nmyapp "), "{table}");
@@ -188,15 +200,19 @@ fn the_command_on(release: Release) {
     assert!(r.stdout.contains("no dumps yet"), "{r}");
     assert!(!r.stderr.contains("os error"), "{r}");
     assert!(!table.stdout.contains('\x1b'), "color when piped: {table}");
+}
 
-    step("bash completes the commands");
+fn bash_completes_the_commands(c: &Host) {
+    c.step("bash completes the commands");
     let completed = c.sh("bash -c '. /usr/share/bash-completion/completions/timerapps
                   COMP_WORDS=(timerapps sch); COMP_CWORD=1; COMP_LINE=\"timerapps sch\"
                   _timerapps timerapps sch timerapps; echo \"${COMPREPLY[*]}\"'");
     assert_eq!(completed.trim(), "schedule");
+}
 
-    step("changing anything needs root");
-    let r = as_nobody(&c, &["schedule", "myapp", "daily"]);
+fn changing_anything_needs_root(c: &Host) {
+    c.step("changing anything needs root");
+    let r = as_nobody(c, &["schedule", "myapp", "daily"]);
     assert_eq!(r.code(), Some(77), "{r}");
     assert!(r.stderr.contains("needs root"), "{r}");
     assert!(!c.path(&drop_in("myapp.timer")).exists());
@@ -213,8 +229,10 @@ fn the_command_on(release: Release) {
     let r = c.exec(&["timerapps", "enable", "nope"]);
     assert_eq!(r.code(), Some(2), "{r}");
     assert!(r.stderr.contains("dump-database@NAME"), "{r}");
+}
 
-    step("a calendar schedule: runs on its marks, next run as systemd computes it");
+fn a_calendar_schedule_runs_on_its_marks(c: &Host) {
+    c.step("a calendar schedule: runs on its marks, next run as systemd computes it");
     let r = c.exec(&["timerapps", "schedule", "myapp.timer", "*:*:0/10"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("OnCalendar=*-*-* *:*:00/10"), "{r}");
@@ -223,7 +241,7 @@ fn the_command_on(release: Release) {
         3,
         "{r}"
     );
-    let before = log_lines(&c).len();
+    let before = log_lines(c).len();
     // "[myapp] executed at YYYY-MM-DD HH:MM:SS.ffffff": on a 10 s mark,
     // within AccuracySec=1s.
     let on_mark = |line: &String| {
@@ -233,17 +251,11 @@ fn the_command_on(release: Release) {
     wait_for(
         "two runs on the new schedule",
         Duration::from_secs(40),
-        || {
-            log_lines(&c)[before..]
-                .iter()
-                .filter(|l| on_mark(l))
-                .count()
-                >= 2
-        },
+        || log_lines(c)[before..].iter().filter(|l| on_mark(l)).count() >= 2,
     );
     // Persistent=true may catch up at once on the mark that passed since the
     // timer last ran: that run alone may come first, off a mark.
-    let new = log_lines(&c)[before..].to_vec();
+    let new = log_lines(c)[before..].to_vec();
     for (i, line) in new.iter().enumerate() {
         assert!(on_mark(line) || i == 0, "not on a mark: {line}\n{new:#?}");
     }
@@ -254,16 +266,18 @@ fn the_command_on(release: Release) {
             let analyzed = c.sh(
                 "date -d \"$(systemd-analyze calendar '*:*:0/10' | sed -n 's/^ *Next elapse: //p')\" +%s",
             );
-            let (_, rows) = json(&c, "myapp");
+            let (_, rows) = json(c, "myapp");
             // Just as the timer elapses, systemd has no next run yet.
             let next = job(&rows, "myapp")["next_run"]["usec"].as_u64();
             next.is_some_and(|n| analyzed.trim().parse::<u64>().unwrap() == n / 1_000_000)
         },
     );
-    let (_, rows) = json(&c, "myapp");
+    let (_, rows) = json(c, "myapp");
     assert_eq!(job(&rows, "myapp")["calendar"][0], "*-*-* *:*:00/10");
+}
 
-    step("an invalid expression changes nothing");
+fn an_invalid_expression_changes_nothing(c: &Host) {
+    c.step("an invalid expression changes nothing");
     let written = fs::read(c.path(&drop_in("myapp.timer"))).unwrap();
     let r = c.exec(&["timerapps", "schedule", "myapp", "*:*:0/10 bogus"]);
     assert_eq!(r.code(), Some(2), "{r}");
@@ -279,8 +293,10 @@ fn the_command_on(release: Release) {
     ]);
     assert_eq!(r.code(), Some(2), "{r}");
     assert_eq!(fs::read(c.path(&drop_in("myapp.timer"))).unwrap(), written);
+}
 
-    step("--default brings back the packaged schedule");
+fn default_brings_back_the_packaged_schedule(c: &Host) {
+    c.step("--default brings back the packaged schedule");
     let r = c.exec(&["timerapps", "schedule", "myapp", "--default"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(!c.path(&drop_in("myapp.timer")).exists());
@@ -288,8 +304,10 @@ fn the_command_on(release: Release) {
     assert!(c
         .show("myapp.timer", "TimersMonotonic")
         .contains("OnUnitActiveUSec=5min"));
+}
 
-    step("an admin's override.conf wins: schedule says so, with systemd's real next runs");
+fn an_admins_override_wins_and_schedule_says_so(c: &Host) {
+    c.step("an admin's override.conf wins: schedule says so, with systemd's real next runs");
     c.sh("mkdir -p /etc/systemd/system/myapp.timer.d
           printf '[Timer]\nOnCalendar=\nOnCalendar=*-*-* 03:00\n' \
             > /etc/systemd/system/myapp.timer.d/override.conf");
@@ -322,21 +340,25 @@ fn the_command_on(release: Release) {
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stderr.is_empty(), "{r}");
     c.quiet(&["myapp.timer"]);
+}
 
-    step("run shows the control characters a dump command wrote as escapes");
+fn run_shows_control_characters_as_escapes(c: &Host) {
+    c.step("run shows the control characters a dump command wrote as escapes");
     fs::write(c.path(HOSTILE), HOSTILE_SCRIPT).unwrap();
     c.sh(&format!("chmod 755 {HOSTILE}"));
-    configure(&c, "/etc/default/dump-database", HOSTILE);
+    configure(c, "/etc/default/dump-database", HOSTILE);
     let r = c.exec(&["timerapps", "run", "dump-database"]);
     assert_eq!(r.code(), Some(1), "{r}");
     assert_escaped(&r.stdout);
     assert!(r.stdout.contains("dump-database: DUMP_COMMAND"), "{r}");
+}
 
-    step("run, on a machine under load: a failing dump fails with its own message, a good one publishes");
+fn run_under_load_fails_with_its_message_or_publishes(c: &Host) {
+    c.step("run, on a machine under load: a failing dump fails with its own message, a good one publishes");
     // Every line of every run, however late journald stores them.
     let hog = cpu_hog();
     configure(
-        &c,
+        c,
         "/etc/default/dump-database",
         "sh -c 'echo cannot-reach-db >&2; exit 3'",
     );
@@ -347,13 +369,13 @@ fn the_command_on(release: Release) {
         r.stdout.contains("dump-database: DUMP_COMMAND"),
         "the job's own error line: {r}"
     );
-    let (code, rows) = json(&c, "dump-database");
+    let (code, rows) = json(c, "dump-database");
     assert_eq!(code, Some(1), "{rows:#}");
     assert_eq!(
         job(&rows, "dump-database")["last_run"]["result"],
         "exit-code"
     );
-    configure(&c, "/etc/default/dump-database", "seq 1 200000");
+    configure(c, "/etc/default/dump-database", "seq 1 200000");
     for _ in 0..5 {
         let r = c.exec(&["timerapps", "run", "dump-database.service"]);
         assert_eq!(r.code(), Some(0), "{r}");
@@ -362,11 +384,11 @@ fn the_command_on(release: Release) {
         std::thread::sleep(Duration::from_millis(1100));
     }
     drop(hog);
-    let (code, rows) = json(&c, "dump-database");
+    let (code, rows) = json(c, "dump-database");
     assert_eq!(code, Some(0), "{rows:#}");
     // Another user cannot read the dumps (0700): unknown, never healthy,
     // while the job they can read shows as it is.
-    let r = as_nobody(&c, &["status", "dump-database", "myapp"]);
+    let r = as_nobody(c, &["status", "dump-database", "myapp"]);
     assert_eq!(r.code(), Some(3), "{r}");
     assert!(r.stdout.contains("\n? dump-database "), "{r}");
     assert!(r.stdout.contains("\nmyapp "), "{r}");
@@ -382,8 +404,12 @@ fn the_command_on(release: Release) {
         Some(Form::Gzip),
         "{dumps:#}"
     );
+}
 
-    step("verify finds a truncated and a flipped dump and passes the other");
+/// Returns the dumps it damaged, the truncated one first, and the one it
+/// left whole.
+fn verify_finds_a_truncated_and_a_flipped_dump(c: &Host) -> Vec<PathBuf> {
+    c.step("verify finds a truncated and a flipped dump and passes the other");
     let files: Vec<_> = dump_files(&names("dump"), &c.path(DUMPS))
         .iter()
         .map(|f| c.path(DUMPS).join(f))
@@ -418,8 +444,11 @@ fn the_command_on(release: Release) {
     }
     let r = c.exec(&["timerapps", "verify", "myapp"]);
     assert_eq!(r.code(), Some(2), "{r}");
+    files
+}
 
-    step("zstd and uncompressed dumps count with the gzip ones; status and verify read them");
+fn zstd_and_uncompressed_dumps_count_with_the_gzip_ones(c: &Host, files: &[PathBuf]) {
+    c.step("zstd and uncompressed dumps count with the gzip ones; status and verify read them");
     for compress in ["zstd", "none"] {
         let file = c.path("/etc/default/dump-database");
         let settings = fs::read_to_string(&file).unwrap();
@@ -427,12 +456,12 @@ fn the_command_on(release: Release) {
         let r = c.exec(&["timerapps", "run", "dump-database"]);
         assert_eq!(r.code(), Some(0), "{r}");
         std::thread::sleep(Duration::from_millis(1100));
-        configure(&c, "/etc/default/dump-database", "seq 1 200000");
+        configure(c, "/etc/default/dump-database", "seq 1 200000");
     }
     // The flipped gzip dump, the oldest trusted one, was pruned. The
     // truncated one no longer has the size its manifest says: untrusted,
     // it is kept until removed by hand, as status says.
-    let (code, rows) = json(&c, "dump-database");
+    let (code, rows) = json(c, "dump-database");
     assert_eq!(code, Some(1));
     let dumps = &job(&rows, "dump-database")["dumps"];
     assert_eq!(
@@ -446,7 +475,7 @@ fn the_command_on(release: Release) {
         .unwrap();
     fs::remove_file(&files[0]).unwrap();
     fs::remove_file(c.path(DUMPS).join(names("dump").manifest(&stamp, form))).unwrap();
-    let (_, rows) = json(&c, "dump-database");
+    let (_, rows) = json(c, "dump-database");
     let dumps = &job(&rows, "dump-database")["dumps"];
     assert_eq!(dumps["count"].as_u64(), Some(3), "{dumps:#}");
     assert_eq!(dumps["newest"]["form"], "none", "{dumps:#}");
@@ -470,8 +499,10 @@ fn the_command_on(release: Release) {
         );
     }
     assert!(r.stdout.contains("no checksum of its own to check"), "{r}");
+}
 
-    step(
+fn restore_verifies_a_dump_whole_before_a_byte_goes_out(c: &Host) {
+    c.step(
         "restore verifies a dump whole before a byte goes out: damaged in its last block, nothing",
     );
     for form in Form::ALL {
@@ -539,7 +570,10 @@ fn the_command_on(release: Release) {
         );
         fs::write(&manifest_path, text).unwrap();
     }
-    // Room for the contents is checked before anything is written.
+}
+
+/// Room for the contents is checked before anything is written.
+fn restore_checks_room_before_writing(c: &Host) {
     let stamp = names("dump")
         .parse(&dump_files(&names("dump"), &c.path(DUMPS))[0])
         .unwrap()
@@ -561,8 +595,10 @@ fn the_command_on(release: Release) {
         &format!("TMPDIR=tmp timerapps restore dump-database {stamp} | wc -c"),
     ]);
     assert!(r.stderr.contains("TMPDIR=\"tmp\" is invalid"), "{r}");
+}
 
-    step("an instance without settings is not enabled; a hung one shows watchdog");
+fn an_instance_without_settings_is_not_enabled_and_a_hung_one_shows_watchdog(c: &Host) {
+    c.step("an instance without settings is not enabled; a hung one shows watchdog");
     let r = c.exec(&["timerapps", "enable", "dump-database@ghost"]);
     assert_eq!(r.code(), Some(78), "{r}");
     assert!(
@@ -574,7 +610,7 @@ fn the_command_on(release: Release) {
         "disabled"
     );
     configure(
-        &c,
+        c,
         "/etc/timerapps/dump-database/slow.conf",
         "sh -c 'head -c 1000 /dev/urandom; exec sleep 600'",
     );
@@ -588,7 +624,7 @@ fn the_command_on(release: Release) {
     let r = c.exec(&["timerapps", "run", "dump-database@slow"]);
     assert_eq!(r.code(), Some(1), "{r}");
     assert!(r.stdout.contains("watchdog"), "{r}");
-    let (code, rows) = json(&c, "");
+    let (code, rows) = json(c, "");
     assert_eq!(code, Some(1), "{rows:#}");
     let slow = job(&rows, "dump-database@slow");
     assert_eq!(slow["last_run"]["result"], "watchdog", "{slow:#}");
@@ -605,15 +641,17 @@ fn the_command_on(release: Release) {
         "{table}"
     );
     c.sh("timerapps disable dump-database@slow");
+}
 
-    step("a dump older than two periods stands out");
-    configure(&c, "/etc/timerapps/dump-database/old.conf", "true");
+fn a_dump_older_than_two_periods_stands_out(c: &Host) {
+    c.step("a dump older than two periods stands out");
+    configure(c, "/etc/timerapps/dump-database/old.conf", "true");
     let old_dump = names("old").dump(&Stamp::parse("20200101T000000Z").unwrap(), Form::Gzip);
     c.sh(&format!(
         "install -d -o timerapps -g timerapps -m 0700 {INSTANCES}/old
           echo x | gzip > {INSTANCES}/old/{old_dump}"
     ));
-    let (code, rows) = json(&c, "dump-database@old");
+    let (code, rows) = json(c, "dump-database@old");
     assert_eq!(code, Some(1), "{rows:#}");
     let old = job(&rows, "dump-database@old");
     assert_eq!(old["period_seconds"], 600, "{old:#}");
@@ -630,7 +668,7 @@ fn the_command_on(release: Release) {
     // problem of its own.
     let ahead = names("old").dump(&Stamp::parse("20990101T000000Z").unwrap(), Form::Gzip);
     c.sh(&format!("echo x | gzip > {INSTANCES}/old/{ahead}"));
-    let (code, rows) = json(&c, "dump-database@old");
+    let (code, rows) = json(c, "dump-database@old");
     assert_eq!(code, Some(1), "{rows:#}");
     let old = job(&rows, "dump-database@old");
     assert_eq!(old["dumps"]["newest"]["file"], old_dump.as_str(), "{old:#}");
@@ -640,8 +678,10 @@ fn the_command_on(release: Release) {
         problems.contains("more than two periods") && problems.contains("named in the future"),
         "{old:#}"
     );
+}
 
-    step("disable survives an upgrade; purge removes only the command's drop-ins");
+fn disable_survives_an_upgrade_and_purge_removes_only_its_drop_ins(c: &Host) {
+    c.step("disable survives an upgrade; purge removes only the command's drop-ins");
     let r = c.exec(&["timerapps", "disable", "otherapp"]);
     assert_eq!(r.code(), Some(0), "{r}");
     let r = c.exec(&["timerapps", "schedule", "otherapp", "daily"]);
@@ -667,7 +707,6 @@ fn the_command_on(release: Release) {
         c.path(&drop_in("myapp.timer")).exists(),
         "purge removed a file the command did not write"
     );
-    step("done");
 }
 
 /// Where no systemd runs (a private /run here), the command says so

@@ -1,14 +1,16 @@
 //! A real systemd booted with systemd-nspawn, on each Debian release the
 //! package is proved on: a root file system built once per release by
 //! mmdebstrap and cached, a fresh copy per container, commands run inside
-//! with nsenter.
+//! with nsenter. [`Host`] is where every container test starts: a release
+//! booted with the built package in it, installed or not yet.
 
 use crate::harness::{cmd, run, stop, wait_for, Run, Sandbox};
+use crate::package::built_deb;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the image holds besides minbase; change `IMAGE_REVISION` with it.
 const PACKAGES: &str =
@@ -166,19 +168,25 @@ impl Container {
             log,
             cgroups,
         };
+        c.wait_until_booted();
+        c
+    }
+
+    /// Waits for systemd to run as PID 1 and finish booting, cleanly.
+    fn wait_until_booted(&mut self) {
         // PID 1 inside is the child of systemd-nspawn once it runs systemd.
-        let children = format!("/proc/{0}/task/{0}/children", c.nspawn.id());
+        let children = format!("/proc/{0}/task/{0}/children", self.nspawn.id());
         wait_for(
             "systemd to start in the container",
             Duration::from_secs(30),
             || {
                 let first = fs::read_to_string(&children).unwrap_or_default();
-                c.pid1 = first
+                self.pid1 = first
                     .split_whitespace()
                     .next()
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(0);
-                fs::read_to_string(format!("/proc/{}/comm", c.pid1))
+                fs::read_to_string(format!("/proc/{}/comm", self.pid1))
                     .is_ok_and(|comm| comm == "systemd\n")
             },
         );
@@ -189,19 +197,19 @@ impl Container {
             || {
                 // Until /run/systemd/system exists it answers "offline" without
                 // trying the bus; then, until the bus is up, it fails to connect.
-                let r = c.exec(&["systemctl", "is-system-running"]);
+                let r = self.exec(&["systemctl", "is-system-running"]);
                 let state = r.stdout.trim();
                 !state.is_empty()
                     && state != "offline"
                     && !r.stderr.contains("Failed to connect to bus")
             },
         );
-        let state = c.exec(&["systemctl", "is-system-running", "--wait"]);
+        let state = self.exec(&["systemctl", "is-system-running", "--wait"]);
         assert!(
             state.stdout.trim() == "running",
             "the container did not boot cleanly\n{state}\n{}\n{}\n--- console\n{}",
-            c.exec(&["systemctl", "--failed", "--no-pager"]),
-            c.exec(&[
+            self.exec(&["systemctl", "--failed", "--no-pager"]),
+            self.exec(&[
                 "journalctl",
                 "--no-pager",
                 "-b",
@@ -210,9 +218,8 @@ impl Container {
                 "-n",
                 "50"
             ]),
-            c.console()
+            self.console()
         );
-        c
     }
 
     /// Runs a command inside, as root, with a clean environment, from the
@@ -320,4 +327,108 @@ impl Drop for Container {
             }
         }
     }
+}
+
+/// A container test's machine: a fresh sandbox, a container of one release
+/// booted in it, the built package as /root/timerapps.deb inside, and the
+/// clock its steps are timed by. It derefs to its [`Container`].
+pub struct Host {
+    // Dropped in this order: the container stops before its root goes.
+    container: Container,
+    pub sb: Sandbox,
+    started: Instant,
+}
+
+/// Where [`Host::boot`] puts the built package inside.
+pub const DEB: &str = "/root/timerapps.deb";
+/// Where [`Host::boot_with_next`] puts the next revision of it.
+pub const NEXT_DEB: &str = "/root/timerapps-next.deb";
+
+impl Host {
+    /// Boots `release` in a sandbox named for `test` and the release, with
+    /// the built package at [`DEB`], not installed.
+    pub fn boot(test: &str, release: Release) -> Host {
+        let started = Instant::now();
+        let deb = built_deb();
+        let sb = Sandbox::new(&format!("{test}-{}", release.suite()));
+        let container = Container::boot(&sb, release);
+        fs::copy(&deb, container.path(DEB)).unwrap();
+        let host = Host {
+            container,
+            sb,
+            started,
+        };
+        host.step("booted");
+        host
+    }
+
+    /// [`Host::boot`], with the same package as its next Debian revision at
+    /// [`NEXT_DEB`], for upgrades; returns that revision's version too.
+    pub fn boot_with_next(test: &str, release: Release) -> (Host, String) {
+        let host = Host::boot(test, release);
+        let (next, deb) = rebuilt_with_next_revision(&host.sb, &built_deb());
+        fs::copy(deb, host.path(NEXT_DEB)).unwrap();
+        (host, next)
+    }
+
+    /// Booted, the package installed, and every timer it enables stopped
+    /// so that no run of theirs writes while the test checks.
+    pub fn installed(test: &str, release: Release) -> Host {
+        let host = Host::boot(test, release);
+        host.install();
+        host.quiet_all();
+        host
+    }
+
+    /// `apt-get install` of the built package.
+    pub fn install(&self) {
+        self.sh(&format!("apt-get install -y {DEB} </dev/null"));
+    }
+
+    /// Says which step begins, and when, on the test's output.
+    pub fn step(&self, what: &str) {
+        eprintln!("[{:6.1} s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// How long since the test began.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl std::ops::Deref for Host {
+    type Target = Container;
+
+    fn deref(&self) -> &Container {
+        &self.container
+    }
+}
+
+/// The same package with the next Debian revision, as an upgrade.
+fn rebuilt_with_next_revision(sb: &Sandbox, deb: &Path) -> (String, PathBuf) {
+    let tree = sb.path("upgrade");
+    run(cmd("dpkg-deb").arg("-R").arg(deb).arg(&tree)).ok();
+    let control = tree.join("DEBIAN/control");
+    let text = fs::read_to_string(&control).unwrap();
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .unwrap();
+    let (upstream, revision) = version.rsplit_once('-').unwrap();
+    let next = format!("{upstream}-{}", revision.parse::<u32>().unwrap() + 1);
+    fs::write(
+        &control,
+        text.replace(
+            &format!("Version: {version}\n"),
+            &format!("Version: {next}\n"),
+        ),
+    )
+    .unwrap();
+    let out = sb.path(&format!("timerapps_{next}_amd64.deb"));
+    run(cmd("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&tree)
+        .arg(&out))
+    .ok();
+    (next, out)
 }

@@ -8,7 +8,7 @@
 //! `/etc/machine-id` (`harness::in_unit`).
 
 use crate::command::valid_status;
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::dump::{dump_job, gunzip, postgres_with_shop, published, with_pg};
 use crate::harness::{
     cheap_restic_key, cmd, in_unit, is_root, job, run, sh, snapshot, start, wait_for, Run, Sandbox,
@@ -16,7 +16,6 @@ use crate::harness::{
 };
 use crate::mariadb::Mariadb;
 use crate::monitoring::{came_by_smtp, listed_and_served, listening, mails, scrape, value};
-use crate::package::built_deb;
 use chrono::TimeZone;
 use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
 use jobkit::dumpfile::{Dump, Form, Manifest, Names, Stamp, DEFAULT_DIR};
@@ -472,7 +471,7 @@ fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
         rec.newest.as_ref().map(|n| n.stamp),
         Some(local[2].stamp.unix_seconds())
     );
-    let check = rec.check.expect("the first run checks the repository");
+    let check = rec.kind.check.expect("the first run checks the repository");
     assert!(check.subset.ends_with("/30"), "{}", check.subset);
     assert!(check.last_success.is_some());
 
@@ -631,7 +630,11 @@ fn with_the_remote_down_dumps_go_on_the_copy_fails_and_then_catches_up_in_order(
     }
     let failed = record(&sb, "shop");
     assert_eq!(failed.result, Outcome::Failed);
-    assert!(failed.reason.unwrap().contains("connection refused"));
+    assert!(failed
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("connection refused"));
     assert_eq!(failed.waiting, 3);
     assert_eq!(failed.last_success, first.last_success);
     assert_eq!(failed.newest, first.newest);
@@ -770,7 +773,7 @@ fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
     let r = again();
     r.expect(1);
     assert!(r.stderr.contains("restic check on "), "{r}");
-    let check = record(&sb, "shop").check.unwrap();
+    let check = record(&sb, "shop").kind.check.unwrap();
     assert_eq!(check.result, CheckOutcome::Failed);
     assert!(check.reason.is_some());
     // When a check last passed: the first run's, kept.
@@ -1529,19 +1532,12 @@ fn with_no_destination_the_copy_does_nothing_and_succeeds() {
 /// node_exporter; with the remote host down the dump goes on, the copy
 /// unit fails and is mailed, and `timerapps copy` catches up.
 fn copy_units(release: Release) {
-    let started = std::time::Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("copy-units-{}", release.suite()));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("copy-units", release);
     c.sh("useradd --create-home ops");
     fs::write(c.path("/etc/default/timerapps"), "MAIL_TO=ops\n").unwrap();
-    let mut remote = Remote::linked(&sb, Some(c.pid()));
+    let mut remote = Remote::linked(&c.sb, Some(c.pid()));
     remote.start();
-    let restic = remote.init(&sb);
+    let restic = remote.init(&c.sb);
     assert_eq!(
         c.sh("cd /etc/timerapps/credentials && stat -c '%a %U' . copies copies/dump-database"),
         "700 root\n700 root\n700 root\n"
@@ -1562,27 +1558,47 @@ fn copy_units(release: Release) {
         ),
     )
     .unwrap();
-    let record_path = c.path("/var/lib/timerapps/copies/dump-database/copy.json");
-    let copy_ended = |after: i64| {
-        let mut rec = None;
-        wait_for("the copy after the dump", TIMEOUT, || {
-            let active = c.state("is-active", "dump-database-copy.service");
-            rec = jobkit::record::read::<Record>(&record_path)
-                .ok()
-                .flatten()
-                .filter(|r| r.started >= after);
-            // Ended, its ExecStopPost= too.
-            rec.is_some() && (active == "inactive" || active == "failed")
-        });
-        rec.unwrap()
-    };
-    let now = || chrono::Utc::now().timestamp();
+    a_good_dump_starts_the_copy_unit_which_copies_and_verifies_it(&c, &restic);
+    status_and_node_exporter_show_the_copy(&c);
+    the_remote_host_down_the_dump_goes_on_and_the_copy_fails(&c, &mut remote);
+    back_up_timerapps_copy_catches_up(&c, &mut remote, &restic);
+    restore_takes_a_kept_dump_or_its_copy_off_the_host(&c);
+    the_timer_retries_and_a_missing_password_is_named(&c, &password);
+    c.step("each copy unit sees its own password, dumps and record only");
+    instances_apart(&c);
+    purge_removes_the_copies_records_and_keeps_the_keys(&c);
+}
 
-    step("a good dump starts the copy unit, which copies and verifies it");
+/// The copy's record, once the copy unit that started at `after` or later
+/// has ended.
+fn copy_ended(c: &Container, after: i64) -> Record {
+    let record_path = c.path("/var/lib/timerapps/copies/dump-database/copy.json");
+    let mut rec = None;
+    wait_for("the copy after the dump", TIMEOUT, || {
+        let active = c.state("is-active", "dump-database-copy.service");
+        rec = jobkit::record::read::<Record>(&record_path)
+            .ok()
+            .flatten()
+            .filter(|r| r.started >= after);
+        // Ended, its ExecStopPost= too.
+        rec.is_some() && (active == "inactive" || active == "failed")
+    });
+    rec.unwrap()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The labels of the default job's series.
+const JOB: [(&str, &str); 1] = [("job_name", "dump-database")];
+
+fn a_good_dump_starts_the_copy_unit_which_copies_and_verifies_it(c: &Host, restic: &Restic) {
+    c.step("a good dump starts the copy unit, which copies and verifies it");
     let before = now();
     let r = c.exec(&["timerapps", "run", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    let rec = copy_ended(before);
+    let rec = copy_ended(c, before);
     assert_eq!(rec.result, Outcome::Copied, "{rec:?}");
     assert_eq!(rec.copied.len(), 1);
     let journal = c.journal("dump-database-copy.service");
@@ -1602,8 +1618,10 @@ fn copy_units(release: Release) {
         "{shown}"
     );
     assert!(!shown.contains(&fs::read_to_string(&restic.password).unwrap()));
+}
 
-    step("status and node_exporter show the copy");
+fn status_and_node_exporter_show_the_copy(c: &Host) {
+    c.step("status and node_exporter show the copy");
     let r = c.exec(&["timerapps", "status", "--json", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     valid_status(&r.stdout);
@@ -1622,36 +1640,37 @@ fn copy_units(release: Release) {
         table.stdout.lines().nth(1).unwrap().ends_with(" old"),
         "{table}"
     );
-    let job = [("job_name", "dump-database")];
     let mut m = String::new();
     wait_for("the copy's metrics", TIMEOUT, || {
-        m = scrape(&c);
-        value(&m, "timerapps_offsite_last_copied", &job) == Some(1.0)
+        m = scrape(c);
+        value(&m, "timerapps_offsite_last_copied", &JOB) == Some(1.0)
     });
     assert_eq!(
-        value(&m, "timerapps_offsite_dumps_waiting", &job),
+        value(&m, "timerapps_offsite_dumps_waiting", &JOB),
         Some(0.0)
     );
     assert_eq!(
-        value(&m, "timerapps_offsite_check_last_passed", &job),
+        value(&m, "timerapps_offsite_check_last_passed", &JOB),
         Some(1.0)
     );
-    let newest = value(&m, "timerapps_offsite_newest_copy_timestamp_seconds", &job).unwrap();
+    let newest = value(&m, "timerapps_offsite_newest_copy_timestamp_seconds", &JOB).unwrap();
     assert!((now() as f64 - newest).abs() < 120.0, "{m}");
     let (listed, served) = listed_and_served(&m, |name| name.starts_with("offsite_"));
     assert_eq!(
         listed, served,
         "docs/metrics.md's off-host metrics and those served"
     );
+}
 
-    step("the remote host down: the dump goes on, the copy fails and is mailed");
-    listening(&c, 25, "exim4");
+fn the_remote_host_down_the_dump_goes_on_and_the_copy_fails(c: &Host, remote: &mut Remote) {
+    c.step("the remote host down: the dump goes on, the copy fails and is mailed");
+    listening(c, 25, "exim4");
     remote.stop();
     c.sh("sqlite3 /srv/shop.db 'INSERT INTO t VALUES (4);'");
     let before = now();
     let r = c.exec(&["timerapps", "run", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    let rec = copy_ended(before);
+    let rec = copy_ended(c, before);
     assert_eq!(rec.result, Outcome::Failed, "{rec:?}");
     assert_eq!(rec.waiting, 1, "{rec:?}");
     assert_eq!(c.state("is-failed", "dump-database-copy.service"), "failed");
@@ -1659,20 +1678,23 @@ fn copy_units(release: Release) {
     assert_eq!(r.code(), Some(1), "{r}");
     assert!(r.stdout.contains("the last off-host copy failed"), "{r}");
     assert!(r.stdout.contains("connection refused"), "{r}");
+    let mut m = String::new();
     wait_for("the failed copy's metrics", TIMEOUT, || {
-        m = scrape(&c);
-        value(&m, "timerapps_offsite_last_copied", &job) == Some(0.0)
+        m = scrape(c);
+        value(&m, "timerapps_offsite_last_copied", &JOB) == Some(0.0)
     });
     assert_eq!(
-        value(&m, "timerapps_offsite_dumps_waiting", &job),
+        value(&m, "timerapps_offsite_dumps_waiting", &JOB),
         Some(1.0)
     );
     wait_for("the copy's failure mail", TIMEOUT, || {
-        mails(&c).contains("dump-database-copy.service failed")
+        mails(c).contains("dump-database-copy.service failed")
     });
-    came_by_smtp(&c, &mails(&c), "timerapps-mail");
+    came_by_smtp(c, &mails(c), "timerapps-mail");
+}
 
-    step("back up, timerapps copy catches up");
+fn back_up_timerapps_copy_catches_up(c: &Host, remote: &mut Remote, restic: &Restic) {
+    c.step("back up, timerapps copy catches up");
     remote.start();
     let r = c.exec(&["timerapps", "copy", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
@@ -1680,8 +1702,10 @@ fn copy_units(release: Release) {
     assert_eq!(restic.snapshots().len(), 2);
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
+}
 
-    step("timerapps restore: a kept dump and its copy off the host, into sqlite3");
+fn restore_takes_a_kept_dump_or_its_copy_off_the_host(c: &Host) {
+    c.step("timerapps restore: a kept dump and its copy off the host, into sqlite3");
     let dumps = local_dumps(&c.path(DEFAULT_DIR), "dump");
     let first = dumps[0].stamp.to_string();
     let restored = |args: &str| {
@@ -1714,13 +1738,15 @@ fn copy_units(release: Release) {
             .contains("no copy of dump stamped 20000101T000000Z"),
         "{r}"
     );
+}
 
-    step("its timer retries; without the password it says which file to make");
+fn the_timer_retries_and_a_missing_password_is_named(c: &Host, password: &Path) {
+    c.step("its timer retries; without the password it says which file to make");
     c.sh("systemctl enable --now dump-database-copy.timer");
     let r = c.exec(&["timerapps", "status", "--json", "dump-database"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["jobs"][0]["copy"]["enabled"], "enabled", "{r}");
-    fs::remove_file(&password).unwrap();
+    fs::remove_file(password).unwrap();
     let r = c.exec(&["timerapps", "copy", "dump-database"]);
     assert_eq!(r.code(), Some(1), "{r}");
     assert!(
@@ -1730,11 +1756,10 @@ fn copy_units(release: Release) {
         ),
         "{r}"
     );
+}
 
-    step("each copy unit sees its own password, dumps and record only");
-    instances_apart(&c);
-
-    step("purge removes the copies' records and keeps the admin's keys");
+fn purge_removes_the_copies_records_and_keeps_the_keys(c: &Host) {
+    c.step("purge removes the copies' records and keeps the admin's keys");
     fs::write(
         c.path("/etc/timerapps/credentials/copies/dump-database.env"),
         "AWS_ACCESS_KEY_ID=x\n",
@@ -1765,7 +1790,20 @@ fn copy_units(release: Release) {
 /// with no destination copies nothing and succeeds, its credentials
 /// directory made for it.
 fn instances_apart(c: &Container) {
-    let creds = "/etc/timerapps/credentials/copies";
+    instances_have_credentials_directories_of_their_own(c);
+    let a = holding(c, "dump-database@a");
+    holding(c, "dump-database@b");
+    a_copy_reaches_its_own_password_dumps_and_record_only(c, &a);
+    the_default_jobs_copy_reads_no_instances_dumps(c);
+    held_copies_end_having_taken_one_dump(c);
+}
+
+const CREDENTIALS: &str = "/etc/timerapps/credentials/copies";
+
+/// Passwords and records in the layout before move into a directory per
+/// instance; one with no destination gets an empty one when it runs.
+fn instances_have_credentials_directories_of_their_own(c: &Container) {
+    let creds = CREDENTIALS;
     c.sh(&format!(
         "for i in a b c; do
            printf 'DUMP_COMMAND=\"sqlite3 -readonly /srv/shop.db .dump\"\nDUMP_SHRINK_LIMIT=0\n' \
@@ -1805,39 +1843,45 @@ fn instances_apart(c: &Container) {
         c.sh(&format!("stat -c '%a' {creds}/dump-database@c")),
         "700\n"
     );
+}
 
-    // The main PID of the copy that the dump unit `job`'s success starts,
-    // once its COPY_COMMAND waits on its FIFO.
-    let holding = |job: &str| {
-        c.sh(&format!("systemctl start {job}.service"));
-        let unit = format!(
-            "{}.service",
-            job.replacen("dump-database", "dump-database-copy", 1)
+/// The main PID of the copy that the dump unit `job`'s success starts,
+/// once its COPY_COMMAND waits on its FIFO.
+fn holding(c: &Container, job: &str) -> String {
+    c.sh(&format!("systemctl start {job}.service"));
+    let unit = format!(
+        "{}.service",
+        job.replacen("dump-database", "dump-database-copy", 1)
+    );
+    let mut pid = String::new();
+    wait_for(&format!("{unit} to wait on its FIFO"), TIMEOUT, || {
+        pid = c.show(&unit, "MainPID");
+        let its_cat = format!(
+            "for p in $(cat /proc/{pid}/task/*/children); do \
+               [ \"$(cat /proc/$p/comm)\" = cat ] && exit 0; done; exit 1"
         );
-        let mut pid = String::new();
-        wait_for(&format!("{unit} to wait on its FIFO"), TIMEOUT, || {
-            pid = c.show(&unit, "MainPID");
-            let its_cat = format!(
-                "for p in $(cat /proc/{pid}/task/*/children); do \
-                   [ \"$(cat /proc/$p/comm)\" = cat ] && exit 0; done; exit 1"
-            );
-            c.exec(&["sh", "-c", &its_cat]).code() == Some(0)
-        });
-        pid
-    };
-    let a = holding("dump-database@a");
-    holding("dump-database@b");
-    let inside_of = |pid: &str, script: &str| {
-        c.exec(&[
-            "sh",
-            "-c",
-            &format!(
-                "exec nsenter -t {pid} -U -m -S $(id -u timerapps) -G $(id -g timerapps) \
-                 sh -c '{script}'"
-            ),
-        ])
-    };
-    let inside = |script: &str| inside_of(&a, script);
+        c.exec(&["sh", "-c", &its_cat]).code() == Some(0)
+    });
+    pid
+}
+
+/// `script` run as the copy's user in the namespaces of process `pid`.
+fn inside_of(c: &Container, pid: &str, script: &str) -> Run {
+    c.exec(&[
+        "sh",
+        "-c",
+        &format!(
+            "exec nsenter -t {pid} -U -m -S $(id -u timerapps) -G $(id -g timerapps) \
+             sh -c '{script}'"
+        ),
+    ])
+}
+
+/// From inside the copy of `a`, held at process `a`: its own password,
+/// dumps and record, and nothing of `b`'s.
+fn a_copy_reaches_its_own_password_dumps_and_record_only(c: &Container, a: &str) {
+    let creds = CREDENTIALS;
+    let inside = |script: &str| inside_of(c, a, script);
     let own = "/run/credentials/dump-database-copy@a.service";
     for (script, works) in [
         (format!("cat {own}/timerapps_restic-password"), "password-a"),
@@ -1870,9 +1914,11 @@ fn instances_apart(c: &Container) {
         let r = inside(&script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
+}
 
-    // The default job's copy, held likewise: it reads its own dumps, and
-    // no instance's, though theirs are in the directory beside its own.
+/// The default job's copy, held likewise: it reads its own dumps, and
+/// no instance's, though theirs are in the directory beside its own.
+fn the_default_jobs_copy_reads_no_instances_dumps(c: &Container) {
     fs::write(
         c.path("/etc/default/dump-database"),
         format!(
@@ -1884,8 +1930,9 @@ fn instances_apart(c: &Container) {
     c.sh(&format!(
         "mkfifo -m 0600 {DEFAULT_DIR}/hold; chown timerapps:timerapps {DEFAULT_DIR}/hold"
     ));
-    let default = holding("dump-database");
+    let default = holding(c, "dump-database");
     let r = inside_of(
+        c,
         &default,
         &format!("ls /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"),
     );
@@ -1898,11 +1945,14 @@ fn instances_apart(c: &Container) {
         "ls /var/lib/timerapps/dumps/a",
         "cat /var/lib/timerapps/dumps/a/*.manifest.json",
     ] {
-        let r = inside_of(&default, script);
+        let r = inside_of(c, &default, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-copy.service");
+}
 
+/// Let go, the copies of `a` and `b` each take their one dump and end.
+fn held_copies_end_having_taken_one_dump(c: &Container) {
     c.sh("for i in a b; do echo > /var/lib/timerapps/dumps/$i/hold; done");
     for i in ["a", "b"] {
         let unit = format!("dump-database-copy@{i}.service");

@@ -6,20 +6,23 @@
 //! restored is stopped before the free space falls below the reserve.
 
 use crate::command::valid_status;
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::dump::{dump_job, postgres_with_shop, published, with_pg, SmallDisk};
 use crate::harness::{
     cmd, is_root, job, run, sh, start, user_ids, wait_for, Run, Sandbox, TIMEOUT,
 };
 use crate::mariadb::Mariadb;
-use crate::package::built_deb;
 use crate::postgres::Postgres;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use jobkit::drill::{Outcome, Record, VERSION};
+use jobkit::drill::{Drill, Outcome, Record, VERSION};
 use jobkit::dumpfile::manifest::{self, Table};
 use jobkit::dumpfile::{Manifest, DEFAULT_DIR};
-use jobkit::manifest::{DRILLS_DIR, DRILL_RECORD};
+use jobkit::family::{postgresql, sqlite};
+use jobkit::manifest::DRILL;
+
+const DRILLS_DIR: &str = DRILL.records_dir;
+const DRILL_RECORD: &str = DRILL.record;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{Read, Write};
@@ -136,41 +139,76 @@ fn failed(r: &Run, result: &Path, code: i32, reason: &str) -> Record {
 
 #[test]
 fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
-    let sb = Sandbox::new("drill-sqlite");
-    let db = sb.path("app.db");
-    sh(&format!(
-        "sqlite3 '{}' \"CREATE TABLE t (n int, s text); \
-         INSERT INTO t VALUES (1, 'a'), (2, 'it''s'); CREATE TABLE \\\"odd name\\\" (a); \
-         INSERT INTO \\\"odd name\\\" VALUES (x'00ff'); CREATE TABLE e (n int); \
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 998) \
-         INSERT INTO t SELECT i + 2, 'row ' || i FROM c;\"",
-        db.display()
-    ));
-    let dir = sb.mkdir("dumps");
-    let tmp = sb.mkdir("tmp");
-    let results = sb.mkdir("results");
-    let result = results.join("drill.json");
-    let dump = format!("sqlite3 -readonly {} .dump", db.display());
-    let drill_of = |dir: &Path| {
-        let mut c = drill(dir, &tmp, &result);
-        unprivileged(&mut c, &[dir, &tmp, &results]);
+    let s = SqliteDrills::new();
+    let (path, good) = without_a_dump_it_fails_and_a_good_dump_passes(&s);
+    each_fault_fails_with_its_reason_and_keeps_the_last_success(&s, &path, &good);
+    what_a_killed_drill_left_is_swept_by_the_next(&s);
+    a_suspect_dump_is_never_drilled_and_one_without_manifest_is_unchecked(&s, &path);
+    more_tables_than_one_compound_select_takes_pass(&s);
+    malformed_drill_settings_exit_2_and_record_nothing(&s);
+}
+
+/// An SQLite database of three tables, 1001 rows, in a sandbox, and the
+/// directories an unprivileged drill of its dumps uses.
+struct SqliteDrills {
+    sb: Sandbox,
+    dir: PathBuf,
+    tmp: PathBuf,
+    results: PathBuf,
+    result: PathBuf,
+    dump: String,
+}
+
+impl SqliteDrills {
+    fn new() -> SqliteDrills {
+        let sb = Sandbox::new("drill-sqlite");
+        let db = sb.path("app.db");
+        sh(&format!(
+            "sqlite3 '{}' \"CREATE TABLE t (n int, s text); \
+             INSERT INTO t VALUES (1, 'a'), (2, 'it''s'); CREATE TABLE \\\"odd name\\\" (a); \
+             INSERT INTO \\\"odd name\\\" VALUES (x'00ff'); CREATE TABLE e (n int); \
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 998) \
+             INSERT INTO t SELECT i + 2, 'row ' || i FROM c;\"",
+            db.display()
+        ));
+        let results = sb.mkdir("results");
+        SqliteDrills {
+            dir: sb.mkdir("dumps"),
+            tmp: sb.mkdir("tmp"),
+            result: results.join("drill.json"),
+            results,
+            dump: format!("sqlite3 -readonly {} .dump", db.display()),
+            sb,
+        }
+    }
+
+    /// An unprivileged drill of the dumps in `dir`.
+    fn drill_of(&self, dir: &Path) -> Command {
+        let mut c = drill(dir, &self.tmp, &self.result);
+        unprivileged(&mut c, &[dir, &self.tmp, &self.results]);
         c
-    };
-    let dump_into = |dir: &Path, command: &str| {
+    }
+
+    /// An unprivileged dump of `command` into `dir`: what it published.
+    fn dump_into(&self, dir: &Path, command: &str) -> (PathBuf, usize) {
         let mut c = dump_job(dir, command);
         unprivileged(&mut c, &[dir]);
         published(&run(&mut c))
-    };
+    }
+}
 
-    let r = run(&mut drill_of(&dir));
-    failed(&r, &result, 1, "no good dump of dump in");
-    assert_eq!(record(&result).last_success, None);
+/// Returns the good dump and its drill's record.
+fn without_a_dump_it_fails_and_a_good_dump_passes(s: &SqliteDrills) -> (PathBuf, Record) {
+    let (dir, tmp, result) = (&s.dir, &s.tmp, &s.result);
+    let r = run(&mut s.drill_of(dir));
+    failed(&r, result, 1, "no good dump of dump in");
+    assert_eq!(record(result).last_success, None);
 
-    let (path, _) = dump_into(&dir, &dump);
-    let r = run(&mut drill_of(&dir));
-    let good = passed(&r, &result, 3, 1001);
+    let (path, _) = s.dump_into(dir, &s.dump);
+    let r = run(&mut s.drill_of(dir));
+    let good = passed(&r, result, 3, 1001);
     assert!(r.stdout.contains("every table's rows equal"), "{r}");
-    assert_eq!(good.format, Some(manifest::Format::Sqlite));
+    assert_eq!(good.format, Some(sqlite::SQLITE));
     assert!(good.server.as_deref().unwrap().starts_with("SQLite 3."));
     assert!(good.compared);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -180,89 +218,112 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
         sh(&format!("ls -A '{}'", tmp.display())),
         ".timerapps-drill-dump.lock\n"
     );
+    (path, good)
+}
 
-    // Each fault fails the drill with its own reason, and the record keeps
-    // the last success.
-    let restore = kept(&path);
-    let mut flipped = fs::read(&path).unwrap();
+/// Each fault fails the drill with its own reason, and the record keeps
+/// the last success; the dump `path` is put back after each.
+fn each_fault_fails_with_its_reason_and_keeps_the_last_success(
+    s: &SqliteDrills,
+    path: &Path,
+    good: &Record,
+) {
+    let (dir, result) = (&s.dir, &s.result);
+    let restore = kept(path);
+    let mut flipped = fs::read(path).unwrap();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x55;
-    fs::write(&path, &flipped).unwrap();
-    let r = run(&mut drill_of(&dir));
-    let rec = failed(&r, &result, 1, "is damaged");
+    fs::write(path, &flipped).unwrap();
+    let r = run(&mut s.drill_of(dir));
+    let rec = failed(&r, result, 1, "is damaged");
     assert_eq!(rec.last_success, Some(good.started));
 
     restore();
-    edit_dump(&path, |sql| {
+    edit_dump(path, |sql| {
         sql.replacen("INSERT INTO t VALUES(2,", "-- (2,", 1)
     });
-    let r = run(&mut drill_of(&dir));
+    let r = run(&mut s.drill_of(dir));
     failed(
         &r,
-        &result,
+        result,
         1,
         "table t: 999 rows restored, 1000 in the manifest",
     );
 
     restore();
-    edit_dump(&path, |sql| {
+    edit_dump(path, |sql| {
         sql.replacen(
             "CREATE TABLE e",
             "INSERT INTO nosuch VALUES(1);\nCREATE TABLE e",
             1,
         )
     });
-    let r = run(&mut drill_of(&dir));
-    failed(&r, &result, 1, "no such table: nosuch");
+    let r = run(&mut s.drill_of(dir));
+    failed(&r, result, 1, "no such table: nosuch");
     assert!(r.stderr.contains("sqlite3 failed"), "{r}");
 
     restore();
-    change_manifest(&path, |m| {
+    change_manifest(path, |m| {
         m.tables.as_mut().unwrap().push(Table {
             database: None,
             table: "ghost".into(),
             rows: Some(1),
         })
     });
-    let r = run(&mut drill_of(&dir));
+    let r = run(&mut s.drill_of(dir));
     failed(
         &r,
-        &result,
+        result,
         1,
         "table ghost is in the manifest but not in the restored database",
     );
 
-    // What a killed drill left is swept by the next, which passes.
     restore();
-    let left = sb.mkdir("tmp/timerapps-drill-dump/data");
+}
+
+/// What a killed drill left is swept by the next, which passes.
+fn what_a_killed_drill_left_is_swept_by_the_next(s: &SqliteDrills) {
+    let (dir, result) = (&s.dir, &s.result);
+    let left = s.sb.mkdir("tmp/timerapps-drill-dump/data");
     fs::write(left.join("big"), vec![0; 4096]).unwrap();
-    let r = run(&mut drill_of(&dir));
-    passed(&r, &result, 3, 1001);
+    let r = run(&mut s.drill_of(dir));
+    passed(&r, result, 3, 1001);
     assert!(
         r.stdout
             .contains("left by an earlier drill that was killed"),
         "{r}"
     );
     assert!(!left.exists());
+}
 
-    // A suspect dump is never drilled: the good one before it is.
-    let (newer, _) = dump_into(&dir, &dump);
+/// A suspect dump is never drilled: the good one before it, `path`, is.
+/// Without a manifest, a dump is drilled unchecked.
+fn a_suspect_dump_is_never_drilled_and_one_without_manifest_is_unchecked(
+    s: &SqliteDrills,
+    path: &Path,
+) {
+    let (dir, result) = (&s.dir, &s.result);
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let (newer, _) = s.dump_into(dir, &s.dump);
     change_manifest(&newer, |m| m.verdict = manifest::Verdict::Suspect);
-    let r = run(&mut drill_of(&dir));
+    let r = run(&mut s.drill_of(dir));
     assert_eq!(
-        passed(&r, &result, 3, 1001).dump.as_deref(),
+        passed(&r, result, 3, 1001).dump.as_deref(),
         Some(name.as_str())
     );
 
     // Unchecked: without a manifest it reports what it found.
-    fs::remove_file(manifest_path(&path)).unwrap();
+    fs::remove_file(manifest_path(path)).unwrap();
     fs::remove_file(&newer).unwrap();
     fs::remove_file(manifest_path(&newer)).unwrap();
-    let r = run(&mut drill_of(&dir));
-    assert!(!passed(&r, &result, 3, 1001).compared);
+    let r = run(&mut s.drill_of(dir));
+    assert!(!passed(&r, result, 3, 1001).compared);
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
+}
 
-    // More tables than SQLite takes in one compound SELECT (500).
+/// More tables than SQLite takes in one compound SELECT (500).
+fn more_tables_than_one_compound_select_takes_pass(s: &SqliteDrills) {
+    let (sb, result) = (&s.sb, &s.result);
     let many = sb.path("many.db");
     let script: String = (0..600)
         .map(|i| format!("CREATE TABLE t{i} (n int); INSERT INTO t{i} VALUES ({i});\n"))
@@ -275,15 +336,18 @@ fn sqlite_drills_pass_hold_dumps_to_their_manifests_and_fail_with_the_reason() {
     ));
     let many_dir = sb.mkdir("many-dumps");
     let dump_many = format!("sqlite3 -readonly {} .dump", many.display());
-    dump_into(&many_dir, &dump_many);
-    let r = run(&mut drill_of(&many_dir));
-    passed(&r, &result, 600, 600);
+    s.dump_into(&many_dir, &dump_many);
+    let r = run(&mut s.drill_of(&many_dir));
+    passed(&r, result, 600, 600);
+}
 
-    // Malformed settings: exit 2, nothing recorded.
-    fs::remove_file(&result).unwrap();
-    let r = run(drill_of(&dir).env("DRILL_TMPDIR", "tmp"));
+/// Malformed settings: exit 2, nothing recorded.
+fn malformed_drill_settings_exit_2_and_record_nothing(s: &SqliteDrills) {
+    let (dir, result) = (&s.dir, &s.result);
+    fs::remove_file(result).unwrap();
+    let r = run(s.drill_of(dir).env("DRILL_TMPDIR", "tmp"));
     r.expect(2).stderr_has("DRILL_TMPDIR=\"tmp\" is invalid");
-    let r = run(drill_of(&dir).env("DRILL_RESERVE", "5 GB"));
+    let r = run(s.drill_of(dir).env("DRILL_RESERVE", "5 GB"));
     r.expect(2)
         .stderr_has("DRILL_RESERVE=\"5 GB\" is invalid: expected a percentage");
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
@@ -355,79 +419,117 @@ fn in_namespace(drill: &Command, script: &str) -> Command {
 #[ignore = "starts PostgreSQL as root: tests/run"]
 fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_server() {
     assert!(is_root(), "run as root (tests/run)");
-    let sb = Sandbox::new("drill-pg");
-    let pg = postgres_with_shop(&sb);
-    // Objects owned by roles that only the production cluster has.
-    pg.sql(
-        "shop",
-        "CREATE ROLE app; CREATE ROLE \"Read Only\"; ALTER TABLE customers OWNER TO app; \
-         GRANT SELECT ON orders TO \"Read Only\"",
-    );
-    pg.sql("postgres", "CREATE DATABASE big");
-    pg.sql(
-        "big",
-        "CREATE TABLE big AS SELECT i, md5(i::text) AS h, repeat('x', 40) AS pad \
-         FROM generate_series(1, 600000) i",
-    );
-    let pg_dump = pg.program("pg_dump").display().to_string();
-    let pg_dumpall = pg.program("pg_dumpall").display().to_string();
-    let plain = sb.mkdir("plain");
-    let custom = sb.mkdir("custom");
-    let cluster = sb.mkdir("cluster");
-    let big = sb.mkdir("big");
-    for (dir, command, settings) in [
-        (&plain, format!("{pg_dump} shop"), vec![]),
-        (
-            &custom,
-            format!("{pg_dump} -Fc shop"),
-            vec![("DUMP_COMPRESS", "none"), ("DUMP_EXTENSION", "dump")],
-        ),
-        (&cluster, pg_dumpall, vec![("DUMP_COMPRESS", "zstd")]),
-        (&big, format!("{pg_dump} big"), vec![]),
-    ] {
-        let mut c = dump_job(dir, &command);
-        with_pg(&mut c, &pg, "postgres").envs(settings);
-        published(&run(&mut c));
+    let s = PgDrills::new();
+    plain_custom_and_cluster_dumps_pass(&s);
+    each_fault_in_a_plain_dump_is_named(&s);
+    no_server_or_too_little_space_names_its_remedy(&s);
+    a_drill_killed_mid_restore_is_swept_by_the_next(&s);
+}
+
+/// Plain, custom and cluster dumps of a shop, and a plain one of a big
+/// table, made before the production server went down; and where drills
+/// of them, as postgres, work and record.
+struct PgDrills {
+    sb: Sandbox,
+    plain: PathBuf,
+    custom: PathBuf,
+    cluster: PathBuf,
+    big: PathBuf,
+    tmp: PathBuf,
+    result: PathBuf,
+}
+
+impl PgDrills {
+    fn new() -> PgDrills {
+        let sb = Sandbox::new("drill-pg");
+        let pg = postgres_with_shop(&sb);
+        // Objects owned by roles that only the production cluster has.
+        pg.sql(
+            "shop",
+            "CREATE ROLE app; CREATE ROLE \"Read Only\"; ALTER TABLE customers OWNER TO app; \
+             GRANT SELECT ON orders TO \"Read Only\"",
+        );
+        pg.sql("postgres", "CREATE DATABASE big");
+        pg.sql(
+            "big",
+            "CREATE TABLE big AS SELECT i, md5(i::text) AS h, repeat('x', 40) AS pad \
+             FROM generate_series(1, 600000) i",
+        );
+        let pg_dump = pg.program("pg_dump").display().to_string();
+        let pg_dumpall = pg.program("pg_dumpall").display().to_string();
+        let plain = sb.mkdir("plain");
+        let custom = sb.mkdir("custom");
+        let cluster = sb.mkdir("cluster");
+        let big = sb.mkdir("big");
+        for (dir, command, settings) in [
+            (&plain, format!("{pg_dump} shop"), vec![]),
+            (
+                &custom,
+                format!("{pg_dump} -Fc shop"),
+                vec![("DUMP_COMPRESS", "none"), ("DUMP_EXTENSION", "dump")],
+            ),
+            (&cluster, pg_dumpall, vec![("DUMP_COMPRESS", "zstd")]),
+            (&big, format!("{pg_dump} big"), vec![]),
+        ] {
+            let mut c = dump_job(dir, &command);
+            with_pg(&mut c, &pg, "postgres").envs(settings);
+            published(&run(&mut c));
+        }
+        // The production server is down for every drill.
+        drop(pg);
+        let tmp = sb.mkdir("tmp");
+        let results = sb.mkdir("results");
+        give_to_postgres(&sb.path(""));
+        let result = results.join("drill.json");
+        PgDrills {
+            sb,
+            plain,
+            custom,
+            cluster,
+            big,
+            tmp,
+            result,
+        }
     }
-    // The production server is down for every drill.
-    drop(pg);
-    let tmp = sb.mkdir("tmp");
-    let results = sb.mkdir("results");
-    give_to_postgres(&sb.path(""));
-    let result = results.join("drill.json");
-    let pg_drill = |dir: &Path| {
-        let mut c = drill(dir, &tmp, &result);
+
+    /// A drill of the dumps in `dir`, as postgres.
+    fn drill_of(&self, dir: &Path) -> Command {
+        let mut c = drill(dir, &self.tmp, &self.result);
         as_postgres(&mut c);
         c
-    };
+    }
+}
 
-    let r = run(&mut pg_drill(&plain));
-    let rec = passed(&r, &result, 2, 9000);
+fn plain_custom_and_cluster_dumps_pass(s: &PgDrills) {
+    let r = run(&mut s.drill_of(&s.plain));
+    let rec = passed(&r, &s.result, 2, 9000);
     assert!(rec.compared && rec.server.as_deref().unwrap().starts_with("PostgreSQL "));
-    assert_eq!(rec.format, Some(manifest::Format::Postgresql));
-    let r = run(pg_drill(&custom).env("DUMP_EXTENSION", "dump"));
-    let rec = passed(&r, &result, 2, 9000);
+    assert_eq!(rec.format, Some(postgresql::PLAIN));
+    let r = run(s.drill_of(&s.custom).env("DUMP_EXTENSION", "dump"));
+    let rec = passed(&r, &s.result, 2, 9000);
     assert!(!rec.compared, "custom format has no row counts");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
     // The cluster holds both databases.
-    let r = run(&mut pg_drill(&cluster));
+    let r = run(&mut s.drill_of(&s.cluster));
     assert_eq!(
-        passed(&r, &result, 3, 609000).format,
-        Some(manifest::Format::PostgresqlCluster)
+        passed(&r, &s.result, 3, 609000).format,
+        Some(postgresql::CLUSTER)
     );
+}
 
-    // Faults, each named.
-    let path = PathBuf::from(sh(&format!("ls '{}'/*.gz", plain.display())).trim());
+/// Faults, each named.
+fn each_fault_in_a_plain_dump_is_named(s: &PgDrills) {
+    let path = PathBuf::from(sh(&format!("ls '{}'/*.gz", s.plain.display())).trim());
     let restore = kept(&path);
     edit_dump(&path, |sql| {
         let at = sql.find("\n1\t2\t1.25\t").unwrap() + 1;
         let end = at + sql[at..].find('\n').unwrap() + 1;
         format!("{}{}", &sql[..at], &sql[end..])
     });
-    let r = run(&mut pg_drill(&plain));
+    let r = run(&mut s.drill_of(&s.plain));
     failed(
         &r,
-        &result,
+        &s.result,
         1,
         "table public.orders: 5999 rows restored, 6000 in the manifest",
     );
@@ -439,8 +541,8 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
             1,
         )
     });
-    let r = run(&mut pg_drill(&plain));
-    failed(&r, &result, 1, "schema \"nosuch\" does not exist");
+    let r = run(&mut s.drill_of(&s.plain));
+    failed(&r, &s.result, 1, "schema \"nosuch\" does not exist");
     assert!(r.stderr.contains("psql failed"), "{r}");
     restore();
     edit_dump(&path, |sql| {
@@ -451,22 +553,31 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
         )
         .replacen("version 99.1", "version 99.", 1)
     });
-    let r = run(&mut pg_drill(&plain));
-    failed(&r, &result, 78, "install the Debian package postgresql-99");
+    let r = run(&mut s.drill_of(&s.plain));
+    failed(
+        &r,
+        &s.result,
+        78,
+        "install the Debian package postgresql-99",
+    );
     restore();
+}
 
+/// No server installed: the package to install, exit 78. Too little
+/// space: the directory and what is needed, exit 73.
+fn no_server_or_too_little_space_names_its_remedy(s: &PgDrills) {
     // No server installed: the package to install, exit 78.
     let hidden = in_namespace(
-        &pg_drill(&plain),
+        &s.drill_of(&s.plain),
         "mount -t tmpfs tmpfs /usr/lib/postgresql; exec setpriv --reuid=postgres \
          --regid=postgres --clear-groups \"$0\"",
     );
     let r = run(&mut { hidden });
-    failed(&r, &result, 78, "install the Debian package postgresql");
+    failed(&r, &s.result, 78, "install the Debian package postgresql");
     // Too little space: the directory and what is needed, exit 73.
-    let small = sb.mkdir("small");
+    let small = s.sb.mkdir("small");
     let mut shrunk = in_namespace(
-        pg_drill(&plain).env("DRILL_TMPDIR", &small),
+        s.drill_of(&s.plain).env("DRILL_TMPDIR", &small),
         &format!(
             "mount -t tmpfs -o size=1m,mode=1777 tmpfs '{}'; exec setpriv --reuid=postgres \
              --regid=postgres --clear-groups \"$0\"",
@@ -476,7 +587,7 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
     let r = run(&mut shrunk);
     failed(
         &r,
-        &result,
+        &s.result,
         73,
         "set DRILL_TMPDIR to a directory on a larger disk",
     );
@@ -484,11 +595,13 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
         r.stderr.contains(&format!("{} has ", small.display())),
         "{r}"
     );
+}
 
-    // Killed in the middle of its restore: its server dies with it, and the
-    // next drill sweeps its files and passes.
-    let workspace = tmp.join("timerapps-drill-dump");
-    let running = start(&mut pg_drill(&big));
+/// Killed in the middle of its restore: its server dies with it, and the
+/// next drill sweeps its files and passes.
+fn a_drill_killed_mid_restore_is_swept_by_the_next(s: &PgDrills) {
+    let workspace = s.tmp.join("timerapps-drill-dump");
+    let running = start(&mut s.drill_of(&s.big));
     wait_for("the drill's psql", TIMEOUT, || {
         processes_naming(&workspace)
             .iter()
@@ -504,8 +617,8 @@ fn postgres_drills_of_plain_custom_and_cluster_dumps_pass_without_the_source_ser
         || processes_naming(&workspace).is_empty(),
     );
     assert!(workspace.join("data").exists(), "the killed drill's files");
-    let r = run(&mut pg_drill(&big));
-    passed(&r, &result, 1, 600000);
+    let r = run(&mut s.drill_of(&s.big));
+    passed(&r, &s.result, 1, 600000);
     assert!(
         r.stdout
             .contains("left by an earlier drill that was killed"),
@@ -1084,16 +1197,25 @@ fn drill_user_pids(c: &Container, comm: &str) -> Vec<String> {
 /// an owner's planted objects in plain, custom and cluster dumps; and what a
 /// running drill can see of other instances.
 fn drill_units(release: Release) {
-    let started = std::time::Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("drill-units-{}", release.suite()));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("drill-units", release);
 
-    step("dumps of a database whose tables production roles own");
+    dumps_of_a_database_whose_tables_production_roles_own(&c);
+    an_earlier_record_moves_into_its_drills_directory(&c);
+    drills_pass_with_the_production_server_stopped(&c);
+    status_shows_the_drill_in_json_that_follows_the_schema(&c);
+    an_owners_planted_objects_run_as_the_owner(&c);
+    a_damaged_dump_fails_the_drill_its_unit_and_status(&c);
+    the_drill_timer_runs_the_drill(&c);
+    a_drill_killed_mid_restore_leaves_no_server(&c);
+    a_mariadb_dumps_drill_runs_in_the_same_sandbox(&c);
+    a_running_drill_sees_no_other_instances_dumps(&c);
+    the_default_jobs_running_drill_sees_only_its_own_dumps(&c);
+    no_instance_is_named_as_the_default_job(&c);
+    purge_removes_the_drills_results_and_keeps_the_dumps(&c);
+}
+
+fn dumps_of_a_database_whose_tables_production_roles_own(c: &Host) {
+    c.step("dumps of a database whose tables production roles own");
     c.sh(
         "runuser -u postgres -- psql -q -c 'CREATE ROLE timerapps LOGIN' -c 'CREATE ROLE app'
           runuser -u postgres -- createdb -O timerapps shop
@@ -1158,21 +1280,25 @@ fn drill_units(release: Release) {
         .unwrap();
         c.sh(&format!("systemctl start dump-database@{name}.service"));
     }
+}
 
-    step("a record an earlier version kept beside the others moves into its drill's directory");
+fn an_earlier_record_moves_into_its_drills_directory(c: &Host) {
+    c.step("a record an earlier version kept beside the others moves into its drill's directory");
     let earlier = Record {
         version: VERSION,
         started: 1_790_000_000,
         seconds: 2.5,
-        dump: Some("dump-20260921T101500Z.sql.gz".into()),
-        format: Some(manifest::Format::Postgresql),
-        server: Some("PostgreSQL 15.14".into()),
         result: Outcome::Passed,
         reason: None,
-        compared: true,
-        tables: Some(2),
-        rows: Some(405000),
         last_success: Some(1_790_000_000),
+        kind: Drill {
+            dump: Some("dump-20260921T101500Z.sql.gz".into()),
+            format: Some(postgresql::PLAIN),
+            server: Some("PostgreSQL 15.14".into()),
+            compared: true,
+            tables: Some(2),
+            rows: Some(405000),
+        },
     };
     let old = c.path(&format!("{DRILLS_DIR}/dump-database@shop.json"));
     c.sh(&format!(
@@ -1187,14 +1313,16 @@ fn drill_units(release: Release) {
     ));
     c.quiet_all();
     assert!(!old.exists());
-    assert_eq!(record(&record_in(&c, "dump-database@shop")), earlier);
+    assert_eq!(record(&record_in(c, "dump-database@shop")), earlier);
     assert!(!c.path(&format!("{DRILLS_DIR}/dump-database@evil")).exists());
     let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let started = &json["jobs"][0]["drill"]["last"]["started"]["usec"];
     assert_eq!(*started, 1_790_000_000_000_000u64, "{r}");
+}
 
-    step("drills pass with the production server stopped");
+fn drills_pass_with_the_production_server_stopped(c: &Host) {
+    c.step("drills pass with the production server stopped");
     c.sh("systemctl stop postgresql");
     let major = c.sh("ls /usr/lib/postgresql").trim().to_owned();
     let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
@@ -1213,12 +1341,14 @@ fn drill_units(release: Release) {
     let r = c.exec(&["timerapps", "drill", "dump-database@shopc"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
-    let rec = record(&record_in(&c, "dump-database@shop"));
+    let rec = record(&record_in(c, "dump-database@shop"));
     assert_eq!(rec.result, Outcome::Passed);
     assert_eq!((rec.tables, rec.rows), (Some(2), Some(405000)));
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("status shows the drill; JSON follows the schema");
+fn status_shows_the_drill_in_json_that_follows_the_schema(c: &Host) {
+    c.step("status shows the drill; JSON follows the schema");
     let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
     valid_status(&r.stdout);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -1230,8 +1360,10 @@ fn drill_units(release: Release) {
         table.stdout.lines().nth(1).unwrap().contains("passed "),
         "{table}"
     );
+}
 
-    step("an owner's planted objects run as the owner: the program never runs");
+fn an_owners_planted_objects_run_as_the_owner(c: &Host) {
+    c.step("an owner's planted objects run as the owner: the program never runs");
     for (name, tables, rows) in [
         ("planted", 2, 2),
         ("plantedc", 2, 2),
@@ -1253,8 +1385,10 @@ fn drill_units(release: Release) {
             | runuser -u postgres -- psql -q -d control >/dev/null 2>&1
           systemctl stop postgresql");
     assert_eq!(markers(&c.path("/srv/drill")), ARMED);
+}
 
-    step("a damaged dump fails the drill, its unit and status");
+fn a_damaged_dump_fails_the_drill_its_unit_and_status(c: &Host) {
+    c.step("a damaged dump fails the drill, its unit and status");
     let dumps = c.path("/var/lib/timerapps/dumps/shop");
     let dump = fs::read_dir(&dumps)
         .unwrap()
@@ -1278,14 +1412,16 @@ fn drill_units(release: Release) {
     assert!(r.stdout.contains("! dump-database@shop"), "{r}");
     assert!(r.stdout.contains("the last restore drill failed"), "{r}");
     fs::write(&dump, &good).unwrap();
+}
 
-    step("the drill timer, enabled as docs/drill.md says, runs the drill");
+fn the_drill_timer_runs_the_drill(c: &Host) {
+    c.step("the drill timer, enabled as docs/drill.md says, runs the drill");
     c.sh("systemctl enable --now dump-database-drill@shop.timer");
     let r = c.exec(&["timerapps", "status", "--json", "dump-database@shop"]);
     let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(json["jobs"][0]["drill"]["enabled"], "enabled");
     assert_eq!(json["jobs"][0]["drill"]["period_seconds"], 7 * 86400);
-    let before = record(&record_in(&c, "dump-database@shop")).started;
+    let before = record(&record_in(c, "dump-database@shop")).started;
     c.sh(
         "mkdir -p /run/systemd/system/dump-database-drill@shop.timer.d
           printf '[Timer]\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' \
@@ -1294,13 +1430,15 @@ fn drill_units(release: Release) {
           systemctl restart dump-database-drill@shop.timer",
     );
     wait_for("the timer's drill", Duration::from_secs(90), || {
-        let rec = record(&record_in(&c, "dump-database@shop"));
+        let rec = record(&record_in(c, "dump-database@shop"));
         rec.started > before && rec.result == Outcome::Passed
     });
     let r = c.exec(&["timerapps", "status", "dump-database@shop"]);
     assert_eq!(r.code(), Some(0), "{r}");
+}
 
-    step("a drill killed mid-restore: no server outlives its unit");
+fn a_drill_killed_mid_restore_leaves_no_server(c: &Host) {
+    c.step("a drill killed mid-restore: no server outlives its unit");
     // Slowed down, so that it is still restoring when it is killed.
     c.sh(
         "mkdir -p /run/systemd/system/dump-database-drill@shop.service.d
@@ -1311,7 +1449,7 @@ fn drill_units(release: Release) {
     );
     // initdb comes first, slowed as much: on a loaded machine that takes long.
     wait_for("the drill's restore", Duration::from_secs(240), || {
-        drill_user_processes(&c).lines().any(|p| p == "psql")
+        drill_user_processes(c).lines().any(|p| p == "psql")
     });
     c.sh("systemctl kill --signal=KILL dump-database-drill@shop.service");
     wait_for("the drill's unit to stop", Duration::from_secs(30), || {
@@ -1319,7 +1457,7 @@ fn drill_units(release: Release) {
             && c.state("is-active", "dump-database-drill@shop.service") != "activating"
             && c.state("is-active", "dump-database-drill@shop.service") != "deactivating"
     });
-    assert_eq!(drill_user_processes(&c), "", "no server outlives the unit");
+    assert_eq!(drill_user_processes(c), "", "no server outlives the unit");
     assert_eq!(
         c.show("dump-database-drill@shop.service", "Result"),
         "signal"
@@ -1330,9 +1468,11 @@ fn drill_units(release: Release) {
     );
     let r = c.exec(&["timerapps", "drill", "dump-database@shop"]);
     assert_eq!(r.code(), Some(0), "{r}");
+}
 
-    step("a MariaDB dump's drill: mariadbd in the same sandbox");
-    let db = Mariadb::start(&sb);
+fn a_mariadb_dumps_drill_runs_in_the_same_sandbox(c: &Host) {
+    c.step("a MariaDB dump's drill: mariadbd in the same sandbox");
+    let db = Mariadb::start(&c.sb);
     db.sql(
         "",
         "CREATE DATABASE shop; USE shop; CREATE TABLE items (id int PRIMARY KEY, name text); \
@@ -1358,9 +1498,42 @@ fn drill_units(release: Release) {
                 .contains(": 1 table, 3000 rows; every table's rows equal"),
         "{r}"
     );
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("a running drill sees no other instance's dumps, nor writes its record");
+/// The drill user, as a script run inside a drill's unit is.
+const AS_USER: &str = "setpriv --reuid=timerapps --regid=timerapps --clear-groups";
+/// Reads another instance's dumps.
+const REACH: &str = "cat /var/lib/timerapps/dumps/right/*.manifest.json >/dev/null";
+/// Writes another instance's drill record.
+const FORGE: &str = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
+
+/// The drill `unit`, started, while its sqlite3 restores: that process.
+fn running(c: &Container, unit: &str) -> String {
+    c.sh(&format!("systemctl start --no-block {unit}"));
+    let mut pids = Vec::new();
+    wait_for(
+        &format!("{unit}'s sqlite3"),
+        Duration::from_secs(120),
+        || {
+            pids = drill_user_pids(c, "sqlite3");
+            !pids.is_empty()
+        },
+    );
+    pids.swap_remove(0)
+}
+
+/// `script` run as the drill user in the mounts of process `pid`.
+fn inside(c: &Container, pid: &str, script: &str) -> Run {
+    c.exec(&[
+        "sh",
+        "-c",
+        &format!("nsenter -t {pid} -m {AS_USER} sh -c '{script}'"),
+    ])
+}
+
+fn a_running_drill_sees_no_other_instances_dumps(c: &Host) {
+    c.step("a running drill sees no other instance's dumps, nor writes its record");
     fs::write(
         c.path("/srv/left.sql"),
         // Restoring never ends: the drill is running while it is looked into.
@@ -1386,36 +1559,13 @@ fn drill_units(release: Release) {
     );
     let r = c.exec(&["timerapps", "drill", "dump-database@right"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    let right_record = fs::read(record_in(&c, "dump-database@right")).unwrap();
-    let as_user = "setpriv --reuid=timerapps --regid=timerapps --clear-groups";
-    let reach = "cat /var/lib/timerapps/dumps/right/*.manifest.json >/dev/null";
-    let forge = "echo forged > /var/lib/timerapps/drills/dump-database@right/drill.json";
+    let right_record = fs::read(record_in(c, "dump-database@right")).unwrap();
     // Outside a drill's unit, the user reaches both.
-    c.sh(&format!("{as_user} sh -c '{reach}'"));
-    // The drill `unit`, started, while its sqlite3 restores: that process.
-    let running = |unit: &str| {
-        c.sh(&format!("systemctl start --no-block {unit}"));
-        let mut pids = Vec::new();
-        wait_for(
-            &format!("{unit}'s sqlite3"),
-            Duration::from_secs(120),
-            || {
-                pids = drill_user_pids(&c, "sqlite3");
-                !pids.is_empty()
-            },
-        );
-        pids.swap_remove(0)
-    };
-    let inside = |pid: &str, script: &str| {
-        c.exec(&[
-            "sh",
-            "-c",
-            &format!("nsenter -t {pid} -m {as_user} sh -c '{script}'"),
-        ])
-    };
-    let left = running("dump-database-drill@left.service");
+    c.sh(&format!("{AS_USER} sh -c '{REACH}'"));
+    let left = running(c, "dump-database-drill@left.service");
     // Its own: the dumps read, its record's directory written.
     let own = inside(
+        c,
         &left,
         "ls -A /var/lib/timerapps/dumps /var/lib/timerapps/drills
          cat /var/lib/timerapps/dumps/left/*.manifest.json >/dev/null
@@ -1428,24 +1578,27 @@ fn drill_units(release: Release) {
         "/var/lib/timerapps/drills:\ndump-database@left\n\n/var/lib/timerapps/dumps:\nleft\n",
         "{own}"
     );
-    for script in [reach, forge] {
-        let r = inside(&left, script);
+    for script in [REACH, FORGE] {
+        let r = inside(c, &left, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-drill@left.service");
     assert_eq!(
-        fs::read(record_in(&c, "dump-database@right")).unwrap(),
+        fs::read(record_in(c, "dump-database@right")).unwrap(),
         right_record
     );
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("the default job's running drill sees its own dumps and no instance's");
+fn the_default_jobs_running_drill_sees_only_its_own_dumps(c: &Host) {
+    c.step("the default job's running drill sees its own dumps and no instance's");
     c.sh(
         "echo 'DUMP_COMMAND=\"cat /srv/left.sql\"' >> /etc/default/dump-database
           systemctl start dump-database.service",
     );
-    let default = running("dump-database-drill.service");
+    let default = running(c, "dump-database-drill.service");
     let own = inside(
+        c,
         &default,
         &format!("ls -A /var/lib/timerapps/dumps; cat {DEFAULT_DIR}/*.manifest.json >/dev/null"),
     );
@@ -1454,14 +1607,16 @@ fn drill_units(release: Release) {
         (Some(0), "dump-database\n"),
         "{own}"
     );
-    for script in [reach, "ls /var/lib/timerapps/dumps/left"] {
-        let r = inside(&default, script);
+    for script in [REACH, "ls /var/lib/timerapps/dumps/left"] {
+        let r = inside(c, &default, script);
         assert_ne!(r.code(), Some(0), "{script}\n{r}");
     }
     c.sh("systemctl stop dump-database-drill.service");
-    assert_eq!(drill_user_processes(&c), "", "nothing outlives the drill");
+    assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
+}
 
-    step("no instance is named as the default job, whose directory that is");
+fn no_instance_is_named_as_the_default_job(c: &Host) {
+    c.step("no instance is named as the default job, whose directory that is");
     let before = fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count();
     fs::write(
         c.path("/etc/timerapps/dump-database/dump-database.conf"),
@@ -1483,14 +1638,16 @@ fn drill_units(release: Release) {
     }
     assert_eq!(fs::read_dir(c.path(DEFAULT_DIR)).unwrap().count(), before);
     fs::remove_file(c.path("/etc/timerapps/dump-database/dump-database.conf")).unwrap();
+}
 
-    step("purge removes the drills' results and links, and keeps the dumps");
+fn purge_removes_the_drills_results_and_keeps_the_dumps(c: &Host) {
+    c.step("purge removes the drills' results and links, and keeps the dumps");
     c.sh("apt-get purge -y timerapps </dev/null");
     assert!(!c.path("/var/lib/timerapps/drills").exists());
     assert!(!c
         .path("/etc/systemd/system/timers.target.wants/dump-database-drill@shop.timer")
         .exists());
-    assert!(dumps.exists());
+    assert!(c.path("/var/lib/timerapps/dumps/shop").exists());
 }
 
 #[test]

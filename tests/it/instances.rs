@@ -4,10 +4,8 @@
 //! over by LoadCredential=; broken instances fail alone; upgrade, remove
 //! and purge keep every instance's dumps and settings.
 
-use crate::container::{Container, Release};
-use crate::harness::{dump_files, names, Sandbox};
-use crate::package::built_deb;
-use crate::system::rebuilt_with_next_revision;
+use crate::container::{Container, Host, Release};
+use crate::harness::{dump_files, names};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
@@ -47,19 +45,22 @@ fn instances_on_debian_13() {
 }
 
 fn instances_on(release: Release) {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("instances-{release:?}"));
-    let (_, upgrade) = rebuilt_with_next_revision(&sb, &deb);
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    fs::copy(&upgrade, c.path("/root/timerapps-next.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
+    let (c, _) = Host::boot_with_next("instances", release);
+    c.install();
     c.quiet_all();
     assert!(c.path(&format!("{INSTANCES}/NAME.conf.example")).exists());
 
-    step("two databases, readable only with a password");
+    two_databases_readable_only_with_a_password(&c);
+    root_only_credentials_handed_over_by_load_credential(&c);
+    each_instance_runs_on_its_own_timer(&c);
+    a_broken_instance_and_one_without_settings_fail_alone(&c);
+    an_upgrade_keeps_the_instances_enabled_and_running(&c);
+    remove_stops_them_and_purge_keeps_every_dump_and_instance_file(&c);
+    c.step("done");
+}
+
+fn two_databases_readable_only_with_a_password(c: &Host) {
+    c.step("two databases, readable only with a password");
     c.sh(&format!(
         "runuser -u postgres -- psql -q -c \"CREATE ROLE backup LOGIN PASSWORD '{PASSWORD}'\"
          runuser -u postgres -- createdb -O backup sales
@@ -74,8 +75,10 @@ fn instances_on(release: Release) {
          sed -i '1i local all backup scram-sha-256' \"$hba\"
          systemctl reload postgresql"
     ));
+}
 
-    step("root-only credentials, handed over by LoadCredential=");
+fn root_only_credentials_handed_over_by_load_credential(c: &Host) {
+    c.step("root-only credentials, handed over by LoadCredential=");
     // A connection service file holds the password: libpq ignores a pgpass
     // file with group access, which credentials have on systemd 257.
     c.sh("install -d -m 0700 /etc/timerapps/credentials");
@@ -126,8 +129,10 @@ fn instances_on(release: Release) {
         "DUMP_COMMAND=\"pg_dump sales\"\nDUMP_KEEP=many\n",
     )
     .unwrap();
+}
 
-    step("each instance on its own timer");
+fn each_instance_runs_on_its_own_timer(c: &Host) {
+    c.step("each instance on its own timer");
     c.sh("mkdir -p /etc/systemd/system/dump-database@.timer.d
           printf '[Timer]\\nOnActiveSec=\\nOnActiveSec=1s\\nOnUnitActiveSec=2s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' \
             > /etc/systemd/system/dump-database@.timer.d/fast.conf
@@ -135,7 +140,7 @@ fn instances_on(release: Release) {
           systemctl enable --now dump-database@sales.timer dump-database@hr.timer \
             dump-database@broken.timer dump-database@ghost.timer");
     let deadline = Instant::now() + Duration::from_secs(90);
-    while published(&c, "sales") < 4 || published(&c, "hr") < 4 {
+    while published(c, "sales") < 4 || published(c, "hr") < 4 {
         assert!(
             Instant::now() < deadline,
             "timed out waiting for four runs of each instance\n{}\n{}",
@@ -145,26 +150,29 @@ fn instances_on(release: Release) {
         std::thread::sleep(Duration::from_millis(500));
     }
     c.quiet(&["dump-database@sales.timer", "dump-database@hr.timer"]);
-    assert_eq!(dumps(&c, "sales").len(), 2, "{:?}", dumps(&c, "sales"));
-    assert_eq!(dumps(&c, "hr").len(), 3, "{:?}", dumps(&c, "hr"));
+    assert_eq!(dumps(c, "sales").len(), 2, "{:?}", dumps(c, "sales"));
+    assert_eq!(dumps(c, "hr").len(), 3, "{:?}", dumps(c, "hr"));
     for (name, tbl) in [("sales", "items"), ("hr", "staff")] {
         let meta = fs::metadata(c.path(&format!("{DUMPS}/{name}"))).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o700, "{name}'s directory");
-        let newest = dumps(&c, name).pop().unwrap();
+        let newest = dumps(c, name).pop().unwrap();
         c.sh(&format!(
             "runuser -u postgres -- createdb {name}_restored
              gzip -dc {DUMPS}/{name}/{newest} | runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d {name}_restored >/dev/null"
         ));
-        let original = table(&c, name, tbl);
+        let original = table(c, name, tbl);
         assert!(original.lines().count() >= 700);
         assert_eq!(
             original,
-            table(&c, &format!("{name}_restored"), tbl),
+            table(c, &format!("{name}_restored"), tbl),
             "{name}"
         );
     }
-    // Their timers start them every 2 s: stopped, each shows how its last
-    // run ended, not a run in progress.
+}
+
+/// Their timers start them every 2 s: stopped, each shows how its last
+/// run ended, not a run in progress.
+fn a_broken_instance_and_one_without_settings_fail_alone(c: &Host) {
     c.quiet(&["dump-database@broken.timer", "dump-database@ghost.timer"]);
     let broken = c.journal("dump-database@broken.service");
     assert!(
@@ -189,8 +197,10 @@ fn instances_on(release: Release) {
         );
     }
     c.sh("systemctl disable --now dump-database@broken.timer dump-database@ghost.timer");
+}
 
-    step("an upgrade keeps the instances enabled and running");
+fn an_upgrade_keeps_the_instances_enabled_and_running(c: &Host) {
+    c.step("an upgrade keeps the instances enabled and running");
     c.sh("apt-get install -y /root/timerapps-next.deb </dev/null");
     for name in ["sales", "hr"] {
         let timer = format!("dump-database@{name}.timer");
@@ -198,9 +208,11 @@ fn instances_on(release: Release) {
         assert_eq!(c.state("is-active", &timer), "active");
     }
     c.quiet(&["dump-database@sales.timer", "dump-database@hr.timer"]);
+}
 
-    step("remove stops them; purge keeps every dump and the instance files");
-    let kept = (dumps(&c, "sales"), dumps(&c, "hr"));
+fn remove_stops_them_and_purge_keeps_every_dump_and_instance_file(c: &Host) {
+    c.step("remove stops them; purge keeps every dump and the instance files");
+    let kept = (dumps(c, "sales"), dumps(c, "hr"));
     c.sh("apt-get remove -y timerapps </dev/null");
     for name in ["sales", "hr"] {
         assert_ne!(
@@ -217,7 +229,7 @@ fn instances_on(release: Release) {
         "{r}"
     );
     assert_eq!(
-        (dumps(&c, "sales"), dumps(&c, "hr")),
+        (dumps(c, "sales"), dumps(c, "hr")),
         kept,
         "purge kept every dump"
     );
@@ -227,5 +239,4 @@ fn instances_on(release: Release) {
     assert!(!c.path(&format!("{INSTANCES}/NAME.conf.example")).exists());
     let links = c.sh("find /etc/systemd/system -name 'dump-database@*.timer' -type l");
     assert!(links.is_empty(), "enablement left behind: {links}");
-    step("done");
 }

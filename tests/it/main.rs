@@ -23,6 +23,8 @@ mod docs;
 mod drill;
 /// dump-database publishes, rotates and restores real dumps in every form.
 mod dump;
+/// A database family added in one file is reached by the dump, the check, the manifest and the drill.
+mod family;
 /// dump-database never loses a good dump to faults or operator mistakes.
 mod faults;
 /// Helper: a fresh directory per test, clean environments, timeouts.

@@ -4,14 +4,19 @@
 //! tested by promtool.
 
 use crate::command::{assert_escaped, HOSTILE, HOSTILE_SCRIPT};
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::harness::{cmd, run, wait_for, Sandbox};
-use crate::package::built_deb;
 use jobkit::dumpfile::DEFAULT_DIR;
 use jobkit::manifest::{MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE};
 use std::collections::BTreeSet;
 use std::fs;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where node_exporter reads the jobs' metrics from.
+const METRICS_DIR: &str = "/var/lib/prometheus/node-exporter";
+/// The labels of the default job's series.
+const JOB: [(&str, &str); 1] = [("job_name", "dump-database")];
+const MAIL_UNIT: &str = "timerapps-mail@dump-database.service";
 
 const RULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -226,25 +231,31 @@ pub fn came_by_smtp(c: &Container, mail: &str, from: &str) {
 #[test]
 #[ignore = "boots a container: tests/run"]
 fn metrics_and_mail_on_debian_12() {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new("monitoring");
-    let c = Container::boot(&sb, Release::Bookworm);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("monitoring", Release::Bookworm);
     c.sh("useradd --create-home ops");
     listening(&c, 9100, "node_exporter");
     listening(&c, 25, "exim4");
-    let metrics_dir = "/var/lib/prometheus/node-exporter";
     fs::write(c.path("/etc/default/timerapps"), "MAIL_TO=ops\n").unwrap();
 
-    step("a good run of the default job: its metrics, served by node_exporter");
-    configure(&c, "/etc/default/dump-database", "seq 1 1000");
-    let m = after_run(&c, "dump-database.service", "dump-database");
-    let job = [("job_name", "dump-database")];
-    let v = |name: &str| value(&m, name, &job).unwrap_or_else(|| panic!("no {name}:\n{m}"));
+    a_good_run_is_served_by_node_exporter(&c);
+    let sent = drills_pass_and_fail_served_with_the_jobs_name(&c);
+    a_failed_run_keeps_the_last_success_and_is_mailed(&c, &sent);
+    exims_daemon_stopped_needs_the_example_drop_in(&c);
+    an_instance_has_a_file_of_its_own(&c);
+    a_run_killed_with_sigkill(&c);
+    a_run_stopped_by_the_watchdog(&c);
+    a_disabled_job_takes_its_metrics_away(&c);
+    a_loggers_run_has_metrics_too(&c);
+    without_mail_to_nothing_is_sent(&c);
+    without_the_textfile_directory_nothing_is_written(&c);
+    removing_the_package_removes_every_jobs_metrics(&c);
+}
+
+fn a_good_run_is_served_by_node_exporter(c: &Host) {
+    c.step("a good run of the default job: its metrics, served by node_exporter");
+    configure(c, "/etc/default/dump-database", "seq 1 1000");
+    let m = after_run(c, "dump-database.service", "dump-database");
+    let v = |name: &str| value(&m, name, &JOB).unwrap_or_else(|| panic!("no {name}:\n{m}"));
     assert_eq!(v("timerapps_job_last_run_success"), 1.0, "{m}");
     assert_eq!(result(&m, "dump-database"), "success", "{m}");
     assert_eq!(v("timerapps_job_last_run_exit_status"), 0.0);
@@ -275,23 +286,26 @@ fn metrics_and_mail_on_debian_12() {
         "{m}"
     );
     scraped_cleanly(&m);
-    assert_eq!(mails(&c), "", "a good run sends no mail");
-    let file = c.path(&format!("{metrics_dir}/timerapps-dump-database.prom"));
+    assert_eq!(mails(c), "", "a good run sends no mail");
+    let file = c.path(&format!("{METRICS_DIR}/timerapps-dump-database.prom"));
     assert_eq!(
         fs::metadata(&file)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
             .unwrap(),
         0o644
     );
+}
 
-    step("restore drills: a pass and a failure, served with the job's name");
+/// Returns the mails sent so far.
+fn drills_pass_and_fail_served_with_the_jobs_name(c: &Host) -> String {
+    c.step("restore drills: a pass and a failure, served with the job's name");
     c.sh(
         "sqlite3 /srv/shop.db 'CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3)'
           chmod 644 /srv/shop.db
           systemctl enable --now dump-database-drill.timer",
     );
     configure(
-        &c,
+        c,
         "/etc/default/dump-database",
         "sqlite3 -readonly /srv/shop.db .dump",
     );
@@ -301,9 +315,9 @@ fn metrics_and_mail_on_debian_12() {
         // as the last would look like it.
         std::thread::sleep(Duration::from_millis(1100));
         let before = value(
-            &scrape(&c),
+            &scrape(c),
             "timerapps_drill_last_run_timestamp_seconds",
-            &job,
+            &JOB,
         );
         let r = c.exec(&["timerapps", "drill", "dump-database"]);
         assert_eq!(
@@ -313,14 +327,14 @@ fn metrics_and_mail_on_debian_12() {
         );
         let mut m = String::new();
         wait_for("the drill's metrics", Duration::from_secs(20), || {
-            m = scrape(&c);
-            let at = value(&m, "timerapps_drill_last_run_timestamp_seconds", &job);
+            m = scrape(c);
+            let at = value(&m, "timerapps_drill_last_run_timestamp_seconds", &JOB);
             at.is_some() && at != before
         });
         m
     };
     let m = drill("passed");
-    let d = |m: &str, name: &str| value(m, name, &job).unwrap_or_else(|| panic!("no {name}:\n{m}"));
+    let d = |m: &str, name: &str| value(m, name, &JOB).unwrap_or_else(|| panic!("no {name}:\n{m}"));
     assert_eq!(d(&m, "timerapps_drill_last_passed"), 1.0, "{m}");
     assert_eq!(d(&m, "timerapps_drill_rows_restored"), 3.0, "{m}");
     assert_eq!(d(&m, "timerapps_drill_tables_restored"), 1.0, "{m}");
@@ -333,7 +347,7 @@ fn metrics_and_mail_on_debian_12() {
     let passed = d(&m, "timerapps_drill_last_success_timestamp_seconds");
     assert!((now() - passed).abs() < 60.0, "{m}");
     assert!(c
-        .path(&format!("{metrics_dir}/timerapps-dump-database-drill.prom"))
+        .path(&format!("{METRICS_DIR}/timerapps-dump-database-drill.prom"))
         .exists());
     scraped_cleanly(&m);
     // docs/metrics.md's list is the list served: the job's file and its drill's
@@ -354,25 +368,27 @@ fn metrics_and_mail_on_debian_12() {
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert!(r.stdout.contains("the last restore drill failed"), "{r}");
     wait_for("the drill's failure mail", Duration::from_secs(30), || {
-        mails(&c).contains("dump-database-drill.service failed")
+        mails(c).contains("dump-database-drill.service failed")
     });
     c.sh(&format!(
         "rm -f {DEFAULT_DIR}/dump-* ; systemctl disable --now dump-database-drill.timer"
     ));
-    let sent = mails(&c);
+    mails(c)
+}
 
-    step("a failed run: metrics say how, the last success stays, a mail arrives");
+fn a_failed_run_keeps_the_last_success_and_is_mailed(c: &Host, sent: &str) {
+    c.step("a failed run: metrics say how, the last success stays, a mail arrives");
     let succeeded = value(
-        &scrape(&c),
+        &scrape(c),
         "timerapps_job_last_success_timestamp_seconds",
-        &job,
+        &JOB,
     )
     .unwrap();
     fs::write(c.path(HOSTILE), HOSTILE_SCRIPT).unwrap();
     c.sh(&format!("chmod 755 {HOSTILE}"));
-    configure(&c, "/etc/default/dump-database", HOSTILE);
-    let m = after_run(&c, "dump-database.service", "dump-database");
-    let v = |name: &str| value(&m, name, &job).unwrap_or_else(|| panic!("no {name}:\n{m}"));
+    configure(c, "/etc/default/dump-database", HOSTILE);
+    let m = after_run(c, "dump-database.service", "dump-database");
+    let v = |name: &str| value(&m, name, &JOB).unwrap_or_else(|| panic!("no {name}:\n{m}"));
     assert_eq!(v("timerapps_job_last_run_success"), 0.0, "{m}");
     assert_eq!(result(&m, "dump-database"), "exit-code", "{m}");
     let status: f64 = c
@@ -393,9 +409,9 @@ fn metrics_and_mail_on_debian_12() {
         "{m}"
     );
     wait_for("the failure mail", Duration::from_secs(30), || {
-        mails(&c).contains("db-unreachable")
+        mails(c).contains("db-unreachable")
     });
-    let mail = mails(&c);
+    let mail = mails(c);
     let host = c.sh("cat /proc/sys/kernel/hostname").trim().to_owned();
     assert!(
         mail.contains(&format!(
@@ -416,20 +432,24 @@ fn metrics_and_mail_on_debian_12() {
         2,
         "the drill's and this one\n{mail}"
     );
-    assert!(mail.starts_with(&sent), "{mail}");
+    assert!(mail.starts_with(sent), "{mail}");
+    the_mail_is_escaped_and_came_by_smtp_from_its_own_user(c, &mail, sent);
+}
+
+/// `mail`, every mail so far, ends with the failure's, after those `sent`.
+fn the_mail_is_escaped_and_came_by_smtp_from_its_own_user(c: &Host, mail: &str, sent: &str) {
     // What the command wrote, escaped; the mail came to exim by SMTP, from
     // the unit's own user, not root (journald records the unit's
     // processes), in a sandbox that systemd-analyze rates 4.0 at most.
-    assert_escaped(&mail);
-    came_by_smtp(&c, &mail[sent.len()..], "timerapps-mail");
+    assert_escaped(mail);
+    came_by_smtp(c, &mail[sent.len()..], "timerapps-mail");
     let uid = c.sh("id -u timerapps-mail").trim().to_owned();
     assert_ne!(uid, "0");
-    let mail_unit = "timerapps-mail@dump-database.service";
     // The unit says so after the MTA has taken the mail, which may deliver
     // it first.
     let mut sent_by: Vec<(String, String)> = Vec::new();
     wait_for("the mail unit's last line", Duration::from_secs(30), || {
-        let entries = c.sh(&format!("journalctl -u {mail_unit} -o json --no-pager"));
+        let entries = c.sh(&format!("journalctl -u {MAIL_UNIT} -o json --no-pager"));
         sent_by = entries
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -452,19 +472,21 @@ fn metrics_and_mail_on_debian_12() {
         "the mail unit's uid {uid}: {sent_by:?}"
     );
     crate::package::exposed(
-        mail_unit,
-        &c.exec(&["systemd-analyze", "security", "--no-pager", mail_unit]),
+        MAIL_UNIT,
+        &c.exec(&["systemd-analyze", "security", "--no-pager", MAIL_UNIT]),
         4.0,
     );
+}
 
-    step("exim's daemon stopped: its setuid sendmail needs the example drop-in");
+fn exims_daemon_stopped_needs_the_example_drop_in(c: &Host) {
+    c.step("exim's daemon stopped: its setuid sendmail needs the example drop-in");
     c.sh("systemctl stop exim4");
-    let sent = mails(&c);
+    let sent = mails(c);
     c.exec(&["systemctl", "start", "dump-database.service"]);
     wait_for("the mail unit to fail", Duration::from_secs(30), || {
-        c.state("is-failed", mail_unit) == "failed"
+        c.state("is-failed", MAIL_UNIT) == "failed"
     });
-    let journal = c.journal(mail_unit);
+    let journal = c.journal(MAIL_UNIT);
     assert!(
         journal.contains(&format!(
             "nothing listens on localhost:25, and /usr/sbin/sendmail is setuid or setgid, \
@@ -474,19 +496,19 @@ fn metrics_and_mail_on_debian_12() {
         )),
         "{journal}"
     );
-    assert_eq!(mails(&c), sent);
+    assert_eq!(mails(c), sent);
     c.sh(&format!(
         "install -D -m 644 {MAIL_SENDMAIL_EXAMPLE} {MAIL_SENDMAIL_DROP_IN}
          systemctl daemon-reload
-         systemctl reset-failed {mail_unit}"
+         systemctl reset-failed {MAIL_UNIT}"
     ));
     c.exec(&["systemctl", "start", "dump-database.service"]);
     wait_for(
         "the mail through exim's sendmail",
         Duration::from_secs(30),
-        || c.journal(mail_unit).contains("through /usr/sbin/sendmail"),
+        || c.journal(MAIL_UNIT).contains("through /usr/sbin/sendmail"),
     );
-    let mail = mails(&c);
+    let mail = mails(c);
     let mail = &mail[sent.len()..];
     assert!(
         mail.contains("\nReceived: from timerapps-mail by ") && mail.contains(" with local "),
@@ -495,12 +517,12 @@ fn metrics_and_mail_on_debian_12() {
     assert!(mail.contains("dump-database.service failed"), "{mail}");
     assert_escaped(mail);
     assert!(
-        c.journal(mail_unit).contains(&format!(
+        c.journal(MAIL_UNIT).contains(&format!(
             "to ops@{} through /usr/sbin/sendmail (nothing listens on localhost:25)",
             fs::read_to_string(c.path("/etc/mailname")).unwrap().trim()
         )),
         "{}",
-        c.journal(mail_unit)
+        c.journal(MAIL_UNIT)
     );
     c.sh(&format!(
         "rm -r {}
@@ -511,15 +533,17 @@ fn metrics_and_mail_on_debian_12() {
             .unwrap()
             .display()
     ));
-    listening(&c, 25, "exim4");
+    listening(c, 25, "exim4");
+}
 
-    step("an instance has a file of its own");
+fn an_instance_has_a_file_of_its_own(c: &Host) {
+    c.step("an instance has a file of its own");
     fs::create_dir_all(c.path("/etc/timerapps/dump-database")).unwrap();
-    configure(&c, "/etc/timerapps/dump-database/crm.conf", "seq 1 500");
+    configure(c, "/etc/timerapps/dump-database/crm.conf", "seq 1 500");
     c.sh("timerapps enable dump-database@crm");
     c.quiet(&["dump-database@crm.timer"]);
     let crm = [("job_name", "dump-database@crm")];
-    let m = after_run(&c, "dump-database@crm.service", "dump-database@crm");
+    let m = after_run(c, "dump-database@crm.service", "dump-database@crm");
     assert_eq!(
         value(&m, "timerapps_job_last_run_success", &crm),
         Some(1.0),
@@ -527,16 +551,16 @@ fn metrics_and_mail_on_debian_12() {
     );
     assert_eq!(value(&m, "timerapps_dumps_kept", &crm), Some(1.0), "{m}");
     assert!(c
-        .path(&format!("{metrics_dir}/timerapps-dump-database@crm.prom"))
+        .path(&format!("{METRICS_DIR}/timerapps-dump-database@crm.prom"))
         .exists());
     // The default job's series are still there, from its own file.
     assert_eq!(
-        value(&m, "timerapps_job_last_run_success", &job),
+        value(&m, "timerapps_job_last_run_success", &JOB),
         Some(0.0),
         "{m}"
     );
-    configure(&c, "/etc/timerapps/dump-database/crm.conf", "false");
-    let m = after_run(&c, "dump-database@crm.service", "dump-database@crm");
+    configure(c, "/etc/timerapps/dump-database/crm.conf", "false");
+    let m = after_run(c, "dump-database@crm.service", "dump-database@crm");
     assert_eq!(
         value(&m, "timerapps_job_last_run_success", &crm),
         Some(0.0),
@@ -545,16 +569,14 @@ fn metrics_and_mail_on_debian_12() {
     wait_for(
         "the instance's failure mail",
         Duration::from_secs(30),
-        || mails(&c).contains("dump-database@crm.service failed"),
+        || mails(c).contains("dump-database@crm.service failed"),
     );
+}
 
-    step("a run killed with SIGKILL");
-    configure(&c, "/etc/default/dump-database", "sleep 120");
-    let before = value(
-        &scrape(&c),
-        "timerapps_job_last_run_timestamp_seconds",
-        &job,
-    );
+fn a_run_killed_with_sigkill(c: &Host) {
+    c.step("a run killed with SIGKILL");
+    configure(c, "/etc/default/dump-database", "sleep 120");
+    let before = value(&scrape(c), "timerapps_job_last_run_timestamp_seconds", &JOB);
     c.sh("systemctl start --no-block dump-database.service");
     wait_for("the slow dump to run", Duration::from_secs(20), || {
         c.state("is-active", "dump-database.service") == "activating"
@@ -562,37 +584,43 @@ fn metrics_and_mail_on_debian_12() {
     c.sh("systemctl kill --signal=KILL dump-database.service");
     let mut m = String::new();
     wait_for("the killed run's metrics", Duration::from_secs(20), || {
-        m = scrape(&c);
-        value(&m, "timerapps_job_last_run_timestamp_seconds", &job) != before
+        m = scrape(c);
+        value(&m, "timerapps_job_last_run_timestamp_seconds", &JOB) != before
     });
     assert_eq!(result(&m, "dump-database"), "signal", "{m}");
     assert_eq!(
-        value(&m, "timerapps_job_last_run_exit_status", &job),
+        value(&m, "timerapps_job_last_run_exit_status", &JOB),
         Some(128.0 + 9.0)
     );
+}
 
-    step("a run stopped by the watchdog");
+fn a_run_stopped_by_the_watchdog(c: &Host) {
+    c.step("a run stopped by the watchdog");
     c.sh("mkdir -p /run/systemd/system/dump-database@crm.service.d
           printf '[Service]\\nWatchdogSec=2s\\n' > /run/systemd/system/dump-database@crm.service.d/fast.conf
           systemctl daemon-reload");
-    configure(&c, "/etc/timerapps/dump-database/crm.conf", "sleep 60");
-    let m = after_run(&c, "dump-database@crm.service", "dump-database@crm");
+    configure(c, "/etc/timerapps/dump-database/crm.conf", "sleep 60");
+    let m = after_run(c, "dump-database@crm.service", "dump-database@crm");
     assert_eq!(result(&m, "dump-database@crm"), "watchdog", "{m}");
     scraped_cleanly(&m);
+}
 
-    step("a job disabled on purpose takes its metrics away, so no alert ages");
+fn a_disabled_job_takes_its_metrics_away(c: &Host) {
+    c.step("a job disabled on purpose takes its metrics away, so no alert ages");
     let r = c.exec(&["timerapps", "disable", "dump-database@crm"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    let crm_file = format!("{metrics_dir}/timerapps-dump-database@crm.prom");
+    let crm_file = format!("{METRICS_DIR}/timerapps-dump-database@crm.prom");
     assert!(
         r.stdout
             .contains(&format!("removed its metrics {crm_file}")),
         "{r}"
     );
     assert!(!c.path(&crm_file).exists());
+}
 
-    step("a logger's run, in its tighter sandbox, has metrics too");
-    let m = after_run(&c, "myapp.service", "myapp");
+fn a_loggers_run_has_metrics_too(c: &Host) {
+    c.step("a logger's run, in its tighter sandbox, has metrics too");
+    let m = after_run(c, "myapp.service", "myapp");
     assert_eq!(
         value(
             &m,
@@ -611,11 +639,13 @@ fn metrics_and_mail_on_debian_12() {
         Some(300.0),
         "{m}"
     );
+}
 
-    step("without MAIL_TO a failure sends nothing and the mail unit succeeds");
+fn without_mail_to_nothing_is_sent(c: &Host) {
+    c.step("without MAIL_TO a failure sends nothing and the mail unit succeeds");
     fs::write(c.path("/etc/default/timerapps"), "MAIL_TO=\n").unwrap();
-    let sent = mails(&c);
-    configure(&c, "/etc/default/dump-database", "false");
+    let sent = mails(c);
+    configure(c, "/etc/default/dump-database", "false");
     c.exec(&["systemctl", "start", "dump-database.service"]);
     wait_for(
         "the mail unit to run and end",
@@ -627,23 +657,27 @@ fn metrics_and_mail_on_debian_12() {
         },
     );
     // It has ended, successfully, without handing anything to sendmail.
-    assert_eq!(mails(&c), sent);
+    assert_eq!(mails(c), sent);
+}
 
-    step("without the textfile directory jobs run as before and write nothing");
+fn without_the_textfile_directory_nothing_is_written(c: &Host) {
+    c.step("without the textfile directory jobs run as before and write nothing");
     c.sh("systemctl stop prometheus-node-exporter; rm -rf /var/lib/prometheus/node-exporter");
-    configure(&c, "/etc/default/dump-database", "seq 1 1000");
+    configure(c, "/etc/default/dump-database", "seq 1 1000");
     c.sh("systemctl start dump-database.service");
     assert_eq!(c.show("dump-database.service", "Result"), "success");
-    assert!(!c.path(metrics_dir).exists());
+    assert!(!c.path(METRICS_DIR).exists());
+}
 
-    step("removing the package removes every job's metrics");
+fn removing_the_package_removes_every_jobs_metrics(c: &Host) {
+    c.step("removing the package removes every job's metrics");
     c.sh(&format!(
-        "mkdir -p {metrics_dir}; touch {metrics_dir}/node-own.prom"
+        "mkdir -p {METRICS_DIR}; touch {METRICS_DIR}/node-own.prom"
     ));
     c.sh("systemctl start myapp.service dump-database.service");
     assert!(c
-        .path(&format!("{metrics_dir}/timerapps-myapp.prom"))
+        .path(&format!("{METRICS_DIR}/timerapps-myapp.prom"))
         .exists());
     c.sh("apt-get remove -y timerapps </dev/null");
-    assert_eq!(c.sh(&format!("ls -A {metrics_dir}")), "node-own.prom\n");
+    assert_eq!(c.sh(&format!("ls -A {METRICS_DIR}")), "node-own.prom\n");
 }

@@ -5,7 +5,7 @@ use crate::container::{rootfs, Release};
 use crate::harness::{cmd, run, sh, start, Sandbox};
 use jobkit::budget::SLICE;
 use jobkit::manifest::{
-    self, Kind, Manager, Program, Shape, Variant, JOBS, MAIL_SENDMAIL_DROP_IN,
+    self, Kind, Manager, Program, Shape, Variant, COPY, DRILL, JOBS, MAIL_SENDMAIL_DROP_IN,
     MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE,
 };
 use std::path::{Path, PathBuf};
@@ -108,6 +108,26 @@ pub fn packaged(kind: Kind) -> Vec<String> {
 fn the_package_holds_the_jobs_units_settings_and_docs() {
     let deb = built_deb();
     let listing = run(cmd("dpkg-deb").arg("-c").arg(&deb)).ok().stdout.clone();
+    for path in &shipped_paths() {
+        assert!(
+            listing.lines().any(|l| {
+                let entry = l.split(" -> ").next().unwrap_or(l);
+                entry.ends_with(&format!(" {path}"))
+            }),
+            "{path} missing from the package:\n{listing}"
+        );
+    }
+    let sb = Sandbox::new("deb-control");
+    its_control_files_hold_conffiles_sums_and_every_token(&deb, &sb);
+    its_units_are_systemds_and_its_jobs_static(&deb, &sb);
+    eprintln!(
+        "package size: {} bytes",
+        std::fs::metadata(&deb).unwrap().len()
+    );
+}
+
+/// Every path the package must hold, as `dpkg-deb -c` shows it.
+fn shipped_paths() -> Vec<String> {
     let jobs: Vec<&str> = JOBS.iter().map(|j| j.name).collect();
     let mut expected: Vec<String> = jobs
         .iter()
@@ -147,17 +167,12 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
             expected.push(format!("./usr/share/doc/timerapps/docs/{name}"));
         }
     }
-    for path in &expected {
-        assert!(
-            listing.lines().any(|l| {
-                let entry = l.split(" -> ").next().unwrap_or(l);
-                entry.ends_with(&format!(" {path}"))
-            }),
-            "{path} missing from the package:\n{listing}"
-        );
-    }
-    let sb = Sandbox::new("deb-control");
-    run(cmd("dpkg-deb").arg("-e").arg(&deb).arg(sb.path("DEBIAN"))).ok();
+    expected
+}
+
+fn its_control_files_hold_conffiles_sums_and_every_token(deb: &Path, sb: &Sandbox) {
+    let jobs: Vec<&str> = JOBS.iter().map(|j| j.name).collect();
+    run(cmd("dpkg-deb").arg("-e").arg(deb).arg(sb.path("DEBIAN"))).ok();
     let conffiles = std::fs::read_to_string(sb.path("DEBIAN/conffiles")).unwrap();
     let mut conffiles: Vec<&str> = conffiles.lines().collect();
     conffiles.sort_unstable();
@@ -179,9 +194,9 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
         !md5sums.contains("etc/default"),
         "conffiles have no md5sums entry\n{md5sums}"
     );
-    assert_eq!(field(&deb, "Package"), "timerapps");
-    assert_eq!(field(&deb, "Architecture"), "amd64");
-    assert!(field(&deb, "Depends").contains("systemd"));
+    assert_eq!(field(deb, "Package"), "timerapps");
+    assert_eq!(field(deb, "Architecture"), "amd64");
+    assert!(field(deb, "Depends").contains("systemd"));
     let postinst = std::fs::read_to_string(sb.path("DEBIAN/postinst")).unwrap();
     assert!(postinst.contains("systemd-sysusers"), "{postinst}");
     // packaging/build filled in every token from the manifest.
@@ -194,10 +209,14 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
         postinst.contains(&timers),
         "postinst lacks {timers}\n{postinst}"
     );
-    // Units unpacked as shipped are the ones in systemd/, which the
-    // packaging crate's test holds to their source.
+}
+
+/// Units unpacked as shipped are the ones in systemd/, which the
+/// packaging crate's test holds to their source; the jobs are static.
+fn its_units_are_systemds_and_its_jobs_static(deb: &Path, sb: &Sandbox) {
+    let jobs: Vec<&str> = JOBS.iter().map(|j| j.name).collect();
     let root = sb.path("root");
-    run(cmd("dpkg-deb").arg("-x").arg(&deb).arg(&root)).ok();
+    run(cmd("dpkg-deb").arg("-x").arg(deb).arg(&root)).ok();
     for manager in [Manager::System, Manager::User] {
         let sub = match manager {
             Manager::System => "",
@@ -228,10 +247,6 @@ fn the_package_holds_the_jobs_units_settings_and_docs() {
             "{b}: {file}"
         );
     }
-    eprintln!(
-        "package size: {} bytes",
-        std::fs::metadata(&deb).unwrap().len()
-    );
 }
 
 #[test]
@@ -345,7 +360,7 @@ fn every_service_is_hardened() {
             let ceiling = exposure_ceiling(variant.manager, job.program);
             services.push((variant, job.unit(variant.shape, Kind::Service), ceiling));
             // The restore drill: no network at all, so tighter than the job.
-            if let Some(drill) = job.drill() {
+            if let Some(drill) = job.companion(&DRILL) {
                 let at = if variant.shape == Shape::Template {
                     "@"
                 } else {
@@ -358,7 +373,10 @@ fn every_service_is_hardened() {
                 services.push((variant, format!("{drill}{at}.service"), ceiling));
             }
             // The off-host copy: network to its repository, read-only dumps.
-            if let Some(copy) = job.copy().filter(|_| variant.manager == Manager::System) {
+            if let Some(copy) = job
+                .companion(&COPY)
+                .filter(|_| COPY.in_manager(variant.manager))
+            {
                 let at = if variant.shape == Shape::Template {
                     "@"
                 } else {

@@ -2,9 +2,8 @@
 //! status` while a dump runs, and a hung dump stopped by the watchdog as a
 //! clean failure, after which the timer's next run publishes again.
 
-use crate::container::{Container, Release};
-use crate::harness::{dump_files, names, wait_for, Sandbox};
-use crate::package::built_deb;
+use crate::container::{Container, Host, Release};
+use crate::harness::{dump_files, names, wait_for};
 use std::fs;
 use std::time::{Duration, Instant};
 
@@ -51,32 +50,29 @@ fn progress_and_watchdog_on_debian_13() {
 }
 
 fn progress_and_watchdog_on(release: Release) {
-    let started = Instant::now();
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("supervision-{release:?}"));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
-    let service = "dump-database.service";
+    let c = Host::installed("supervision", release);
+    a_slow_dump_shows_its_progress(&c);
+    a_hung_dump_is_stopped_by_the_watchdog(&c);
+    the_timers_next_run_publishes(&c);
+}
 
-    eprintln!(
-        "[{:5.1} s] a slow dump shows its progress",
-        started.elapsed().as_secs_f64()
-    );
+const SERVICE: &str = "dump-database.service";
+
+fn a_slow_dump_shows_its_progress(c: &Host) {
+    c.step("a slow dump shows its progress");
     configure(
-        &c,
+        c,
         "sh -c 'for i in 1 2 3 4 5 6; do head -c 50000 /dev/urandom; sleep 1; done'",
     );
-    c.sh(&format!("systemctl start --no-block {service}"));
+    c.sh(&format!("systemctl start --no-block {SERVICE}"));
     let mut seen: Vec<String> = Vec::new();
     wait_for("the slow dump to end", Duration::from_secs(60), || {
-        let status = c.show(service, "StatusText");
+        let status = c.show(SERVICE, "StatusText");
         if status.starts_with("dumping: ") && seen.last() != Some(&status) {
             seen.push(status);
         }
         std::thread::sleep(Duration::from_millis(200));
-        c.show(service, "ActiveState") == "inactive"
+        c.show(SERVICE, "ActiveState") == "inactive"
     });
     assert!(
         seen.len() >= 3,
@@ -87,41 +83,40 @@ fn progress_and_watchdog_on(release: Release) {
             .any(|s| s.contains(" read, ") && s.ends_with("/s")),
         "{seen:?}"
     );
-    assert_eq!(c.show(service, "Result"), "success");
-    let last = c.show(service, "StatusText");
+    assert_eq!(c.show(SERVICE, "Result"), "success");
+    let last = c.show(SERVICE, "StatusText");
     assert!(
         last.starts_with(&format!("published {DUMPS}/dump-")) && last.contains("300 kB read"),
         "after the run: {last:?}"
     );
     let status = c
-        .exec(&["systemctl", "status", "--no-pager", service])
+        .exec(&["systemctl", "status", "--no-pager", SERVICE])
         .stdout;
     assert!(status.contains("Status: \"published "), "{status}");
+}
 
-    eprintln!(
-        "[{:5.1} s] a hung dump is stopped by the watchdog",
-        started.elapsed().as_secs_f64()
-    );
+fn a_hung_dump_is_stopped_by_the_watchdog(c: &Host) {
+    c.step("a hung dump is stopped by the watchdog");
     c.sh("mkdir -p /etc/systemd/system/dump-database.service.d
           printf '[Service]\\nWatchdogSec=3s\\n' > /etc/systemd/system/dump-database.service.d/test.conf
           systemctl daemon-reload");
-    let before = hashes(&c);
-    configure(&c, "sh -c 'head -c 1000 /dev/urandom; exec sleep 600'");
+    let before = hashes(c);
+    configure(c, "sh -c 'head -c 1000 /dev/urandom; exec sleep 600'");
     let at = Instant::now();
-    let r = c.exec(&["systemctl", "start", service]);
+    let r = c.exec(&["systemctl", "start", SERVICE]);
     let took = at.elapsed();
     assert_ne!(r.code(), Some(0), "{r}");
     assert!(
         took >= Duration::from_secs(3) && took < Duration::from_secs(30),
         "stopped after {took:?}\n{r}"
     );
-    assert_eq!(c.show(service, "Result"), "watchdog");
+    assert_eq!(c.show(SERVICE, "Result"), "watchdog");
     assert!(
         c.sh("systemctl --failed --no-legend --plain")
-            .contains(service),
+            .contains(SERVICE),
         "not listed as failed"
     );
-    let journal = c.journal(service);
+    let journal = c.journal(SERVICE);
     assert!(
         journal.contains("stopped by SIGTERM; the dump was discarded"),
         "{journal}"
@@ -130,29 +125,28 @@ fn progress_and_watchdog_on(release: Release) {
         c.exec(&["pgrep", "-f", "sleep 600"]).stdout.is_empty(),
         "the command's processes were left running"
     );
-    assert!(temps(&c).is_empty(), "{:?}", temps(&c));
-    assert_eq!(hashes(&c), before, "earlier dumps changed");
-    let failed = c.show(service, "StatusText");
+    assert!(temps(c).is_empty(), "{:?}", temps(c));
+    assert_eq!(hashes(c), before, "earlier dumps changed");
+    let failed = c.show(SERVICE, "StatusText");
     assert!(
         failed.starts_with("failed: stopped by SIGTERM"),
         "{failed:?}"
     );
+}
 
-    eprintln!(
-        "[{:5.1} s] the timer's next run publishes",
-        started.elapsed().as_secs_f64()
-    );
-    configure(&c, "echo after the watchdog");
+fn the_timers_next_run_publishes(c: &Host) {
+    c.step("the timer's next run publishes");
+    configure(c, "echo after the watchdog");
     c.sh("mkdir -p /etc/systemd/system/dump-database.timer.d
           printf '[Timer]\\nOnActiveSec=\\nOnActiveSec=1s\\nAccuracySec=1s\\nRandomizedDelaySec=0\\n' > /etc/systemd/system/dump-database.timer.d/test.conf
           systemctl daemon-reload
           systemctl start dump-database.timer");
-    let count = dump_count(&c);
+    let count = dump_count(c);
     wait_for(
         "the timer's run to publish",
         Duration::from_secs(60),
-        || dump_count(&c) == count + 1 && c.show(service, "ActiveState") == "inactive",
+        || dump_count(c) == count + 1 && c.show(SERVICE, "ActiveState") == "inactive",
     );
-    assert_eq!(c.show(service, "Result"), "success");
-    assert_ne!(c.state("is-failed", service), "failed");
+    assert_eq!(c.show(SERVICE, "Result"), "success");
+    assert_ne!(c.state("is-failed", SERVICE), "failed");
 }

@@ -3,55 +3,23 @@
 //! service in the jobs' slice with its limits, an upgrade, remove and purge. One test, because each step builds on the one before.
 
 use crate::budget;
-use crate::container::{Container, Release};
-use crate::harness::{cmd, dump_files, names, run, wait_for, Sandbox};
-use crate::package::{built_deb, packaged};
+use crate::container::{Container, Host, Release, NEXT_DEB};
+use crate::harness::{dump_files, names, wait_for};
+use crate::package::packaged;
 use chrono::Utc;
+use jobkit::budget::{Load, Share, SLICE, SLICE_SHARES};
 use jobkit::dumpfile::{Form, Stamp};
 use jobkit::human::binary;
 use jobkit::manifest::{Kind, Manager};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The default job's dumps, in the directory of every dump unit's.
 const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
 const ALL_DUMPS: &str = jobkit::manifest::DUMPS_DIR;
-
-fn step(n: &str, started: Instant) {
-    eprintln!("[{:6.1} s] step {n}", started.elapsed().as_secs_f64());
-}
-
-/// The same package with the next Debian revision, as an upgrade.
-pub fn rebuilt_with_next_revision(sb: &Sandbox, deb: &Path) -> (String, std::path::PathBuf) {
-    let tree = sb.path("upgrade");
-    run(cmd("dpkg-deb").arg("-R").arg(deb).arg(&tree)).ok();
-    let control = tree.join("DEBIAN/control");
-    let text = fs::read_to_string(&control).unwrap();
-    let version = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .unwrap();
-    let (upstream, revision) = version.rsplit_once('-').unwrap();
-    let next = format!("{upstream}-{}", revision.parse::<u32>().unwrap() + 1);
-    fs::write(
-        &control,
-        text.replace(
-            &format!("Version: {version}\n"),
-            &format!("Version: {next}\n"),
-        ),
-    )
-    .unwrap();
-    let out = sb.path(&format!("timerapps_{next}_amd64.deb"));
-    run(cmd("dpkg-deb")
-        .args(["--root-owner-group", "-b"])
-        .arg(&tree)
-        .arg(&out))
-    .ok();
-    (next, out)
-}
 
 /// Paths under the container's root that a package could leave behind,
 /// leaving out what changes on its own (journal, caches, database files).
@@ -124,20 +92,31 @@ fn the_package_on_debian_13() {
 }
 
 fn the_package_on(release: Release) {
-    let started = Instant::now();
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("e2e-{release:?}"));
-    let (next, upgrade) = rebuilt_with_next_revision(&sb, &deb);
-    let c = Container::boot(&sb, release);
-    step("0: booted", started);
-    for d in [&deb, &upgrade] {
-        fs::copy(d, c.path("/root").join(d.file_name().unwrap())).unwrap();
-    }
+    let (c, next) = Host::boot_with_next("e2e", release);
     let before = tree(&c);
-    let deb_inside = format!("/root/{}", deb.file_name().unwrap().to_string_lossy());
 
-    step("1: apt install enables and starts the timers", started);
-    c.sh(&format!("apt-get install -y {deb_inside} </dev/null"));
+    let (installed, uid) = install_enables_and_starts_the_timers(&c);
+    both_logs_get_a_first_line_written_by_timerapps(&c, installed, uid);
+    starting_myapp_appends_a_line(&c);
+    seven_dumps_leave_five_and_the_newest_restores(&c, uid);
+    a_failing_dump_command_fails_and_keeps_the_dumps(&c);
+    let (legacy, rolled) = a_policy_keeps_older_days_and_dumps_made_before_manifests(&c);
+    a_suspect_dump_shows_and_is_accepted(&c, &legacy, rolled);
+    every_service_runs_in_the_slice(&c);
+    c.step(
+        "5d: settings that need more memory than the unit's limit allows exit 2 \
+         and name both; raised by systemctl edit, they publish within it",
+    );
+    memory_limit(&c);
+    an_upgrade_keeps_a_disabled_timer_and_an_edited_conffile(&c, &next);
+    let (kept, foreign) = remove_stops_and_disables_the_timers(&c);
+    purge_leaves_only_the_dumps(&c, &before, &kept, foreign);
+}
+
+/// Returns when it was installed, and the uid of its user.
+fn install_enables_and_starts_the_timers(c: &Host) -> (Instant, u32) {
+    c.step("1: apt install enables and starts the timers");
+    c.install();
     let installed = Instant::now();
     // Every installed file matches the package's md5sums.
     assert_eq!(c.sh("dpkg --verify timerapps"), "");
@@ -160,16 +139,16 @@ fn the_package_on(release: Release) {
     // Its first run (60 to 90 s after install) must not race the manual
     // dumps of steps 4 and 5.
     c.quiet(&["dump-database.timer"]);
+    (installed, uid)
+}
 
-    step(
-        "2: both logs get a first line within 30 s, written by timerapps",
-        started,
-    );
+fn both_logs_get_a_first_line_written_by_timerapps(c: &Host, installed: Instant, uid: u32) {
+    c.step("2: both logs get a first line within 30 s, written by timerapps");
     for app in ["myapp", "otherapp"] {
         let log = format!("/var/log/timerapps/{app}.log");
         let remaining = Duration::from_secs(30).saturating_sub(installed.elapsed());
         wait_for(&format!("a first line in {log}"), remaining, || {
-            lines(&c, &log) >= 1
+            lines(c, &log) >= 1
         });
         assert_eq!(
             fs::metadata(c.path(&log)).unwrap().uid(),
@@ -197,21 +176,22 @@ fn the_package_on(release: Release) {
             && messages.contains("/etc/default/dump-database"),
         "{messages}"
     );
+}
 
-    step("3: systemctl start myapp.service appends a line", started);
-    let n = lines(&c, "/var/log/timerapps/myapp.log");
+fn starting_myapp_appends_a_line(c: &Host) {
+    c.step("3: systemctl start myapp.service appends a line");
+    let n = lines(c, "/var/log/timerapps/myapp.log");
     c.sh("systemctl start myapp.service");
-    assert_eq!(lines(&c, "/var/log/timerapps/myapp.log"), n + 1);
+    assert_eq!(lines(c, "/var/log/timerapps/myapp.log"), n + 1);
     let messages = c.journal("myapp.service");
     assert!(
         messages.contains("[myapp] wrote to /var/log/timerapps/myapp.log"),
         "{messages}"
     );
+}
 
-    step(
-        "4: seven dumps of a PostgreSQL inside leave five; the newest restores",
-        started,
-    );
+fn seven_dumps_leave_five_and_the_newest_restores(c: &Host, uid: u32) {
+    c.step("4: seven dumps of a PostgreSQL inside leave five; the newest restores");
     c.sh("runuser -u postgres -- psql -q -c 'CREATE ROLE timerapps LOGIN'
           runuser -u postgres -- createdb -O timerapps shop
           runuser -u timerapps -- psql -q -v ON_ERROR_STOP=1 -d shop -c \"
@@ -221,7 +201,7 @@ fn the_package_on(release: Release) {
     for _ in 0..7 {
         c.sh("systemctl start dump-database.service");
     }
-    let kept = dumps(&c);
+    let kept = dumps(c);
     assert_eq!(kept.len(), 5, "{kept:?}");
     for d in &kept {
         let meta = fs::metadata(c.path(DUMPS).join(d)).unwrap();
@@ -249,12 +229,11 @@ fn the_package_on(release: Release) {
         table("restored"),
         "the newest dump does not restore the table"
     );
+}
 
-    step(
-        "5: a failing DUMP_COMMAND fails the service and keeps the dumps",
-        started,
-    );
-    let hashed = hashes(&c);
+fn a_failing_dump_command_fails_and_keeps_the_dumps(c: &Host) {
+    c.step("5: a failing DUMP_COMMAND fails the service and keeps the dumps");
+    let hashed = hashes(c);
     c.sh("sed -i 's/pg_dump --no-password shop/pg_dump --no-password nosuchdb/' /etc/default/dump-database");
     let r = c.exec(&["systemctl", "start", "dump-database.service"]);
     assert_ne!(r.code(), Some(0), "{r}");
@@ -265,15 +244,18 @@ fn the_package_on(release: Release) {
             && messages.contains("DUMP_COMMAND exited with status 1"),
         "{messages}"
     );
-    assert_eq!(hashes(&c), hashed, "the dumps changed");
+    assert_eq!(hashes(c), hashed, "the dumps changed");
+}
 
-    step(
+/// Returns the dumps it made as before manifests, and whether the day
+/// changed since the first dumps.
+fn a_policy_keeps_older_days_and_dumps_made_before_manifests(c: &Host) -> (Vec<String>, bool) {
+    c.step(
         "5b: a daily and weekly policy keeps dumps of older days and those made \
          before manifests; a suspect dump shows and is accepted",
-        started,
     );
     // Dumps as the package before manifests wrote them: no manifest.
-    let before_policy = dumps(&c);
+    let before_policy = dumps(c);
     let newest_good = format!("{DUMPS}/{}", before_policy.last().unwrap());
     let legacy: Vec<String> = [2, 9]
         .iter()
@@ -290,7 +272,7 @@ fn the_package_on(release: Release) {
     c.sh("sed -i 's/pg_dump --no-password nosuchdb/pg_dump --no-password shop/' /etc/default/dump-database
           printf 'DUMP_KEEP=2\nDUMP_KEEP_DAILY=7\nDUMP_KEEP_WEEKLY=4\n' >> /etc/default/dump-database
           systemctl start dump-database.service");
-    let kept = dumps(&c);
+    let kept = dumps(c);
     // Unless the day changed since step 4, which leaves one more daily dump.
     let today = Utc::now().format("-%Y%m%dT").to_string();
     let rolled = !before_policy[0].contains(&today);
@@ -310,6 +292,10 @@ fn the_package_on(release: Release) {
         );
     }
     assert!(listing.contains("2 newest, 7 daily, 4 weekly"), "{listing}");
+    (legacy, rolled)
+}
+
+fn a_suspect_dump_shows_and_is_accepted(c: &Host, legacy: &[String], rolled: bool) {
     // The database emptied by mistake: the dump is kept but suspect, the
     // run fails with 65, and status says so.
     c.sh("runuser -u timerapps -- psql -q -d shop -c 'TRUNCATE items'");
@@ -317,7 +303,7 @@ fn the_package_on(release: Release) {
     assert_ne!(r.code(), Some(0), "{r}");
     assert_eq!(c.show("dump-database.service", "ExecMainStatus"), "65");
     assert_eq!(
-        dumps(&c).len(),
+        dumps(c).len(),
         5,
         "the suspect dump is kept besides the good ones"
     );
@@ -341,17 +327,17 @@ fn the_package_on(release: Release) {
     assert!(r.stdout.contains("is good now"), "{r}");
     // Compared with the accepted dump, the next one is good, and the good
     // dumps before the accepted one rotate out as usual.
-    let accepted = dumps(&c).last().unwrap().clone();
+    let accepted = dumps(c).last().unwrap().clone();
     c.sh("systemctl start dump-database.service");
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
-    let now_kept = dumps(&c);
+    let now_kept = dumps(c);
     assert!(
         now_kept.len() == 4 || rolled,
         "the older days', the accepted one and the newest: {now_kept:?}"
     );
     assert_eq!(now_kept[now_kept.len() - 2], accepted);
-    for name in &legacy {
+    for name in legacy {
         assert!(now_kept.contains(name), "{name} was pruned: {now_kept:?}");
     }
     let r = c.exec(&["timerapps", "verify", "dump-database"]);
@@ -361,11 +347,12 @@ fn the_package_on(release: Release) {
         r.stdout.contains("no manifest (made before manifests)"),
         "{r}"
     );
+}
 
-    step(
+fn every_service_runs_in_the_slice(c: &Host) {
+    c.step(
         "5c: every service the package ships runs in timerapps.slice, with the \
          weights and limits of jobkit::budget",
-        started,
     );
     let exec = |script: &str| c.exec(&["sh", "-ec", script]);
     let system = budget::Manager {
@@ -376,25 +363,15 @@ fn the_package_on(release: Release) {
     };
     let services = budget::services(&system, Manager::System.unit_dir());
     budget::every_service_runs_in_the_slice(&system, &services, "slice");
+}
 
-    step(
-        "5d: settings that need more memory than the unit's limit allows exit 2 \
-         and name both; raised by systemctl edit, they publish within it",
-        started,
-    );
-    memory_limit(&c);
-    let hashed = hashes(&c);
-
-    step(
-        "6: an upgrade keeps a disabled timer and an edited conffile",
-        started,
-    );
+fn an_upgrade_keeps_a_disabled_timer_and_an_edited_conffile(c: &Host, next: &str) {
+    c.step("6: an upgrade keeps a disabled timer and an edited conffile");
+    let hashed = hashes(c);
     c.sh("systemctl disable --now otherapp.timer
           echo LOGFILE=/var/log/timerapps/edited.log >> /etc/default/myapp");
     let edited = fs::read(c.path("/etc/default/myapp")).unwrap();
-    c.sh(&format!(
-        "apt-get install -y /root/timerapps_{next}_amd64.deb </dev/null"
-    ));
+    c.sh(&format!("apt-get install -y {NEXT_DEB} </dev/null"));
     assert_eq!(c.sh("dpkg-query -W -f '${Version}' timerapps"), next);
     assert_eq!(c.state("is-enabled", "otherapp.timer"), "disabled");
     assert_eq!(c.state("is-active", "otherapp.timer"), "inactive");
@@ -404,7 +381,7 @@ fn the_package_on(release: Release) {
     }
     assert_eq!(fs::read(c.path("/etc/default/myapp")).unwrap(), edited);
     assert_eq!(
-        hashes(&c),
+        hashes(c),
         hashed,
         "the upgrade changed a dump or a manifest"
     );
@@ -412,14 +389,14 @@ fn the_package_on(release: Release) {
     // its own before it was stopped: count from here.
     c.quiet(&["myapp.timer", "dump-database.timer"]);
     let edited_log = "/var/log/timerapps/edited.log";
-    let n = lines(&c, edited_log);
+    let n = lines(c, edited_log);
     c.sh("systemctl start myapp.service");
-    assert_eq!(lines(&c, edited_log), n + 1, "the edited setting is used");
+    assert_eq!(lines(c, edited_log), n + 1, "the edited setting is used");
+}
 
-    step(
-        "7: remove stops and disables the timers; purge leaves only the dumps",
-        started,
-    );
+/// Returns the dumps kept, and a file that only looks temporary.
+fn remove_stops_and_disables_the_timers(c: &Host) -> (Vec<String>, &'static str) {
+    c.step("7: remove stops and disables the timers; purge leaves only the dumps");
     // What an interrupted run leaves, and a file that only looks hidden
     // and temporary: remove sweeps the first by the library's definition.
     let stamp = jobkit::dumpfile::Stamp::parse("20260101T000000Z").unwrap();
@@ -432,7 +409,7 @@ fn the_package_on(release: Release) {
     }
     let lock = format!("{DUMPS}/{}", names("dump").lock());
     assert!(c.path(&lock).exists(), "the runs left no lock");
-    let kept = dumps(&c);
+    let kept = dumps(c);
     c.sh("apt-get remove -y timerapps </dev/null");
     assert!(!c.path(&lock).exists(), "remove left the lock");
     assert!(
@@ -454,6 +431,17 @@ fn the_package_on(release: Release) {
         );
         assert!(!listed.contains(t), "{t} still listed:\n{listed}");
     }
+    (kept, foreign)
+}
+
+/// Purge keeps the user, the `kept` dumps with their manifests and the
+/// `foreign` file, and leaves nothing else that was not there `before`.
+fn purge_leaves_only_the_dumps(
+    c: &Host,
+    before: &BTreeSet<String>,
+    kept: &[String],
+    foreign: &str,
+) {
     let r = c.exec(&["apt-get", "purge", "-y", "timerapps"]);
     assert_eq!(r.code(), Some(0), "{r}");
     // apt passes the maintainer script's stderr on to its own output.
@@ -462,8 +450,8 @@ fn the_package_on(release: Release) {
         said.contains(&format!("dumps are kept in {ALL_DUMPS}")),
         "{r}"
     );
-    assert_eq!(dumps(&c), kept, "purge must keep every dump");
-    let after = tree(&c);
+    assert_eq!(dumps(c), kept, "purge must keep every dump");
+    let after = tree(c);
     let removed: Vec<_> = before.difference(&after).collect();
     assert!(
         removed.is_empty(),
@@ -489,18 +477,15 @@ fn the_package_on(release: Release) {
         "/etc/.pwd.lock",
     ];
     let left: Vec<_> = after
-        .difference(&before)
+        .difference(before)
         .filter(|p| !kept_paths.contains(*p) && !user_files.contains(&p.as_str()))
         .collect();
     assert!(
         left.is_empty(),
         "purge left files of the package: {left:#?}"
     );
-    assert!(passwd_has_user(&c), "purge keeps the user");
-    eprintln!(
-        "end-to-end wall time: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    assert!(passwd_has_user(c), "purge keeps the user");
+    eprintln!("end-to-end wall time: {:.1} s", c.elapsed().as_secs_f64());
 }
 
 /// `DUMP_ZSTD_LEVEL=19` on 64 threads under the shipped memory limits:
@@ -512,7 +497,6 @@ fn the_package_on(release: Release) {
 /// sees no limit; there the limit is DUMP_MEMORY_MAX, set by drop-ins the
 /// same way.
 fn memory_limit(c: &Container) {
-    use jobkit::budget::{self, Load, Share, SLICE, SLICE_SHARES};
     let settings = "/etc/default/dump-database";
     let saved = fs::read(c.path(settings)).unwrap();
     c.sh(&format!(
@@ -522,9 +506,33 @@ fn memory_limit(c: &Container) {
         .sh("cat /sys/fs/cgroup/cgroup.controllers")
         .split_whitespace()
         .any(|controller| controller == "memory");
-    let service = "dump-database.service";
-    let dir = |unit: &str| c.path(&format!("/etc/systemd/system/{unit}.d"));
-    let limit = if controlled {
+    let limit = memory_limit_named(c, controlled);
+    refused_over_the_limit(c, &limit);
+    published_with_the_limit_raised(c, controlled);
+    fs::write(c.path(settings), saved).unwrap();
+    for unit in [SERVICE, SLICE] {
+        for file in ["override.conf", "50-memory.conf"] {
+            let _ = fs::remove_file(drop_ins(c, unit).join(file));
+        }
+        let _ = fs::remove_dir(drop_ins(c, unit));
+    }
+    c.sh("systemctl daemon-reload");
+}
+
+const SERVICE: &str = "dump-database.service";
+
+/// Where `systemctl edit` writes the drop-ins of `unit`.
+fn drop_ins(c: &Container, unit: &str) -> PathBuf {
+    c.path(&format!("/etc/systemd/system/{unit}.d"))
+}
+
+/// How the refusal names the limit that binds: the smaller MemoryHigh=,
+/// or, where the container's cgroups have no memory controller,
+/// DUMP_MEMORY_MAX set by a drop-in.
+fn memory_limit_named(c: &Container, controlled: bool) -> String {
+    let service = SERVICE;
+    let dir = |unit: &str| drop_ins(c, unit);
+    if controlled {
         // The smaller MemoryHigh= binds: the service's, or on a host of
         // little RAM the slice's share of it.
         let number =
@@ -533,7 +541,7 @@ fn memory_limit(c: &Container) {
         let ram = number("_PHYS_PAGES") * page;
         let high = |shares: &[Share]| {
             let share = shares.iter().find(|s| s.key == "MemoryHigh").unwrap();
-            budget::bytes(share.value, ram, page).unwrap()
+            jobkit::budget::bytes(share.value, ram, page).unwrap()
         };
         let (bytes, unit) = [
             (high(Load::Dump.shares()), service),
@@ -560,7 +568,12 @@ fn memory_limit(c: &Container) {
         .unwrap();
         c.sh("systemctl daemon-reload");
         "more than the 1.00 GiB it may take: half of DUMP_MEMORY_MAX (2.00 GiB)".to_owned()
-    };
+    }
+}
+
+/// One line, exit 2, nothing written.
+fn refused_over_the_limit(c: &Container, limit: &str) {
+    let service = SERVICE;
     let before = hashes(c);
     let r = c.exec(&["systemctl", "start", service]);
     assert_ne!(r.code(), Some(0), "{r}");
@@ -576,14 +589,19 @@ fn memory_limit(c: &Container) {
     assert_eq!(refusal.len(), 1, "{messages}");
     for shown in [
         "DUMP_ZSTD_LEVEL=19 with DUMP_THREADS=64 needs up to ",
-        &limit,
+        limit,
         "lower DUMP_ZSTD_LEVEL or DUMP_THREADS",
     ] {
         assert!(refusal[0].contains(shown), "{shown:?} in:\n{messages}");
     }
     assert_eq!(hashes(c), before, "the refused run wrote something");
+}
 
-    // Where `systemctl edit` writes, for the service and its slice.
+/// Raised by drop-ins for the service and its slice, the limit lets a
+/// dump publish, and the cgroup's peak stays under it.
+fn published_with_the_limit_raised(c: &Container, controlled: bool) {
+    let service = SERVICE;
+    let dir = |unit: &str| drop_ins(c, unit);
     let raised = if controlled {
         vec![
             (SLICE, "[Slice]\nMemoryHigh=16G\nMemoryMax=16G\n"),
@@ -616,14 +634,6 @@ fn memory_limit(c: &Container) {
         );
         assert!(peak < 16 << 30, "{peak}");
     }
-    fs::write(c.path(settings), saved).unwrap();
-    for unit in [service, SLICE] {
-        for file in ["override.conf", "50-memory.conf"] {
-            let _ = fs::remove_file(dir(unit).join(file));
-        }
-        let _ = fs::remove_dir(dir(unit));
-    }
-    c.sh("systemctl daemon-reload");
 }
 
 fn passwd_has_user(c: &Container) -> bool {

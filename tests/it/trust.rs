@@ -7,11 +7,11 @@
 //! its manifest to the job's user on the descriptor before the rename, and
 //! writes a manifest from the dump for one that cannot be trusted.
 
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::harness::{cmd, dump_files, names, Run, Sandbox};
-use crate::package::built_deb;
-use jobkit::dumpfile::manifest::{Check, Format, Verdict};
+use jobkit::dumpfile::manifest::{Check, Verdict};
 use jobkit::dumpfile::Manifest;
+use jobkit::family::sqlite;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -127,12 +127,34 @@ fn manifest(c: &Container, dump: &str) -> Manifest {
 #[test]
 #[ignore = "boots a container: tests/run"]
 fn root_reads_nothing_planted_and_accepts_without_a_window_on_debian_12() {
-    let deb = built_deb();
-    let sb = Sandbox::new("trust");
-    let c = Container::boot(&sb, Release::Bookworm);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    c.quiet_all();
+    let c = Host::installed("trust", Release::Bookworm);
+    let good = two_good_dumps(&c);
+    let status = || measured(&c, &["timerapps", "status", "dump-database"]).0;
+    let r = status();
+    assert_eq!(r.code(), Some(0), "healthy before anything is planted\n{r}");
+    for (place, path, unit) in places_root_reads(&c, &good) {
+        let had = c.exec(&["cp", "-a", &path, "/root/saved"]).code() == Some(0);
+        for (what, script) in PLANTED {
+            root_reads_nothing_planted(&c, &good, what, script, place, &path, unit);
+        }
+        if had {
+            c.sh(&format!("cp -a /root/saved {path}"));
+        }
+    }
+    let r = status();
+    assert_eq!(r.code(), Some(0), "healthy again\n{r}");
+    accept(&c, &c.sb);
+}
+
+/// The two good dumps made before anything is planted, oldest first, and
+/// their contents.
+struct Good {
+    dumps: Vec<String>,
+    older: Vec<u8>,
+    newer: Vec<u8>,
+}
+
+fn two_good_dumps(c: &Container) -> Good {
     c.sh("sqlite3 /srv/shop.db 'CREATE TABLE t (n int, s text);
             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
             INSERT INTO t SELECT i, printf(\"row %d\", i) FROM c;'
@@ -144,100 +166,108 @@ fn root_reads_nothing_planted_and_accepts_without_a_window_on_debian_12() {
           systemctl start dump-database.service");
     // Each good run starts the copy: let it end before anything is planted.
     c.quiet(&["dump-database-copy.timer"]);
-    let good = dumps(&c);
+    let good = dumps(c);
     assert_eq!(good.len(), 2, "{good:?}");
-    let status = || measured(&c, &["timerapps", "status", "dump-database"]).0;
-    let r = status();
-    assert_eq!(r.code(), Some(0), "healthy before anything is planted\n{r}");
-
-    let drill_record = environment(&c, "dump-database-drill.service", "DRILL_RESULT");
-    let copy_record = environment(&c, "dump-database-copy.service", "COPY_RESULT");
-    let newest_manifest = manifest_path(&good[1]);
-    let places = [
-        (
-            "the drill record",
-            drill_record.as_str(),
-            "dump-database-drill.service",
-        ),
-        (
-            "the copy record",
-            copy_record.as_str(),
-            "dump-database-copy.service",
-        ),
-        (
-            "the newest dump's manifest",
-            newest_manifest.as_str(),
-            "dump-database.service",
-        ),
-    ];
     let content = |dump: &str| gunzip(&fs::read(c.path(&format!("{DUMPS}/{dump}"))).unwrap());
     let (older, newer) = (content(&good[0]), content(&good[1]));
     assert_ne!(older, newer);
-    for (place, path, unit) in places {
-        let had = c.exec(&["cp", "-a", path, "/root/saved"]).code() == Some(0);
-        for (what, script) in PLANTED {
-            let case = format!("{what} as {place}");
-            c.sh(&format!(
-                "f={path}; mkdir -p \"${{f%/*}}\"; rm -f \"$f\"; {script}; chown -h timerapps: \"$f\""
-            ));
-            let (r, rss) = measured(&c, &["timerapps", "status", "dump-database"]);
-            eprintln!("{case}: status, {rss} KiB");
-            assert_eq!(r.code(), Some(3), "{case}\n{r}");
-            assert!(
-                r.stdout.contains("? dump-database ") && r.stdout.contains(path),
-                "{case}: unknown, with the path\n{r}"
-            );
-            // The job's own metrics say unknown whichever unit ran last.
-            for unit in [unit, "dump-database.service"] {
-                let (r, rss) = measured(&c, &["timerapps", "write-metrics", unit]);
-                eprintln!("{case}: write-metrics {unit}, {rss} KiB");
-                assert_eq!(r.code(), Some(0), "{case}\n{r}");
-            }
-            let metrics = fs::read_to_string(c.path(METRICS)).unwrap();
-            assert!(
-                metrics.contains(
-                    "timerapps_job_state{job_name=\"dump-database\",state=\"unknown\"} 1"
-                ),
-                "{case}\n{metrics}"
-            );
-            let (r, rss) = measured(&c, &["timerapps", "verify", "dump-database"]);
-            eprintln!("{case}: verify, {rss} KiB");
-            let (restore, rss) = measured(
-                &c,
-                &[
-                    "sh",
-                    "-c",
-                    "timerapps restore dump-database > /root/restored",
-                ],
-            );
-            eprintln!("{case}: restore, {rss} KiB");
-            restore.ok();
-            let restored = fs::read(c.path("/root/restored")).unwrap();
-            if place.ends_with("manifest") {
-                // Neither counted nor taken: the older good dump is restored.
-                assert_eq!(r.code(), Some(3), "{case}\n{r}");
-                assert!(
-                    r.stdout.contains(&format!("UNTRUSTED {DUMPS}/{}", good[1]))
-                        && r.stderr.contains(path),
-                    "{case}\n{r}"
-                );
-                assert!(
-                    restored == older,
-                    "{case}: not the older good dump\n{restore}"
-                );
-            } else {
-                r.ok();
-                assert!(restored == newer, "{case}: not the newest dump\n{restore}");
-            }
-            c.sh(&format!("rm -f {path}"));
-        }
-        if had {
-            c.sh(&format!("cp -a /root/saved {path}"));
-        }
+    Good {
+        dumps: good,
+        older,
+        newer,
     }
-    let r = status();
-    assert_eq!(r.code(), Some(0), "healthy again\n{r}");
-    accept(&c, &sb);
+}
+
+/// Where root reads what the job's user writes: each place, its path, and
+/// the unit that writes it.
+fn places_root_reads(c: &Container, good: &Good) -> [(&'static str, String, &'static str); 3] {
+    let drill_record = environment(c, "dump-database-drill.service", "DRILL_RESULT");
+    let copy_record = environment(c, "dump-database-copy.service", "COPY_RESULT");
+    let newest_manifest = manifest_path(&good.dumps[1]);
+    [
+        (
+            "the drill record",
+            drill_record,
+            "dump-database-drill.service",
+        ),
+        ("the copy record", copy_record, "dump-database-copy.service"),
+        (
+            "the newest dump's manifest",
+            newest_manifest,
+            "dump-database.service",
+        ),
+    ]
+}
+
+/// `what` planted by `script` as `place`, at `path`, which `unit` writes:
+/// status is unknown and names it, the metrics say unknown, verify and
+/// restore neither hang nor grow, and a manifest planted leaves the older
+/// good dump restored.
+fn root_reads_nothing_planted(
+    c: &Container,
+    good: &Good,
+    what: &str,
+    script: &str,
+    place: &str,
+    path: &str,
+    unit: &str,
+) {
+    let case = format!("{what} as {place}");
+    c.sh(&format!(
+        "f={path}; mkdir -p \"${{f%/*}}\"; rm -f \"$f\"; {script}; chown -h timerapps: \"$f\""
+    ));
+    let (r, rss) = measured(c, &["timerapps", "status", "dump-database"]);
+    eprintln!("{case}: status, {rss} KiB");
+    assert_eq!(r.code(), Some(3), "{case}\n{r}");
+    assert!(
+        r.stdout.contains("? dump-database ") && r.stdout.contains(path),
+        "{case}: unknown, with the path\n{r}"
+    );
+    // The job's own metrics say unknown whichever unit ran last.
+    for unit in [unit, "dump-database.service"] {
+        let (r, rss) = measured(c, &["timerapps", "write-metrics", unit]);
+        eprintln!("{case}: write-metrics {unit}, {rss} KiB");
+        assert_eq!(r.code(), Some(0), "{case}\n{r}");
+    }
+    let metrics = fs::read_to_string(c.path(METRICS)).unwrap();
+    assert!(
+        metrics.contains("timerapps_job_state{job_name=\"dump-database\",state=\"unknown\"} 1"),
+        "{case}\n{metrics}"
+    );
+    let (r, rss) = measured(c, &["timerapps", "verify", "dump-database"]);
+    eprintln!("{case}: verify, {rss} KiB");
+    let (restore, rss) = measured(
+        c,
+        &[
+            "sh",
+            "-c",
+            "timerapps restore dump-database > /root/restored",
+        ],
+    );
+    eprintln!("{case}: restore, {rss} KiB");
+    restore.ok();
+    let restored = fs::read(c.path("/root/restored")).unwrap();
+    if place.ends_with("manifest") {
+        // Neither counted nor taken: the older good dump is restored.
+        assert_eq!(r.code(), Some(3), "{case}\n{r}");
+        assert!(
+            r.stdout
+                .contains(&format!("UNTRUSTED {DUMPS}/{}", good.dumps[1]))
+                && r.stderr.contains(path),
+            "{case}\n{r}"
+        );
+        assert!(
+            restored == good.older,
+            "{case}: not the older good dump\n{restore}"
+        );
+    } else {
+        r.ok();
+        assert!(
+            restored == good.newer,
+            "{case}: not the newest dump\n{restore}"
+        );
+    }
+    c.sh(&format!("rm -f {path}"));
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -248,11 +278,20 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `accept` of a suspect dump, traced: the new manifest is given to the
-/// job's user on its descriptor (fchown) before it is renamed into place,
-/// and no path is ever chowned. Then a damaged manifest, named, rewritten
-/// from the dump.
+/// `accept` of a suspect dump: nothing changed while a run holds the
+/// lock; then, traced, the new manifest is given to the job's user on its
+/// descriptor (fchown) before it is renamed into place, and no path is
+/// ever chowned. Then a damaged manifest, named, rewritten from the dump.
 fn accept(c: &Container, sb: &Sandbox) {
+    let (all, suspect) = a_suspect_dump_is_kept_and_listed(c);
+    accept_changes_nothing_while_a_run_holds_the_lock(c, &suspect);
+    accept_gives_the_manifest_to_the_user_before_the_rename(c, sb, &suspect);
+    the_accepted_dump_is_the_measure(c, &all[1], &suspect);
+    a_damaged_manifest_is_untrusted_until_accepted_by_name(c, &all[1]);
+}
+
+/// Returns the dumps, oldest first, and the suspect one, the newest.
+fn a_suspect_dump_is_kept_and_listed(c: &Container) -> (Vec<String>, String) {
     c.sh("sqlite3 /srv/shop.db 'DELETE FROM t'");
     let r = c.exec(&["systemctl", "start", "dump-database.service"]);
     assert_ne!(r.code(), Some(0), "{r}");
@@ -269,8 +308,12 @@ fn accept(c: &Container, sb: &Sandbox) {
     };
     assert!(line(&all[1]).starts_with("newest, largest "), "{keep}");
     assert!(line(&suspect).starts_with("suspect "), "{keep}");
+    (all, suspect)
+}
 
-    // While a run of the job holds the name's lock, accept changes nothing.
+/// While a run of the job holds the name's lock, accept exits 75 and
+/// changes nothing.
+fn accept_changes_nothing_while_a_run_holds_the_lock(c: &Container, suspect: &str) {
     fs::write(
         c.path("/usr/local/bin/hold-dump"),
         "#!/bin/sh\necho $$ > /tmp/held.tmp\nmv /tmp/held.tmp /tmp/held\nexec sleep 600\n",
@@ -281,7 +324,7 @@ fn accept(c: &Container, sb: &Sandbox) {
               >/tmp/held.log 2>&1 </dev/null &
           echo $! > /tmp/run.pid
           for i in $(seq 600); do [ -e /tmp/held ] && break; sleep 0.1; done");
-    let before = fs::read(c.path(&manifest_path(&suspect))).unwrap();
+    let before = fs::read(c.path(&manifest_path(suspect))).unwrap();
     let r = c.exec(&["timerapps", "accept", "dump-database"]);
     assert_eq!(r.code(), Some(75), "{r}");
     assert!(
@@ -290,11 +333,17 @@ fn accept(c: &Container, sb: &Sandbox) {
         )),
         "{r}"
     );
-    assert_eq!(fs::read(c.path(&manifest_path(&suspect))).unwrap(), before);
+    assert_eq!(fs::read(c.path(&manifest_path(suspect))).unwrap(), before);
     c.sh("kill $(cat /tmp/held)
           while kill -0 $(cat /tmp/run.pid) 2>/dev/null; do sleep 0.1; done
           rm /tmp/held /tmp/run.pid /usr/local/bin/hold-dump");
+}
 
+fn accept_gives_the_manifest_to_the_user_before_the_rename(
+    c: &Container,
+    sb: &Sandbox,
+    suspect: &str,
+) {
     let trace = sb.path("accept.trace");
     let r = crate::harness::run(
         cmd("strace")
@@ -316,7 +365,7 @@ fn accept(c: &Container, sb: &Sandbox) {
         let meta = fs::metadata(c.path(&format!("{DUMPS}/{suspect}"))).unwrap();
         (meta.uid(), meta.gid())
     };
-    let final_name = format!("\"{}\")", manifest_path(&suspect));
+    let final_name = format!("\"{}\")", manifest_path(suspect));
     let renamed = calls
         .iter()
         .position(|l| l.contains("rename") && l.contains(&final_name) && l.ends_with("= 0"))
@@ -332,35 +381,40 @@ fn accept(c: &Container, sb: &Sandbox) {
             .any(|l| l.contains(" chown(") || l.contains("lchown(") || l.contains("fchownat(")),
         "a path was chowned:\n{trace}"
     );
-    let meta = fs::metadata(c.path(&manifest_path(&suspect))).unwrap();
+    let meta = fs::metadata(c.path(&manifest_path(suspect))).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid(), meta.mode() & 0o777),
         (uid, gid, 0o600)
     );
-    let m = manifest(c, &suspect);
+    let m = manifest(c, suspect);
     assert_eq!(m.verdict, Verdict::Good);
     assert!(m.accepted.is_some(), "{m:?}");
-    // From the accepted dump on: the larger dumps before it are held no
-    // more, the accepted one is the measure.
+}
+
+/// From the accepted dump on: the larger dumps before it, such as
+/// `previous`, are held no more, the accepted one is the measure.
+fn the_accepted_dump_is_the_measure(c: &Container, previous: &str, suspect: &str) {
     let keep = c.sh("timerapps keep dump-database");
     let line = |name: &str| keep.lines().find(|l| l.contains(name)).unwrap_or_default();
-    assert!(line(&all[1]).starts_with("newest  "), "{keep}");
+    assert!(line(previous).starts_with("newest  "), "{keep}");
     assert!(
-        line(&suspect).starts_with("newest, largest ") && line(&suspect).contains("accepted"),
+        line(suspect).starts_with("newest, largest ") && line(suspect).contains("accepted"),
         "{keep}"
     );
+}
 
-    // A damaged manifest: untrusted until accepted by name, then a manifest
-    // from the dump, which knows no rows.
-    let damaged = c.path(&manifest_path(&all[1]));
+/// A damaged manifest: untrusted until accepted by name, then a manifest
+/// from the dump, which knows no rows.
+fn a_damaged_manifest_is_untrusted_until_accepted_by_name(c: &Container, dump: &str) {
+    let damaged = c.path(&manifest_path(dump));
     fs::write(&damaged, "{ \"version\": 1,").unwrap();
     let r = c.exec(&["timerapps", "status", "dump-database"]);
     assert_eq!(r.code(), Some(1), "{r}");
     assert!(
         r.stdout
-            .contains(&format!("{DUMPS}/{} is untrusted: its manifest", all[1]))
+            .contains(&format!("{DUMPS}/{dump} is untrusted: its manifest"))
             && r.stdout
-                .contains(&format!("timerapps accept dump-database {}", all[1])),
+                .contains(&format!("timerapps accept dump-database {dump}")),
         "{r}"
     );
     let r = c.exec(&["timerapps", "status", "--json", "dump-database"]);
@@ -375,22 +429,22 @@ fn accept(c: &Container, sb: &Sandbox) {
     let r = c.exec(&["timerapps", "verify", "dump-database"]);
     assert_eq!(r.code(), Some(1), "{r}");
     assert!(
-        r.stdout.contains(&format!("UNTRUSTED {DUMPS}/{}", all[1])),
+        r.stdout.contains(&format!("UNTRUSTED {DUMPS}/{dump}")),
         "{r}"
     );
-    let r = c.exec(&["timerapps", "accept", "dump-database", &all[1]]);
+    let r = c.exec(&["timerapps", "accept", "dump-database", dump]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(
         r.stdout
             .contains("has a new manifest, written from the dump"),
         "{r}"
     );
-    let m = manifest(c, &all[1]);
-    let file = fs::read(c.path(&format!("{DUMPS}/{}", all[1]))).unwrap();
+    let m = manifest(c, dump);
+    let file = fs::read(c.path(&format!("{DUMPS}/{dump}"))).unwrap();
     assert_eq!(
         (m.format, m.check, m.tables.clone(), m.verdict, m.stored),
         (
-            Some(Format::Sqlite),
+            Some(sqlite::SQLITE),
             Check::Unchecked,
             None,
             Verdict::Good,
@@ -398,7 +452,7 @@ fn accept(c: &Container, sb: &Sandbox) {
         ),
         "{m:?}"
     );
-    let sum = crate::harness::run(cmd("sha256sum").arg(c.path(&format!("{DUMPS}/{}", all[1]))))
+    let sum = crate::harness::run(cmd("sha256sum").arg(c.path(&format!("{DUMPS}/{dump}"))))
         .ok()
         .stdout
         .clone();

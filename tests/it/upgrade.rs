@@ -4,10 +4,9 @@
 //! directory; they count as good, shown as unchecked, and the next run
 //! adds a dump with its manifest.
 
-use crate::container::{Container, Release};
-use crate::harness::{dump_files, names, Sandbox};
-use crate::package::{built_deb, released_deb};
-use crate::system::rebuilt_with_next_revision;
+use crate::container::{Container, Host, Release, NEXT_DEB};
+use crate::harness::{dump_files, names};
+use crate::package::released_deb;
 use jobkit::dumpfile::Manifest;
 use std::fs;
 
@@ -41,18 +40,10 @@ fn an_upgrade_from_the_released_package_keeps_every_dump_on_debian_13() {
 }
 
 fn upgrade_on(release: Release) {
-    let released = released_deb();
-    let sb = Sandbox::new(&format!("upgrade-{release:?}"));
-    // Newer than the released 0.1.0-1, as an upgrade is.
-    let (next, new) = rebuilt_with_next_revision(&sb, &built_deb());
-    let c = Container::boot(&sb, release);
-    for d in [&released, &new] {
-        fs::copy(d, c.path("/root/").join(d.file_name().unwrap())).unwrap();
-    }
-    c.sh(&format!(
-        "apt-get install -y /root/{} </dev/null",
-        released.file_name().unwrap().to_string_lossy()
-    ));
+    // The next revision is newer than the released 0.1.0-1, as an upgrade is.
+    let (c, next) = Host::boot_with_next("upgrade", release);
+    fs::copy(released_deb(), c.path("/root/released.deb")).unwrap();
+    c.sh("apt-get install -y /root/released.deb </dev/null");
     c.quiet_all();
     c.sh(
         "sqlite3 /srv/app.db \"CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3);\"
@@ -69,7 +60,7 @@ fn upgrade_on(release: Release) {
     // docs/package.md's "Upgrade" says.
     c.sh(&format!(
         "apt-get install -y -o Dpkg::Options::=--force-confdef \
-           -o Dpkg::Options::=--force-confold /root/timerapps_{next}_amd64.deb </dev/null"
+           -o Dpkg::Options::=--force-confold {NEXT_DEB} </dev/null"
     ));
     assert_eq!(c.sh("dpkg-query -W -f '${Version}' timerapps"), next);
     assert_eq!(files(&c, DUMPS), made, "the upgrade changed the dumps");

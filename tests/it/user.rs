@@ -5,13 +5,13 @@
 
 use crate::budget;
 use crate::command::job as row;
-use crate::container::{Container, Release};
+use crate::container::{Container, Host, Release};
 use crate::harness::{dump_files, names};
-use crate::harness::{wait_for, Run, Sandbox};
-use crate::package::{built_deb, units};
+use crate::harness::{wait_for, Run};
+use crate::package::units;
 use jobkit::manifest::Manager;
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const USER: &str = "alice";
 const HOME: &str = "/home/alice";
@@ -36,6 +36,11 @@ struct User<'a> {
 }
 
 impl User<'_> {
+    /// The user's manager, as a unit of the system's.
+    fn manager(&self) -> String {
+        format!("user@{}.service", self.uid)
+    }
+
     fn exec(&self, script: &str) -> Run {
         self.c.exec(&[
             "runuser",
@@ -97,38 +102,55 @@ fn lines(c: &Container, file: &str) -> usize {
 }
 
 fn users_timers_on(release: Release) {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:5.1} s] {what}", started.elapsed().as_secs_f64());
-    let deb = built_deb();
-    let sb = Sandbox::new(&format!("user-{release:?}"));
-    let c = Container::boot(&sb, release);
-    fs::copy(&deb, c.path("/root/timerapps.deb")).unwrap();
-    c.sh("apt-get install -y /root/timerapps.deb </dev/null");
-    let system_timers = crate::package::packaged(jobkit::manifest::Kind::Timer);
-    let system_state = |c: &Container| {
-        system_timers
-            .iter()
-            .map(|t| format!("{} {}", c.state("is-enabled", t), c.state("is-active", t)))
-            .collect::<Vec<_>>()
-    };
+    let c = Host::boot("user", release);
+    c.install();
     let system_before = system_state(&c);
-    assert_eq!(system_before, vec!["enabled active"; system_timers.len()]);
+    assert_eq!(system_before, vec!["enabled active"; system_before.len()]);
+    let alice = an_ordinary_user_with_a_database_of_their_own(&c);
+    lingering_starts_the_users_manager_without_a_login(&c, &alice);
+    the_user_units_verify_clean_where_they_run(&c, &alice);
+    let log = myapp_in_the_users_manager_writes_the_users_own_log(&c, &alice);
+    let newest = a_users_instance_dumps_their_sqlite_database(&c, &alice);
+    the_users_own_drill_restores_in_the_users_manager(&c, &alice);
+    user_status_shows_both_jobs_with_their_runs(&c, &alice);
+    a_users_failed_run_is_mailed_to_the_address_they_set(&c, &alice);
+    user_enable_and_disable_touch_the_users_manager_alone(&c, &alice);
+    every_user_service_runs_in_the_users_slice(&c, &alice);
+    let dropin = user_schedule_puts_the_users_timer_on_a_calendar(&c, &alice, &log);
+    an_upgrade_has_user_managers_read_changed_units(&c, &alice);
+    remove_and_purge_stop_the_users_timers_and_keep_their_files(&c, &alice, &log, &newest, &dropin);
+    a_reinstall_starts_the_timer_the_user_enabled(&c, &alice, &log);
+    without_lingering_the_users_timers_stop(&c, &alice, &log, &system_before);
+}
 
-    step("an ordinary user with a database of their own and no session");
+/// `is-enabled` and `is-active` of each timer the package enables in the
+/// system's manager.
+fn system_state(c: &Container) -> Vec<String> {
+    crate::package::packaged(jobkit::manifest::Kind::Timer)
+        .iter()
+        .map(|t| format!("{} {}", c.state("is-enabled", t), c.state("is-active", t)))
+        .collect()
+}
+
+fn an_ordinary_user_with_a_database_of_their_own(c: &Host) -> User<'_> {
+    c.step("an ordinary user with a database of their own and no session");
     c.sh(&format!(
         "adduser --disabled-password --gecos '' {USER} >/dev/null"
     ));
     let uid = c.sh(&format!("id -u {USER}")).trim().to_owned();
-    let alice = User { c: &c, uid };
+    let alice = User { c, uid };
     alice.sh("mkdir -p ~/.config/timerapps/dump-database
          sqlite3 ~/sales.db \"create table t(id integer primary key, word text);
                               insert into t(word) values ('one'), ('two'), ('été');\"
          printf '%s\\n' 'DUMP_COMMAND=\"sqlite3 -readonly '\"$HOME\"'/sales.db .dump\"' \
                         'DUMP_KEEP=2' > ~/.config/timerapps/dump-database/sales.conf");
+    alice
+}
 
-    step("lingering starts the user's manager without a login");
+fn lingering_starts_the_users_manager_without_a_login(c: &Host, alice: &User) {
+    c.step("lingering starts the user's manager without a login");
     c.sh(&format!("loginctl enable-linger {USER}"));
-    let manager = format!("user@{}.service", alice.uid);
+    let manager = alice.manager();
     wait_for(
         "the user's manager and bus",
         Duration::from_secs(30),
@@ -139,9 +161,11 @@ fn users_timers_on(release: Release) {
                     == Some(0)
         },
     );
-    assert_eq!(login_sessions(&c), "");
+    assert_eq!(login_sessions(c), "");
+}
 
-    step("the user units verify clean where they run");
+fn the_user_units_verify_clean_where_they_run(c: &Host, alice: &User) {
+    c.step("the user units verify clean where they run");
     let units: Vec<String> = units(Manager::User)
         .iter()
         .map(|u| format!("{}/{u}", Manager::User.unit_dir()))
@@ -164,21 +188,26 @@ fn users_timers_on(release: Release) {
         r.code() != Some(0) && r.stderr.contains("/usr/bin/missing"),
         "{r}"
     );
+}
 
-    step("myapp.timer in the user's manager writes the user's own log");
+fn myapp_in_the_users_manager_writes_the_users_own_log(c: &Host, alice: &User) -> String {
+    c.step("myapp.timer in the user's manager writes the user's own log");
     alice.sh("systemctl --user enable --now myapp.timer");
     let log = alice.env_of("myapp.service", "LOGFILE");
     assert!(log.starts_with(&format!("{HOME}/")), "{log}");
     // First run 5 s after the start, plus up to 10 s of random delay.
     wait_for("the first line", Duration::from_secs(40), || {
-        lines(&c, &log) >= 1
+        lines(c, &log) >= 1
     });
     let text = c.sh(&format!("cat '{log}'"));
     assert!(text.starts_with("[myapp] executed at "), "{text}");
     assert_eq!(c.sh(&format!("stat -c %U '{log}'")).trim(), USER);
-    assert_eq!(login_sessions(&c), "");
+    assert_eq!(login_sessions(c), "");
+    log
+}
 
-    step("a dump-database@ instance of the user dumps their SQLite database");
+fn a_users_instance_dumps_their_sqlite_database(c: &Host, alice: &User) -> String {
+    c.step("a dump-database@ instance of the user dumps their SQLite database");
     let r = alice.exec("timerapps --user enable dump-database@sales");
     assert_eq!(r.code(), Some(0), "{r}");
     for _ in 0..3 {
@@ -216,16 +245,21 @@ fn users_timers_on(release: Release) {
     let r = alice.exec("timerapps --user verify dump-database@sales");
     assert_eq!(r.code(), Some(0), "{r}");
     assert_eq!(r.stdout.lines().filter(|l| l.starts_with("ok ")).count(), 2);
+    newest
+}
 
-    step("the user's own restore drill restores that dump in the user's manager");
+fn the_users_own_drill_restores_in_the_users_manager(c: &Host, alice: &User) {
+    c.step("the user's own restore drill restores that dump in the user's manager");
     let r = alice.exec("timerapps --user drill dump-database@sales");
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(
         r.stdout.contains(" into SQLite 3.") && r.stdout.contains("every table's rows equal"),
         "{r}"
     );
+}
 
-    step("timerapps --user status shows both jobs with their last and next runs");
+fn user_status_shows_both_jobs_with_their_runs(c: &Host, alice: &User) {
+    c.step("timerapps --user status shows both jobs with their last and next runs");
     let rows = alice.status();
     assert_eq!(
         row(&rows, "dump-database@sales")["drill"]["last"]["result"],
@@ -242,9 +276,11 @@ fn users_timers_on(release: Release) {
     assert_eq!(row(&rows, "otherapp")["enabled"], "disabled");
     let table = alice.sh("timerapps --user");
     assert!(table.contains("\ndump-database@sales "), "{table}");
+}
 
-    step("a failed run of the user's own job is mailed to the address the user set");
-    crate::monitoring::listening(&c, 25, "exim4");
+fn a_users_failed_run_is_mailed_to_the_address_they_set(c: &Host, alice: &User) {
+    c.step("a failed run of the user's own job is mailed to the address the user set");
+    crate::monitoring::listening(c, 25, "exim4");
     alice.sh("mkdir -p ~/.config/timerapps/dump-database
          echo MAIL_TO=alice > ~/.config/timerapps/timerapps.conf
          echo DUMP_COMMAND=false > ~/.config/timerapps/dump-database/broken.conf");
@@ -262,13 +298,15 @@ fn users_timers_on(release: Release) {
     );
     assert!(mail.contains("timerapps --user status"), "{mail}");
     // By SMTP too, from the user.
-    crate::monitoring::came_by_smtp(&c, &mail, USER);
+    crate::monitoring::came_by_smtp(c, &mail, USER);
     alice.sh(
         "rm ~/.config/timerapps/timerapps.conf ~/.config/timerapps/dump-database/broken.conf
          systemctl --user reset-failed",
     );
+}
 
-    step("timerapps --user enable and disable, in the user's manager alone");
+fn user_enable_and_disable_touch_the_users_manager_alone(c: &Host, alice: &User) {
+    c.step("timerapps --user enable and disable, in the user's manager alone");
     alice.sh("timerapps --user enable otherapp");
     assert_eq!(
         alice
@@ -280,8 +318,10 @@ fn users_timers_on(release: Release) {
     let r = alice.exec("systemctl --user is-active otherapp.timer");
     assert_eq!(r.stdout.trim(), "inactive", "{r}");
     assert_eq!(c.state("is-enabled", "otherapp.timer"), "enabled");
+}
 
-    step("every user service of the package runs in the user's timerapps.slice, with its limits");
+fn every_user_service_runs_in_the_users_slice(c: &Host, alice: &User) {
+    c.step("every user service of the package runs in the user's timerapps.slice, with its limits");
     let exec = |script: &str| alice.exec(script);
     let drop_ins = format!("{HOME}/.config/systemd/user");
     let cgroup = format!("/user.slice/user-{0}.slice/user@{0}.service", alice.uid);
@@ -293,8 +333,10 @@ fn users_timers_on(release: Release) {
     };
     let services = budget::services(&users, Manager::User.unit_dir());
     budget::every_service_runs_in_the_slice(&users, &services, "slice");
+}
 
-    step("timerapps --user schedule: the user's timer on a calendar");
+fn user_schedule_puts_the_users_timer_on_a_calendar(c: &Host, alice: &User, log: &str) -> String {
+    c.step("timerapps --user schedule: the user's timer on a calendar");
     let r = alice.exec("timerapps --user schedule myapp '*:*:0/5'");
     assert_eq!(r.code(), Some(0), "{r}");
     let dropin = format!(
@@ -302,12 +344,15 @@ fn users_timers_on(release: Release) {
         jobkit::manifest::SCHEDULE_DROP_IN
     );
     assert!(c.path(&dropin).exists(), "{r}");
-    let before = lines(&c, &log);
+    let before = lines(c, log);
     wait_for("runs every 5 s", Duration::from_secs(30), || {
-        lines(&c, &log) >= before + 2
+        lines(c, log) >= before + 2
     });
+    dropin
+}
 
-    step("an upgrade has running user managers read the changed user units");
+fn an_upgrade_has_user_managers_read_changed_units(c: &Host, alice: &User) {
+    c.step("an upgrade has running user managers read the changed user units");
     c.sh("echo '# changed' >> /usr/lib/systemd/user/myapp.service");
     let reload = || alice.sh("systemctl --user show --value -p NeedDaemonReload myapp.service");
     assert_eq!(reload().trim(), "yes");
@@ -317,12 +362,22 @@ fn users_timers_on(release: Release) {
         alice.sh("systemctl --user is-active myapp.timer").trim(),
         "active"
     );
+}
 
-    step("remove and purge stop the user's timers and leave the user's files");
+/// The user's own files stay: the log, the newest dump and the schedule's
+/// drop-in among them.
+fn remove_and_purge_stop_the_users_timers_and_keep_their_files(
+    c: &Host,
+    alice: &User,
+    log: &str,
+    newest: &str,
+    dropin: &str,
+) {
+    c.step("remove and purge stop the user's timers and leave the user's files");
     let kept = [
-        log.clone(),
-        newest.clone(),
-        dropin.clone(),
+        log.to_owned(),
+        newest.to_owned(),
+        dropin.to_owned(),
         format!("{HOME}/.config/timerapps/dump-database/sales.conf"),
         format!("{HOME}/.config/systemd/user/timers.target.wants/myapp.timer"),
         format!("{HOME}/.config/systemd/user/timers.target.wants/dump-database@sales.timer"),
@@ -338,20 +393,30 @@ fn users_timers_on(release: Release) {
             "purge removed {file}"
         );
     }
+}
 
-    step("a reinstall starts the myapp timer the user had enabled");
+fn a_reinstall_starts_the_timer_the_user_enabled(c: &Host, alice: &User, log: &str) {
+    c.step("a reinstall starts the myapp timer the user had enabled");
     c.sh("apt-get install -y /root/timerapps.deb </dev/null");
     assert_eq!(
         alice.sh("systemctl --user is-active myapp.timer").trim(),
         "active"
     );
-    let before = lines(&c, &log);
+    let before = lines(c, log);
     wait_for("runs every 5 s again", Duration::from_secs(30), || {
-        lines(&c, &log) > before
+        lines(c, log) > before
     });
+}
 
-    step("without lingering the user's timers stop; the system's run on");
+fn without_lingering_the_users_timers_stop(
+    c: &Host,
+    alice: &User,
+    log: &str,
+    system_before: &[String],
+) {
+    c.step("without lingering the user's timers stop; the system's run on");
     c.sh(&format!("loginctl disable-linger {USER}"));
+    let manager = alice.manager();
     // Gone from the user's view at once; on systemd 257 in a container the
     // manager's unit may stay "deactivating" after its processes ended.
     wait_for(
@@ -359,10 +424,10 @@ fn users_timers_on(release: Release) {
         Duration::from_secs(30),
         || c.state("is-active", &manager) != "active",
     );
-    let stopped = lines(&c, &log);
+    let stopped = lines(c, log);
     std::thread::sleep(Duration::from_secs(11));
-    assert_eq!(lines(&c, &log), stopped, "myapp ran without the manager");
-    assert_eq!(system_state(&c), system_before);
+    assert_eq!(lines(c, log), stopped, "myapp ran without the manager");
+    assert_eq!(system_state(c), system_before);
     assert_eq!(
         c.sh("stat -c %U /var/log/timerapps/myapp.log").trim(),
         "timerapps"

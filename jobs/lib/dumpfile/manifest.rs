@@ -25,9 +25,10 @@
 //! | `accepted` | when the admin accepted it with `timerapps accept`, RFC 3339; absent otherwise. Later dumps are compared with it and the good dumps after it only |
 
 use super::Form;
+pub use crate::family::check::Check;
+pub use crate::family::{Format, Table};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fmt;
 use std::io::{self, Read, Write};
 
 /// The layout written now.
@@ -59,107 +60,6 @@ pub struct Manifest {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<String>,
-}
-
-/// The dump formats recognised from the stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// `pg_dump` in the plain format.
-    Postgresql,
-    /// `pg_dumpall`.
-    PostgresqlCluster,
-    /// `pg_dump -Fc`.
-    PostgresqlCustom,
-    /// `mariadb-dump` or `mysqldump`.
-    Mariadb,
-    /// `sqlite3 DB .dump`.
-    Sqlite,
-}
-
-impl Format {
-    pub fn word(self) -> &'static str {
-        match self {
-            Format::Postgresql => "postgresql",
-            Format::PostgresqlCluster => "postgresql-cluster",
-            Format::PostgresqlCustom => "postgresql-custom",
-            Format::Mariadb => "mariadb",
-            Format::Sqlite => "sqlite",
-        }
-    }
-
-    /// Recognises a format from the first bytes of a stream.
-    pub fn recognise(head: &[u8]) -> Option<Format> {
-        if head.starts_with(b"PGDMP") {
-            return Some(Format::PostgresqlCustom);
-        }
-        if head.starts_with(b"--\n-- PostgreSQL database dump\n") {
-            return Some(Format::Postgresql);
-        }
-        if head.starts_with(b"--\n-- PostgreSQL database cluster dump\n") {
-            return Some(Format::PostgresqlCluster);
-        }
-        if head.starts_with(b"PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n") {
-            return Some(Format::Sqlite);
-        }
-        // MariaDB 10.11 and later open with a sandbox-mode comment.
-        let head = match head.strip_prefix(b"/*M!999999\\- enable the sandbox mode */") {
-            Some(rest) => rest
-                .strip_prefix(b" \n")
-                .or_else(|| rest.strip_prefix(b"\n"))?,
-            None => head,
-        };
-        if head.starts_with(b"-- MariaDB dump") || head.starts_with(b"-- MySQL dump") {
-            return Some(Format::Mariadb);
-        }
-        None
-    }
-
-    /// The tool that writes it, for messages.
-    pub fn tool(self) -> &'static str {
-        match self {
-            Format::Postgresql => "pg_dump",
-            Format::PostgresqlCluster => "pg_dumpall",
-            Format::PostgresqlCustom => "pg_dump -Fc",
-            Format::Mariadb => "mariadb-dump",
-            Format::Sqlite => "sqlite3 .dump",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.word())
-    }
-}
-
-/// How far the stream was checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Check {
-    Complete,
-    Header,
-    Unchecked,
-    Off,
-}
-
-impl Check {
-    pub fn word(self) -> &'static str {
-        match self {
-            Check::Complete => "complete",
-            Check::Header => "header",
-            Check::Unchecked => "unchecked",
-            Check::Off => "off",
-        }
-    }
-}
-
-/// One table and the rows the dump holds of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Table {
-    pub database: Option<String>,
-    pub table: String,
-    pub rows: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,7 +167,7 @@ mod tests {
             stored: 4,
             sha256: "ab".into(),
             content_sha256: Some("cd".into()),
-            format: Some(Format::PostgresqlCluster),
+            format: Some(crate::family::postgresql::CLUSTER),
             check: Check::Complete,
             tables: Some(tables),
             verdict: Verdict::Suspect,

@@ -1,14 +1,15 @@
 //! What status knows of a job, read from systemd and from the job's dump
 //! directory, before anything is judged or shown.
 
-use crate::jobs::{Companion, Job, Settings};
-use crate::systemd::{calendar, read, Bus, Scope, TimerState};
+use crate::jobs::{Job, Settings};
+use crate::systemd::{calendar, read, Bus, TimerState};
 use chrono::Utc;
 use jobkit::config::Source;
 use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::{Location, Stamp};
-use jobkit::record;
+use jobkit::manifest::{Companion, Role, COMPANIONS};
 use jobkit::retention::Policy;
+use jobkit::{copy, drill, record};
 use jobkit::{Error, Result};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,28 +45,77 @@ pub struct Facts {
     pub dumps: Option<DumpFacts>,
     /// A dump job without `DUMP_COMMAND`: the settings file to set it in.
     pub not_configured: Option<String>,
-    /// For a job that keeps dumps: its restore drill.
-    pub drill: Option<DrillFacts>,
-    /// For a job that keeps dumps, in the system's manager: its off-host
-    /// copy.
-    pub copy: Option<CopyFacts>,
+    /// For a job that keeps dumps: its companions in this manager, in the
+    /// catalogue's order.
+    pub companions: Vec<CompanionFacts>,
     /// Whether its settings name a destination for copies
     /// (`COPY_REPOSITORY` or `COPY_COMMAND`).
     pub copy_configured: bool,
 }
 
-/// A job's restore drill or off-host copy: its timer and its last record.
-pub struct CompanionFacts<R> {
+/// A job's companion: its timer and its last record.
+pub struct CompanionFacts {
+    pub companion: &'static Companion,
     /// The timer's unit file state: enabled, disabled, ...
     pub enabled: String,
     /// Time between runs by the timer's schedule, when it is enabled.
     pub period: Option<Duration>,
     /// The last run's record: `None` before the first, `Err` unreadable.
-    pub last: std::result::Result<Option<R>, String>,
+    pub last: std::result::Result<Option<Recorded>, String>,
 }
 
-pub type DrillFacts = CompanionFacts<jobkit::drill::Record>;
-pub type CopyFacts = CompanionFacts<jobkit::copy::Record>;
+/// A companion's record, of its kind.
+pub enum Recorded {
+    Drill(drill::Record),
+    Copy(copy::Record),
+}
+
+/// What every record holds, whatever its kind.
+pub struct Envelope<'a> {
+    pub started: i64,
+    pub succeeded: bool,
+    pub reason: Option<&'a str>,
+    pub last_success: Option<i64>,
+}
+
+impl Recorded {
+    /// The record of the kind of `role` at `path`.
+    fn read(role: Role, path: &std::path::Path) -> std::io::Result<Option<Recorded>> {
+        Ok(match role {
+            Role::Drill => record::read(path)?.map(Recorded::Drill),
+            Role::Copy => record::read(path)?.map(Recorded::Copy),
+        })
+    }
+
+    pub fn envelope(&self) -> Envelope<'_> {
+        fn of<K: record::Kind>(r: &record::Record<K>) -> Envelope<'_> {
+            Envelope {
+                started: r.started,
+                succeeded: r.succeeded(),
+                reason: r.reason.as_deref(),
+                last_success: r.last_success,
+            }
+        }
+        match self {
+            Recorded::Drill(r) => of(r),
+            Recorded::Copy(r) => of(r),
+        }
+    }
+}
+
+impl CompanionFacts {
+    /// The last record, read: `None` before the first or when unreadable.
+    pub fn recorded(&self) -> Option<&Recorded> {
+        self.last.as_ref().ok().and_then(Option::as_ref)
+    }
+}
+
+impl Facts {
+    /// Its companion of `role`, where the job has one in this manager.
+    pub fn companion(&self, role: Role) -> Option<&CompanionFacts> {
+        self.companions.iter().find(|c| c.companion.role == role)
+    }
+}
 
 /// Where a job's dumps are and what is there.
 pub enum DumpFacts {
@@ -97,11 +147,13 @@ pub fn facts(sd: &dyn Bus, job: &Job, now: u64) -> Result<Facts> {
     let elapses = calendar::elapses(&timer.calendar).map_err(|e| e.to_string());
     let calendar_next = elapses.as_ref().ok().and_then(|e| e.first().copied());
     let period = elapses.map(|e| period(&e, &timer.monotonic));
-    let drill = companion_facts(sd, job, Companion::Drill, "DRILL_RESULT")?;
-    let copy = match sd.scope() {
-        Scope::System => companion_facts(sd, job, Companion::Copy, "COPY_RESULT")?,
-        Scope::User => None,
-    };
+    let mut companions = Vec::new();
+    for companion in COMPANIONS
+        .iter()
+        .filter(|c| c.in_manager(sd.scope().manager()))
+    {
+        companions.extend(companion_facts(sd, job, companion)?);
+    }
     let copy_configured = ["COPY_REPOSITORY", "COPY_COMMAND"]
         .iter()
         .any(|v| settings.get(v).is_some_and(|s| !s.is_empty()));
@@ -122,30 +174,26 @@ pub fn facts(sd: &dyn Bus, job: &Job, now: u64) -> Result<Facts> {
         calendar_next,
         dumps,
         not_configured,
-        drill,
-        copy,
+        companions,
         copy_configured,
     })
 }
 
 /// The state and schedule of the timer of `job`'s `companion`, and the
-/// record its service's `variable` names; `None` for a job without one.
-fn companion_facts<R: serde::de::DeserializeOwned>(
+/// record its service's record variable names; `None` for a job without
+/// one.
+fn companion_facts(
     sd: &dyn Bus,
     job: &Job,
-    companion: Companion,
-    variable: &str,
-) -> Result<Option<CompanionFacts<R>>> {
+    companion: &'static Companion,
+) -> Result<Option<CompanionFacts>> {
     let (Some(unit), Some(timer_name)) = (
         job.companion_service(companion),
         job.companion_timer(companion),
     ) else {
         return Ok(None);
     };
-    let read = read(match companion {
-        Companion::Drill => "cannot read the state of a restore drill",
-        Companion::Copy => "cannot read the state of an off-host copy",
-    });
+    let read = read(&format!("cannot read the state of {}", companion.noun.1));
     let enabled = sd.unit(&timer_name).map_err(&read)?.file;
     let period = if enabled == "enabled" {
         let timer = sd.timer(&timer_name).map_err(&read)?;
@@ -155,7 +203,7 @@ fn companion_facts<R: serde::de::DeserializeOwned>(
     } else {
         None
     };
-    let prefix = format!("{variable}=");
+    let prefix = format!("{}=", companion.record_variable);
     let result = sd
         .setup(&unit)
         .map_err(&read)?
@@ -164,11 +212,11 @@ fn companion_facts<R: serde::de::DeserializeOwned>(
         .find_map(|kv| kv.strip_prefix(&prefix).map(std::path::PathBuf::from));
     let last = match result {
         None => Ok(None),
-        Some(path) => {
-            record::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-        }
+        Some(path) => Recorded::read(companion.role, &path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
     };
     Ok(Some(CompanionFacts {
+        companion,
         enabled,
         period,
         last,
@@ -245,8 +293,10 @@ mod tests {
     use crate::status::model::State;
     use crate::status::{row, table};
     use crate::systemd::fake::{scratch, Fake};
+    use crate::systemd::Scope;
     use crate::systemd::{LastRun, Setup};
-    use jobkit::drill::{Outcome, Record, VERSION};
+    use jobkit::drill::{Drill, Outcome, Record, VERSION};
+    use jobkit::manifest::DRILL;
 
     const NOW: u64 = 1_800_000_000_000_000;
     const HOUR: u64 = 3_600_000_000;
@@ -312,7 +362,7 @@ mod tests {
         assert_eq!((facts.result.as_str(), facts.status), ("exit-code", 3));
         assert_eq!(facts.next, NOW + HOUR / 2);
         assert_eq!(facts.period, Ok(Some(Duration::from_secs(3600))));
-        assert!(facts.dumps.is_none() && facts.drill.is_none() && facts.copy.is_none());
+        assert!(facts.dumps.is_none() && facts.companions.is_empty());
 
         let shown = row(&failed, &job("myapp", Scope::System), NOW);
         assert_eq!(shown.state, State::Failing);
@@ -392,7 +442,11 @@ mod tests {
         fake.setups.insert(
             "dump-database-drill@sales.service".into(),
             Setup {
-                environment: vec![format!("DRILL_RESULT={}", dir.join("drill.json").display())],
+                environment: vec![format!(
+                    "{}={}",
+                    DRILL.record_variable,
+                    dir.join("drill.json").display()
+                )],
                 ..Setup::default()
             },
         );
@@ -406,15 +460,17 @@ mod tests {
             version: VERSION,
             started: 1_799_990_000,
             seconds: 2.0,
-            dump: None,
-            format: None,
-            server: None,
             result: Outcome::Failed,
             reason: Some("table t: 2 rows restored, 3 in the manifest".into()),
-            compared: true,
-            tables: None,
-            rows: None,
             last_success: None,
+            kind: Drill {
+                dump: None,
+                format: None,
+                server: None,
+                compared: true,
+                tables: None,
+                rows: None,
+            },
         };
         std::fs::write(
             dir.join("drill.json"),
@@ -436,11 +492,17 @@ mod tests {
             }
             _ => panic!("the dumps are not read"),
         }
-        let drill = facts.drill.as_ref().expect("a dump job has a drill");
+        let drill = facts
+            .companion(Role::Drill)
+            .expect("a dump job has a drill");
         assert_eq!((drill.enabled.as_str(), drill.period), ("disabled", None));
-        let last = drill.last.as_ref().unwrap().as_ref().expect("its record");
-        assert_eq!(last.result, Outcome::Failed);
-        let copy = facts.copy.as_ref().expect("the system's jobs have copies");
+        match drill.recorded() {
+            Some(Recorded::Drill(last)) => assert_eq!(last.result, Outcome::Failed),
+            _ => panic!("its record is not read"),
+        }
+        let copy = facts
+            .companion(Role::Copy)
+            .expect("the system's jobs have copies");
         assert!(matches!(copy.last, Ok(None)));
         assert!(!facts.copy_configured);
 
@@ -459,7 +521,7 @@ mod tests {
             &["DUMP_COMMAND=pg_dump sales", "COPY_COMMAND=cp"],
         );
         let facts = super::facts(&mine, &job("dump-database@sales", Scope::User), NOW).unwrap();
-        assert!(facts.copy.is_none());
+        assert!(facts.companion(Role::Copy).is_none());
         assert!(facts.copy_configured);
         std::fs::remove_dir_all(&dir).unwrap();
     }

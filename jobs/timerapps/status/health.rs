@@ -1,11 +1,10 @@
 //! The health rule: which facts about a job are problems. A job is healthy
 //! when it has none.
 
-use super::gather::{CopyFacts, DrillFacts, DumpFacts, Facts};
+use super::gather::{CompanionFacts, DumpFacts, Facts, Recorded};
 use crate::dumps::untrusted;
 use crate::format::result_words;
 use jobkit::copy;
-use jobkit::drill::Outcome;
 use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::Flaw;
 use jobkit::human::span;
@@ -26,7 +25,7 @@ pub fn not_configured(f: &Facts) -> Option<String> {
 /// What could not be read of the job, which makes its state unknown
 /// rather than healthy: its settings file, its dump directory, a dump's
 /// manifest (a symlink, FIFO, device, a file too large, an I/O error), or
-/// the record of its drill or copy.
+/// the record of a companion.
 pub fn unknowns(f: &Facts) -> Vec<String> {
     let schedule = f.period.as_ref().err().cloned();
     let dumps = match &f.dumps {
@@ -46,16 +45,14 @@ pub fn unknowns(f: &Facts) -> Vec<String> {
         }
         _ => Vec::new(),
     };
-    let drill = f
-        .drill
-        .as_ref()
-        .and_then(|d| d.last.as_ref().err().cloned());
-    let copy = f.copy.as_ref().and_then(|c| c.last.as_ref().err().cloned());
+    let companions = f
+        .companions
+        .iter()
+        .filter_map(|c| c.last.as_ref().err().cloned());
     schedule
         .into_iter()
         .chain(dumps)
-        .chain(drill)
-        .chain(copy)
+        .chain(companions)
         .collect()
 }
 
@@ -132,59 +129,79 @@ pub fn problems(f: &Facts, now: u64) -> Vec<String> {
             }
         }
     }
-    if let Some(drill) = &f.drill {
-        problems.extend(drill_problems(drill, now));
-    }
-    if let Some(copy) = &f.copy {
-        let listed = match &f.dumps {
-            Some(DumpFacts::Read {
-                listed: Ok(listed), ..
-            }) => Some(listed.as_slice()),
-            _ => None,
-        };
-        let due = f.copy_configured.then_some(period).flatten();
-        problems.extend(copy_problems(copy, due, listed, now));
+    let listed = match &f.dumps {
+        Some(DumpFacts::Read {
+            listed: Ok(listed), ..
+        }) => Some(listed.as_slice()),
+        _ => None,
+    };
+    // Copies are due by the dump job's period, where a destination is set.
+    let due = f.copy_configured.then_some(period).flatten();
+    for companion in &f.companions {
+        problems.extend(companion_problems(companion, due, listed, now));
     }
     problems
 }
 
-/// A failed last copy or repository check; and, where copies are set up
-/// (`due` is then the dump job's period), good dumps of `listed` still not
-/// off the host two periods after they were made.
-fn copy_problems(
-    copy: &CopyFacts,
+/// A companion's failed last run, whether its timer is on or not: what it
+/// found holds until a run succeeds; then what its kind adds.
+fn companion_problems(
+    companion: &CompanionFacts,
     due: Option<Duration>,
     listed: Option<&[Planned]>,
     now: u64,
 ) -> Vec<String> {
-    let Ok(last) = &copy.last else {
-        return Vec::new();
-    };
     let mut problems = Vec::new();
-    let now_s = (now / 1_000_000) as i64;
-    let ago = |at: i64| span(Duration::from_secs(now_s.saturating_sub(at).max(0) as u64));
-    if let Some(r) = last.as_ref().filter(|r| r.result == copy::Outcome::Failed) {
+    let Some(last) = companion.recorded() else {
+        return problems;
+    };
+    let envelope = last.envelope();
+    if !envelope.succeeded {
         problems.push(format!(
-            "the last off-host copy failed {} ago: {}",
-            ago(r.started),
-            r.reason.as_deref().unwrap_or("no reason recorded")
+            "the last {} failed {} ago: {}",
+            companion.companion.noun.0,
+            ago(now, envelope.started),
+            envelope.reason.unwrap_or("no reason recorded")
         ));
     }
-    let check = last.as_ref().and_then(|r| r.check.as_ref());
+    match last {
+        Recorded::Drill(_) => {
+            problems.extend(drill_problems(companion, envelope.last_success, now))
+        }
+        Recorded::Copy(r) => problems.extend(copy_problems(r, due, listed, now)),
+    }
+    problems
+}
+
+/// How long ago `at` (Unix seconds) was, in words.
+fn ago(now: u64, at: i64) -> String {
+    let now_s = (now / 1_000_000) as i64;
+    span(Duration::from_secs(now_s.saturating_sub(at).max(0) as u64))
+}
+
+/// A failed repository check; and, where copies are set up (`due` is
+/// then the dump job's period), good dumps of `listed` still not off the
+/// host two periods after they were made.
+fn copy_problems(
+    last: &copy::Record,
+    due: Option<Duration>,
+    listed: Option<&[Planned]>,
+    now: u64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let now_s = (now / 1_000_000) as i64;
+    let check = last.check.as_ref();
     if let Some(c) = check.filter(|c| c.result == copy::CheckOutcome::Failed) {
         problems.push(format!(
             "the last check of the off-host repository failed {} ago: {}",
-            ago(c.started),
+            ago(now, c.started),
             c.reason.as_deref().unwrap_or("no reason recorded")
         ));
     }
     let (Some(period), Some(listed)) = (due, listed) else {
         return problems;
     };
-    let copied = last
-        .as_ref()
-        .and_then(|r| r.newest.as_ref())
-        .map(|n| n.stamp);
+    let copied = last.newest.as_ref().map(|n| n.stamp);
     let waiting: Vec<i64> = listed
         .iter()
         .filter(|p| p.good() && !p.rules.contains(&Rule::Future))
@@ -199,7 +216,7 @@ fn copy_problems(
                     1 => "a good dump is".to_owned(),
                     n => format!("{n} good dumps are"),
                 },
-                ago(oldest),
+                ago(now, oldest),
                 span(2 * period)
             ));
         }
@@ -207,30 +224,16 @@ fn copy_problems(
     problems
 }
 
-/// A failed last drill, whether its timer is on or not: what it found is
-/// true of the dumps until a drill passes; and a drill whose timer is on
-/// that has not passed for two of its periods.
-fn drill_problems(drill: &DrillFacts, now: u64) -> Vec<String> {
-    let Ok(last) = &drill.last else {
-        return Vec::new();
-    };
+/// A drill whose timer is on that has not passed for two of its periods.
+fn drill_problems(drill: &CompanionFacts, passed: Option<i64>, now: u64) -> Vec<String> {
     let mut problems = Vec::new();
     let now_s = (now / 1_000_000) as i64;
-    let ago = |at: i64| span(Duration::from_secs(now_s.saturating_sub(at).max(0) as u64));
-    if let Some(r) = last.as_ref().filter(|r| r.result == Outcome::Failed) {
-        problems.push(format!(
-            "the last restore drill failed {} ago: {}",
-            ago(r.started),
-            r.reason.as_deref().unwrap_or("no reason recorded")
-        ));
-    }
-    let passed = last.as_ref().and_then(|r| r.last_success);
     if let (Some(period), Some(at)) = (drill.period, passed) {
         if now_s.saturating_sub(at) > 2 * period.as_secs() as i64 {
             problems.push(format!(
                 "the last restore drill that passed is {} old, more than two drill periods \
                  ({})",
-                ago(at),
+                ago(now, at),
                 span(2 * period)
             ));
         }
@@ -241,34 +244,38 @@ fn drill_problems(drill: &DrillFacts, now: u64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobkit::drill::{Record, VERSION};
+    use jobkit::drill::{Drill, Outcome, Record, VERSION};
+    use jobkit::manifest::{COPY, DRILL};
 
     const NOW: i64 = 1_800_000_000;
     const WEEK: u64 = 7 * 86400;
 
-    fn drill(result: Outcome, last_success: Option<i64>, period: Option<u64>) -> DrillFacts {
-        DrillFacts {
+    fn drill(result: Outcome, last_success: Option<i64>, period: Option<u64>) -> CompanionFacts {
+        CompanionFacts {
+            companion: &DRILL,
             enabled: "enabled".into(),
             period: period.map(Duration::from_secs),
-            last: Ok(Some(Record {
+            last: Ok(Some(Recorded::Drill(Record {
                 version: VERSION,
                 started: NOW - 3600,
                 seconds: 1.0,
-                dump: None,
-                format: None,
-                server: None,
                 result,
                 reason: Some("table t: 2 rows restored, 3 in the manifest".into()),
-                compared: true,
-                tables: None,
-                rows: None,
                 last_success,
-            })),
+                kind: Drill {
+                    dump: None,
+                    format: None,
+                    server: None,
+                    compared: true,
+                    tables: None,
+                    rows: None,
+                },
+            }))),
         }
     }
 
-    fn problems(d: &DrillFacts) -> Vec<String> {
-        drill_problems(d, NOW as u64 * 1_000_000)
+    fn problems(d: &CompanionFacts) -> Vec<String> {
+        companion_problems(d, None, None, NOW as u64 * 1_000_000)
     }
 
     #[test]
@@ -294,40 +301,43 @@ mod tests {
         assert!(problems(&none).is_empty());
     }
 
-    fn copy(result: copy::Outcome, newest: Option<i64>, check: bool) -> CopyFacts {
-        CopyFacts {
+    fn copy(result: copy::Outcome, newest: Option<i64>, check: bool) -> CompanionFacts {
+        CompanionFacts {
+            companion: &COPY,
             enabled: "disabled".into(),
             period: None,
-            last: Ok(Some(copy::Record {
+            last: Ok(Some(Recorded::Copy(copy::Record {
                 version: copy::VERSION,
                 started: NOW - 1800,
                 seconds: 1.0,
-                destination: copy::Destination::Restic,
                 result,
                 reason: Some("restic backup on rest:http://b/: connection refused".into()),
-                copied: Vec::new(),
-                newest: newest.map(|stamp| copy::Newest {
-                    dump: "dump".into(),
-                    stamp,
-                }),
-                waiting: 0,
                 last_success: None,
-                sent: Vec::new(),
-                check: Some(copy::Check {
-                    started: NOW - 7200,
-                    subset: "1/30".into(),
-                    result: if check {
-                        copy::CheckOutcome::Passed
-                    } else {
-                        copy::CheckOutcome::Failed
-                    },
-                    reason: (!check).then(|| "pack 1234 is damaged".into()),
-                    last_success: None,
-                }),
-                pruned: None,
-                prune_due: false,
-                not_ours: Vec::new(),
-            })),
+                kind: copy::Copied {
+                    destination: copy::Destination::Restic,
+                    copied: Vec::new(),
+                    newest: newest.map(|stamp| copy::Newest {
+                        dump: "dump".into(),
+                        stamp,
+                    }),
+                    waiting: 0,
+                    sent: Vec::new(),
+                    check: Some(copy::Check {
+                        started: NOW - 7200,
+                        subset: "1/30".into(),
+                        result: if check {
+                            copy::CheckOutcome::Passed
+                        } else {
+                            copy::CheckOutcome::Failed
+                        },
+                        reason: (!check).then(|| "pack 1234 is damaged".into()),
+                        last_success: None,
+                    }),
+                    pruned: None,
+                    prune_due: false,
+                    not_ours: Vec::new(),
+                },
+            }))),
         }
     }
 
@@ -358,10 +368,10 @@ mod tests {
         let hour = Some(Duration::from_secs(3600));
         let local = dumps(&[600, 4000, 9000]);
         let copied = |age: i64| copy(copy::Outcome::Copied, Some(NOW - age), true);
-        assert!(copy_problems(&copied(600), hour, Some(&local), now).is_empty());
+        assert!(companion_problems(&copied(600), hour, Some(&local), now).is_empty());
         // The two newest wait, the oldest of them 67 min: within two hours.
-        assert!(copy_problems(&copied(9000), hour, Some(&local), now).is_empty());
-        let behind = copy_problems(&copied(20000), hour, Some(&local), now);
+        assert!(companion_problems(&copied(9000), hour, Some(&local), now).is_empty());
+        let behind = companion_problems(&copied(20000), hour, Some(&local), now);
         assert_eq!(
             behind,
             [
@@ -370,8 +380,8 @@ mod tests {
             ]
         );
         // Without a destination set, or without a period, none are waiting.
-        assert!(copy_problems(&copied(20000), None, Some(&local), now).is_empty());
-        let failed = copy_problems(
+        assert!(companion_problems(&copied(20000), None, Some(&local), now).is_empty());
+        let failed = companion_problems(
             &copy(copy::Outcome::Failed, Some(NOW - 600), false),
             hour,
             Some(&local),

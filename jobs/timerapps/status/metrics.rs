@@ -7,6 +7,7 @@
 //! scrape's own and would rename ours to `exported_job`.
 
 use super::model::{Row, State};
+use jobkit::manifest::{Companion, Role};
 use std::fmt::Write;
 
 /// The file of `job`'s metrics in METRICS_DIR.
@@ -14,15 +15,10 @@ pub fn file_name(job: &str) -> String {
     format!("timerapps-{job}.prom")
 }
 
-/// The file of the metrics of `job`'s restore drill, apart from the job's
+/// The file of the metrics of `job`'s `companion`, apart from the job's
 /// own: each file has the series of one unit's runs.
-pub fn drill_file_name(job: &str) -> String {
-    format!("timerapps-{job}-drill.prom")
-}
-
-/// The file of the metrics of `job`'s off-host copy.
-pub fn copy_file_name(job: &str) -> String {
-    format!("timerapps-{job}-copy.prom")
+pub fn companion_file_name(job: &str, companion: &Companion) -> String {
+    format!("timerapps-{job}-{}.prom", companion.word)
 }
 
 /// Whether `name` in METRICS_DIR is a job's metrics file, or the temp file
@@ -283,7 +279,16 @@ pub fn render(row: &Row, ended: &Ended) -> String {
 
 /// The text of the drill's file: its last record, and whether the unit
 /// that just ran failed (a drill killed before it recorded anything).
-pub fn render_drill(row: &Row, unit_failed: bool, now: u64) -> String {
+/// The text of the file of the companion that just ran: its last record,
+/// and whether its unit failed (killed before it recorded anything).
+pub fn render_companion(row: &Row, companion: &Companion, unit_failed: bool, now: u64) -> String {
+    match companion.role {
+        Role::Drill => render_drill(row, unit_failed, now),
+        Role::Copy => render_copy(row, unit_failed, now),
+    }
+}
+
+fn render_drill(row: &Row, unit_failed: bool, now: u64) -> String {
     let label = format!("job_name=\"{}\"", escape(&row.job));
     let one = |v: String| vec![(label.clone(), v)];
     let mut values: Vec<(&str, Vec<(String, String)>)> = Vec::new();
@@ -322,7 +327,7 @@ pub fn render_drill(row: &Row, unit_failed: bool, now: u64) -> String {
 
 /// The text of the copy's file: its last record, and whether the unit that
 /// just ran failed (a copy killed before it recorded anything).
-pub fn render_copy(row: &Row, unit_failed: bool, now: u64) -> String {
+fn render_copy(row: &Row, unit_failed: bool, now: u64) -> String {
     let label = format!("job_name=\"{}\"", escape(&row.job));
     let one = |v: String| vec![(label.clone(), v)];
     let mut values: Vec<(&str, Vec<(String, String)>)> = Vec::new();

@@ -8,9 +8,10 @@ mod metrics;
 mod model;
 mod table;
 
-use crate::jobs::{self, Companion, Job};
+use crate::jobs::{self, Job};
 use crate::monitoring::Monitoring;
 use crate::systemd::{self, Bus, Scope};
+use jobkit::manifest::COMPANIONS;
 use jobkit::{atomic, Error, Exit, Result};
 use model::{Row, State};
 use std::io::{IsTerminal, Write};
@@ -114,16 +115,8 @@ pub fn write_metrics(unit: &str) -> Result<()> {
             now,
         );
         let failed = std::env::var("SERVICE_RESULT").is_ok_and(|r| !r.is_empty() && r != "success");
-        let (text, name) = match companion {
-            Companion::Drill => (
-                metrics::render_drill(&row, failed, now),
-                metrics::drill_file_name(job.name()),
-            ),
-            Companion::Copy => (
-                metrics::render_copy(&row, failed, now),
-                metrics::copy_file_name(job.name()),
-            ),
-        };
+        let text = metrics::render_companion(&row, companion, failed, now);
+        let name = metrics::companion_file_name(job.name(), companion);
         return write(&dir, &name, &text);
     }
     let name = metrics::file_name(job.name());
@@ -233,8 +226,9 @@ pub fn remove_metrics(job: Option<&Job>) -> Result<Vec<std::path::PathBuf>> {
         let ours = match job {
             Some(job) => {
                 name == metrics::file_name(job.name())
-                    || name == metrics::drill_file_name(job.name())
-                    || name == metrics::copy_file_name(job.name())
+                    || COMPANIONS
+                        .iter()
+                        .any(|c| name == metrics::companion_file_name(job.name(), c))
             }
             None => metrics::is_metrics_file(name),
         };

@@ -1,12 +1,13 @@
 //! What `status --json` prints: one [`Row`] per job. This is the schema
 //! that monitoring reads; the table is a view of it (`table.rs`).
 
-use super::gather::{CopyFacts, DrillFacts, DumpFacts, Facts};
+use super::gather::{CompanionFacts, DumpFacts, Facts, Recorded};
 use crate::format::{rfc3339, schedule_words};
 use crate::jobs::Job;
 use jobkit::copy;
 use jobkit::dumpfile::manifest::Check;
 use jobkit::dumpfile::plan::Planned;
+use jobkit::manifest::Role;
 use jobkit::retention::Rule;
 use serde::Serialize;
 
@@ -252,8 +253,10 @@ impl Row {
             last_run: last_run(f, now),
             next_run: (f.next > 0).then(|| when(f.next)),
             dumps: f.dumps.as_ref().map(|d| dumps(d, now)),
-            drill: f.drill.as_ref().map(|d| drill(d, now)),
-            copy: f.copy.as_ref().map(|c| copy(c, f.copy_configured, now)),
+            drill: f.companion(Role::Drill).map(|d| drill(d, now)),
+            copy: f
+                .companion(Role::Copy)
+                .map(|c| copy(c, f.copy_configured, now)),
             state,
             healthy: state == State::Healthy,
             problems: problems
@@ -287,26 +290,25 @@ impl Row {
     }
 }
 
-fn drill(d: &DrillFacts, now: u64) -> Drill {
+fn drill(d: &CompanionFacts, now: u64) -> Drill {
     let usec = |s: i64| s.max(0) as u64 * 1_000_000;
-    let last = d
-        .last
-        .as_ref()
-        .ok()
-        .and_then(Option::as_ref)
-        .map(|r| DrillRun {
-            started: when(usec(r.started)),
-            age_seconds: now.saturating_sub(usec(r.started)) / 1_000_000,
-            result: r.result.word(),
-            reason: r.reason.clone(),
-            dump: r.dump.clone(),
-            server: r.server.clone(),
-            duration_seconds: r.seconds,
-            compared: r.compared,
-            tables: r.tables,
-            rows: r.rows,
-            last_success: r.last_success.map(|s| when(usec(s))),
-        });
+    let last = match d.recorded() {
+        Some(Recorded::Drill(r)) => Some(r),
+        _ => None,
+    }
+    .map(|r| DrillRun {
+        started: when(usec(r.started)),
+        age_seconds: now.saturating_sub(usec(r.started)) / 1_000_000,
+        result: jobkit::record::Outcome::word(r.result),
+        reason: r.reason.clone(),
+        dump: r.dump.clone(),
+        server: r.server.clone(),
+        duration_seconds: r.seconds,
+        compared: r.compared,
+        tables: r.tables,
+        rows: r.rows,
+        last_success: r.last_success.map(|s| when(usec(s))),
+    });
     Drill {
         enabled: d.enabled.clone(),
         period_seconds: d.period.map(|p| p.as_secs()),
@@ -315,43 +317,39 @@ fn drill(d: &DrillFacts, now: u64) -> Drill {
     }
 }
 
-fn copy(c: &CopyFacts, configured: bool, now: u64) -> Copy {
+fn copy(c: &CompanionFacts, configured: bool, now: u64) -> Copy {
     let usec = |s: i64| s.max(0) as u64 * 1_000_000;
     let age = |s: i64| now.saturating_sub(usec(s)) / 1_000_000;
-    let last = c
-        .last
-        .as_ref()
-        .ok()
-        .and_then(Option::as_ref)
-        .map(|r| CopyRun {
-            started: when(usec(r.started)),
-            age_seconds: age(r.started),
-            destination: r.destination.word(),
-            result: match r.result {
-                copy::Outcome::Copied => "copied",
-                copy::Outcome::Failed => "failed",
+    let last = match c.recorded() {
+        Some(Recorded::Copy(r)) => Some(r),
+        _ => None,
+    }
+    .map(|r| CopyRun {
+        started: when(usec(r.started)),
+        age_seconds: age(r.started),
+        destination: r.destination.word(),
+        result: jobkit::record::Outcome::word(r.result),
+        reason: r.reason.clone(),
+        duration_seconds: r.seconds,
+        copied: r.copied.clone(),
+        newest: r.newest.as_ref().map(|n| CopyNewest {
+            dump: n.dump.clone(),
+            stamped: when(usec(n.stamp)),
+            age_seconds: age(n.stamp),
+        }),
+        waiting: r.waiting,
+        last_success: r.last_success.map(|s| when(usec(s))),
+        check: r.check.as_ref().map(|k| CopyCheck {
+            started: when(usec(k.started)),
+            subset: k.subset.clone(),
+            result: match k.result {
+                copy::CheckOutcome::Passed => "passed",
+                copy::CheckOutcome::Failed => "failed",
             },
-            reason: r.reason.clone(),
-            duration_seconds: r.seconds,
-            copied: r.copied.clone(),
-            newest: r.newest.as_ref().map(|n| CopyNewest {
-                dump: n.dump.clone(),
-                stamped: when(usec(n.stamp)),
-                age_seconds: age(n.stamp),
-            }),
-            waiting: r.waiting,
-            last_success: r.last_success.map(|s| when(usec(s))),
-            check: r.check.as_ref().map(|k| CopyCheck {
-                started: when(usec(k.started)),
-                subset: k.subset.clone(),
-                result: match k.result {
-                    copy::CheckOutcome::Passed => "passed",
-                    copy::CheckOutcome::Failed => "failed",
-                },
-                reason: k.reason.clone(),
-                last_success: k.last_success.map(|s| when(usec(s))),
-            }),
-        });
+            reason: k.reason.clone(),
+            last_success: k.last_success.map(|s| when(usec(s))),
+        }),
+    });
     Copy {
         configured,
         enabled: c.enabled.clone(),
