@@ -37,7 +37,7 @@ pub struct Restic {
 impl Config {
     pub fn from_env(env: &dyn Source) -> Result<Config> {
         let location = Location::from_env(env)?;
-        let location_policy = location.policy;
+        let location_policy = Policy::from_env(env)?;
         let repository = non_empty(env, "COPY_REPOSITORY")?;
         let command = match non_empty(env, "COPY_COMMAND")? {
             None => None,

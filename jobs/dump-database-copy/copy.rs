@@ -13,7 +13,6 @@ use jobkit::dumpfile::{Dump, Location, Stamp};
 use jobkit::human::si;
 use jobkit::identity::{self, Identity};
 use jobkit::restic::{Restic, Snapshot};
-use jobkit::retention;
 use jobkit::{outln, record, Error, Exit, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -70,7 +69,7 @@ pub fn run(config: &Config) -> Result<String> {
     };
     // Oldest first.
     let due = owned(&config.location)
-        .and_then(|()| retention::good_dumps(&config.location))
+        .and_then(|()| config.location.good_dumps())
         .map(|mut good| {
             good.reverse();
             good

@@ -6,6 +6,7 @@ use jobkit::config::{self, Source};
 use jobkit::dumpfile::Location;
 use jobkit::human::si;
 use jobkit::manifest::DRILL;
+use jobkit::retention::Policy;
 use jobkit::Result;
 use std::path::PathBuf;
 
@@ -88,6 +89,9 @@ fn parse_reserve(text: &str) -> Option<Reserve> {
 impl Config {
     pub fn from_env(env: &dyn Source) -> Result<Config> {
         let location = Location::from_env(env)?;
+        // The dump job's rules, read from the same settings: malformed,
+        // they fail the drill as they fail the job.
+        Policy::from_env(env)?;
         let tmpdir = config::absolute_path(env, "DRILL_TMPDIR", "/var/tmp")?;
         let reserve = Reserve::from_env(env)?;
         let variable = DRILL.record_variable;

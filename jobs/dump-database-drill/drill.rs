@@ -14,7 +14,6 @@ use jobkit::dumpfile::read::{self, Failure};
 use jobkit::dumpfile::Dump;
 use jobkit::family::{Families, Format};
 use jobkit::human::si;
-use jobkit::retention;
 use jobkit::{outln, record, Error, Exit, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -162,19 +161,16 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
 /// manifests), and not named in the future.
 fn newest_good(config: &Config) -> Result<(Dump, Option<Manifest>)> {
     let location = &config.location;
-    retention::good_dumps(location)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            Error::new(
-                Exit::Failure,
-                format!(
-                    "no good dump of {} in {} to drill",
-                    location.names.name(),
-                    location.dir.display()
-                ),
-            )
-        })
+    location.good_dumps()?.into_iter().next().ok_or_else(|| {
+        Error::new(
+            Exit::Failure,
+            format!(
+                "no good dump of {} in {} to drill",
+                location.names.name(),
+                location.dir.display()
+            ),
+        )
+    })
 }
 
 /// Removes what a killed drill left in `dir`. Its server's last processes

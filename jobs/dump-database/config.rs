@@ -1,6 +1,7 @@
 use crate::compress::Compression;
 use jobkit::config::{self, Source};
 use jobkit::dumpfile::{Form, Location};
+use jobkit::retention::Policy;
 use jobkit::{Error, Exit, Result};
 use std::path::Path;
 use std::time::Duration;
@@ -13,8 +14,10 @@ const CREDENTIALS: &str = "${CREDENTIALS_DIRECTORY}";
 pub struct Config {
     /// Program and arguments, run without a shell.
     pub command: Vec<String>,
-    /// DUMP_DIR, DUMP_NAME, DUMP_EXTENSION and DUMP_KEEP.
+    /// DUMP_DIR, DUMP_NAME and DUMP_EXTENSION.
     pub location: Location,
+    /// The DUMP_KEEP rules.
+    pub policy: Policy,
     pub compression: Compression,
     pub threads: usize,
     /// DUMP_MEMORY_MAX: the memory the job may use, where its cgroup sets
@@ -35,6 +38,7 @@ impl Config {
         // Malformed values are reported before a missing DUMP_COMMAND, so the
         // whole file is right once the job stops saying "not configured".
         let location = Location::from_env(env)?;
+        let policy = Policy::from_env(env)?;
         let compression = compression(env)?;
         let threads = config::number(
             env,
@@ -52,6 +56,7 @@ impl Config {
         Ok(Config {
             command,
             location,
+            policy,
             compression,
             threads: threads as usize,
             memory_max,
@@ -185,7 +190,7 @@ mod tests {
         let cfg = Config::from_env(&[("DUMP_COMMAND", "pg_dump 'my db'")]).unwrap();
         assert_eq!(cfg.command, ["pg_dump", "my db"]);
         assert_eq!(cfg.location.dir, PathBuf::from(DEFAULT_DIR));
-        let (keep, name) = (cfg.location.policy.last, cfg.location.names.name());
+        let (keep, name) = (cfg.policy.last, cfg.location.names.name());
         assert_eq!((keep, name), (5, "dump"));
         assert_eq!(cfg.compression, Compression::Gzip { level: 6 });
         assert_eq!((cfg.check, cfg.shrink_limit), (true, 50));

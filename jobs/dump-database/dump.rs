@@ -2,9 +2,9 @@ use crate::child::{Child, Stop};
 use crate::compress;
 use crate::compress::Failure;
 use crate::config::Config;
-use crate::store::{Baseline, DumpDir};
 use crate::supervise::Supervisor;
 use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
+use jobkit::dumpfile::write::{Baseline, DumpDir};
 use jobkit::family::check::{self, Failed, Outcome, Scanned, Scanner};
 use jobkit::family::Families;
 use jobkit::human::{si, span};
@@ -116,7 +116,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
             si(manifest::MAX_BYTES)
         );
     }
-    let baseline = dir.baseline(&cfg.location.policy, &stamp)?;
+    let baseline = dir.baseline(&stamp)?;
     manifest.reason = suspect(&manifest, &baseline, cfg.shrink_limit);
     if manifest.reason.is_some() {
         manifest.verdict = Verdict::Suspect;
@@ -134,7 +134,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
         "{} was published, old dumps were not pruned",
         path.display()
     ))?;
-    let pruned = dir.prune(&cfg.location.policy, &stamp)?;
+    let pruned = dir.prune(&cfg.policy, &stamp)?;
     for old in &pruned.removed {
         outln!("removed old dump {}", old.display());
     }

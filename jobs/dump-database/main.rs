@@ -35,7 +35,7 @@
 //! | 2 | bad argument or malformed variable, `DUMP_DIR` the directory of every job's dump directory, an instance named `dump-database`, the default job's own directory, or compression settings that need more than half the job's memory limit (the level and `DUMP_THREADS`, against `MemoryHigh=`/`MemoryMax=` or `DUMP_MEMORY_MAX`); nothing written |
 //! | 65 | the dump was published but is suspect: far smaller, in raw size or rows, than the largest good dump kept, or no rows where that one had some; it counts toward no retention rule (`timerapps accept` makes it good) |
 //! | 73 | `DUMP_DIR` missing, not a directory, or not writable; or its lock file `.NAME.lock` cannot be opened or is not a regular file (the message says why and what to remove); or it names another unit, whose job writes these dump names into this directory (set another `DUMP_NAME` or `DUMP_DIR`; a run by hand, outside a unit, is never refused) |
-//! | 75 | another run of the same `DUMP_NAME` holds the lock, or this run lost it; nothing published or pruned |
+//! | 75 | another run of the same `DUMP_NAME`, or `timerapps accept`, holds the lock, or this run lost it; nothing published or pruned |
 //! | 77 | run as root on a `DUMP_DIR` that another user owns; nothing written |
 //! | 78 | `DUMP_COMMAND` is not set; nothing written |
 //! | 130, 143 | stopped by SIGINT or SIGTERM, which is passed on to the command; the dump was discarded, or, when the signal came after it was published, old dumps were pruned first and the message says so |
@@ -46,7 +46,6 @@ mod config;
 mod dump;
 mod memory;
 mod pgzip;
-mod store;
 mod supervise;
 
 use jobkit::config::Environment;

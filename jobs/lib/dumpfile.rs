@@ -1,6 +1,9 @@
-//! What a dump file is, defined once: the names that dump-database
-//! publishes, prunes and sweeps, so that every part that looks at a dump
-//! directory agrees on which files are dumps and which are not.
+//! The dump store: the one owner of a dump directory. What a dump file is
+//! is defined here once, with the names that dump-database publishes,
+//! prunes and sweeps, so that every part that looks at a dump directory
+//! agrees on which files are dumps and which are not; the store lists them
+//! with their manifests and the retention plan ([`plan`]), reads them back
+//! ([`read`]), and makes every write there ([`write`]).
 //!
 //! For `DUMP_NAME` NAME and `DUMP_EXTENSION` EXT, in its `DUMP_DIR`:
 //! - a dump is `NAME-YYYYMMDDTHHMMSSZ.EXT` followed by the suffix of its
@@ -17,19 +20,21 @@
 //!   only as a regular file, never through a symlink, at most
 //!   [`manifest::MAX_BYTES`], and trusted only when it names its dump, form
 //!   and stored size ([`Dump::manifest`]; else a [`Flaw`]);
-//! - the lock of the runs of NAME is `.NAME.lock`.
+//! - the lock of the runs of NAME is `.NAME.lock`; `timerapps accept` takes
+//!   it too before it rewrites a manifest.
 //!
-//! [`Location`] reads where a job's dumps are and how many it keeps from the
-//! variables the job and the `timerapps` command both read.
+//! [`Location`] reads where a job's dumps are from the variables the job
+//! and the `timerapps` command both read.
 
 pub mod manifest;
+pub mod plan;
 pub mod read;
+pub mod write;
 
 pub use manifest::Manifest;
 
 use crate::config::{self, Source};
 use crate::manifest::DUMPS_DIR;
-use crate::retention::Policy;
 use crate::{safe, Result};
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use std::fmt;
@@ -43,13 +48,11 @@ use std::time::Duration;
 /// instances' (`manifest::Job::dumps_name`).
 pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps/dump-database";
 
-/// Where one job keeps its dumps and which it keeps: DUMP_DIR, DUMP_NAME,
-/// DUMP_EXTENSION and the DUMP_KEEP rules.
+/// Where one job keeps its dumps: DUMP_DIR, DUMP_NAME and DUMP_EXTENSION.
 #[derive(Clone, Debug)]
 pub struct Location {
     pub dir: PathBuf,
     pub names: Names,
-    pub policy: Policy,
 }
 
 impl Location {
@@ -68,11 +71,9 @@ impl Location {
                 ),
             ));
         }
-        let policy = Policy::from_env(env)?;
         Ok(Location {
             dir,
             names: Names::new(&name(env)?, &extension(env)?),
-            policy,
         })
     }
 }
@@ -595,8 +596,8 @@ mod tests {
         for bad in ["", ".x", "-x", "a/b", "a b", "é"] {
             assert!(Location::from_env(&[("DUMP_NAME", bad)]).is_err(), "{bad}");
         }
-        let loc = Location::from_env(&[("DUMP_DIR", "/srv/d"), ("DUMP_KEEP", "9")]).unwrap();
-        assert_eq!((loc.dir, loc.policy.last), (PathBuf::from("/srv/d"), 9));
+        let loc = Location::from_env(&[("DUMP_DIR", "/srv/d")]).unwrap();
+        assert_eq!(loc.dir, PathBuf::from("/srv/d"));
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //!   (`.NAME.lock`), and a job of another unit that would write the same
 //!   names into the same directory is refused, as is its copy.
 
-use crate::dumpfile::manifest::hex;
 use crate::manifest::{self, COPY, JOBS};
 use crate::{Error, Exit, Result};
 use sha2::{Digest, Sha256};
@@ -115,7 +114,7 @@ fn app_specific(machine: &str) -> Option<String> {
     id.copy_from_slice(&mac[..16]);
     id[6] = (id[6] & 0x0f) | 0x40;
     id[8] = (id[8] & 0x3f) | 0x80;
-    Some(hex(&id))
+    Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn id128(text: &str) -> Option<[u8; 16]> {

@@ -4,7 +4,8 @@
 //! parsing of environment variables, the memory limit of a job's cgroup,
 //! a job's whole `main` ([`run_job`]),
 //! the database families and the check of a dump's stream ([`family`]),
-//! what a dump file is and where a job keeps its dumps, whose dumps and
+//! the dump store (what a dump file is, where a job keeps its dumps, and
+//! every read and write there), which dumps retention keeps, whose dumps and
 //! off-host copies are whose (the machine and the unit), replacing a file
 //! atomically, sizes and durations for people, and the logger behind
 //! `myapp` and `otherapp` with its allocator.

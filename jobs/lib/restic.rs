@@ -512,19 +512,21 @@ impl Restic {
 fn keeps(stamps: &[Stamp], policy: &Policy, keeps_oldest: bool) -> Vec<Stamp> {
     let mut candidates: Vec<Candidate> = stamps
         .iter()
-        .map(|&stamp| Candidate { stamp, good: true })
+        .map(|stamp| Candidate {
+            made: stamp.utc(),
+            good: true,
+        })
         .collect();
     let (Some(oldest), Some(now)) = (stamps.iter().min(), stamps.iter().max()) else {
         return Vec::new();
     };
     if !keeps_oldest {
-        let earlier = oldest.utc().and_utc() - chrono::Duration::days(400);
         candidates.push(Candidate {
-            stamp: Stamp::of(earlier),
+            made: oldest.utc() - chrono::Duration::days(400),
             good: true,
         });
     }
-    retention::decide(&candidates, policy, now, &Local)
+    retention::decide(&candidates, policy, &now.utc(), &Local)
         .into_iter()
         .zip(stamps)
         .filter(|(rules, _)| !rules.is_empty())

@@ -29,15 +29,16 @@
 //!   one), unreadable, damaged or of another file ([`Flaw`]) counts as
 //!   neither good nor suspect, and is never removed: what cannot be read
 //!   is never taken as good, and never removed to make room.
+//!
+//! It is a pure function over the dumps the store lists
+//! ([`crate::dumpfile`]): it reads nothing, and knows a dump only by when
+//! it was made (its stamp, UTC), how it stands, and what its trusted
+//! manifest measured.
 
 use crate::config::{self, Source};
-use crate::dumpfile::manifest::Verdict;
-use crate::dumpfile::{Dump, Flaw, Location, Manifest, Names, Stamp};
 use crate::Result;
-use chrono::{Datelike, Local, NaiveDateTime, TimeZone, Timelike};
+use chrono::{Datelike, NaiveDateTime, TimeZone, Timelike};
 use std::fmt;
-use std::io;
-use std::path::Path;
 
 /// How many dumps each rule keeps; 0 turns a rule off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,7 +186,8 @@ impl fmt::Display for Rule {
 /// One dump as retention sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate {
-    pub stamp: Stamp,
+    /// When it was made, UTC.
+    pub made: NaiveDateTime,
     /// False for a suspect dump.
     pub good: bool,
 }
@@ -197,15 +199,15 @@ pub struct Candidate {
 pub fn decide<Tz: TimeZone>(
     candidates: &[Candidate],
     policy: &Policy,
-    now: &Stamp,
+    now: &NaiveDateTime,
     tz: &Tz,
 ) -> Vec<Vec<Rule>> {
     let mut kept = vec![Vec::new(); candidates.len()];
     // Newest first, as restic walks its snapshots.
     let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(candidates[i].stamp));
+    order.sort_by_key(|&i| std::cmp::Reverse(candidates[i].made));
     let (future, present): (Vec<usize>, Vec<usize>) =
-        order.into_iter().partition(|&i| candidates[i].stamp > *now);
+        order.into_iter().partition(|&i| candidates[i].made > *now);
     for i in future {
         kept[i].push(Rule::Future);
     }
@@ -221,9 +223,7 @@ pub fn decide<Tz: TimeZone>(
             if left == 0 {
                 break;
             }
-            let local = tz
-                .from_utc_datetime(&candidates[i].stamp.utc())
-                .naive_local();
+            let local = tz.from_utc_datetime(&candidates[i].made).naive_local();
             let bucket = rule.bucket(local, nr);
             if last != Some(bucket) || nr == good.len() - 1 {
                 kept[i].push(rule);
@@ -238,114 +238,75 @@ pub fn decide<Tz: TimeZone>(
     kept
 }
 
-/// What a dump's manifest makes of it.
-#[derive(Clone, Debug)]
-pub enum Trust {
-    /// Its manifest, read and matching it: good or suspect as it says.
-    Manifest(Manifest),
-    /// No manifest, and no older dump has one: made before manifests
-    /// existed. Good, unchecked, counted and removed as any good dump.
-    Legacy,
-    /// Never compared with, counted or removed.
-    Untrusted(Flaw),
-}
-
-/// A dump, what its manifest says, and the rules that keep it.
-#[derive(Debug)]
-pub struct Planned {
-    pub dump: Dump,
-    pub trust: Trust,
-    /// Empty: the next prune removes it.
-    pub rules: Vec<Rule>,
-}
-
-impl Planned {
-    /// Its manifest, when it can be trusted.
-    pub fn manifest(&self) -> Option<&Manifest> {
-        match &self.trust {
-            Trust::Manifest(m) => Some(m),
-            Trust::Legacy | Trust::Untrusted(_) => None,
-        }
-    }
-
+/// How a listed dump counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
     /// Good by a trusted manifest, or made before manifests.
-    pub fn good(&self) -> bool {
-        match &self.trust {
-            Trust::Manifest(m) => m.verdict == Verdict::Good,
-            Trust::Legacy => true,
-            Trust::Untrusted(_) => false,
-        }
-    }
-
+    Good,
     /// Suspect by a trusted manifest.
-    pub fn suspect(&self) -> bool {
-        matches!(&self.trust, Trust::Manifest(m) if m.verdict == Verdict::Suspect)
-    }
-
-    /// Why its manifest cannot be trusted.
-    pub fn flaw(&self) -> Option<&Flaw> {
-        match &self.trust {
-            Trust::Untrusted(flaw) => Some(flaw),
-            Trust::Manifest(_) | Trust::Legacy => None,
-        }
-    }
-
-    fn standing(&self) -> Standing {
-        if self.flaw().is_some() {
-            Standing::Untrusted
-        } else if self.suspect() {
-            Standing::Suspect
-        } else {
-            Standing::Good {
-                largest: self.rules.contains(&Rule::Largest),
-            }
-        }
-    }
-}
-
-/// How a dump counts when the rules are applied.
-#[derive(Clone, Copy)]
-enum Standing {
-    Good { largest: bool },
     Suspect,
+    /// Its manifest cannot be trusted.
     Untrusted,
 }
 
-/// [`decide`] over dumps of every standing: untrusted dumps are held as
-/// such, the largest good dumps as such besides what else keeps them.
+/// What a trusted manifest measured of its dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Measure {
+    /// Raw size: the bytes the dump command wrote.
+    pub read: u64,
+    /// All its tables' rows, where they were counted.
+    pub rows: Option<u64>,
+    /// The admin accepted it.
+    pub accepted: bool,
+}
+
+/// One dump as the store lists it.
+#[derive(Clone, Copy, Debug)]
+pub struct Listed {
+    /// When it was made, UTC.
+    pub made: NaiveDateTime,
+    pub standing: Standing,
+    /// `None`: it has no trusted manifest.
+    pub measure: Option<Measure>,
+}
+
+/// [`decide`] over dumps of every standing, with those of `largest`
+/// held as the largest: untrusted dumps are held as such, the largest
+/// good dumps as such besides what else keeps them.
 fn judge<Tz: TimeZone>(
-    dumps: &[(Stamp, Standing)],
+    dumps: &[Listed],
+    largest: &[bool],
     policy: &Policy,
-    now: &Stamp,
+    now: &NaiveDateTime,
     tz: &Tz,
 ) -> Vec<Vec<Rule>> {
     let counted: Vec<usize> = (0..dumps.len())
-        .filter(|&i| !matches!(dumps[i].1, Standing::Untrusted) || dumps[i].0 > *now)
+        .filter(|&i| dumps[i].standing != Standing::Untrusted || dumps[i].made > *now)
         .collect();
     let candidates: Vec<Candidate> = counted
         .iter()
         .map(|&i| Candidate {
-            stamp: dumps[i].0,
-            good: !matches!(dumps[i].1, Standing::Suspect | Standing::Untrusted),
+            made: dumps[i].made,
+            good: dumps[i].standing == Standing::Good,
         })
         .collect();
     let mut kept = vec![Vec::new(); dumps.len()];
     for (&i, rules) in counted.iter().zip(decide(&candidates, policy, now, tz)) {
         kept[i] = rules;
     }
-    for (rules, (stamp, standing)) in kept.iter_mut().zip(dumps) {
-        match standing {
-            _ if stamp > now => {}
+    for ((rules, dump), &largest) in kept.iter_mut().zip(dumps).zip(largest) {
+        match dump.standing {
+            _ if dump.made > *now => {}
             Standing::Untrusted => rules.push(Rule::Untrusted),
-            Standing::Good { largest: true } => rules.push(Rule::Largest),
-            Standing::Good { largest: false } | Standing::Suspect => {}
+            Standing::Good if largest => rules.push(Rule::Largest),
+            Standing::Good | Standing::Suspect => {}
         }
         rules.sort();
     }
     kept
 }
 
-/// The good dumps a new dump is compared with, by their index in a plan.
+/// The good dumps a new dump is compared with, by their index in a list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Baseline {
     /// The one of the largest raw size (`read`).
@@ -354,30 +315,30 @@ pub struct Baseline {
     pub rows: Option<usize>,
 }
 
-/// Of the good dumps of `planned` (newest first) with a trusted manifest,
-/// not named after `now`, from the newest accepted one on: the one of the
+/// Of the good dumps of `listed` (newest first) with a trusted manifest,
+/// not made after `now`, from the newest accepted one on: the one of the
 /// largest raw size and the one with the most rows, the newer of equals.
 /// Dumps before the newest accepted one are compared with no more.
-pub fn baseline(planned: &[Planned], now: &Stamp) -> Baseline {
+pub fn baseline(listed: &[Listed], now: &NaiveDateTime) -> Baseline {
     let present = || {
-        planned
+        listed
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.dump.stamp <= *now)
-            .filter_map(|(i, p)| Some((i, p.manifest()?)))
+            .filter(|(_, l)| l.made <= *now)
+            .filter_map(|(i, l)| Some((i, l.standing, l.measure?)))
     };
     let since = present()
-        .find(|(_, m)| m.accepted.is_some() && m.verdict == Verdict::Good)
-        .map_or(planned.len(), |(i, _)| i + 1);
+        .find(|(_, standing, m)| m.accepted && *standing == Standing::Good)
+        .map_or(listed.len(), |(i, _, _)| i + 1);
     let good = || {
         present()
-            .take_while(|(i, _)| *i < since)
-            .filter(|(_, m)| m.verdict == Verdict::Good)
+            .take_while(|(i, _, _)| *i < since)
+            .filter(|(_, standing, _)| *standing == Standing::Good)
     };
-    let largest = |measure: &dyn Fn(&Manifest) -> Option<u64>| {
+    let largest = |measure: &dyn Fn(&Measure) -> Option<u64>| {
         let mut best: Option<(usize, u64)> = None;
-        for (i, m) in good() {
-            if let Some(n) = measure(m) {
+        for (i, _, m) in good() {
+            if let Some(n) = measure(&m) {
                 if best.is_none_or(|(_, most)| n > most) {
                     best = Some((i, n));
                 }
@@ -387,123 +348,46 @@ pub fn baseline(planned: &[Planned], now: &Stamp) -> Baseline {
     };
     Baseline {
         size: largest(&|m| Some(m.read)),
-        rows: largest(&|m| m.total_rows()),
+        rows: largest(&|m| m.rows),
     }
 }
 
-/// The most that all the manifests of one plan may take: eight of the
-/// largest a job writes ([`MAX_BYTES`](crate::dumpfile::manifest::MAX_BYTES)),
-/// more than the manifests of any real database's kept dumps. A manifest
-/// can grow while it is read by at most its own limit.
-pub const PLAN_BYTES: u64 = 8 * crate::dumpfile::manifest::MAX_BYTES;
-
-/// The dumps of `names` in `dir`, newest first, each with the rules of
-/// `policy` that keep it in the host's local time; dumps named after
-/// `now` are in the future.
-pub fn plan(dir: &Path, names: &Names, policy: &Policy, now: &Stamp) -> io::Result<Vec<Planned>> {
-    let dumps = names.dumps(dir)?;
-    // Their sizes first: many manifests, each within its limit, could
-    // still take more memory than a plan may. One over its own limit is
-    // refused unread, and untrusts only its dump.
-    let total: u64 = dumps
-        .iter()
-        .filter_map(|d| d.manifest_path().symlink_metadata().ok())
-        .filter(|meta| meta.is_file() && meta.len() <= crate::dumpfile::manifest::MAX_BYTES)
-        .map(|meta| meta.len())
-        .sum();
-    if total > PLAN_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "the manifests in {} take {} together, more than the {} that all of one \
-                 job's can need: remove the files there that are no dump's",
-                dir.display(),
-                crate::human::si(total),
-                crate::human::si(PLAN_BYTES)
-            ),
-        ));
-    }
-    let read: Vec<(Dump, std::result::Result<Option<Manifest>, Flaw>)> = dumps
-        .into_iter()
-        .map(|dump| {
-            let manifest = dump.manifest();
-            (dump, manifest)
-        })
-        .collect();
-    // A dump without a manifest is from before manifests only if no older
-    // dump has one; an unreadable manifest is a manifest too.
-    let oldest_with = read
-        .iter()
-        .filter(|(_, m)| !matches!(m, Ok(None)))
-        .map(|(d, _)| d.stamp)
-        .min();
-    let mut planned: Vec<Planned> = read
-        .into_iter()
-        .map(|(dump, manifest)| Planned {
-            trust: match manifest {
-                Ok(Some(m)) => Trust::Manifest(m),
-                Ok(None) if oldest_with.is_some_and(|oldest| dump.stamp > oldest) => {
-                    Trust::Untrusted(Flaw::Missing)
-                }
-                Ok(None) => Trust::Legacy,
-                Err(flaw) => Trust::Untrusted(flaw),
-            },
-            dump,
-            rules: Vec::new(),
-        })
-        .collect();
-    let held = baseline(&planned, now);
-    for i in [held.size, held.rows].into_iter().flatten() {
-        planned[i].rules.push(Rule::Largest);
-    }
-    let dumps: Vec<(Stamp, Standing)> = planned
-        .iter()
-        .map(|p| (p.dump.stamp, p.standing()))
-        .collect();
-    for (p, rules) in planned.iter_mut().zip(judge(&dumps, policy, now, &Local)) {
-        p.rules = rules;
-    }
-    Ok(planned)
-}
-
-/// The good dumps of `location`, newest first, with their manifests: by
-/// [`plan`], suspect and untrusted dumps and dumps named in the future
-/// left out. What the drill restores and the copy sends.
-pub fn good_dumps(location: &Location) -> Result<Vec<(Dump, Option<Manifest>)>> {
-    let now = Stamp::of(chrono::Utc::now());
-    let planned = plan(&location.dir, &location.names, &location.policy, &now).map_err(|e| {
-        crate::Error::io(
-            crate::Exit::Failure,
-            "cannot list the dumps in",
-            &location.dir,
-            &e,
-            "",
-        )
-    })?;
-    Ok(planned
-        .into_iter()
-        .filter(|p| p.good() && !p.rules.contains(&Rule::Future))
-        .map(|p| {
-            let manifest = p.manifest().cloned();
-            (p.dump, manifest)
-        })
-        .collect())
-}
-
-/// Which of `planned` are still kept after the next run publishes a good
-/// dump stamped `next`: false for those it would remove.
-pub fn kept_after_next<Tz: TimeZone>(
-    planned: &[Planned],
+/// The rules of `policy` that keep each of `listed` (newest first), with
+/// the [`baseline`] held as the largest; dumps made after `now` are in the
+/// future.
+pub fn plan<Tz: TimeZone>(
+    listed: &[Listed],
     policy: &Policy,
-    next: &Stamp,
+    now: &NaiveDateTime,
+    tz: &Tz,
+) -> Vec<Vec<Rule>> {
+    let held = baseline(listed, now);
+    let mut largest = vec![false; listed.len()];
+    for i in [held.size, held.rows].into_iter().flatten() {
+        largest[i] = true;
+    }
+    judge(listed, &largest, policy, now, tz)
+}
+
+/// Which of `listed`, kept now by `rules`, are still kept after the next
+/// run publishes a good dump made at `next`: false for those it would
+/// remove.
+pub fn kept_after_next<Tz: TimeZone>(
+    listed: &[Listed],
+    rules: &[Vec<Rule>],
+    policy: &Policy,
+    next: &NaiveDateTime,
     tz: &Tz,
 ) -> Vec<bool> {
-    let mut dumps: Vec<(Stamp, Standing)> = planned
-        .iter()
-        .map(|p| (p.dump.stamp, p.standing()))
-        .collect();
-    dumps.push((*next, Standing::Good { largest: false }));
-    let mut kept: Vec<bool> = judge(&dumps, policy, next, tz)
+    let mut dumps = listed.to_vec();
+    dumps.push(Listed {
+        made: *next,
+        standing: Standing::Good,
+        measure: None,
+    });
+    let mut largest: Vec<bool> = rules.iter().map(|r| r.contains(&Rule::Largest)).collect();
+    largest.push(false);
+    let mut kept: Vec<bool> = judge(&dumps, &largest, policy, next, tz)
         .into_iter()
         .map(|rules| !rules.is_empty())
         .collect();
@@ -514,11 +398,10 @@ pub fn kept_after_next<Tz: TimeZone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dumpfile::Form;
     use chrono::{FixedOffset, Utc};
 
-    fn stamp(s: &str) -> Stamp {
-        Stamp::parse(s).unwrap()
+    fn stamp(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ").unwrap()
     }
 
     fn policy(last: u32, hourly: u32, daily: u32, weekly: u32, monthly: u32) -> Policy {
@@ -535,7 +418,7 @@ mod tests {
         stamps
             .iter()
             .map(|s| Candidate {
-                stamp: stamp(s),
+                made: stamp(s),
                 good: true,
             })
             .collect()
@@ -616,7 +499,7 @@ mod tests {
         let mut c = good(&["20260101T000000Z", "20260101T001000Z"]);
         for s in ["20260101T002000Z", "20260101T003000Z", "20260101T004000Z"] {
             c.push(Candidate {
-                stamp: stamp(s),
+                made: stamp(s),
                 good: false,
             });
         }
@@ -649,258 +532,103 @@ mod tests {
 
     #[test]
     fn the_next_run_pushes_out_what_its_own_dump_replaces() {
-        let planned: Vec<Planned> = ["20260101T000000Z", "20260101T001000Z", "20260102T000000Z"]
+        let listed: Vec<Listed> = ["20260101T000000Z", "20260101T001000Z", "20260102T000000Z"]
             .iter()
             .rev()
-            .map(|s| Planned {
-                dump: Dump {
-                    stamp: stamp(s),
-                    form: crate::dumpfile::Form::Gzip,
-                    path: format!("/d/dump-{s}.sql.gz").into(),
-                    size: 1,
-                },
-                trust: Trust::Legacy,
-                rules: Vec::new(),
+            .map(|s| Listed {
+                made: stamp(s),
+                standing: Standing::Good,
+                measure: None,
             })
             .collect();
+        let rules = vec![Vec::new(); listed.len()];
         let next = stamp("20260102T001000Z");
         // Two newest: the next dump and the newest now; the rest go.
-        let kept = kept_after_next(&planned, &policy(2, 0, 0, 0, 0), &next, &Utc);
+        let kept = kept_after_next(&listed, &rules, &policy(2, 0, 0, 0, 0), &next, &Utc);
         assert_eq!(kept, [true, false, false]);
         // Two days: the next dump's, and the newest of the day before.
-        let kept = kept_after_next(&planned, &policy(2, 0, 2, 0, 0), &next, &Utc);
+        let kept = kept_after_next(&listed, &rules, &policy(2, 0, 2, 0, 0), &next, &Utc);
         assert_eq!(kept, [true, true, false]);
+        // The largest is held, whatever the next run brings.
+        let mut rules = rules;
+        rules[2] = vec![Rule::Largest];
+        let kept = kept_after_next(&listed, &rules, &policy(1, 0, 0, 0, 0), &next, &Utc);
+        assert_eq!(kept, [false, false, true]);
     }
 
-    /// A scratch directory with a dump per `(stamp, rows)`, newest last,
-    /// each with a good manifest of `rows` rows (raw size ten times as
-    /// much) unless `rows` is None: a dump without one.
-    fn directory(test: &str, dumps: &[(&str, Option<u64>)]) -> (std::path::PathBuf, Names) {
-        use crate::dumpfile::manifest::{Check, Table, VERSION};
-        let dir = std::env::temp_dir().join(format!("jobkit-plan-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let names = Names::new("dump", "sql");
-        for (s, rows) in dumps {
-            let name = names.dump(&stamp(s), Form::Gzip);
-            std::fs::write(dir.join(&name), "12345").unwrap();
-            let Some(rows) = rows else { continue };
-            let m = Manifest {
-                version: VERSION,
-                dump: name.clone(),
-                form: Form::Gzip,
-                read: rows * 10,
-                stored: 5,
-                sha256: String::new(),
-                content_sha256: None,
-                format: None,
-                check: Check::Complete,
-                tables: Some(vec![Table {
-                    database: None,
-                    table: "t".into(),
-                    rows: Some(*rows),
-                }]),
-                verdict: Verdict::Good,
-                reason: None,
-                accepted: None,
-            };
-            std::fs::write(dir.join(names.manifest(&stamp(s), Form::Gzip)), m.to_json()).unwrap();
+    fn measured(made: &str, standing: Standing, read: u64, rows: u64) -> Listed {
+        Listed {
+            made: stamp(made),
+            standing,
+            measure: Some(Measure {
+                read,
+                rows: Some(rows),
+                accepted: false,
+            }),
         }
-        (dir, names)
     }
 
     #[test]
-    fn manifests_larger_together_than_a_plan_may_read_are_refused_unread() {
-        let days: Vec<String> = (1..=9).map(|d| format!("202601{d:02}T000000Z")).collect();
-        let dumps: Vec<(&str, Option<u64>)> = days.iter().map(|d| (d.as_str(), Some(1))).collect();
-        let (dir, names) = directory("budget", &dumps);
-        let p = policy(2, 0, 0, 0, 0);
-        assert_eq!(plan(&dir, &names, &p, &stamp(NOW)).unwrap().len(), 9);
-        // Each just within its own limit, sparse: no disk and no read.
-        for d in &days {
-            let path = dir.join(names.manifest(&stamp(d), Form::Gzip));
-            let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-            file.set_len(crate::dumpfile::manifest::MAX_BYTES).unwrap();
-        }
-        let e = plan(&dir, &names, &p, &stamp(NOW)).unwrap_err().to_string();
-        assert!(
-            e.starts_with(&format!(
-                "the manifests in {} take 604 MB together",
-                dir.display()
-            )),
-            "{e}"
-        );
-        // One over its own limit is refused alone, and the rest are read.
-        let (dir, names) = directory("budget", &dumps);
-        let path = dir.join(names.manifest(&stamp(&days[0]), Form::Gzip));
-        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        file.set_len(1 << 30).unwrap();
-        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
-        assert!(planned[8].flaw().is_some());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    fn rules_of(planned: &[Planned]) -> Vec<Vec<Rule>> {
-        planned.iter().rev().map(|p| p.rules.clone()).collect()
-    }
-
-    fn edit(dir: &Path, names: &Names, s: &str, change: impl FnOnce(&mut Manifest)) {
-        let path = dir.join(names.manifest(&stamp(s), Form::Gzip));
-        let mut m = Manifest::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        change(&mut m);
-        std::fs::write(path, m.to_json()).unwrap();
-    }
-
-    const DAYS: [&str; 5] = [
-        "20260101T000000Z",
-        "20260102T000000Z",
-        "20260103T000000Z",
-        "20260104T000000Z",
-        "20260105T000000Z",
-    ];
-
-    #[test]
-    fn a_manifest_that_cannot_be_trusted_keeps_its_dump_out_of_every_rule() {
-        let (dir, names) = directory(
-            "untrusted",
-            &[
-                (DAYS[0], None),
-                (DAYS[1], Some(10)),
-                (DAYS[2], Some(10)),
-                (DAYS[3], None),
-                (DAYS[4], Some(10)),
-            ],
-        );
-        let p = policy(2, 0, 0, 0, 0);
-        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
-        // The oldest is from before manifests; the one after dumps with a
-        // manifest has lost its own.
-        assert!(matches!(planned[4].trust, Trust::Legacy));
-        assert_eq!(planned[1].flaw(), Some(&Flaw::Missing));
-        assert_eq!(
-            rules_of(&planned),
-            [
-                vec![],
-                vec![],
-                vec![Rule::Last],
-                vec![Rule::Untrusted],
-                vec![Rule::Last, Rule::Largest]
-            ]
-        );
-        // Damaged, and of another dump: both untrusted, never removed.
-        let damaged = dir.join(names.manifest(&stamp(DAYS[4]), Form::Gzip));
-        std::fs::write(&damaged, "{ \"version\": 1,").unwrap();
-        edit(&dir, &names, DAYS[2], |m| m.stored = 6);
-        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
-        let flaw = |i: usize| planned[i].flaw().unwrap().to_string();
-        assert!(
-            flaw(0).contains("is damaged: EOF while parsing"),
-            "{}",
-            flaw(0)
-        );
-        assert!(
-            flaw(2).ends_with("does not match it: it says 6 bytes were stored, the file has 5"),
-            "{}",
-            flaw(2)
-        );
-        assert_eq!(
-            rules_of(&planned),
-            [
-                vec![Rule::Last],
-                vec![Rule::Last, Rule::Largest],
-                vec![Rule::Untrusted],
-                vec![Rule::Untrusted],
-                vec![Rule::Untrusted]
-            ]
-        );
-        // The drill and the copy take none of them.
-        let location = Location {
-            dir: dir.clone(),
-            names: names.clone(),
-            policy: p,
-        };
-        let good: Vec<Stamp> = good_dumps(&location)
-            .unwrap()
-            .iter()
-            .map(|(d, _)| d.stamp)
-            .collect();
-        assert_eq!(good, [stamp(DAYS[1]), stamp(DAYS[0])]);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_largest_good_dump_is_held_until_a_newer_one_is_accepted() {
-        let (dir, names) = directory(
-            "largest",
-            &[
-                (DAYS[0], Some(2000)),
-                (DAYS[1], Some(1100)),
-                (DAYS[2], Some(600)),
-                (DAYS[3], Some(330)),
-            ],
-        );
-        // The raw sizes say otherwise than the rows: both are held.
-        edit(&dir, &names, DAYS[1], |m| m.read = 50_000);
+    fn the_largest_good_dumps_since_the_newest_accepted_are_held() {
+        // Newest first. The raw sizes say otherwise than the rows: both
+        // are held; a suspect, an untrusted and a future dump never are.
+        let mut listed = vec![
+            measured("20990101T000000Z", Standing::Good, 9_999_999, 9_999_999),
+            Listed {
+                made: stamp("20260105T000000Z"),
+                standing: Standing::Untrusted,
+                measure: None,
+            },
+            measured("20260104T000000Z", Standing::Suspect, 900_000, 90_000),
+            measured("20260103T000000Z", Standing::Good, 3300, 330),
+            measured("20260102T000000Z", Standing::Good, 50_000, 1100),
+            measured("20260101T000000Z", Standing::Good, 20_000, 2000),
+        ];
+        let now = stamp(NOW);
         let p = policy(1, 0, 0, 0, 0);
-        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
         assert_eq!(
-            baseline(&planned, &stamp(NOW)),
+            baseline(&listed, &now),
             Baseline {
-                size: Some(2),
-                rows: Some(3)
+                size: Some(4),
+                rows: Some(5)
             }
         );
         assert_eq!(
-            rules_of(&planned),
+            plan(&listed, &p, &now, &Utc),
             [
+                vec![Rule::Future],
+                vec![Rule::Untrusted],
+                vec![Rule::Suspect],
+                vec![Rule::Last],
                 vec![Rule::Largest],
-                vec![Rule::Largest],
-                vec![],
-                vec![Rule::Last]
+                vec![Rule::Largest]
             ]
         );
-        let next = kept_after_next(&planned, &p, &stamp(NOW), &Utc);
-        assert_eq!(next, [false, false, true, true]);
-        // Accepting the 600-row dump: those before it are compared with no
-        // more, and go by the other rules.
-        edit(&dir, &names, DAYS[2], |m| {
-            m.accepted = Some("2026-01-06T00:00:00+00:00".into())
-        });
-        let planned = plan(&dir, &names, &p, &stamp(NOW)).unwrap();
+        // Accepting the newest good one: those before it are compared
+        // with no more, and go by the other rules.
+        listed[3].measure.as_mut().unwrap().accepted = true;
         assert_eq!(
-            baseline(&planned, &stamp(NOW)),
+            plan(&listed, &p, &now, &Utc)[3..],
+            [vec![Rule::Last, Rule::Largest], vec![], vec![]]
+        );
+        // Of equals, the newer; a dump made in the future is left out.
+        let equal = [
+            measured("20260103T000000Z", Standing::Good, 10, 99),
+            measured("20260102T000000Z", Standing::Good, 10, 10),
+            measured("20260101T000000Z", Standing::Good, 10, 10),
+        ];
+        let now = stamp("20260102T000000Z");
+        assert_eq!(
+            baseline(&equal, &now),
             Baseline {
                 size: Some(1),
                 rows: Some(1)
             }
         );
         assert_eq!(
-            rules_of(&planned),
-            [vec![], vec![], vec![Rule::Largest], vec![Rule::Last]]
+            plan(&equal, &p, &now, &Utc),
+            [vec![Rule::Future], vec![Rule::Last, Rule::Largest], vec![]]
         );
-        // Of equals, the newer; a dump named in the future is left out.
-        let (dir2, names2) = directory(
-            "equal",
-            &[
-                (DAYS[0], Some(10)),
-                (DAYS[1], Some(10)),
-                (DAYS[2], Some(99)),
-            ],
-        );
-        let planned = plan(&dir2, &names2, &p, &stamp(DAYS[1])).unwrap();
-        assert_eq!(
-            baseline(&planned, &stamp(DAYS[1])),
-            Baseline {
-                size: Some(1),
-                rows: Some(1)
-            }
-        );
-        assert_eq!(
-            rules_of(&planned),
-            [vec![], vec![Rule::Last, Rule::Largest], vec![Rule::Future]]
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
-        std::fs::remove_dir_all(&dir2).unwrap();
     }
 
     #[test]

@@ -207,8 +207,8 @@ pub const DUMP: Usage = Usage {
         },
         Status {
             code: "75",
-            meaning: "another run of the same `DUMP_NAME` holds the lock, or this run lost \
-                      it; nothing published or pruned",
+            meaning: "another run of the same `DUMP_NAME`, or `timerapps accept`, holds \
+                      the lock, or this run lost it; nothing published or pruned",
         },
         Status {
             code: "77",
@@ -469,8 +469,9 @@ pub const COMMAND: Usage = Usage {
                       failed; a dump is damaged or untrusted, or none is kept; `restore` \
                       found no such \
                       dump or copy, or it is damaged; `schedule` was written but another \
-                      drop-in overrides it; `accept` found no such dump, or cannot read it \
-                      back; systemd refused",
+                      drop-in overrides it; `accept` found no such dump, cannot read it \
+                      back, or cannot open the lock file `.NAME.lock` of its dump name (a \
+                      symlink or no regular file); systemd refused",
         },
         Status {
             code: "2",
@@ -485,6 +486,12 @@ pub const COMMAND: Usage = Usage {
                       manifest or record that is a symlink, FIFO, device or too large is \
                       unreadable) or the report cannot be written; for `verify`, a dump's \
                       manifest cannot be read and no dump is damaged",
+        },
+        Status {
+            code: "75",
+            meaning: "`accept` while a run of the job holds the lock of its dump name, or \
+                      after it lost that lock; nothing changed, try again when the run has \
+                      finished",
         },
         Status {
             code: "77",

@@ -4,44 +4,33 @@
 //! and the good dumps after it only. A dump whose manifest cannot be
 //! trusted, named, gets a new manifest written from the dump itself.
 //!
-//! The manifest is replaced through a temp file given to the dump's owner
-//! on its descriptor before it is renamed into place: it is never root's
-//! under its name, and no name the job's user can swap is ever chowned.
+//! It works under the lock of the dump's name, the one the job's runs
+//! take: no run publishes or prunes while the dumps are read and the
+//! manifest replaced, and while a run does, accept changes nothing. The
+//! store replaces the manifest ([`Location::replace_manifest`]).
 
 use crate::dumps;
 use crate::jobs::Job;
 use crate::systemd::Scope;
 use chrono::{Local, SecondsFormat};
 use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
+use jobkit::dumpfile::plan::{Planned, Trust};
 use jobkit::dumpfile::{read, Flaw, Location};
 use jobkit::family::Families;
-use jobkit::retention::{Planned, Rule, Trust};
-use jobkit::{atomic, outln, Error, Exit, Result};
+use jobkit::retention::Rule;
+use jobkit::{outln, Error, Exit, Result};
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 
 /// Accepts the newest suspect dump of `job`, or the one named `dump` (its
 /// file name).
 pub fn run(job: &Job, dump: Option<&str>, scope: Scope) -> Result<bool> {
-    let location = dumps::location(job, scope, "accept")?;
-    let planned = dumps::plan(&location, scope)?;
-    let target = match dump {
-        Some(name) => planned
-            .iter()
-            .find(|p| p.dump.path.file_name().and_then(|f| f.to_str()) == Some(name))
-            .ok_or_else(|| {
-                Error::new(
-                    Exit::Failure,
-                    format!(
-                        "no dump named {name} of {} in {}; `timerapps keep {}` lists them",
-                        location.names.name(),
-                        location.dir.display(),
-                        job.name()
-                    ),
-                )
-            })?,
-        None => newest_suspect(&planned, &location, job)?,
+    let (location, policy) = dumps::location(job, scope, "accept")?;
+    let Some(lock) = location.lock_to_rewrite()? else {
+        // No directory yet, so no dump: said as for an empty one.
+        return choose(&[], dump, &location, job).map(|_| false);
     };
+    let planned = dumps::plan(&location, &policy, scope)?;
+    let target = choose(&planned, dump, &location, job)?;
     let now = Local::now();
     let date = now.format("%Y-%m-%d %H:%M:%S %z");
     let path = target.dump.path.display();
@@ -84,9 +73,35 @@ pub fn run(job: &Job, dump: Option<&str>, scope: Scope) -> Result<bool> {
             (m, done)
         }
     };
-    write(target, &location, &manifest)?;
+    location.replace_manifest(&lock, &target.dump, &manifest)?;
     outln!("{done}");
     Ok(true)
+}
+
+/// The dump named `dump` (its file name), or else the newest suspect one.
+fn choose<'a>(
+    planned: &'a [Planned],
+    dump: Option<&str>,
+    location: &Location,
+    job: &Job,
+) -> Result<&'a Planned> {
+    match dump {
+        Some(name) => planned
+            .iter()
+            .find(|p| p.dump.path.file_name().and_then(|f| f.to_str()) == Some(name))
+            .ok_or_else(|| {
+                Error::new(
+                    Exit::Failure,
+                    format!(
+                        "no dump named {name} of {} in {}; `timerapps keep {}` lists them",
+                        location.names.name(),
+                        location.dir.display(),
+                        job.name()
+                    ),
+                )
+            }),
+        None => newest_suspect(planned, location, job),
+    }
 }
 
 /// The newest suspect dump not named in the future.
@@ -167,26 +182,4 @@ fn from_dump(target: &Planned, flaw: &Flaw, date: &str) -> Result<Manifest> {
         )),
         accepted: None,
     })
-}
-
-/// Replaces the manifest of `target`, owned as its dump is.
-fn write(target: &Planned, location: &Location, manifest: &Manifest) -> Result<()> {
-    let path = target.dump.manifest_path();
-    let failed =
-        |e: io::Error| Error::io(Exit::Failure, "cannot rewrite the manifest", &path, &e, "");
-    // The job's own user must still read and replace it.
-    let owner = std::fs::symlink_metadata(&target.dump.path).map_err(failed)?;
-    let (stamp, form) = (target.dump.stamp, target.dump.form);
-    atomic::replace_as(
-        &location.dir,
-        &location.names.manifest(&stamp, form),
-        // A temp name the job's next run sweeps, should this one be killed.
-        &location
-            .names
-            .manifest_temp(&stamp, form, std::process::id()),
-        manifest.to_json().as_bytes(),
-        0o600,
-        Some((owner.uid(), owner.gid())),
-    )
-    .map_err(failed)
 }

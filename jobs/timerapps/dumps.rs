@@ -5,13 +5,14 @@
 use crate::jobs::{Job, Settings};
 use crate::systemd::{self, Scope};
 use chrono::Utc;
+use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::{Location, Stamp};
-use jobkit::retention::{self, Planned};
+use jobkit::retention::Policy;
 use jobkit::{Error, Exit, Result};
 use std::io;
 
 /// Where `job` keeps its dumps and which it keeps, from its settings.
-pub fn location(job: &Job, scope: Scope, command: &str) -> Result<Location> {
+pub fn location(job: &Job, scope: Scope, command: &str) -> Result<(Location, Policy)> {
     let sd = systemd::connect(scope)?;
     let settings = Settings::of(&sd, job)?;
     if !settings.keeps_dumps {
@@ -23,14 +24,14 @@ pub fn location(job: &Job, scope: Scope, command: &str) -> Result<Location> {
             ),
         ));
     }
-    Location::from_env(&settings)
+    Ok((Location::from_env(&settings)?, Policy::from_env(&settings)?))
 }
 
 /// The job's dumps, newest first, each with the rules that keep it now;
 /// none where the directory is not made yet.
-pub fn plan(location: &Location, scope: Scope) -> Result<Vec<Planned>> {
+pub fn plan(location: &Location, policy: &Policy, scope: Scope) -> Result<Vec<Planned>> {
     let now = Stamp::of(Utc::now());
-    match retention::plan(&location.dir, &location.names, &location.policy, &now) {
+    match location.plan(policy, &now) {
         // The service makes the directory on its first run: no dumps yet.
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         planned => planned,

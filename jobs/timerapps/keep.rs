@@ -6,22 +6,23 @@ use crate::dumps;
 use crate::jobs::Job;
 use crate::systemd::Scope;
 use chrono::{Local, Utc};
+use jobkit::dumpfile::plan::{self, Planned};
 use jobkit::dumpfile::{Flaw, Stamp};
-use jobkit::retention::{self, Planned, Rule};
+use jobkit::retention::Rule;
 use jobkit::{out, outln, Result};
 
 pub fn run(job: &Job, scope: Scope) -> Result<bool> {
-    let location = dumps::location(job, scope, "keep")?;
-    let planned = dumps::plan(&location, scope)?;
+    let (location, policy) = dumps::location(job, scope, "keep")?;
+    let planned = dumps::plan(&location, &policy, scope)?;
     outln!(
         "{}: {} in {}; keeps {}",
         job.name(),
         location.names.name(),
         location.dir.display(),
-        location.policy
+        policy
     );
     let next = Stamp::of(Utc::now());
-    let kept = retention::kept_after_next(&planned, &location.policy, &next, &Local);
+    let kept = plan::kept_after_next(&planned, &policy, &next, &Local);
     out(format_args!("{}", render(&planned, &kept)));
     for p in planned.iter().filter(|p| p.flaw().is_some()) {
         outln!("\n{}", dumps::untrusted(p, job));
@@ -126,8 +127,8 @@ fn render(planned: &[Planned], kept_after_next: &[bool]) -> String {
 mod tests {
     use super::*;
     use jobkit::dumpfile::manifest::{Check, Manifest, Verdict, VERSION};
+    use jobkit::dumpfile::plan::Trust;
     use jobkit::dumpfile::{Dump, Form};
-    use jobkit::retention::Trust;
     use std::path::PathBuf;
 
     fn planned(stamp: &str, rules: Vec<Rule>, verdict: Option<Verdict>) -> Planned {

@@ -20,6 +20,7 @@ use crate::jobs::{parse_env_file, Job, Settings};
 use crate::systemd::{self, Scope};
 use jobkit::config::{self, Environment};
 use jobkit::dumpfile::manifest::{Hashing, Manifest};
+use jobkit::dumpfile::plan::Trust;
 use jobkit::dumpfile::{read, Stamp};
 use jobkit::human::si;
 use jobkit::identity::Identity;
@@ -65,8 +66,8 @@ pub fn run(job: &Job, offsite: bool, stamp: Option<&str>, scope: Scope) -> Resul
 /// A kept dump, the newest good one or the one stamped `stamp`, into
 /// `spool`, verified.
 fn from_host(job: &Job, stamp: Option<&Stamp>, scope: Scope, spool: &mut Spool) -> Result<()> {
-    let location = dumps::location(job, scope, "restore")?;
-    let planned = dumps::plan(&location, scope)?;
+    let (location, policy) = dumps::location(job, scope, "restore")?;
+    let planned = dumps::plan(&location, &policy, scope)?;
     let chosen = match stamp {
         Some(stamp) => planned.iter().find(|p| p.dump.stamp == *stamp),
         None => planned.iter().find(|p| p.good()),
@@ -158,7 +159,7 @@ fn from_repository(
             "off-host copies are made in the system's manager only",
         ));
     }
-    let location = dumps::location(job, scope, "restore")?;
+    let (location, _) = dumps::location(job, scope, "restore")?;
     let settings = Settings::of(&systemd::connect(scope)?, job)?;
     let Some(url) = jobkit::config::non_empty(&settings, "COPY_REPOSITORY")? else {
         return Err(Error::new(
@@ -192,7 +193,7 @@ fn from_repository(
             ),
         ));
     };
-    let kept = kept_manifest(&location, &stamp, scope);
+    let kept = kept_manifest(&location, &stamp);
     if let Some(m) = &kept {
         spool.reserve(m.read)?;
     }
@@ -223,17 +224,17 @@ fn from_repository(
 }
 
 /// The manifest of the dump stamped `stamp`, while the host still keeps it.
-fn kept_manifest(
-    location: &jobkit::dumpfile::Location,
-    stamp: &Stamp,
-    scope: Scope,
-) -> Option<Manifest> {
-    dumps::plan(location, scope)
+fn kept_manifest(location: &jobkit::dumpfile::Location, stamp: &Stamp) -> Option<Manifest> {
+    match location
+        .list()
         .ok()?
         .into_iter()
-        .find(|p| p.dump.stamp == *stamp)?
-        .manifest()
-        .cloned()
+        .find(|(d, _)| d.stamp == *stamp)?
+        .1
+    {
+        Trust::Manifest(m) => Some(m),
+        Trust::Legacy | Trust::Untrusted(_) => None,
+    }
 }
 
 /// Where a dump's contents wait until they are verified: a file without a

@@ -4,7 +4,7 @@
 //! dumps there; and the jobs' metrics files, which would otherwise be
 //! scraped, ageing, for ever.
 
-use jobkit::dumpfile::is_run_file;
+use jobkit::dumpfile::write::sweep_run_files;
 use jobkit::manifest::DUMPS_DIR;
 use jobkit::{errln, Error, Exit, Result};
 use std::fs;
@@ -37,19 +37,9 @@ fn run_files() -> Result<bool> {
     }
     let mut all = true;
     for dir in dirs {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let own = entry.file_name().to_str().is_some_and(is_run_file)
-                && entry.file_type().is_ok_and(|t| t.is_file());
-            if !own {
-                continue;
-            }
-            if let Err(e) = fs::remove_file(entry.path()) {
-                errln!("timerapps: cannot remove {}: {e}", entry.path().display());
-                all = false;
-            }
+        for (path, e) in sweep_run_files(&dir) {
+            errln!("timerapps: cannot remove {}: {e}", path.display());
+            all = false;
         }
     }
     Ok(all)

@@ -15,8 +15,8 @@ use std::io;
 /// there is at least one. A manifest that could not be read, and no dump
 /// found damaged, is an error of its own: it could not tell (exit 3).
 pub fn run(job: &Job, scope: Scope) -> Result<bool> {
-    let location = dumps::location(job, scope, "verify")?;
-    let planned = dumps::plan(&location, scope)?;
+    let (location, policy) = dumps::location(job, scope, "verify")?;
+    let planned = dumps::plan(&location, &policy, scope)?;
     if planned.is_empty() {
         outln!(
             "{}: no dumps yet of {} in {}",

@@ -3,9 +3,9 @@
 //! device node) and a 1 GiB file planted as a drill record, a copy record
 //! and a dump's manifest leave `status` unknown (exit 3) with the path,
 //! and `write-metrics`, `verify` and `restore` neither hang nor grow;
-//! `accept` gives its manifest to the job's user on the descriptor before
-//! the rename, and writes a manifest from the dump for one that cannot be
-//! trusted.
+//! `accept` changes nothing while a run holds the dump name's lock, gives
+//! its manifest to the job's user on the descriptor before the rename, and
+//! writes a manifest from the dump for one that cannot be trusted.
 
 use crate::container::{Container, Host, Release};
 use crate::harness::{cmd, dump_files, names, Run, Sandbox};
@@ -278,12 +278,13 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `accept` of a suspect dump, traced: the new manifest is given to the
-/// job's user on its descriptor (fchown) before it is renamed into place,
-/// and no path is ever chowned. Then a damaged manifest, named, rewritten
-/// from the dump.
+/// `accept` of a suspect dump: nothing changed while a run holds the
+/// lock; then, traced, the new manifest is given to the job's user on its
+/// descriptor (fchown) before it is renamed into place, and no path is
+/// ever chowned. Then a damaged manifest, named, rewritten from the dump.
 fn accept(c: &Container, sb: &Sandbox) {
     let (all, suspect) = a_suspect_dump_is_kept_and_listed(c);
+    accept_changes_nothing_while_a_run_holds_the_lock(c, &suspect);
     accept_gives_the_manifest_to_the_user_before_the_rename(c, sb, &suspect);
     the_accepted_dump_is_the_measure(c, &all[1], &suspect);
     a_damaged_manifest_is_untrusted_until_accepted_by_name(c, &all[1]);
@@ -308,6 +309,34 @@ fn a_suspect_dump_is_kept_and_listed(c: &Container) -> (Vec<String>, String) {
     assert!(line(&all[1]).starts_with("newest, largest "), "{keep}");
     assert!(line(&suspect).starts_with("suspect "), "{keep}");
     (all, suspect)
+}
+
+/// While a run of the job holds the name's lock, accept exits 75 and
+/// changes nothing.
+fn accept_changes_nothing_while_a_run_holds_the_lock(c: &Container, suspect: &str) {
+    fs::write(
+        c.path("/usr/local/bin/hold-dump"),
+        "#!/bin/sh\necho $$ > /tmp/held.tmp\nmv /tmp/held.tmp /tmp/held\nexec sleep 600\n",
+    )
+    .unwrap();
+    c.sh("chmod 755 /usr/local/bin/hold-dump
+          runuser -u timerapps -- env DUMP_COMMAND=/usr/local/bin/hold-dump dump-database \
+              >/tmp/held.log 2>&1 </dev/null &
+          echo $! > /tmp/run.pid
+          for i in $(seq 600); do [ -e /tmp/held ] && break; sleep 0.1; done");
+    let before = fs::read(c.path(&manifest_path(suspect))).unwrap();
+    let r = c.exec(&["timerapps", "accept", "dump-database"]);
+    assert_eq!(r.code(), Some(75), "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "a dump-database run holds {DUMPS}/.dump.lock; nothing was changed"
+        )),
+        "{r}"
+    );
+    assert_eq!(fs::read(c.path(&manifest_path(suspect))).unwrap(), before);
+    c.sh("kill $(cat /tmp/held)
+          while kill -0 $(cat /tmp/run.pid) 2>/dev/null; do sleep 0.1; done
+          rm /tmp/held /tmp/run.pid /usr/local/bin/hold-dump");
 }
 
 fn accept_gives_the_manifest_to_the_user_before_the_rename(

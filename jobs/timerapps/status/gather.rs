@@ -5,9 +5,10 @@ use crate::jobs::{Job, Settings};
 use crate::systemd::{calendar, read, Bus, TimerState};
 use chrono::Utc;
 use jobkit::config::Source;
+use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::{Location, Stamp};
 use jobkit::manifest::{Companion, Role, COMPANIONS};
-use jobkit::retention::{self, Planned};
+use jobkit::retention::Policy;
 use jobkit::{copy, drill, record};
 use jobkit::{Error, Result};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -122,6 +123,8 @@ pub enum DumpFacts {
     Invalid(Error),
     Read {
         location: Location,
+        /// Which dumps it keeps.
+        policy: Policy,
         /// The dumps, newest first, with what keeps them, or why they could
         /// not be listed.
         listed: std::result::Result<Vec<Planned>, String>,
@@ -233,18 +236,21 @@ fn period(elapses: &[u64], monotonic: &[(String, u64)]) -> Option<Duration> {
 }
 
 fn dump_facts(settings: &Settings) -> DumpFacts {
-    let location = match Location::from_env(settings) {
-        Ok(location) => location,
+    let (location, policy) = match Location::from_env(settings)
+        .and_then(|location| Ok((location, Policy::from_env(settings)?)))
+    {
+        Ok(found) => found,
         Err(e) => return DumpFacts::Invalid(e),
     };
     let now = Stamp::of(Utc::now());
-    let listed = match retention::plan(&location.dir, &location.names, &location.policy, &now) {
+    let listed = match location.plan(&policy, &now) {
         // The service makes the directory on its first run.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         listed => listed.map_err(|e| format!("cannot read {}: {e}", location.dir.display())),
     };
     DumpFacts::Read {
         location,
+        policy,
         listed,
         unreadable: settings.unreadable.first().cloned(),
     }

@@ -5,9 +5,10 @@ use super::gather::{CompanionFacts, DumpFacts, Facts, Recorded};
 use crate::dumps::untrusted;
 use crate::format::result_words;
 use jobkit::copy;
+use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::Flaw;
 use jobkit::human::span;
-use jobkit::retention::{Planned, Rule};
+use jobkit::retention::Rule;
 use std::time::Duration;
 
 /// Why a dump job does nothing: the state `status` names "not configured",
@@ -354,7 +355,7 @@ mod tests {
                         path: format!("/d/dump-{stamp}.sql.gz").into(),
                         size: 1,
                     },
-                    trust: jobkit::retention::Trust::Legacy,
+                    trust: jobkit::dumpfile::plan::Trust::Legacy,
                     rules: vec![Rule::Last],
                 }
             })

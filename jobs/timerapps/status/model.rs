@@ -6,8 +6,9 @@ use crate::format::{rfc3339, schedule_words};
 use crate::jobs::Job;
 use jobkit::copy;
 use jobkit::dumpfile::manifest::Check;
+use jobkit::dumpfile::plan::Planned;
 use jobkit::manifest::Role;
-use jobkit::retention::{Planned, Rule};
+use jobkit::retention::Rule;
 use serde::Serialize;
 
 /// What a row says of its job as a whole.
@@ -405,6 +406,7 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
         },
         DumpFacts::Read {
             location,
+            policy,
             listed,
             unreadable,
         } => {
@@ -429,8 +431,8 @@ fn dumps(d: &DumpFacts, now: u64) -> Dumps {
             };
             Dumps {
                 dir: location.dir.display().to_string(),
-                keep: location.policy.last as usize,
-                policy: location.policy.to_string(),
+                keep: policy.last as usize,
+                policy: policy.to_string(),
                 count: count(&|_| true),
                 suspect: count(&Planned::suspect),
                 unchecked: count(&|p| p.good() && !checked(p)),

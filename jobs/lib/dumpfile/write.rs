@@ -1,12 +1,14 @@
-//! The dump directory: the lock of a DUMP_NAME, the temp file a dump is
-//! written to, the atomic publish, and the pruning of old dumps. Only files
-//! named as `jobkit::dumpfile` defines are ever created or removed.
+//! Every write to a dump directory: the lock of a DUMP_NAME, the temp file
+//! a dump is written to, the atomic publish, the pruning of old dumps, the
+//! admin's rewrite of a manifest under the same lock, and the sweep of run
+//! files when the package is removed. Only files named as [`super`]
+//! defines are ever created or removed.
 
+use super::{is_run_file, Dump, Form, Location, Manifest, Names, Stamp};
+use crate::retention::{Policy, Rule};
+use crate::{atomic, errln, euid, Error, Exit, Result};
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::dumpfile::{Form, Location, Manifest, Names, Stamp};
-use jobkit::retention::{self, Policy, Rule};
-use jobkit::{errln, euid, Error, Exit, Result};
 use std::ffi::CString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write};
@@ -17,8 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub struct DumpDir {
-    dir: PathBuf,
-    names: Names,
+    location: Location,
 }
 
 /// The manifests a new dump is compared with.
@@ -106,13 +107,16 @@ impl DumpDir {
             ));
         }
         Ok(DumpDir {
-            dir: dir.to_owned(),
-            names: location.names.clone(),
+            location: location.clone(),
         })
     }
 
     fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
+        self.location.dir.join(file)
+    }
+
+    fn names(&self) -> &Names {
+        &self.location.names
     }
 
     /// Takes the lock of this DUMP_NAME: a second run gets [`Exit::Locked`]
@@ -120,7 +124,7 @@ impl DumpDir {
     /// gets [`Exit::CantCreate`]. Only a regular file is used, never through a
     /// symlink, and only while the lock path still names it.
     pub fn lock(&self) -> Result<Lock> {
-        let path = self.path(&self.names.lock());
+        let path = self.path(&self.names().lock());
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -144,27 +148,18 @@ impl DumpDir {
                 ),
             ));
         }
-        match file.try_lock_exclusive() {
-            Ok(()) => {}
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
-                return Err(Error::new(
-                    Exit::Locked,
-                    format!(
-                        "another dump-database run holds {}; this run changed nothing, try \
-                         again when that one has finished",
-                        path.display()
-                    ),
-                ))
-            }
-            Err(e) => return Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
-        }
-        let lock = Lock { file, path };
-        lock.check_held("this run changed nothing")?;
+        let lock = Lock::take(file, path, "this run changed nothing", |path| {
+            format!(
+                "another dump-database run holds {}; this run changed nothing, try again when \
+                 that one has finished",
+                path.display()
+            )
+        })?;
         // The unit that first dumped this name here owns it; a job of
         // another unit is refused. A run by hand neither claims nor is
         // refused.
-        if let Some(unit) = jobkit::identity::own_unit() {
-            jobkit::identity::claim(&lock.file, &lock.path, &unit)?;
+        if let Some(unit) = crate::identity::own_unit() {
+            crate::identity::claim(&lock.file, &lock.path, &unit)?;
         }
         Ok(lock)
     }
@@ -173,7 +168,7 @@ impl DumpDir {
     /// call it under the lock, when no run of this name can be writing one.
     pub fn remove_stale_temps(&self) -> Result<()> {
         for (file, path) in self.entries()? {
-            if !self.names.is_temp(&file) {
+            if !self.names().is_temp(&file) {
                 continue;
             }
             if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
@@ -212,8 +207,8 @@ impl DumpDir {
             // stamp too, until the next prune removes it.
             let free = Form::ALL.iter().all(|form| {
                 [
-                    self.names.dump(&stamp, *form),
-                    self.names.manifest(&stamp, *form),
+                    self.names().dump(&stamp, *form),
+                    self.names().manifest(&stamp, *form),
                 ]
                 .iter()
                 .all(|name| {
@@ -232,7 +227,7 @@ impl DumpDir {
     /// Creates the temp file for the dump `stamp` in `form` under a name no
     /// other run uses, private to the job's user.
     pub fn create_temp(&self, stamp: &Stamp, form: Form) -> Result<Temp> {
-        let path = self.path(&self.names.temp(stamp, form, random_tag()));
+        let path = self.path(&self.names().temp(stamp, form, random_tag()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -254,7 +249,7 @@ impl DumpDir {
             path,
             file,
             meta,
-            dump: self.path(&self.names.dump(stamp, form)),
+            dump: self.path(&self.names().dump(stamp, form)),
         })
     }
 
@@ -322,33 +317,28 @@ impl DumpDir {
 
     /// What a new dump stamped `current` is compared with: the manifests of
     /// the good dumps of the largest raw size and with the most rows, since
-    /// the newest accepted one ([`retention::baseline`]). Dumps whose
+    /// the newest accepted one ([`Location::baseline`]). Dumps whose
     /// manifest cannot be trusted are never among them. A directory that
     /// cannot be listed fails the run: a dump is never judged blind.
-    pub fn baseline(&self, policy: &Policy, current: &Stamp) -> Result<Baseline> {
-        let planned = retention::plan(&self.dir, &self.names, policy, current).map_err(|e| {
+    pub fn baseline(&self, current: &Stamp) -> Result<Baseline> {
+        let (size, rows) = self.location.baseline(current).map_err(|e| {
             Error::io(
                 Exit::Failure,
                 "cannot list DUMP_DIR",
-                &self.dir,
+                &self.location.dir,
                 &e,
                 "nothing was published, earlier dumps are untouched",
             )
         })?;
-        let held = retention::baseline(&planned, current);
-        let manifest = |i: Option<usize>| i.and_then(|i| planned[i].manifest().cloned());
-        Ok(Baseline {
-            size: manifest(held.size),
-            rows: manifest(held.rows),
-        })
+        Ok(Baseline { size, rows })
     }
 
     /// Writes the manifest of the dump `stamp` in `form` under its own
     /// name, on disk before the dump is linked, so a published dump always
     /// has its manifest.
     pub fn write_manifest(&self, stamp: &Stamp, form: Form, manifest: &Manifest) -> Result<()> {
-        let path = self.path(&self.names.manifest(stamp, form));
-        let temp = self.path(&self.names.manifest_temp(stamp, form, random_tag()));
+        let path = self.path(&self.names().manifest(stamp, form));
+        let temp = self.path(&self.names().manifest_temp(stamp, form, random_tag()));
         let written = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -379,9 +369,16 @@ impl DumpDir {
     /// clock was ahead, are neither counted nor removed, since they would
     /// otherwise stay "newest" and crowd out every real dump.
     pub fn prune(&self, policy: &Policy, current: &Stamp) -> Result<Pruned> {
-        let failed =
-            |e: io::Error| Error::io(Exit::Failure, "cannot list DUMP_DIR", &self.dir, &e, "");
-        let planned = retention::plan(&self.dir, &self.names, policy, current).map_err(failed)?;
+        let failed = |e: io::Error| {
+            Error::io(
+                Exit::Failure,
+                "cannot list DUMP_DIR",
+                &self.location.dir,
+                &e,
+                "",
+            )
+        };
+        let planned = self.location.plan(policy, current).map_err(failed)?;
         let mut future = Vec::new();
         let mut removed = Vec::new();
         for p in &planned {
@@ -397,10 +394,10 @@ impl DumpDir {
         future.sort();
         for (file, path) in self.entries()? {
             let orphan = self
-                .names
+                .names()
                 .parse_manifest(&file)
                 .is_some_and(|(stamp, form)| {
-                    stamp <= *current && !self.path(&self.names.dump(&stamp, form)).exists()
+                    stamp <= *current && !self.path(&self.names().dump(&stamp, form)).exists()
                 });
             if orphan {
                 self.remove(&path, current)?;
@@ -429,10 +426,10 @@ impl DumpDir {
     }
 
     fn entries(&self) -> Result<Vec<(String, PathBuf)>> {
-        let failed =
-            |e: io::Error| Error::io(Exit::Failure, "cannot list DUMP_DIR", &self.dir, &e, "");
+        let dir = &self.location.dir;
+        let failed = |e: io::Error| Error::io(Exit::Failure, "cannot list DUMP_DIR", dir, &e, "");
         let mut entries = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(failed)? {
+        for entry in fs::read_dir(dir).map_err(failed)? {
             let entry = entry.map_err(failed)?;
             if let Ok(file) = entry.file_name().into_string() {
                 entries.push((file, entry.path()));
@@ -442,10 +439,128 @@ impl DumpDir {
     }
 
     fn sync(&self) -> Result<()> {
-        File::open(&self.dir)
+        let dir = &self.location.dir;
+        File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(Exit::Failure, "cannot flush directory", &self.dir, &e, ""))
+            .map_err(|e| Error::io(Exit::Failure, "cannot flush directory", dir, &e, ""))
     }
+}
+
+impl Location {
+    /// Takes the lock of this DUMP_NAME, the one its runs take, for the
+    /// admin's rewrite of a manifest ([`Location::replace_manifest`]): while
+    /// a run publishes or prunes, it gets [`Exit::Locked`] and changes
+    /// nothing, as a second run does. The lock file is opened as root opens
+    /// a file the job's user can write: never through a symlink, a regular
+    /// file only; made where no run made it yet, it is given the
+    /// directory's owner on its descriptor, so that the job's runs can
+    /// still take it. `None`: DUMP_DIR does not exist, so no dump does.
+    pub fn lock_to_rewrite(&self) -> Result<Option<Lock>> {
+        let path = self.dir.join(self.names.lock());
+        let failed = |e: &io::Error| {
+            Error::io(
+                Exit::Failure,
+                "cannot open the lock file",
+                &path,
+                e,
+                "nothing was changed",
+            )
+        };
+        // O_NONBLOCK: a FIFO planted here must not hang the command.
+        let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let owner = match fs::metadata(&self.dir) {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(failed(&e)),
+                };
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(flags)
+                    .open(&path)
+                    .map_err(|e| failed(&e))?;
+                if euid() == 0 {
+                    std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
+                        .map_err(|e| failed(&e))?;
+                }
+                file
+            }
+            Err(e) => return Err(failed(&e)),
+        };
+        if !file.metadata().map_err(|e| failed(&e))?.is_file() {
+            return Err(Error::new(
+                Exit::Failure,
+                format!(
+                    "the lock file {} is not a regular file; nothing was changed: remove it, \
+                     and the next run creates its own",
+                    path.display()
+                ),
+            ));
+        }
+        let lock = Lock::take(file, path, "nothing was changed", |path| {
+            format!(
+                "a dump-database run holds {}; nothing was changed, try again when it has \
+                 finished",
+                path.display()
+            )
+        })?;
+        Ok(Some(lock))
+    }
+
+    /// Replaces the manifest of `dump` with `manifest`, under `lock`, owned
+    /// as its dump is: through a temp file given that owner on its
+    /// descriptor before it is renamed into place, so that it is never
+    /// root's under its name and no name the job's user can swap is ever
+    /// chowned.
+    pub fn replace_manifest(&self, lock: &Lock, dump: &Dump, manifest: &Manifest) -> Result<()> {
+        lock.check_held("the manifest was not rewritten")?;
+        let path = dump.manifest_path();
+        let failed =
+            |e: io::Error| Error::io(Exit::Failure, "cannot rewrite the manifest", &path, &e, "");
+        // The job's own user must still read and replace it.
+        let owner = fs::symlink_metadata(&dump.path).map_err(failed)?;
+        let (stamp, form) = (dump.stamp, dump.form);
+        atomic::replace_as(
+            &self.dir,
+            &self.names.manifest(&stamp, form),
+            // A temp name the job's next run sweeps, should this one be killed.
+            &self.names.manifest_temp(&stamp, form, std::process::id()),
+            manifest.to_json().as_bytes(),
+            0o600,
+            Some((owner.uid(), owner.gid())),
+        )
+        .map_err(failed)
+    }
+}
+
+/// Removes the lock and temp files that runs of any DUMP_NAME left in
+/// `dir` ([`is_run_file`]), regular files only, so that what the package's
+/// removal leaves there is dumps; a directory that cannot be listed is
+/// left alone. Returns the files that could not be removed, with why.
+pub fn sweep_run_files(dir: &Path) -> Vec<(PathBuf, io::Error)> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut failed = Vec::new();
+    for entry in entries.flatten() {
+        let own = entry.file_name().to_str().is_some_and(is_run_file)
+            && entry.file_type().is_ok_and(|t| t.is_file());
+        if !own {
+            continue;
+        }
+        if let Err(e) = fs::remove_file(entry.path()) {
+            failed.push((entry.path(), e));
+        }
+    }
+    failed
 }
 
 /// Says exactly why the lock file cannot be opened, and what to do.
@@ -491,12 +606,34 @@ fn random_tag() -> u32 {
 }
 
 /// The lock of a DUMP_NAME, held while this value lives.
+#[derive(Debug)]
 pub struct Lock {
     file: File,
     path: PathBuf,
 }
 
 impl Lock {
+    /// Locks `file`, the lock file at `path`, without waiting: while
+    /// another holds it, fails with [`Exit::Locked`] and what `held` says;
+    /// then as [`Lock::check_held`] with `outcome`.
+    fn take(
+        file: File,
+        path: PathBuf,
+        outcome: &str,
+        held: impl FnOnce(&Path) -> String,
+    ) -> Result<Lock> {
+        match file.try_lock_exclusive() {
+            Ok(()) => {}
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                return Err(Error::new(Exit::Locked, held(&path)))
+            }
+            Err(e) => return Err(Error::io(Exit::Failure, "cannot lock", &path, &e, "")),
+        }
+        let lock = Lock { file, path };
+        lock.check_held(outcome)?;
+        Ok(lock)
+    }
+
     /// Fails with [`Exit::Locked`] unless the lock path still names the file
     /// this run locked. Where it does not (removed by hand, or flock(2) does
     /// not exclude, as on NFS without locking), another run may be working in
@@ -565,5 +702,81 @@ impl Drop for Temp {
         if let Err(e) = fs::remove_file(&self.path) {
             errln!("cannot remove temp file {}: {e}", self.path.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn location(test: &str) -> Location {
+        let dir = std::env::temp_dir().join(format!("jobkit-write-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Location {
+            dir,
+            names: Names::new("dump", "sql"),
+        }
+    }
+
+    #[test]
+    fn a_manifest_is_rewritten_only_while_no_run_holds_the_lock() {
+        let loc = location("rewrite");
+        let run = DumpDir::open(&loc).unwrap();
+        // The admin's lock is the run's: each refuses while the other holds it.
+        let held = run.lock().unwrap();
+        let e = loc.lock_to_rewrite().unwrap_err();
+        assert_eq!(e.exit(), Exit::Locked);
+        let lock_path = loc.dir.join(".dump.lock");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "a dump-database run holds {}; nothing was changed, try again when it has \
+                 finished",
+                lock_path.display()
+            )
+        );
+        drop(held);
+        let admin = loc.lock_to_rewrite().unwrap().unwrap();
+        assert_eq!(run.lock().err().map(|e| e.exit()), Some(Exit::Locked));
+        // Under it, the manifest is replaced whole, owned as its dump is.
+        let stamp = Stamp::parse("20261121T101500Z").unwrap();
+        let dump = Dump {
+            stamp,
+            form: Form::None,
+            path: loc.dir.join(loc.names.dump(&stamp, Form::None)),
+            size: 3,
+        };
+        fs::write(&dump.path, "sql").unwrap();
+        fs::write(dump.manifest_path(), "{").unwrap();
+        let manifest = Manifest {
+            version: super::super::manifest::VERSION,
+            dump: loc.names.dump(&stamp, Form::None),
+            form: Form::None,
+            read: 3,
+            stored: 3,
+            sha256: String::new(),
+            content_sha256: None,
+            format: None,
+            check: super::super::manifest::Check::Unchecked,
+            tables: None,
+            verdict: super::super::manifest::Verdict::Good,
+            reason: None,
+            accepted: None,
+        };
+        loc.replace_manifest(&admin, &dump, &manifest).unwrap();
+        assert_eq!(dump.manifest(), Ok(Some(manifest.clone())));
+        // A lock that is no longer the lock file's is no lock.
+        fs::remove_file(&lock_path).unwrap();
+        let e = loc.replace_manifest(&admin, &dump, &manifest).unwrap_err();
+        assert_eq!(e.exit(), Exit::Locked);
+        drop(admin);
+        // A symlink planted as the lock file is never followed; a directory
+        // not made yet has no dump to rewrite.
+        std::os::unix::fs::symlink("/etc/passwd", &lock_path).unwrap();
+        let e = loc.lock_to_rewrite().unwrap_err();
+        assert_eq!(e.exit(), Exit::Failure, "{e}");
+        fs::remove_dir_all(&loc.dir).unwrap();
+        assert!(loc.lock_to_rewrite().unwrap().is_none());
     }
 }
