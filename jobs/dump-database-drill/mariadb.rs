@@ -19,7 +19,7 @@
 
 use crate::engine::{self, Engine, Found, Kind, Restore};
 use jobkit::family::{mariadb, Format};
-use jobkit::process::{self, Child, Signaller};
+use jobkit::host::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
