@@ -83,7 +83,8 @@ impl Mariadb {
                     // until it has made the drill's account.
                     "--auth-root-authentication-method=normal",
                 ])
-                .arg(format!("--datadir={}", data.display())),
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", dir.display())),
             "mariadb-install-db",
         )?;
         let mut server = process::command(SERVER, dir);
@@ -104,6 +105,7 @@ impl Mariadb {
             .arg(format!("--secure-file-priv={}", files.display()))
             .arg(format!("--plugin-dir={}", plugins.display()))
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", dir.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()));
         let mut db = Mariadb {
