@@ -3,11 +3,11 @@
 //! the record, as the repository keeps it for restic; retention at its
 //! destination is its own business.
 
-use crate::copy::{send, Report};
-use jobkit::copy::Newest;
+use crate::send::{send, Report};
 use jobkit::dumpfile::manifest::Manifest;
 use jobkit::dumpfile::Dump;
-use jobkit::process;
+use jobkit::host::process;
+use jobkit::record::copy::Newest;
 use jobkit::{outln, Error, Exit, Result};
 use std::io;
 use std::process::{Command, Stdio};

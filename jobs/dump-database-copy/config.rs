@@ -2,9 +2,9 @@
 //! settings, where its copies go, which of them the repository keeps, and
 //! where to record the result.
 
+use jobkit::catalogue::COPY;
 use jobkit::config::{self, non_empty, Source};
 use jobkit::dumpfile::Location;
-use jobkit::manifest::COPY;
 use jobkit::restic::Repository;
 use jobkit::retention::Policy;
 use jobkit::Result;
@@ -21,13 +21,13 @@ pub struct Config {
 /// Where the copies go.
 #[derive(Debug)]
 pub enum Destination {
-    Restic(Restic),
+    Restic(ResticDestination),
     /// COPY_COMMAND, in words.
     Command(Vec<String>),
 }
 
 #[derive(Debug)]
-pub struct Restic {
+pub struct ResticDestination {
     /// A password file of None fails the copy, naming the file the admin is
     /// to create.
     pub repository: Repository,
@@ -50,7 +50,7 @@ impl Config {
                     "COPY_REPOSITORY and COPY_COMMAND are both set: set one of them",
                 ))
             }
-            (Some(location), None) => Some(Destination::Restic(Restic {
+            (Some(location), None) => Some(Destination::Restic(ResticDestination {
                 repository: Repository::from_env(env, location)?,
                 policy: Policy::prefixed(env, "COPY_KEEP", &location_policy)?,
             })),

@@ -4,18 +4,20 @@
 
 use crate::command;
 use crate::config::{Config, Destination};
+use crate::send::{send, Report};
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::copy::{self, Check, CheckOutcome, Copied, Newest, Outcome, Record};
 use jobkit::dumpfile::manifest::{Hashing, Manifest};
-use jobkit::dumpfile::read::{self, Failure};
 use jobkit::dumpfile::{Dump, Location, Stamp};
 use jobkit::human::si;
 use jobkit::identity::{self, Identity};
+use jobkit::record::copy::{
+    self, CheckResult, Copied, CopyResult, Newest, Record, RepositoryCheck,
+};
 use jobkit::restic::{Restic, Snapshot};
 use jobkit::{outln, record, Error, Exit, Result};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -24,19 +26,6 @@ use std::time::Instant;
 /// its data, so that a month reads it all.
 const DAILY_SECS: i64 = 20 * 3600;
 const CHECK_PARTS: i64 = 30;
-
-/// What the record says besides the outcome, filled in as the run goes.
-#[derive(Default)]
-pub struct Report {
-    pub copied: Vec<String>,
-    pub newest: Option<Newest>,
-    pub waiting: u64,
-    pub sent: Vec<String>,
-    pub check: Option<Check>,
-    pub pruned: Option<i64>,
-    pub prune_due: bool,
-    pub not_ours: Vec<String>,
-}
 
 pub fn run(config: &Config) -> Result<String> {
     let Some(destination) = &config.destination else {
@@ -93,16 +82,16 @@ pub fn run(config: &Config) -> Result<String> {
         started.timestamp(),
         clock.elapsed().as_secs_f64(),
         if result.is_ok() {
-            Outcome::Copied
+            CopyResult::Copied
         } else {
-            Outcome::Failed
+            CopyResult::Failed
         },
         result.as_ref().err().map(ToString::to_string),
         previous.as_ref(),
         Copied {
             destination: match destination {
-                Destination::Restic(_) => copy::Destination::Restic,
-                Destination::Command(_) => copy::Destination::Command,
+                Destination::Restic(_) => copy::DestinationKind::Restic,
+                Destination::Command(_) => copy::DestinationKind::Command,
             },
             copied: report.copied,
             newest: report.newest,
@@ -164,7 +153,7 @@ fn file_name(dump: &Dump) -> String {
 
 fn to_restic(
     config: &Config,
-    settings: &crate::config::Restic,
+    settings: &crate::config::ResticDestination,
     local: Vec<(Dump, Option<Manifest>)>,
     previous: Option<&Record>,
     report: &mut Report,
@@ -422,13 +411,13 @@ fn check(restic: &Restic, previous: Option<&Record>, report: &mut Report) -> Res
         ),
         Err(e) => outln!("the check of the repository failed: {e}"),
     }
-    report.check = Some(Check {
+    report.check = Some(RepositoryCheck {
         started: now,
         subset,
         result: if result.is_ok() {
-            CheckOutcome::Passed
+            CheckResult::Passed
         } else {
-            CheckOutcome::Failed
+            CheckResult::Failed
         },
         reason: result.as_ref().err().map(ToString::to_string),
         last_success: if result.is_ok() {
@@ -438,33 +427,4 @@ fn check(restic: &Restic, previous: Option<&Record>, report: &mut Report) -> Res
         },
     });
     result
-}
-
-/// Streams `dump` decompressed into `to`, its checksums and its
-/// manifest's SHA-256 checked on the way; a dump that fails them is not
-/// taken for a copy. Returns the size sent and the stored file's SHA-256.
-pub fn send(dump: &Dump, manifest: Option<&Manifest>, to: &mut dyn Write) -> Result<(u64, String)> {
-    let damaged = |what: String| {
-        Error::new(
-            Exit::Failure,
-            format!(
-                "cannot copy {}: {what}; it was not copied, run \"timerapps verify\"",
-                dump.path.display()
-            ),
-        )
-    };
-    let (size, sha256) = read::stream(dump, to).map_err(|failure| match failure {
-        Failure::Dump(e) => damaged(e.to_string()),
-        Failure::Out(e) => Error::new(
-            Exit::Failure,
-            format!("the copy stopped taking {}: {e}", dump.path.display()),
-        ),
-    })?;
-    match manifest {
-        Some(m) if m.sha256 != sha256 => Err(damaged(format!(
-            "its SHA-256 is {sha256}, its manifest says {}",
-            m.sha256
-        ))),
-        _ => Ok((size, sha256)),
-    }
 }

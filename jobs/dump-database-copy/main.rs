@@ -41,6 +41,7 @@
 mod command;
 mod config;
 mod copy;
+mod send;
 
 use jobkit::config::Environment;
 use std::process::ExitCode;

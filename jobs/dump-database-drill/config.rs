@@ -2,10 +2,10 @@
 //! dump settings, where to make the throwaway server, the free space it
 //! keeps there, and where to record the result.
 
+use jobkit::catalogue::DRILL;
 use jobkit::config::{self, Source};
 use jobkit::dumpfile::Location;
 use jobkit::human::si;
-use jobkit::manifest::DRILL;
 use jobkit::retention::Policy;
 use jobkit::Result;
 use std::path::PathBuf;

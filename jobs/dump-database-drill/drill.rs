@@ -5,15 +5,16 @@
 use crate::compare;
 use crate::config::{Config, Reserve};
 use crate::engine::{self, Engine, Finished};
+use crate::engines;
 use crate::watch::{self, Space, Watch};
 use chrono::Utc;
 use fs2::FileExt;
-use jobkit::drill::{Drill, Outcome, Record};
 use jobkit::dumpfile::manifest::Manifest;
 use jobkit::dumpfile::read::{self, Failure};
 use jobkit::dumpfile::Dump;
 use jobkit::family::{Families, Format};
 use jobkit::human::si;
+use jobkit::record::drill::{Drill, DrillResult, Record};
 use jobkit::{outln, record, Error, Exit, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -59,9 +60,9 @@ pub fn run(config: &Config) -> Result<String> {
         started.timestamp(),
         clock.elapsed().as_secs_f64(),
         if passed {
-            Outcome::Passed
+            DrillResult::Passed
         } else {
-            Outcome::Failed
+            DrillResult::Failed
         },
         result.as_ref().err().map(ToString::to_string),
         previous.as_ref(),
@@ -104,7 +105,7 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
             )
         })?;
     report.format = Some(format);
-    let kind = engine::kind(format, engine::KINDS)?;
+    let kind = engines::kind(format, engines::KINDS)?;
     let work = Workspace::open(&config.tmpdir, name)?;
     let raw = manifest
         .as_ref()

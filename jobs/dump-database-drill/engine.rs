@@ -2,9 +2,8 @@
 //! a restoring tool's standard input, then tell which tables it holds and
 //! their rows.
 
-use crate::{mariadb, postgres, sqlite};
 use jobkit::family::Format;
-use jobkit::process::{Child, Signaller};
+use jobkit::host::process::{Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{self, Write};
 use std::path::Path;
@@ -172,26 +171,6 @@ pub struct Kind {
 /// file system, in bytes, that the drill may take.
 pub type Start = fn(&Path, Format, &[u8], u64) -> Result<Box<dyn Engine>>;
 
-/// Every kind of server the drill can start.
-pub static KINDS: &[Kind] = &[postgres::KIND, mariadb::KIND, sqlite::KIND];
-
-/// The kind of `kinds` that restores `format`: the drill's one choice of
-/// engine.
-pub fn kind(format: Format, kinds: &[Kind]) -> Result<&Kind> {
-    kinds
-        .iter()
-        .find(|k| k.name == format.engine())
-        .ok_or_else(|| {
-            Error::new(
-                Exit::Failure,
-                format!(
-                    "the drill has no engine {:?} to restore a {format} dump into",
-                    format.engine()
-                ),
-            )
-        })
-}
-
 /// How many tables one counting statement names: SQLite allows at most
 /// 500 terms in a compound SELECT.
 const PER_QUERY: usize = 200;
@@ -276,41 +255,6 @@ pub fn mkdir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobkit::family::{sqlite, Families};
-
-    fn start_other(dir: &Path, format: Format, _: &[u8], _: u64) -> Result<Box<dyn Engine>> {
-        Err(Error::new(
-            Exit::Failure,
-            format!("another engine started for {format} in {}", dir.display()),
-        ))
-    }
-
-    /// The family's name for its engine, and nothing else, picks the kind
-    /// of server (tests/it/family.rs: a family added in a test names its own).
-    #[test]
-    fn the_drill_starts_the_engine_its_family_names() {
-        for format in Families::default().iter() {
-            assert_eq!(kind(format, KINDS).unwrap().name, format.engine());
-        }
-        let e = kind(sqlite::SQLITE, &KINDS[..1]).err().unwrap();
-        assert_eq!(
-            e.to_string(),
-            "the drill has no engine \"sqlite\" to restore a sqlite dump into"
-        );
-        let kinds = [
-            postgres::KIND,
-            Kind {
-                name: sqlite::ENGINE,
-                overhead: 1,
-                start: start_other,
-            },
-        ];
-        let chosen = kind(sqlite::SQLITE, &kinds).unwrap();
-        let e = (chosen.start)(Path::new("/drill"), sqlite::SQLITE, b"", 0)
-            .err()
-            .unwrap();
-        assert_eq!(e.to_string(), "another engine started for sqlite in /drill");
-    }
 
     #[test]
     fn counts_come_back_by_number_in_statements_of_at_most_200_tables() {

@@ -34,6 +34,7 @@ mod compare;
 mod config;
 mod drill;
 mod engine;
+mod engines;
 mod mariadb;
 mod pgguard;
 mod pglex;

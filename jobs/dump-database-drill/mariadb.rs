@@ -19,7 +19,7 @@
 
 use crate::engine::{self, Engine, Found, Kind, Restore};
 use jobkit::family::{mariadb, Format};
-use jobkit::process::{self, Child, Signaller};
+use jobkit::host::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -83,7 +83,8 @@ impl Mariadb {
                     // until it has made the drill's account.
                     "--auth-root-authentication-method=normal",
                 ])
-                .arg(format!("--datadir={}", data.display())),
+                .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", dir.display())),
             "mariadb-install-db",
         )?;
         let mut server = process::command(SERVER, dir);
@@ -104,6 +105,7 @@ impl Mariadb {
             .arg(format!("--secure-file-priv={}", files.display()))
             .arg(format!("--plugin-dir={}", plugins.display()))
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", dir.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()));
         let mut db = Mariadb {

@@ -14,7 +14,7 @@ use crate::engine::{self, Engine, Feeder, Found, Kind, Restore};
 use crate::pgguard::{random_word, Guard, Names};
 use jobkit::family::postgresql::{self, Postgresql};
 use jobkit::family::Format;
-use jobkit::process::{self, Child, Signaller};
+use jobkit::host::process::{self, Child, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::fs;
 use std::io::{self, BufWriter, Write};

@@ -9,7 +9,7 @@
 
 use crate::engine::{self, Engine, Found, Kind, Restore};
 use jobkit::family::{sqlite, Format};
-use jobkit::process::{self, Signaller};
+use jobkit::host::process::{self, Signaller};
 use jobkit::{Error, Exit, Result};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};

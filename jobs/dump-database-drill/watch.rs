@@ -18,8 +18,8 @@
 //! Free space is what `statvfs` gives an unprivileged user (`f_bavail`),
 //! which ext4 and XFS lower as soon as a write is in the page cache.
 
+use jobkit::host::process::Signaller;
 use jobkit::human::si;
-use jobkit::process::Signaller;
 use jobkit::{Error, Exit};
 use std::io;
 use std::path::Path;
@@ -220,9 +220,11 @@ mod tests {
     fn a_watch_that_finds_too_little_room_stops_what_it_was_given() {
         let dir = std::env::temp_dir();
         let free = Space::of(&dir).unwrap().free;
-        let mut sleeper =
-            jobkit::process::spawn(jobkit::process::command("sleep", &dir).arg("60"), "sleep")
-                .unwrap();
+        let mut sleeper = jobkit::host::process::spawn(
+            jobkit::host::process::command("sleep", &dir).arg("60"),
+            "sleep",
+        )
+        .unwrap();
         // A reserve no disk has: other processes' files come and go in the
         // temp directory, so the space free now may not stay.
         let reserve = free + (1 << 50);

@@ -106,13 +106,13 @@ fn signal_name(signal: i32) -> String {
 
 /// The running dump command, in a process group of its own so that a signal
 /// reaches every process it started.
-pub struct Child<'a> {
+pub struct DumpProcess<'a> {
     child: std::process::Child,
     stop: &'a Stop,
 }
 
-impl<'a> Child<'a> {
-    pub fn spawn(command: &[String], stop: &'a Stop) -> Result<Child<'a>> {
+impl<'a> DumpProcess<'a> {
+    pub fn spawn(command: &[String], stop: &'a Stop) -> Result<DumpProcess<'a>> {
         let (program, args) = command.split_first().expect("DUMP_COMMAND has a program");
         let child = Command::new(program)
             .args(args)
@@ -141,7 +141,7 @@ impl<'a> Child<'a> {
             kill_group(group, signal);
         }
         drop(known);
-        Ok(Child { child, stop })
+        Ok(DumpProcess { child, stop })
     }
 
     pub fn stdout(&mut self) -> ChildStdout {

@@ -4,6 +4,7 @@
 //! size of the dump.
 
 use crate::pgzip;
+use crate::stream::{Failure, STACK};
 use jobkit::dumpfile::Form;
 use std::io::{self, Read, Write};
 use zstd::stream::raw::CParameter;
@@ -39,11 +40,6 @@ impl Compression {
     }
 }
 
-/// What each compression thread's stack is counted for: all of the
-/// 128 KiB musl gives zstd's threads; of the 2 MiB Rust gives pgzip's only
-/// the pages touched are resident, far fewer.
-pub const STACK: u64 = 128 << 10;
-
 /// zstd's multithreaded compressor on `threads` workers (zstdmt_compress.c):
 /// each worker's context, the ring of input it compresses from, and the
 /// output of every job not yet written.
@@ -76,13 +72,6 @@ fn zstd_memory(level: i32, threads: u64) -> u64 {
     let bound = zstd::zstd_safe::compress_bound(job as usize) as u64;
     let output = (threads + 2).next_power_of_two() * bound;
     threads * (context as u64 + STACK) + input + output
-}
-
-/// Which side of the stream failed.
-#[derive(Debug)]
-pub enum Failure {
-    Read(io::Error),
-    Write(io::Error),
 }
 
 /// Reads a block at a time: the size zstd's streaming API asks for, and

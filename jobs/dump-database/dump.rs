@@ -1,11 +1,11 @@
-use crate::child::{Child, Stop};
+use crate::child::{DumpProcess, Stop};
 use crate::compress;
-use crate::compress::Failure;
 use crate::config::Config;
+use crate::stream::Failure;
 use crate::supervise::Supervisor;
 use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
 use jobkit::dumpfile::write::{Baseline, DumpDir};
-use jobkit::family::check::{self, Failed, Outcome, Scanned, Scanner};
+use jobkit::family::check::{self, Checked, Failed, Scanned, Scanner};
 use jobkit::family::Families;
 use jobkit::human::{si, span};
 use jobkit::{errln, outln, Error, Exit, Result};
@@ -43,7 +43,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
     let temp = dir.create_temp(&stamp, cfg.compression.form())?;
     stop.check()?;
 
-    let mut child = Child::spawn(&cfg.command, &stop)?;
+    let mut child = DumpProcess::spawn(&cfg.command, &stop)?;
     let progress = supervisor.progress();
     let families = Families::default();
     let mut scanner = cfg
@@ -87,7 +87,7 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
     }
     let outcome = match scanner {
         Some(scanner) => scanner.finish().map_err(incomplete)?,
-        None => Outcome {
+        None => Checked {
             format: None,
             check: Check::Off,
             tables: None,

@@ -46,6 +46,7 @@ mod config;
 mod dump;
 mod memory;
 mod pgzip;
+mod stream;
 mod supervise;
 
 use jobkit::config::Environment;
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
     jobkit::run_job("dump-database", help, || {
         jobkit::identity::refuse_reserved_instance()?;
         let cfg = config::Config::from_env(&Environment)?;
-        memory::check(&cfg, jobkit::cgroup::memory_limit())?;
+        memory::check(&cfg, jobkit::host::cgroup::memory_limit())?;
         dump::run(&cfg)
     })
 }

@@ -9,7 +9,7 @@
 
 use crate::compress::Compression;
 use crate::config::Config;
-use jobkit::cgroup::MemoryLimit;
+use jobkit::host::cgroup::MemoryLimit;
 use jobkit::human::binary;
 use jobkit::{Error, Exit, Result};
 

@@ -7,7 +7,7 @@
 //! At most `2 × threads` blocks are between the reader and the file at any
 //! time, so memory does not depend on the size of the input.
 
-use crate::compress::{Failure, STACK};
+use crate::stream::{Failure, STACK};
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};

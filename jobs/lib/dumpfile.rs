@@ -33,9 +33,10 @@ pub mod write;
 
 pub use manifest::Manifest;
 
+use crate::catalogue::DUMPS_DIR;
 use crate::config::{self, Source};
-use crate::manifest::DUMPS_DIR;
-use crate::{safe, Result};
+use crate::host::safe;
+use crate::Result;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use std::fmt;
 use std::fs;
@@ -45,7 +46,7 @@ use std::time::Duration;
 
 /// Where dumps go when DUMP_DIR is unset: the default job's
 /// `StateDirectory=`, its own directory in [`DUMPS_DIR`], beside the
-/// instances' (`manifest::Job::dumps_name`).
+/// instances' (`catalogue::Job::dumps_name`).
 pub const DEFAULT_DIR: &str = "/var/lib/timerapps/dumps/dump-database";
 
 /// Where one job keeps its dumps: DUMP_DIR, DUMP_NAME and DUMP_EXTENSION.
@@ -444,7 +445,7 @@ pub fn is_run_file(file: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Manager, Program, Shape};
+    use crate::catalogue::{Manager, Program, Shape};
     use chrono::TimeZone;
 
     fn stamp(s: &str) -> Stamp {
@@ -602,15 +603,15 @@ mod tests {
 
     #[test]
     fn the_default_jobs_dumps_are_in_a_directory_of_their_own() {
-        let plain = crate::manifest::Variant::jobs(Manager::System, Shape::Plain)
+        let plain = crate::catalogue::Variant::jobs(Manager::System, Shape::Plain)
             .find(|j| j.program == Program::Dump)
             .unwrap();
         assert_eq!(
             DEFAULT_DIR,
             format!("{DUMPS_DIR}/{}", plain.dumps_name(Shape::Plain))
         );
-        assert!(crate::manifest::reserved_instance(plain.name));
-        assert!(!crate::manifest::reserved_instance("shop"));
+        assert!(crate::catalogue::reserved_instance(plain.name));
+        assert!(!crate::catalogue::reserved_instance("shop"));
         let loc = Location::from_env(&[("DUMP_NAME", "shop")]).unwrap();
         assert_eq!(loc.dir, PathBuf::from(DEFAULT_DIR));
         for usage in [

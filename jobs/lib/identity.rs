@@ -12,7 +12,7 @@
 //!   (`.NAME.lock`), and a job of another unit that would write the same
 //!   names into the same directory is refused, as is its copy.
 
-use crate::manifest::{self, COPY, JOBS};
+use crate::catalogue::{self, COPY, JOBS};
 use crate::{Error, Exit, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -160,7 +160,7 @@ fn service_in(cgroup: &str) -> Option<String> {
 /// Refuses to run in an instance named as a plain dump job
 /// (`dump-database@dump-database.service`, or its drill's or copy's): that
 /// name is the plain job's own dump directory's
-/// ([`manifest::reserved_instance`]). A run by hand is never refused.
+/// ([`catalogue::reserved_instance`]). A run by hand is never refused.
 pub fn refuse_reserved_instance() -> Result<()> {
     own_unit().map_or(Ok(()), |unit| reserved(&unit))
 }
@@ -171,7 +171,7 @@ fn reserved(unit: &str) -> Result<()> {
         .and_then(|base| base.split_once('@'))
         .map(|(_, instance)| instance);
     match instance {
-        Some(name) if manifest::reserved_instance(name) => Err(Error::new(
+        Some(name) if catalogue::reserved_instance(name) => Err(Error::new(
             Exit::Usage,
             format!(
                 "{unit}: an instance may not be named {name}, the name of the default job's \

@@ -1,34 +1,35 @@
 //! `jobkit`, the code shared by the timerapps jobs, the `timerapps` command
-//! and the package's build tool: the jobs' manifest, what they may take of
-//! the host, each program's variables and exit statuses, the error type and its exit codes, typed
-//! parsing of environment variables, the memory limit of a job's cgroup,
-//! a job's whole `main` ([`run_job`]),
-//! the database families and the check of a dump's stream ([`family`]),
-//! the dump store (what a dump file is, where a job keeps its dumps, and
-//! every read and write there), which dumps retention keeps, whose dumps and
-//! off-host copies are whose (the machine and the unit), replacing a file
-//! atomically, sizes and durations for people, and the logger behind
-//! `myapp` and `otherapp` with its allocator.
+//! and the package's build tool, grouped by domain:
+//!
+//! - the programs: a job's whole `main` ([`run_job`]), the error type and
+//!   its exit codes, typed parsing of environment variables ([`config`]),
+//!   each program's variables and exit statuses ([`usage`]), sizes and
+//!   durations for people ([`human`]);
+//! - the jobs: the job catalogue, the one list of jobs, their units and
+//!   their companions ([`catalogue`]), and the companions' records of their
+//!   last run ([`record`]);
+//! - the dumps: the database families and the check of a dump's stream
+//!   ([`family`]), the dump store, which owns every read and write of a
+//!   dump directory ([`dumpfile`]), and which dumps retention keeps
+//!   ([`retention`]);
+//! - off the host: whose dumps and copies are whose ([`identity`]) and
+//!   restic ([`restic`]);
+//! - the host: what a job may take of it and how it touches it ([`host`]);
+//! - the logger behind `myapp` and `otherapp`, with its allocator
+//!   ([`logger`]).
 
-pub mod arena;
-pub mod atomic;
-pub mod budget;
-pub mod cgroup;
+pub mod catalogue;
 pub mod config;
-pub mod copy;
-pub mod drill;
 pub mod dumpfile;
 mod error;
 pub mod family;
+pub mod host;
 pub mod human;
 pub mod identity;
 pub mod logger;
-pub mod manifest;
-pub mod process;
 pub mod record;
 pub mod restic;
 pub mod retention;
-pub mod safe;
 pub mod usage;
 
 pub use error::{Error, Exit, Result};

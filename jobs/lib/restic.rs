@@ -12,12 +12,12 @@
 //! `--tag` value is split at commas) and starts and ends with no white
 //! space (trimmed): machine IDs, unit names and `DUMP_NAME` cannot.
 
+use crate::catalogue::password_file;
 use crate::config::{self, Source};
 use crate::dumpfile::manifest::Hashing;
 use crate::dumpfile::{Form, Names, Stamp};
+use crate::host::process::{self, Child};
 use crate::identity::{Identity, MACHINE_TAG, UNIT_TAG};
-use crate::manifest::password_file;
-use crate::process::{self, Child};
 use crate::retention::{self, Candidate, Policy};
 use crate::{Error, Exit, Result};
 use chrono::{DateTime, Local, LocalResult, Offset, TimeZone};

@@ -266,7 +266,7 @@ pub const DRILL: Usage = Usage {
             default: "10 %, at least 1 GiB, at most a quarter of the file system",
         },
         Variable {
-            name: crate::manifest::DRILL.record_variable,
+            name: crate::catalogue::DRILL.record_variable,
             meaning: "absolute path of the file the drill records its result in, for \
                       `timerapps status` and the metrics; set by the units; unset: not \
                       recorded",
@@ -392,7 +392,7 @@ pub const COPY: Usage = Usage {
             default: "unset",
         },
         Variable {
-            name: crate::manifest::COPY.record_variable,
+            name: crate::catalogue::COPY.record_variable,
             meaning: "absolute path of the file the copy records its result in, for \
                       `timerapps status` and the metrics; set by the units; unset: not \
                       recorded",
@@ -507,7 +507,7 @@ pub const COMMAND: Usage = Usage {
     ],
 };
 
-/// The monitoring settings of every job (`manifest::monitoring_settings`):
+/// The monitoring settings of every job (`catalogue::monitoring_settings`):
 /// `/etc/default/timerapps`, or a user's `~/.config/timerapps/timerapps.conf`.
 pub const MONITORING: &[Variable] = &[
     Variable {

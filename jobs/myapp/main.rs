@@ -13,8 +13,8 @@
 //! | 2 | bad argument, or `LOGFILE` empty or relative; nothing written |
 //! | 73 | `LOGFILE` cannot be opened: missing directory, a directory, not writable, not a regular file, or a symlink in a world-writable sticky directory |
 
-use jobkit::arena::Arena;
 use jobkit::config::Environment;
+use jobkit::logger::arena::Arena;
 use jobkit::logger::{self, Config};
 use std::process::ExitCode;
 

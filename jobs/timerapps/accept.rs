@@ -10,7 +10,7 @@
 //! store replaces the manifest ([`Location::replace_manifest`]).
 
 use crate::dumps;
-use crate::jobs::Job;
+use crate::jobs::TimerJob;
 use crate::systemd::Scope;
 use chrono::{Local, SecondsFormat};
 use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
@@ -23,7 +23,7 @@ use std::io::{self, Write};
 
 /// Accepts the newest suspect dump of `job`, or the one named `dump` (its
 /// file name).
-pub fn run(job: &Job, dump: Option<&str>, scope: Scope) -> Result<bool> {
+pub fn run(job: &TimerJob, dump: Option<&str>, scope: Scope) -> Result<bool> {
     let (location, policy) = dumps::location(job, scope, "accept")?;
     let Some(lock) = location.lock_to_rewrite()? else {
         // No directory yet, so no dump: said as for an empty one.
@@ -83,7 +83,7 @@ fn choose<'a>(
     planned: &'a [Planned],
     dump: Option<&str>,
     location: &Location,
-    job: &Job,
+    job: &TimerJob,
 ) -> Result<&'a Planned> {
     match dump {
         Some(name) => planned
@@ -108,7 +108,7 @@ fn choose<'a>(
 fn newest_suspect<'a>(
     planned: &'a [Planned],
     location: &Location,
-    job: &Job,
+    job: &TimerJob,
 ) -> Result<&'a Planned> {
     let present = || planned.iter().filter(|p| !p.rules.contains(&Rule::Future));
     if let Some(p) = present().find(|p| p.suspect()) {

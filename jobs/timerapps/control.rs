@@ -1,20 +1,20 @@
 //! `enable`, `disable`, `run`, `drill` and `copy`.
 
 use crate::format::seconds;
-use crate::jobs::{Job, Settings};
+use crate::jobs::{Settings, TimerJob};
 use crate::systemd::journal::{self, Run};
 use crate::systemd::{self, read, Bus, Change, Scope, Unread, Verb};
-use jobkit::manifest::Companion;
+use jobkit::catalogue::Companion;
 use jobkit::{outln, Error, Exit, Result};
 use std::time::Duration;
 
 /// Enables the timer (at boot) and starts it (now). An instance whose
 /// settings file is missing is refused: it would only fail.
-pub fn enable(job: &Job, scope: Scope) -> Result<bool> {
+pub fn enable(job: &TimerJob, scope: Scope) -> Result<bool> {
     enable_on(&systemd::connect(scope)?, job)
 }
 
-fn enable_on(sd: &dyn Bus, job: &Job) -> Result<bool> {
+fn enable_on(sd: &dyn Bus, job: &TimerJob) -> Result<bool> {
     if job.instance().is_some() {
         let settings = Settings::of(sd, job)?;
         if let Some((missing, _, _)) = settings.files.iter().find(|(_, _, exists)| !exists) {
@@ -39,11 +39,11 @@ fn enable_on(sd: &dyn Bus, job: &Job) -> Result<bool> {
 
 /// Disables the timer (at boot) and stops it (now); a run in progress goes
 /// on to its end.
-pub fn disable(job: &Job, scope: Scope) -> Result<bool> {
+pub fn disable(job: &TimerJob, scope: Scope) -> Result<bool> {
     disable_on(&systemd::connect(scope)?, job)
 }
 
-fn disable_on(sd: &dyn Bus, job: &Job) -> Result<bool> {
+fn disable_on(sd: &dyn Bus, job: &TimerJob) -> Result<bool> {
     let timer = job.timer();
     print_changes(&sd.disable(&timer)?);
     sd.reload()?;
@@ -71,13 +71,13 @@ fn print_changes(changes: &[Change]) {
 
 /// Starts the job's service, waits for its run to end, prints the lines it
 /// wrote during this run, and says how it ended.
-pub fn run(job: &Job, scope: Scope) -> Result<bool> {
+pub fn run(job: &TimerJob, scope: Scope) -> Result<bool> {
     start_and_follow(&systemd::connect(scope)?, &job.service(), job.program())
 }
 
 /// Runs the restore drill or the off-host copy of `job` now, as its unit
 /// runs it, and prints what it wrote; true if it succeeded.
-pub fn companion(job: &Job, companion: &Companion, scope: Scope) -> Result<bool> {
+pub fn companion(job: &TimerJob, companion: &Companion, scope: Scope) -> Result<bool> {
     let unit = companion_unit(job, companion, scope)?;
     let program = unit.split(['@', '.']).next().unwrap_or_default().to_owned();
     start_and_follow(&systemd::connect(scope)?, &unit, &program)
@@ -85,7 +85,7 @@ pub fn companion(job: &Job, companion: &Companion, scope: Scope) -> Result<bool>
 
 /// The service of `job`'s `companion` in `scope`'s manager, or why there
 /// is none; asked before anything is started.
-fn companion_unit(job: &Job, companion: &Companion, scope: Scope) -> Result<String> {
+fn companion_unit(job: &TimerJob, companion: &Companion, scope: Scope) -> Result<String> {
     let (verb, what) = (companion.word, companion.verb);
     let Some(unit) = job.companion_service(companion) else {
         return Err(Error::new(
@@ -169,10 +169,10 @@ mod tests {
     use super::*;
     use crate::systemd::fake::{scratch, Fake};
     use crate::systemd::{LastRun, Setup};
-    use jobkit::manifest::{COPY, DRILL};
+    use jobkit::catalogue::{COPY, DRILL};
 
-    fn job(name: &str, scope: Scope) -> Job {
-        Job::parse(name, scope).unwrap()
+    fn job(name: &str, scope: Scope) -> TimerJob {
+        TimerJob::parse(name, scope).unwrap()
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! where its settings put them, the retention plan that prune also follows,
 //! and what to do about a dump whose manifest cannot be trusted.
 
-use crate::jobs::{Job, Settings};
+use crate::jobs::{Settings, TimerJob};
 use crate::systemd::{self, Scope};
 use chrono::Utc;
 use jobkit::dumpfile::plan::Planned;
@@ -12,7 +12,7 @@ use jobkit::{Error, Exit, Result};
 use std::io;
 
 /// Where `job` keeps its dumps and which it keeps, from its settings.
-pub fn location(job: &Job, scope: Scope, command: &str) -> Result<(Location, Policy)> {
+pub fn location(job: &TimerJob, scope: Scope, command: &str) -> Result<(Location, Policy)> {
     let sd = systemd::connect(scope)?;
     let settings = Settings::of(&sd, job)?;
     if !settings.keeps_dumps {
@@ -54,7 +54,7 @@ pub fn plan(location: &Location, policy: &Policy, scope: Scope) -> Result<Vec<Pl
 }
 
 /// What to do about the untrusted dump `p` of `job`, once it was checked.
-pub fn remedy(p: &Planned, job: &Job) -> String {
+pub fn remedy(p: &Planned, job: &TimerJob) -> String {
     format!(
         "if it is the dump you expect, timerapps accept {} {} writes it a new manifest from the \
          dump (its rows cannot be known); or remove it and its manifest by hand",
@@ -68,7 +68,7 @@ pub fn remedy(p: &Planned, job: &Job) -> String {
 }
 
 /// The untrusted dump `p` of `job`: why, and what to do.
-pub fn untrusted(p: &Planned, job: &Job) -> String {
+pub fn untrusted(p: &Planned, job: &TimerJob) -> String {
     format!(
         "{} is untrusted: {}; it is kept, and counts toward no retention rule: check it with \
          timerapps verify {}, then {}",

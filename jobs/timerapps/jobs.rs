@@ -1,12 +1,12 @@
 //! Which jobs there are, and what each one is configured with. The jobs are
-//! those of the manifest (`jobkit::manifest`); the instances of a template
+//! those of the catalogue (`jobkit::catalogue`); the instances of a template
 //! are found from systemd and from the directory its units read their
 //! settings from.
 
 use crate::systemd::{self, or_default, read, Bus, Scope};
+use jobkit::catalogue::{self, Companion, Program, Shape, Variant, COMPANIONS};
 use jobkit::config::Source;
 use jobkit::dumpfile::{self, NAME_RULE};
-use jobkit::manifest::{self, Companion, Program, Shape, Variant, COMPANIONS};
 use jobkit::{Error, Exit, Result};
 use std::fs;
 use std::io;
@@ -18,11 +18,11 @@ const PROBE: &str = "timerapps-probe";
 
 /// A job: a timer and the service it starts, `NAME.timer` and `NAME.service`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Job {
+pub struct TimerJob {
     name: String,
 }
 
-impl Job {
+impl TimerJob {
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -35,7 +35,7 @@ impl Job {
         format!("{}.service", self.name)
     }
 
-    /// The job as in the manifest: `dump-database` for its instances too.
+    /// The job as in the catalogue: `dump-database` for its instances too.
     pub fn program(&self) -> &str {
         self.name.split('@').next().unwrap_or_default()
     }
@@ -43,7 +43,7 @@ impl Job {
     /// The service of its `companion` (the restore drill, the off-host
     /// copy), for a job that keeps dumps: `dump-database-drill@NAME.service`.
     pub fn companion_service(&self, companion: &Companion) -> Option<String> {
-        let base = manifest::Job::named(self.program())?.companion(companion)?;
+        let base = catalogue::Job::named(self.program())?.companion(companion)?;
         Some(match self.instance() {
             Some(instance) => format!("{base}@{instance}.service"),
             None => format!("{base}.service"),
@@ -59,13 +59,13 @@ impl Job {
     /// The job whose companion `unit` is, and which companion:
     /// `dump-database@NAME` and the drill for
     /// `dump-database-drill@NAME.service`.
-    pub fn of_companion(unit: &str) -> Option<(Job, &'static Companion)> {
+    pub fn of_companion(unit: &str) -> Option<(TimerJob, &'static Companion)> {
         let base = unit.strip_suffix(".service").unwrap_or(unit);
         let (companion_base, instance) = match base.split_once('@') {
             Some((b, instance)) => (b, Some(instance)),
             None => (base, None),
         };
-        let (job, companion) = manifest::JOBS.iter().find_map(|j| {
+        let (job, companion) = catalogue::JOBS.iter().find_map(|j| {
             COMPANIONS
                 .iter()
                 .find(|c| j.companion(c).as_deref() == Some(companion_base))
@@ -75,7 +75,7 @@ impl Job {
             return None;
         }
         Some((
-            Job {
+            TimerJob {
                 name: match instance {
                     Some(i) => format!("{}@{i}", job.name),
                     None => job.name.to_owned(),
@@ -93,7 +93,7 @@ impl Job {
     /// What the user typed: `myapp`, `myapp.timer`, `myapp.service` or
     /// `dump-database@NAME` (with either suffix too), among the jobs of
     /// `scope`'s manager.
-    pub fn parse(arg: &str, scope: Scope) -> std::result::Result<Job, Unknown> {
+    pub fn parse(arg: &str, scope: Scope) -> std::result::Result<TimerJob, Unknown> {
         let base = arg
             .strip_suffix(".timer")
             .or_else(|| arg.strip_suffix(".service"))
@@ -103,25 +103,25 @@ impl Job {
             None => (base, Shape::Plain, None),
             Some((template, instance)) => (template, Shape::Template, Some(instance)),
         };
-        let known = manifest::Job::named(name).is_some_and(|j| j.has(Variant { manager, shape }));
+        let known = catalogue::Job::named(name).is_some_and(|j| j.has(Variant { manager, shape }));
         if !known {
             return Err(Unknown::NoSuchJob);
         }
         if instance.is_some_and(|i| !valid_instance(i)) {
             return Err(Unknown::BadInstance);
         }
-        if instance.is_some_and(manifest::reserved_instance) {
+        if instance.is_some_and(catalogue::reserved_instance) {
             return Err(Unknown::ReservedInstance);
         }
-        Ok(Job {
+        Ok(TimerJob {
             name: base.to_owned(),
         })
     }
 
     /// Parses `arg`, or says which jobs there are (asking systemd for the
     /// instances, if it can be reached).
-    pub fn resolve(arg: &str, scope: Scope) -> Result<Job> {
-        match Job::parse(arg, scope) {
+    pub fn resolve(arg: &str, scope: Scope) -> Result<TimerJob> {
+        match TimerJob::parse(arg, scope) {
             Ok(job) => Ok(job),
             Err(Unknown::BadInstance) => Err(Error::new(
                 Exit::Usage,
@@ -158,7 +158,7 @@ impl Job {
 pub enum Unknown {
     NoSuchJob,
     BadInstance,
-    /// Named as the default job ([`manifest::reserved_instance`]).
+    /// Named as the default job ([`catalogue::reserved_instance`]).
     ReservedInstance,
 }
 
@@ -167,21 +167,21 @@ fn valid_instance(instance: &str) -> bool {
     dumpfile::valid_name(instance) && instance != PROBE
 }
 
-fn plain(scope: Scope) -> Vec<Job> {
+fn plain(scope: Scope) -> Vec<TimerJob> {
     Variant::jobs(scope.manager(), Shape::Plain)
-        .map(|j| Job {
+        .map(|j| TimerJob {
             name: j.name.to_owned(),
         })
         .collect()
 }
 
 fn templates(scope: Scope) -> impl Iterator<Item = String> {
-    manifest::templates(scope.manager()).into_iter()
+    catalogue::templates(scope.manager()).into_iter()
 }
 
 /// Every job: the plain ones, then each template's instances that have a
 /// settings file, or whose timer is enabled or running.
-pub fn all(sd: &dyn Bus) -> Result<Vec<Job>> {
+pub fn all(sd: &dyn Bus) -> Result<Vec<TimerJob>> {
     let scope = sd.scope();
     let mut jobs = plain(scope);
     for template in templates(scope) {
@@ -193,7 +193,7 @@ pub fn all(sd: &dyn Bus) -> Result<Vec<Job>> {
             let Some(job) = unit
                 .name
                 .strip_suffix(".timer")
-                .and_then(|n| Job::parse(n, scope).ok())
+                .and_then(|n| TimerJob::parse(n, scope).ok())
             else {
                 continue;
             };
@@ -204,7 +204,7 @@ pub fn all(sd: &dyn Bus) -> Result<Vec<Job>> {
         }
         names.sort();
         names.dedup();
-        jobs.extend(names.into_iter().map(|name| Job { name }));
+        jobs.extend(names.into_iter().map(|name| TimerJob { name }));
     }
     Ok(jobs)
 }
@@ -259,7 +259,7 @@ impl Source for Settings {
 }
 
 impl Settings {
-    pub fn of(sd: &dyn Bus, job: &Job) -> Result<Settings> {
+    pub fn of(sd: &dyn Bus, job: &TimerJob) -> Result<Settings> {
         let unit = job.service();
         let setup = sd
             .setup(&unit)
@@ -267,7 +267,7 @@ impl Settings {
         let keeps_dumps = setup.programs.first().is_some_and(|path| {
             let program = Path::new(path).file_name().and_then(|n| n.to_str());
             program
-                .and_then(manifest::Job::named)
+                .and_then(catalogue::Job::named)
                 .is_some_and(|j| j.program == Program::Dump)
         });
         let mut vars: Vec<(String, String)> = setup
@@ -370,14 +370,14 @@ mod tests {
             ("dump-database@sales.timer", "dump-database@sales"),
         ] {
             assert_eq!(
-                Job::parse(arg, Scope::System).map(|j| j.name),
+                TimerJob::parse(arg, Scope::System).map(|j| j.name),
                 Ok(name.to_owned()),
                 "{arg}"
             );
         }
         for bad in ["nope", "myapp.socket", "myapp@x", "nope@x", "myapp@.."] {
             assert_eq!(
-                Job::parse(bad, Scope::System),
+                TimerJob::parse(bad, Scope::System),
                 Err(Unknown::NoSuchJob),
                 "{bad}"
             );
@@ -395,14 +395,14 @@ mod tests {
             &long,
         ] {
             assert_eq!(
-                Job::parse(bad, Scope::System),
+                TimerJob::parse(bad, Scope::System),
                 Err(Unknown::BadInstance),
                 "{bad}"
             );
         }
         for scope in [Scope::System, Scope::User] {
             assert_eq!(
-                Job::parse("dump-database@dump-database.timer", scope),
+                TimerJob::parse("dump-database@dump-database.timer", scope),
                 Err(Unknown::ReservedInstance)
             );
         }
@@ -416,14 +416,14 @@ mod tests {
             ("dump-database@mine", "dump-database@mine"),
         ] {
             assert_eq!(
-                Job::parse(arg, Scope::User).map(|j| j.name),
+                TimerJob::parse(arg, Scope::User).map(|j| j.name),
                 Ok(name.to_owned()),
                 "{arg}"
             );
         }
         // The default dump is the system's: a user names each database.
         assert_eq!(
-            Job::parse("dump-database", Scope::User),
+            TimerJob::parse("dump-database", Scope::User),
             Err(Unknown::NoSuchJob)
         );
     }

@@ -3,7 +3,7 @@
 //! It changes nothing.
 
 use crate::dumps;
-use crate::jobs::Job;
+use crate::jobs::TimerJob;
 use crate::systemd::Scope;
 use chrono::{Local, Utc};
 use jobkit::dumpfile::plan::{self, Planned};
@@ -11,7 +11,7 @@ use jobkit::dumpfile::{Flaw, Stamp};
 use jobkit::retention::Rule;
 use jobkit::{out, outln, Result};
 
-pub fn run(job: &Job, scope: Scope) -> Result<bool> {
+pub fn run(job: &TimerJob, scope: Scope) -> Result<bool> {
     let (location, policy) = dumps::location(job, scope, "keep")?;
     let planned = dumps::plan(&location, &policy, scope)?;
     outln!(

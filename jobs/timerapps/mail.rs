@@ -18,7 +18,7 @@ use crate::monitoring::Monitoring;
 use crate::smtp::{self, Envelope, Server};
 use crate::systemd::journal::{self, Line, Run};
 use crate::systemd::{self, Bus, Scope};
-use jobkit::manifest::{MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE, MAIL_USER_NAME};
+use jobkit::catalogue::{MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE, MAIL_USER_NAME};
 use jobkit::{outln, Error, Exit, Result};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

@@ -39,9 +39,9 @@ mod systemd;
 mod verify;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use jobkit::manifest::{COPY, DRILL};
+use jobkit::catalogue::{COPY, DRILL};
 use jobkit::{errln, euid, Error, Exit, Result};
-use jobs::Job;
+use jobs::TimerJob;
 use std::process::ExitCode;
 use systemd::Scope;
 
@@ -221,34 +221,34 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
             calendar,
             default,
         } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             let calendar = calendar.filter(|_| !default);
             let calendar = calendar.as_deref().map(schedule::parse).transpose()?;
             root_only("schedule", scope)?;
             schedule::run(&job, calendar, scope)?
         }
         Command::Enable { job } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             root_only("enable", scope)?;
             control::enable(&job, scope)?
         }
         Command::Disable { job } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             root_only("disable", scope)?;
             control::disable(&job, scope)?
         }
         Command::Run { job } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             root_only("run", scope)?;
             control::run(&job, scope)?
         }
         Command::Drill { job } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             root_only("drill", scope)?;
             control::companion(&job, &DRILL, scope)?
         }
         Command::Copy { job } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             root_only("copy", scope)?;
             control::companion(&job, &COPY, scope)?
         }
@@ -257,14 +257,14 @@ fn run(command: Command, scope: Scope) -> Result<ExitCode> {
             offsite,
             stamp,
         } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             root_only("restore", scope)?;
             restore::run(&job, offsite, stamp.as_deref(), scope)?
         }
-        Command::Verify { job } => verify::run(&Job::resolve(&job, scope)?, scope)?,
-        Command::Keep { job } => keep::run(&Job::resolve(&job, scope)?, scope)?,
+        Command::Verify { job } => verify::run(&TimerJob::resolve(&job, scope)?, scope)?,
+        Command::Keep { job } => keep::run(&TimerJob::resolve(&job, scope)?, scope)?,
         Command::Accept { job, dump } => {
-            let job = Job::resolve(&job, scope)?;
+            let job = TimerJob::resolve(&job, scope)?;
             root_only("accept", scope)?;
             accept::run(&job, dump.as_deref(), scope)?
         }

@@ -6,8 +6,8 @@
 use crate::jobs::parse_env_file;
 use crate::smtp::Server;
 use crate::systemd::{config_home, Scope};
+use jobkit::catalogue::monitoring_settings;
 use jobkit::config::{self, Source};
-use jobkit::manifest::monitoring_settings;
 use jobkit::{Error, Exit, Result};
 use std::ffi::OsString;
 use std::io;

@@ -16,15 +16,15 @@
 //! and nobody else can open it.
 
 use crate::dumps;
-use crate::jobs::{parse_env_file, Job, Settings};
+use crate::jobs::{parse_env_file, Settings, TimerJob};
 use crate::systemd::{self, Scope};
+use jobkit::catalogue::{keys_file, password_file};
 use jobkit::config::{self, Environment};
 use jobkit::dumpfile::manifest::{Hashing, Manifest};
 use jobkit::dumpfile::plan::Trust;
 use jobkit::dumpfile::{read, Stamp};
 use jobkit::human::si;
 use jobkit::identity::Identity;
-use jobkit::manifest::{keys_file, password_file};
 use jobkit::restic::{Repository, Restic};
 use jobkit::{errln, Error, Exit, Result};
 use std::fs::{File, OpenOptions};
@@ -33,7 +33,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-pub fn run(job: &Job, offsite: bool, stamp: Option<&str>, scope: Scope) -> Result<bool> {
+pub fn run(job: &TimerJob, offsite: bool, stamp: Option<&str>, scope: Scope) -> Result<bool> {
     let stamp = stamp
         .map(|s| {
             Stamp::parse(s).ok_or_else(|| {
@@ -65,7 +65,7 @@ pub fn run(job: &Job, offsite: bool, stamp: Option<&str>, scope: Scope) -> Resul
 
 /// A kept dump, the newest good one or the one stamped `stamp`, into
 /// `spool`, verified.
-fn from_host(job: &Job, stamp: Option<&Stamp>, scope: Scope, spool: &mut Spool) -> Result<()> {
+fn from_host(job: &TimerJob, stamp: Option<&Stamp>, scope: Scope, spool: &mut Spool) -> Result<()> {
     let (location, policy) = dumps::location(job, scope, "restore")?;
     let planned = dumps::plan(&location, &policy, scope)?;
     let chosen = match stamp {
@@ -148,7 +148,7 @@ fn from_host(job: &Job, stamp: Option<&Stamp>, scope: Scope, spool: &mut Spool) 
 /// stamped `stamp`, into `spool`: restic checks every blob it reads, and
 /// the contents are held to the dump's manifest while it is still kept.
 fn from_repository(
-    job: &Job,
+    job: &TimerJob,
     stamp: Option<&Stamp>,
     scope: Scope,
     spool: &mut Spool,

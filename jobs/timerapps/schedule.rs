@@ -2,17 +2,18 @@
 //! that replaces the packaged interval, or back to the packaged schedule.
 
 use crate::format::schedule_words;
-use crate::jobs::Job;
+use crate::jobs::TimerJob;
 use crate::systemd::calendar::{self, Evaluated, Refused};
 use crate::systemd::{self, or_default, read, Bus, Scope, TimerState, Verb};
-use jobkit::manifest::{SCHEDULE_DROP_IN as DROP_IN, SCHEDULE_MARK as MARK};
-use jobkit::{atomic, errln, outln, Error, Exit, Result};
+use jobkit::catalogue::{SCHEDULE_DROP_IN as DROP_IN, SCHEDULE_MARK as MARK};
+use jobkit::host::atomic;
+use jobkit::{errln, outln, Error, Exit, Result};
 use std::fs;
 use std::path::Path;
 
 /// Sets `calendar` (checked by [`parse`]), or the packaged schedule for
 /// `None`.
-pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> {
+pub fn run(job: &TimerJob, calendar: Option<Calendar>, scope: Scope) -> Result<bool> {
     let sd = systemd::connect(scope)?;
     // Where the admin's (or the user's) drop-ins go; `systemctl edit` too.
     let dir = scope.config_dir()?;
@@ -20,7 +21,12 @@ pub fn run(job: &Job, calendar: Option<Calendar>, scope: Scope) -> Result<bool> 
 }
 
 /// [`run`] on `sd`, whose drop-ins are read from `config_dir`.
-fn set(sd: &dyn Bus, job: &Job, calendar: Option<Calendar>, config_dir: &Path) -> Result<bool> {
+fn set(
+    sd: &dyn Bus,
+    job: &TimerJob,
+    calendar: Option<Calendar>,
+    config_dir: &Path,
+) -> Result<bool> {
     let scope = sd.scope();
     let timer = job.timer();
     let dir = config_dir.join(format!("{timer}.d"));
@@ -218,8 +224,8 @@ mod tests {
         })
     }
 
-    fn job() -> Job {
-        Job::parse("myapp", Scope::System).unwrap()
+    fn job() -> TimerJob {
+        TimerJob::parse("myapp", Scope::System).unwrap()
     }
 
     #[test]

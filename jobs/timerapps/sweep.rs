@@ -4,8 +4,8 @@
 //! dumps there; and the jobs' metrics files, which would otherwise be
 //! scraped, ageing, for ever.
 
+use jobkit::catalogue::DUMPS_DIR;
 use jobkit::dumpfile::write::sweep_run_files;
-use jobkit::manifest::DUMPS_DIR;
 use jobkit::{errln, Error, Exit, Result};
 use std::fs;
 use std::io;

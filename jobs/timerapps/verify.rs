@@ -4,7 +4,7 @@
 //! is read all the same, and is not called intact.
 
 use crate::dumps;
-use crate::jobs::Job;
+use crate::jobs::TimerJob;
 use crate::systemd::Scope;
 use jobkit::dumpfile::{read, Flaw, Form};
 use jobkit::human::si;
@@ -14,7 +14,7 @@ use std::io;
 /// Prints a line per dump, newest first; true if every one is intact and
 /// there is at least one. A manifest that could not be read, and no dump
 /// found damaged, is an error of its own: it could not tell (exit 3).
-pub fn run(job: &Job, scope: Scope) -> Result<bool> {
+pub fn run(job: &TimerJob, scope: Scope) -> Result<bool> {
     let (location, policy) = dumps::location(job, scope, "verify")?;
     let planned = dumps::plan(&location, &policy, scope)?;
     if planned.is_empty() {

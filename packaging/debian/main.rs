@@ -4,7 +4,7 @@
 //!   their description in `units.rs`; `units --check DIR` fails, naming
 //!   each file, when DIR holds anything else.
 //! - `scripts DIR` fills in the tokens of the maintainer scripts in DIR
-//!   (the unpacked package's `DEBIAN/`) from the jobs' manifest, and fails
+//!   (the unpacked package's `DEBIAN/`) from the job catalogue, and fails
 //!   on a token it does not know.
 
 mod scripts;

@@ -1,8 +1,8 @@
 //! The maintainer scripts' tokens: `#NAME#` in `maintainer-scripts/`,
-//! filled in from the jobs' manifest, so that no script spells a job, a
-//! template or a path the manifest knows.
+//! filled in from the job catalogue, so that no script spells a job, a
+//! template or a path the catalogue knows.
 
-use jobkit::manifest::{
+use jobkit::catalogue::{
     self, Kind, Manager, Program, Shape, Variant, COMPANIONS, CONFIG_DIR, COPY, COPY_CACHE_DIR,
     CREDENTIALS_DIR, DUMPS_DIR, LOG_DIR, PASSWORD_FILE, SCHEDULE_DROP_IN, SCHEDULE_MARK,
 };
@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// Every token and its value.
 pub fn tokens() -> Vec<(&'static str, String)> {
-    let units = |manager, kind| manifest::plain_units(manager, kind).join(" ");
+    let units = |manager, kind| catalogue::plain_units(manager, kind).join(" ");
     let instance_dirs: Vec<String> = Variant::jobs(Manager::System, Shape::Template)
         .map(|j| j.instances_dir())
         .collect();
@@ -32,11 +32,11 @@ pub fn tokens() -> Vec<(&'static str, String)> {
         ("USER_SERVICES", units(Manager::User, Kind::Service)),
         (
             "BY_HAND",
-            manifest::enabled_by_hand(Manager::System).join(" "),
+            catalogue::enabled_by_hand(Manager::System).join(" "),
         ),
         (
             "USER_BY_HAND",
-            manifest::enabled_by_hand(Manager::User).join(" "),
+            catalogue::enabled_by_hand(Manager::User).join(" "),
         ),
         ("LOG_DIR", LOG_DIR.to_owned()),
         ("DUMPS_DIR", DUMPS_DIR.to_owned()),
@@ -77,7 +77,7 @@ pub fn tokens() -> Vec<(&'static str, String)> {
 }
 
 /// The companions whose records the system's manager keeps.
-fn system_companions() -> impl Iterator<Item = &'static manifest::Companion> {
+fn system_companions() -> impl Iterator<Item = &'static catalogue::Companion> {
     COMPANIONS
         .iter()
         .copied()
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn the_scripts_spell_no_job_template_or_known_path() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("maintainer-scripts");
-        let mut known: Vec<String> = manifest::JOBS.iter().map(|j| j.name.to_owned()).collect();
+        let mut known: Vec<String> = catalogue::JOBS.iter().map(|j| j.name.to_owned()).collect();
         known.extend(
             tokens()
                 .into_iter()

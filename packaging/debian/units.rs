@@ -7,14 +7,14 @@
 //! below, `packaging/build` and `tests/it/package.rs` fail when a file in
 //! `systemd/` is not what this renders.
 
-use jobkit::budget::{Load, Share, PRIORITY, SLICE, SLICE_SHARES};
-use jobkit::manifest::{
+use jobkit::catalogue::{
     credentials_dir, every, keys_file, password_file, system, user, Companion, CompanionSchedule,
     Job, Kind, Manager, Only, Program, Role, Setting, Shape, Variant, COMPANIONS, COPY,
     COPY_CACHE_DIR, COPY_CACHE_SUBDIR, CREDENTIALS_DIR, CREDENTIALS_ID, DUMPS_DIR, DUMPS_SUBDIR,
     JOBS, LOGS_SUBDIR, MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE, MAIL_USER_NAME,
     PASSWORD_FILE, USER_NAME,
 };
+use jobkit::host::budget::{Load, Share, PRIORITY, SLICE, SLICE_SHARES};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! the units' settings, one of each per round, in turn.
 //!
 //! No systemd manages this host's cgroups, so the benchmark applies what a
-//! unit gets itself, from `jobkit::budget`: it makes `timerapps.slice` and
+//! unit gets itself, from `jobkit::host::budget`: it makes `timerapps.slice` and
 //! a cgroup for each job's service in it, with the slice's weights and
 //! every memory and task limit, and starts the job there at the service's
 //! nice level and I/O priority. The database and pgbench run in a cgroup
@@ -15,7 +15,7 @@
 use crate::harness::{self, cmd, job, run, start, Sandbox};
 use crate::postgres::Postgres;
 use crate::{median, Plan, Row, Target};
-use jobkit::budget::{self, Load, Share};
+use jobkit::host::budget::{self, Load, Share};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -73,7 +73,7 @@ fn value(shares: &[Share], key: &str) -> &'static str {
     shares
         .iter()
         .find(|s| s.key == key)
-        .unwrap_or_else(|| panic!("no {key} in jobkit::budget"))
+        .unwrap_or_else(|| panic!("no {key} in jobkit::host::budget"))
         .value
 }
 

@@ -1,11 +1,11 @@
 //! What the jobs may take of the host, on a real systemd: every service
 //! the package ships runs in its slice, and systemd reports the weights
-//! and limits of `jobkit::budget` on the slice and on each service. Run
+//! and limits of `jobkit::host::budget` on the slice and on each service. Run
 //! by the package's container tests, for the system's manager and a
 //! user's.
 
 use crate::harness::Run;
-use jobkit::budget::{self, Load, Share, PRIORITY, SLICE, SLICE_SHARES};
+use jobkit::host::budget::{self, Load, Share, PRIORITY, SLICE, SLICE_SHARES};
 
 /// One service manager in a container, as a test reaches it.
 pub struct Manager<'a> {

@@ -4,20 +4,20 @@
 
 use crate::container::{Container, Host, Release};
 use crate::harness::{bin, cmd, cpu_hog, dump_files, is_root, names, run, wait_for, Run};
+use jobkit::catalogue::{self, Manager, Shape, Variant};
 use jobkit::dumpfile::{Form, Stamp};
-use jobkit::manifest::{self, Manager, Shape, Variant};
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The default job's dumps.
 const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
-const INSTANCES: &str = jobkit::manifest::DUMPS_DIR;
+const INSTANCES: &str = jobkit::catalogue::DUMPS_DIR;
 
 fn drop_in(timer: &str) -> String {
     format!(
         "/etc/systemd/system/{timer}.d/{}",
-        manifest::SCHEDULE_DROP_IN
+        catalogue::SCHEDULE_DROP_IN
     )
 }
 
@@ -782,7 +782,7 @@ fn unknown_jobs_and_arguments_are_usage_errors() {
     let jobs = Variant::jobs(Manager::System, Shape::Plain)
         .map(|j| j.name.to_owned())
         .chain(
-            manifest::templates(Manager::System)
+            catalogue::templates(Manager::System)
                 .into_iter()
                 .map(|t| format!("{t}NAME")),
         );

@@ -280,7 +280,7 @@ const MALFORMED: &[Case] = &[
 #[test]
 fn malformed_configuration_is_refused_before_anything_is_written() {
     // Every variable a job documents, and its arguments, are tried.
-    for name in jobkit::manifest::JOBS.iter().map(|j| j.name) {
+    for name in jobkit::catalogue::JOBS.iter().map(|j| j.name) {
         let help = run(job(name).arg("--help")).ok().stdout.clone();
         let documented = documented_variables(&help);
         assert!(!documented.is_empty(), "{name} --help lists no variable");

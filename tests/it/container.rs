@@ -283,7 +283,7 @@ impl Container {
     /// they started to end, so that none writes while the step checks.
     /// [`Container::quiet`] for every timer the package enables.
     pub fn quiet_all(&self) {
-        let timers = crate::package::packaged(jobkit::manifest::Kind::Timer);
+        let timers = crate::package::packaged(jobkit::catalogue::Kind::Timer);
         self.quiet(&timers.iter().map(String::as_str).collect::<Vec<_>>());
     }
 

@@ -17,9 +17,9 @@ use crate::harness::{
 use crate::mariadb::Mariadb;
 use crate::monitoring::{came_by_smtp, listed_and_served, listening, mails, scrape, value};
 use chrono::TimeZone;
-use jobkit::copy::{CheckOutcome, Destination, Outcome, Record};
 use jobkit::dumpfile::{Dump, Form, Manifest, Names, Stamp, DEFAULT_DIR};
 use jobkit::identity::{Identity, APP_ID};
+use jobkit::record::copy::{CheckResult, CopyResult, DestinationKind, Record};
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -463,8 +463,8 @@ fn good_dumps_are_copied_verified_tagged_and_restore_to_equal_tables() {
         assert_eq!(s.paths, [format!("/{raw}")]);
     }
     let rec = record(&sb, "shop");
-    assert_eq!(rec.result, Outcome::Copied);
-    assert_eq!(rec.destination, Destination::Restic);
+    assert_eq!(rec.result, CopyResult::Copied);
+    assert_eq!(rec.destination, DestinationKind::Restic);
     assert_eq!(rec.copied.len(), 3);
     assert_eq!(rec.waiting, 0);
     assert_eq!(
@@ -629,7 +629,7 @@ fn with_the_remote_down_dumps_go_on_the_copy_fails_and_then_catches_up_in_order(
         assert_eq!(snapshot(&dir), before, "{r}");
     }
     let failed = record(&sb, "shop");
-    assert_eq!(failed.result, Outcome::Failed);
+    assert_eq!(failed.result, CopyResult::Failed);
     assert!(failed
         .reason
         .as_deref()
@@ -662,7 +662,7 @@ fn with_the_remote_down_dumps_go_on_the_copy_fails_and_then_catches_up_in_order(
     assert_eq!(copied, missed, "the missed dumps, oldest first\n{r}");
     assert_eq!(snapshot_stamps(&restic.snapshots()), stamps(&local));
     let caught_up = record(&sb, "shop");
-    assert_eq!(caught_up.result, Outcome::Copied);
+    assert_eq!(caught_up.result, CopyResult::Copied);
     assert_eq!(caught_up.waiting, 0);
 }
 
@@ -751,7 +751,7 @@ fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
     );
     // The older dump is in, the one that differed is not.
     assert_eq!(snapshot_stamps(&restic.snapshots()), stamps(&dumps[..1]));
-    assert_eq!(record(&sb, "shop").result, Outcome::Failed);
+    assert_eq!(record(&sb, "shop").result, CopyResult::Failed);
     m.content_sha256 = Some(truth);
     fs::write(&newest, m.to_json()).unwrap();
     again().ok();
@@ -774,7 +774,7 @@ fn a_copy_that_differs_is_removed_and_a_damaged_repository_fails_its_check() {
     r.expect(1);
     assert!(r.stderr.contains("restic check on "), "{r}");
     let check = record(&sb, "shop").kind.check.unwrap();
-    assert_eq!(check.result, CheckOutcome::Failed);
+    assert_eq!(check.result, CheckResult::Failed);
     assert!(check.reason.is_some());
     // When a check last passed: the first run's, kept.
     assert!(check.last_success.is_some_and(|at| at < check.started));
@@ -817,7 +817,7 @@ fn bad_settings_fail_with_one_line_naming_the_problem_and_touch_no_dump() {
         assert!(r.stderr.contains(says), "{r}");
         assert!(r.stderr.starts_with("dump-database-copy: "), "{r}");
         assert_eq!(snapshot(&dir), before, "{r}");
-        assert_eq!(record(&sb, "shop").result, Outcome::Failed);
+        assert_eq!(record(&sb, "shop").result, CopyResult::Failed);
     }
     assert!(restic.snapshots().is_empty());
 }
@@ -1487,7 +1487,7 @@ fn copy_command_takes_each_good_dump_once_oldest_first_and_retries_a_failure() {
     let rec = jobkit::record::read::<Record>(&sb.path("copy.json"))
         .unwrap()
         .unwrap();
-    assert_eq!(rec.destination, Destination::Command);
+    assert_eq!(rec.destination, DestinationKind::Command);
     assert_eq!(rec.sent, stamps(&local));
 
     // Nothing twice; a failing command fails the run and is retried.
@@ -1502,7 +1502,7 @@ fn copy_command_takes_each_good_dump_once_oldest_first_and_retries_a_failure() {
     let rec = jobkit::record::read::<Record>(&sb.path("copy.json"))
         .unwrap()
         .unwrap();
-    assert_eq!((rec.result, rec.waiting), (Outcome::Failed, 1));
+    assert_eq!((rec.result, rec.waiting), (CopyResult::Failed, 1));
     fs::remove_file(sb.path("fail")).unwrap();
     let r = send(&sb);
     assert!(r.ok().stdout.contains("took 1 dump(s)"), "{r}");
@@ -1599,7 +1599,7 @@ fn a_good_dump_starts_the_copy_unit_which_copies_and_verifies_it(c: &Host, resti
     let r = c.exec(&["timerapps", "run", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     let rec = copy_ended(c, before);
-    assert_eq!(rec.result, Outcome::Copied, "{rec:?}");
+    assert_eq!(rec.result, CopyResult::Copied, "{rec:?}");
     assert_eq!(rec.copied.len(), 1);
     let journal = c.journal("dump-database-copy.service");
     assert!(journal.contains("read back and verified"), "{journal}");
@@ -1671,7 +1671,7 @@ fn the_remote_host_down_the_dump_goes_on_and_the_copy_fails(c: &Host, remote: &m
     let r = c.exec(&["timerapps", "run", "dump-database"]);
     assert_eq!(r.code(), Some(0), "{r}");
     let rec = copy_ended(c, before);
-    assert_eq!(rec.result, Outcome::Failed, "{rec:?}");
+    assert_eq!(rec.result, CopyResult::Failed, "{rec:?}");
     assert_eq!(rec.waiting, 1, "{rec:?}");
     assert_eq!(c.state("is-failed", "dump-database-copy.service"), "failed");
     let r = c.exec(&["timerapps", "status", "dump-database"]);

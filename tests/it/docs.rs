@@ -5,7 +5,7 @@
 //! names exists. `UPDATE_DOCS=1 cargo test docs` writes the tables into the
 //! `//!` docs and the pages.
 
-use jobkit::budget;
+use jobkit::host::budget;
 use jobkit::usage::{self, Usage};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -116,7 +116,7 @@ fn the_monitoring_page_shows_the_monitoring_settings() {
     );
 }
 
-/// docs/production.md shows every value of jobkit::budget and its reason;
+/// docs/production.md shows every value of jobkit::host::budget and its reason;
 /// `UPDATE_DOCS=1` writes the table.
 #[test]
 fn the_production_page_shows_what_each_job_may_take() {
@@ -136,7 +136,7 @@ fn the_production_page_shows_what_each_job_may_take() {
         return;
     }
     panic!(
-        "docs/production.md's table differs from jobkit::budget; \
+        "docs/production.md's table differs from jobkit::host::budget; \
          run UPDATE_DOCS=1 cargo test docs\n{table}"
     );
 }

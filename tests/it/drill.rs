@@ -15,11 +15,11 @@ use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use jobkit::drill::{Drill, Outcome, Record, VERSION};
+use jobkit::catalogue::DRILL;
 use jobkit::dumpfile::manifest::{self, Table};
 use jobkit::dumpfile::{Manifest, DEFAULT_DIR};
 use jobkit::family::{postgresql, sqlite};
-use jobkit::manifest::DRILL;
+use jobkit::record::drill::{Drill, DrillResult, Record, VERSION};
 
 const DRILLS_DIR: &str = DRILL.records_dir;
 const DRILL_RECORD: &str = DRILL.record;
@@ -118,7 +118,7 @@ fn passed(r: &Run, result: &Path, tables: u64, rows: u64) -> Record {
         "{r}"
     );
     let rec = record(result);
-    assert_eq!(rec.result, Outcome::Passed, "{r}");
+    assert_eq!(rec.result, DrillResult::Passed, "{r}");
     assert_eq!((rec.tables, rec.rows), (Some(tables), Some(rows)), "{r}");
     assert_eq!(rec.last_success, Some(rec.started));
     rec
@@ -129,7 +129,7 @@ fn passed(r: &Run, result: &Path, tables: u64, rows: u64) -> Record {
 fn failed(r: &Run, result: &Path, code: i32, reason: &str) -> Record {
     r.expect(code).stderr_has(reason);
     let rec = record(result);
-    assert_eq!(rec.result, Outcome::Failed, "{r}");
+    assert_eq!(rec.result, DrillResult::Failed, "{r}");
     assert!(
         rec.reason.as_deref().is_some_and(|s| s.contains(reason)),
         "{r}\n{rec:?}"
@@ -1288,7 +1288,7 @@ fn an_earlier_record_moves_into_its_drills_directory(c: &Host) {
         version: VERSION,
         started: 1_790_000_000,
         seconds: 2.5,
-        result: Outcome::Passed,
+        result: DrillResult::Passed,
         reason: None,
         last_success: Some(1_790_000_000),
         kind: Drill {
@@ -1342,7 +1342,7 @@ fn drills_pass_with_the_production_server_stopped(c: &Host) {
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
     let rec = record(&record_in(c, "dump-database@shop"));
-    assert_eq!(rec.result, Outcome::Passed);
+    assert_eq!(rec.result, DrillResult::Passed);
     assert_eq!((rec.tables, rec.rows), (Some(2), Some(405000)));
     assert_eq!(drill_user_processes(c), "", "nothing outlives the drill");
 }
@@ -1431,7 +1431,7 @@ fn the_drill_timer_runs_the_drill(c: &Host) {
     );
     wait_for("the timer's drill", Duration::from_secs(90), || {
         let rec = record(&record_in(c, "dump-database@shop"));
-        rec.started > before && rec.result == Outcome::Passed
+        rec.started > before && rec.result == DrillResult::Passed
     });
     let r = c.exec(&["timerapps", "status", "dump-database@shop"]);
     assert_eq!(r.code(), Some(0), "{r}");

@@ -7,11 +7,11 @@
 //! table of engines is proved to follow the family's name for its engine
 //! in `jobs/dump-database-drill/engine.rs`.
 
-use jobkit::drill::{self, Drill, Outcome, Record};
 use jobkit::dumpfile::manifest::{self, Check, Manifest, Table, Verdict};
 use jobkit::dumpfile::Form;
 use jobkit::family::check::{self, Failed, Incomplete, Scanner};
 use jobkit::family::{identifier, text, Families, Family, Format, Rows, Tables};
+use jobkit::record::drill::{self, Drill, DrillResult, Record};
 
 /// `kvdump`, a key-value store's dump tool: a header line, `BUCKET name`
 /// before each bucket's `PUT` lines, and `# kvdump end` last.
@@ -73,7 +73,7 @@ fn with_kv() -> Families {
     Families::default().with(&[KV])
 }
 
-fn scan(families: Families, command: &[&str], stream: &str) -> Result<check::Outcome, Failed> {
+fn scan(families: Families, command: &[&str], stream: &str) -> Result<check::Checked, Failed> {
     let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
     let expected = families.written_by(&command);
     let mut scanner = Scanner::new(families, expected);
@@ -158,7 +158,7 @@ fn a_family_added_in_one_place_is_reached_by_the_dump_the_check_the_manifest_and
         version: drill::VERSION,
         started: 1_790_000_000,
         seconds: 1.0,
-        result: Outcome::Passed,
+        result: DrillResult::Passed,
         reason: None,
         last_success: Some(1_790_000_000),
         kind: Drill {

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
-const DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+const DUMPS: &str = jobkit::catalogue::DUMPS_DIR;
 const INSTANCES: &str = "/etc/timerapps/dump-database";
 const PASSWORD: &str = "s3cret-only-root-reads";
 

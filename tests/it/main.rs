@@ -37,6 +37,8 @@ mod logger;
 mod mariadb;
 /// Compression settings never ask for more memory than the job may use.
 mod memory;
+/// No crate's modules import each other in a cycle.
+mod modules;
 /// Every run's metrics reach node_exporter, failures are mailed, alert rules pass promtool.
 mod monitoring;
 /// dump-database's status and watchdog pings reach the service manager.

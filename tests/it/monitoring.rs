@@ -6,8 +6,8 @@
 use crate::command::{assert_escaped, HOSTILE, HOSTILE_SCRIPT};
 use crate::container::{Container, Host, Release};
 use crate::harness::{cmd, run, wait_for, Sandbox};
+use jobkit::catalogue::{MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE};
 use jobkit::dumpfile::DEFAULT_DIR;
-use jobkit::manifest::{MAIL_SENDMAIL_DROP_IN, MAIL_SENDMAIL_EXAMPLE};
 use std::collections::BTreeSet;
 use std::fs;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -3,11 +3,11 @@
 
 use crate::container::{rootfs, Release};
 use crate::harness::{cmd, run, sh, start, Sandbox};
-use jobkit::budget::SLICE;
-use jobkit::manifest::{
+use jobkit::catalogue::{
     self, Kind, Manager, Program, Shape, Variant, COPY, DRILL, JOBS, MAIL_SENDMAIL_DROP_IN,
     MAIL_SENDMAIL_EXAMPLE, MAIL_TEMPLATE,
 };
+use jobkit::host::budget::SLICE;
 use std::path::{Path, PathBuf};
 
 /// The package built by packaging/build, or the one TIMERAPPS_DEB names.
@@ -100,7 +100,7 @@ pub fn units(manager: Manager) -> Vec<String> {
 
 /// The system's packaged units of one kind but the templates.
 pub fn packaged(kind: Kind) -> Vec<String> {
-    manifest::plain_units(Manager::System, kind)
+    catalogue::plain_units(Manager::System, kind)
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn its_control_files_hold_conffiles_sums_and_every_token(deb: &Path, sb: &Sandbo
     assert!(field(deb, "Depends").contains("systemd"));
     let postinst = std::fs::read_to_string(sb.path("DEBIAN/postinst")).unwrap();
     assert!(postinst.contains("systemd-sysusers"), "{postinst}");
-    // packaging/build filled in every token from the manifest.
+    // packaging/build filled in every token from the catalogue.
     for script in ["postinst", "prerm", "postrm"] {
         let text = std::fs::read_to_string(sb.path("DEBIAN").join(script)).unwrap();
         assert!(!text.contains("=\"#"), "{script} has a token left\n{text}");

@@ -7,10 +7,10 @@ use crate::container::{Container, Host, Release, NEXT_DEB};
 use crate::harness::{dump_files, names, wait_for};
 use crate::package::packaged;
 use chrono::Utc;
-use jobkit::budget::{Load, Share, SLICE, SLICE_SHARES};
+use jobkit::catalogue::{Kind, Manager};
 use jobkit::dumpfile::{Form, Stamp};
+use jobkit::host::budget::{Load, Share, SLICE, SLICE_SHARES};
 use jobkit::human::binary;
-use jobkit::manifest::{Kind, Manager};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// The default job's dumps, in the directory of every dump unit's.
 const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
-const ALL_DUMPS: &str = jobkit::manifest::DUMPS_DIR;
+const ALL_DUMPS: &str = jobkit::catalogue::DUMPS_DIR;
 
 /// Paths under the container's root that a package could leave behind,
 /// leaving out what changes on its own (journal, caches, database files).
@@ -352,7 +352,7 @@ fn a_suspect_dump_shows_and_is_accepted(c: &Host, legacy: &[String], rolled: boo
 fn every_service_runs_in_the_slice(c: &Host) {
     c.step(
         "5c: every service the package ships runs in timerapps.slice, with the \
-         weights and limits of jobkit::budget",
+         weights and limits of jobkit::host::budget",
     );
     let exec = |script: &str| c.exec(&["sh", "-ec", script]);
     let system = budget::Manager {
@@ -541,7 +541,7 @@ fn memory_limit_named(c: &Container, controlled: bool) -> String {
         let ram = number("_PHYS_PAGES") * page;
         let high = |shares: &[Share]| {
             let share = shares.iter().find(|s| s.key == "MemoryHigh").unwrap();
-            jobkit::budget::bytes(share.value, ram, page).unwrap()
+            jobkit::host::budget::bytes(share.value, ram, page).unwrap()
         };
         let (bytes, unit) = [
             (high(Load::Dump.shares()), service),

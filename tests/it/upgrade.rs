@@ -11,7 +11,7 @@ use jobkit::dumpfile::Manifest;
 use std::fs;
 
 /// Where the released package kept the default job's dumps.
-const OLD: &str = jobkit::manifest::DUMPS_DIR;
+const OLD: &str = jobkit::catalogue::DUMPS_DIR;
 const DUMPS: &str = jobkit::dumpfile::DEFAULT_DIR;
 
 fn dumps(c: &Container, dir: &str) -> Vec<String> {

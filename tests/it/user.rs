@@ -9,7 +9,7 @@ use crate::container::{Container, Host, Release};
 use crate::harness::{dump_files, names};
 use crate::harness::{wait_for, Run};
 use crate::package::units;
-use jobkit::manifest::Manager;
+use jobkit::catalogue::Manager;
 use std::fs;
 use std::time::Duration;
 
@@ -126,7 +126,7 @@ fn users_timers_on(release: Release) {
 /// `is-enabled` and `is-active` of each timer the package enables in the
 /// system's manager.
 fn system_state(c: &Container) -> Vec<String> {
-    crate::package::packaged(jobkit::manifest::Kind::Timer)
+    crate::package::packaged(jobkit::catalogue::Kind::Timer)
         .iter()
         .map(|t| format!("{} {}", c.state("is-enabled", t), c.state("is-active", t)))
         .collect()
@@ -341,7 +341,7 @@ fn user_schedule_puts_the_users_timer_on_a_calendar(c: &Host, alice: &User, log:
     assert_eq!(r.code(), Some(0), "{r}");
     let dropin = format!(
         "{HOME}/.config/systemd/user/myapp.timer.d/{}",
-        jobkit::manifest::SCHEDULE_DROP_IN
+        jobkit::catalogue::SCHEDULE_DROP_IN
     );
     assert!(c.path(&dropin).exists(), "{r}");
     let before = lines(c, log);

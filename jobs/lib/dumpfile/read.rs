@@ -1,13 +1,13 @@
 //! Reading a dump back: decompressed as a stream, every checksum of its
 //! form checked on the way, and the SHA-256 of the stored file taken in the
 //! same pass. `timerapps verify` reads into nothing; the restore drill
-//! reads into the restoring tool. The file is opened as [`crate::safe`]
+//! reads into the restoring tool. The file is opened as [`crate::host::safe`]
 //! opens one (never through a symbolic link, never a FIFO or a device),
 //! once, and read as it streams: no size limit, the memory stays flat.
 
 use super::manifest::Hashing;
 use super::{Dump, Form};
-use crate::safe;
+use crate::host::safe;
 use flate2::read::MultiGzDecoder;
 use std::io::{self, Read, Seek, Write};
 

@@ -5,8 +5,9 @@
 //! defines are ever created or removed.
 
 use super::{is_run_file, Dump, Form, Location, Manifest, Names, Stamp};
+use crate::host::atomic;
 use crate::retention::{Policy, Rule};
-use crate::{atomic, errln, euid, Error, Exit, Result};
+use crate::{errln, euid, Error, Exit, Result};
 use chrono::Utc;
 use fs2::FileExt;
 use std::ffi::CString;

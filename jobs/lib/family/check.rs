@@ -38,7 +38,7 @@ impl Check {
 
 /// What a finished stream turned out to be.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Checked {
     pub format: Option<Format>,
     pub check: Check,
     pub tables: Option<Vec<Table>>,
@@ -182,7 +182,7 @@ impl Scanner {
     }
 
     /// The verdict once the stream has ended.
-    pub fn finish(mut self) -> Result<Outcome, Failed> {
+    pub fn finish(mut self) -> Result<Checked, Failed> {
         if self.rows.is_none() {
             self.start();
             let head = self.head.clone();
@@ -197,14 +197,14 @@ impl Scanner {
             }
         }
         let Some(format) = self.format else {
-            return Ok(Outcome {
+            return Ok(Checked {
                 format: None,
                 check: Check::Unchecked,
                 tables: None,
             });
         };
         if format.closing().is_none() {
-            return Ok(Outcome {
+            return Ok(Checked {
                 format: Some(format),
                 check: Check::Header,
                 tables: None,
@@ -214,7 +214,7 @@ impl Scanner {
             return Err(Failed::Incomplete(Incomplete { format, seen }));
         }
         let tables = self.rows.flatten().map(|(_, t)| t.tables);
-        Ok(Outcome {
+        Ok(Checked {
             format: Some(format),
             check: Check::Complete,
             tables,
@@ -286,7 +286,7 @@ impl<R: Read> Read for Scanned<'_, R> {
 pub(super) mod tests {
     use super::*;
 
-    pub fn scan(text: &[u8], chunk: usize, expected: Option<Format>) -> Result<Outcome, Failed> {
+    pub fn scan(text: &[u8], chunk: usize, expected: Option<Format>) -> Result<Checked, Failed> {
         let mut s = Scanner::new(Families::default(), expected);
         for part in text.chunks(chunk.max(1)) {
             s.feed(part);
@@ -294,7 +294,7 @@ pub(super) mod tests {
         s.finish()
     }
 
-    pub fn rows(outcome: &Outcome) -> Vec<(Option<&str>, &str, Option<u64>)> {
+    pub fn rows(outcome: &Checked) -> Vec<(Option<&str>, &str, Option<u64>)> {
         outcome
             .tables
             .as_ref()

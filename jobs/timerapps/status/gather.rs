@@ -1,21 +1,21 @@
 //! What status knows of a job, read from systemd and from the job's dump
 //! directory, before anything is judged or shown.
 
-use crate::jobs::{Job, Settings};
+use crate::jobs::{Settings, TimerJob};
 use crate::systemd::{calendar, read, Bus, TimerState};
 use chrono::Utc;
+use jobkit::catalogue::{Companion, Role, COMPANIONS};
 use jobkit::config::Source;
 use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::{Location, Stamp};
-use jobkit::manifest::{Companion, Role, COMPANIONS};
+use jobkit::record::{self, copy, drill};
 use jobkit::retention::Policy;
-use jobkit::{copy, drill, record};
 use jobkit::{Error, Result};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A job's timer, its service's last run and its dumps, as read.
 pub struct Facts {
-    pub job: Job,
+    pub job: TimerJob,
     /// The timer's unit file state: enabled, disabled, ...
     pub enabled: String,
     /// The timer's state: active, inactive, failed.
@@ -133,7 +133,7 @@ pub enum DumpFacts {
     },
 }
 
-pub fn facts(sd: &dyn Bus, job: &Job, now: u64) -> Result<Facts> {
+pub fn facts(sd: &dyn Bus, job: &TimerJob, now: u64) -> Result<Facts> {
     let read = read("cannot read the state of a job");
     let timer_unit = sd.unit(&job.timer()).map_err(&read)?;
     let timer = sd.timer(&job.timer()).map_err(&read)?;
@@ -184,7 +184,7 @@ pub fn facts(sd: &dyn Bus, job: &Job, now: u64) -> Result<Facts> {
 /// one.
 fn companion_facts(
     sd: &dyn Bus,
-    job: &Job,
+    job: &TimerJob,
     companion: &'static Companion,
 ) -> Result<Option<CompanionFacts>> {
     let (Some(unit), Some(timer_name)) = (
@@ -295,8 +295,8 @@ mod tests {
     use crate::systemd::fake::{scratch, Fake};
     use crate::systemd::Scope;
     use crate::systemd::{LastRun, Setup};
-    use jobkit::drill::{Drill, Outcome, Record, VERSION};
-    use jobkit::manifest::DRILL;
+    use jobkit::catalogue::DRILL;
+    use jobkit::record::drill::{Drill, DrillResult, Record, VERSION};
 
     const NOW: u64 = 1_800_000_000_000_000;
     const HOUR: u64 = 3_600_000_000;
@@ -346,8 +346,8 @@ mod tests {
         }
     }
 
-    fn job(name: &str, scope: Scope) -> Job {
-        Job::parse(name, scope).unwrap()
+    fn job(name: &str, scope: Scope) -> TimerJob {
+        TimerJob::parse(name, scope).unwrap()
     }
 
     #[test]
@@ -460,7 +460,7 @@ mod tests {
             version: VERSION,
             started: 1_799_990_000,
             seconds: 2.0,
-            result: Outcome::Failed,
+            result: DrillResult::Failed,
             reason: Some("table t: 2 rows restored, 3 in the manifest".into()),
             last_success: None,
             kind: Drill {
@@ -497,7 +497,7 @@ mod tests {
             .expect("a dump job has a drill");
         assert_eq!((drill.enabled.as_str(), drill.period), ("disabled", None));
         match drill.recorded() {
-            Some(Recorded::Drill(last)) => assert_eq!(last.result, Outcome::Failed),
+            Some(Recorded::Drill(last)) => assert_eq!(last.result, DrillResult::Failed),
             _ => panic!("its record is not read"),
         }
         let copy = facts

@@ -4,10 +4,10 @@
 use super::gather::{CompanionFacts, DumpFacts, Facts, Recorded};
 use crate::dumps::untrusted;
 use crate::format::result_words;
-use jobkit::copy;
 use jobkit::dumpfile::plan::Planned;
 use jobkit::dumpfile::Flaw;
 use jobkit::human::span;
+use jobkit::record::copy;
 use jobkit::retention::Rule;
 use std::time::Duration;
 
@@ -191,7 +191,7 @@ fn copy_problems(
     let mut problems = Vec::new();
     let now_s = (now / 1_000_000) as i64;
     let check = last.check.as_ref();
-    if let Some(c) = check.filter(|c| c.result == copy::CheckOutcome::Failed) {
+    if let Some(c) = check.filter(|c| c.result == copy::CheckResult::Failed) {
         problems.push(format!(
             "the last check of the off-host repository failed {} ago: {}",
             ago(now, c.started),
@@ -244,13 +244,17 @@ fn drill_problems(drill: &CompanionFacts, passed: Option<i64>, now: u64) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobkit::drill::{Drill, Outcome, Record, VERSION};
-    use jobkit::manifest::{COPY, DRILL};
+    use jobkit::catalogue::{COPY, DRILL};
+    use jobkit::record::drill::{Drill, DrillResult, Record, VERSION};
 
     const NOW: i64 = 1_800_000_000;
     const WEEK: u64 = 7 * 86400;
 
-    fn drill(result: Outcome, last_success: Option<i64>, period: Option<u64>) -> CompanionFacts {
+    fn drill(
+        result: DrillResult,
+        last_success: Option<i64>,
+        period: Option<u64>,
+    ) -> CompanionFacts {
         CompanionFacts {
             companion: &DRILL,
             enabled: "enabled".into(),
@@ -280,28 +284,28 @@ mod tests {
 
     #[test]
     fn a_failed_drill_and_an_old_pass_are_problems() {
-        let failed = problems(&drill(Outcome::Failed, Some(NOW - 86400), Some(WEEK)));
+        let failed = problems(&drill(DrillResult::Failed, Some(NOW - 86400), Some(WEEK)));
         assert_eq!(
             failed,
             ["the last restore drill failed 1 h ago: table t: 2 rows restored, 3 in the manifest"]
         );
         let recent = Some(NOW - 3600);
-        assert!(problems(&drill(Outcome::Passed, recent, Some(WEEK))).is_empty());
+        assert!(problems(&drill(DrillResult::Passed, recent, Some(WEEK))).is_empty());
         let old = Some(NOW - 15 * 86400);
-        let stale = problems(&drill(Outcome::Passed, old, Some(WEEK)));
+        let stale = problems(&drill(DrillResult::Passed, old, Some(WEEK)));
         assert_eq!(stale.len(), 1, "{stale:?}");
         assert!(
             stale[0].starts_with("the last restore drill that passed is 15 "),
             "{stale:?}"
         );
         // Without an enabled timer there is no period to be late by.
-        assert!(problems(&drill(Outcome::Passed, old, None)).is_empty());
-        let mut none = drill(Outcome::Passed, None, Some(WEEK));
+        assert!(problems(&drill(DrillResult::Passed, old, None)).is_empty());
+        let mut none = drill(DrillResult::Passed, None, Some(WEEK));
         none.last = Ok(None);
         assert!(problems(&none).is_empty());
     }
 
-    fn copy(result: copy::Outcome, newest: Option<i64>, check: bool) -> CompanionFacts {
+    fn copy(result: copy::CopyResult, newest: Option<i64>, check: bool) -> CompanionFacts {
         CompanionFacts {
             companion: &COPY,
             enabled: "disabled".into(),
@@ -314,7 +318,7 @@ mod tests {
                 reason: Some("restic backup on rest:http://b/: connection refused".into()),
                 last_success: None,
                 kind: copy::Copied {
-                    destination: copy::Destination::Restic,
+                    destination: copy::DestinationKind::Restic,
                     copied: Vec::new(),
                     newest: newest.map(|stamp| copy::Newest {
                         dump: "dump".into(),
@@ -322,13 +326,13 @@ mod tests {
                     }),
                     waiting: 0,
                     sent: Vec::new(),
-                    check: Some(copy::Check {
+                    check: Some(copy::RepositoryCheck {
                         started: NOW - 7200,
                         subset: "1/30".into(),
                         result: if check {
-                            copy::CheckOutcome::Passed
+                            copy::CheckResult::Passed
                         } else {
-                            copy::CheckOutcome::Failed
+                            copy::CheckResult::Failed
                         },
                         reason: (!check).then(|| "pack 1234 is damaged".into()),
                         last_success: None,
@@ -367,7 +371,7 @@ mod tests {
         let now = NOW as u64 * 1_000_000;
         let hour = Some(Duration::from_secs(3600));
         let local = dumps(&[600, 4000, 9000]);
-        let copied = |age: i64| copy(copy::Outcome::Copied, Some(NOW - age), true);
+        let copied = |age: i64| copy(copy::CopyResult::Copied, Some(NOW - age), true);
         assert!(companion_problems(&copied(600), hour, Some(&local), now).is_empty());
         // The two newest wait, the oldest of them 67 min: within two hours.
         assert!(companion_problems(&copied(9000), hour, Some(&local), now).is_empty());
@@ -382,7 +386,7 @@ mod tests {
         // Without a destination set, or without a period, none are waiting.
         assert!(companion_problems(&copied(20000), None, Some(&local), now).is_empty());
         let failed = companion_problems(
-            &copy(copy::Outcome::Failed, Some(NOW - 600), false),
+            &copy(copy::CopyResult::Failed, Some(NOW - 600), false),
             hour,
             Some(&local),
             now,

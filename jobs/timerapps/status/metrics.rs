@@ -7,7 +7,7 @@
 //! scrape's own and would rename ours to `exported_job`.
 
 use super::model::{Row, State};
-use jobkit::manifest::{Companion, Role};
+use jobkit::catalogue::{Companion, Role};
 use std::fmt::Write;
 
 /// The file of `job`'s metrics in METRICS_DIR.

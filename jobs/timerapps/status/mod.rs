@@ -8,11 +8,12 @@ mod metrics;
 mod model;
 mod table;
 
-use crate::jobs::{self, Job};
+use crate::jobs::{self, TimerJob};
 use crate::monitoring::Monitoring;
 use crate::systemd::{self, Bus, Scope};
-use jobkit::manifest::COMPANIONS;
-use jobkit::{atomic, Error, Exit, Result};
+use jobkit::catalogue::COMPANIONS;
+use jobkit::host::atomic;
+use jobkit::{Error, Exit, Result};
 use model::{Row, State};
 use std::io::{IsTerminal, Write};
 
@@ -31,7 +32,7 @@ struct Report<'a> {
 pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
     let named = args
         .iter()
-        .map(|a| Job::resolve(a, scope))
+        .map(|a| TimerJob::resolve(a, scope))
         .collect::<Result<Vec<_>>>()?;
     let sd = systemd::connect(scope)?;
     let jobs = if named.is_empty() {
@@ -76,7 +77,7 @@ pub fn run(args: &[String], json: bool, scope: Scope) -> Result<u8> {
 
 /// The row of `job`: its facts judged, or unknown where they cannot be
 /// read.
-fn row(sd: &dyn Bus, job: &Job, now: u64) -> Row {
+fn row(sd: &dyn Bus, job: &TimerJob, now: u64) -> Row {
     match gather::facts(sd, job, now) {
         Ok(facts) => Row::new(
             &facts,
@@ -99,10 +100,10 @@ pub fn write_metrics(unit: &str) -> Result<()> {
     let Some(dir) = monitoring.metrics_dir.filter(|d| d.is_dir()) else {
         return Ok(());
     };
-    let companion = Job::of_companion(unit);
+    let companion = TimerJob::of_companion(unit);
     let job = match &companion {
         Some((job, _)) => job.clone(),
-        None => Job::resolve(unit, Scope::System)?,
+        None => TimerJob::resolve(unit, Scope::System)?,
     };
     let sd = systemd::connect(Scope::System)?;
     let now = gather::now_usec();
@@ -122,7 +123,7 @@ pub fn write_metrics(unit: &str) -> Result<()> {
     let name = metrics::file_name(job.name());
     // The previous file is root's own, in a directory that may be another
     // user's all the same: read as any file there.
-    let previous = jobkit::safe::read(&dir.join(&name), PREVIOUS_MAX_BYTES)
+    let previous = jobkit::host::safe::read(&dir.join(&name), PREVIOUS_MAX_BYTES)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let ended = ended(&mut facts, &previous, now);
@@ -210,7 +211,7 @@ fn ended(facts: &mut gather::Facts, previous: &str, now: u64) -> metrics::Ended 
 /// Removes the metrics `job` left in METRICS_DIR, or every job's for
 /// `None`: a job disabled on purpose, or a package removed, must not leave
 /// series that age into alerts. Returns the files removed.
-pub fn remove_metrics(job: Option<&Job>) -> Result<Vec<std::path::PathBuf>> {
+pub fn remove_metrics(job: Option<&TimerJob>) -> Result<Vec<std::path::PathBuf>> {
     let Some(dir) = Monitoring::load(Scope::System)?.metrics_dir else {
         return Ok(Vec::new());
     };

@@ -3,11 +3,11 @@
 
 use super::gather::{CompanionFacts, DumpFacts, Facts, Recorded};
 use crate::format::{rfc3339, schedule_words};
-use crate::jobs::Job;
-use jobkit::copy;
+use crate::jobs::TimerJob;
+use jobkit::catalogue::Role;
 use jobkit::dumpfile::manifest::Check;
 use jobkit::dumpfile::plan::Planned;
-use jobkit::manifest::Role;
+use jobkit::record::copy;
 use jobkit::retention::Rule;
 use serde::Serialize;
 
@@ -268,7 +268,7 @@ impl Row {
     }
 
     /// A job whose state could not be gathered, and why.
-    pub fn unknown(job: &Job, why: &jobkit::Error) -> Row {
+    pub fn unknown(job: &TimerJob, why: &jobkit::Error) -> Row {
         Row {
             job: job.name().to_owned(),
             state: State::Unknown,
@@ -343,8 +343,8 @@ fn copy(c: &CompanionFacts, configured: bool, now: u64) -> Copy {
             started: when(usec(k.started)),
             subset: k.subset.clone(),
             result: match k.result {
-                copy::CheckOutcome::Passed => "passed",
-                copy::CheckOutcome::Failed => "failed",
+                copy::CheckResult::Passed => "passed",
+                copy::CheckResult::Failed => "failed",
             },
             reason: k.reason.clone(),
             last_success: k.last_success.map(|s| when(usec(s))),

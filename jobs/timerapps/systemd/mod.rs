@@ -10,7 +10,7 @@ pub mod fake;
 pub mod journal;
 
 pub use dbus::connect;
-use jobkit::manifest::Manager;
+use jobkit::catalogue::Manager;
 use jobkit::{Error, Exit, Result};
 use std::env;
 use std::path::PathBuf;
@@ -185,7 +185,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// The manager's name in the jobs' manifest.
+    /// The manager's name in the job catalogue.
     pub fn manager(self) -> Manager {
         match self {
             Scope::System => Manager::System,

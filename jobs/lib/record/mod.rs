@@ -1,5 +1,5 @@
 //! The small JSON records a dump job's companions keep of their last run
-//! (in the file their record variable names, `manifest::Companion`): read
+//! (in the file their record variable names, `catalogue::Companion`): read
 //! by `timerapps status` and the metrics, replaced atomically after every
 //! run, mode 0640, since a reason can quote what a failing command printed.
 //!
@@ -15,9 +15,13 @@
 //! | `last_success` | when the last run that did not fail started, Unix seconds, or `null` |
 //!
 //! Beside them, in one JSON object, are the companion's own fields
-//! ([`Kind`]: `jobkit::drill`, `jobkit::copy`).
+//! ([`Kind`]: `record::drill`, `record::copy`).
 
-use crate::{atomic, safe, Error, Exit, Result};
+pub mod copy;
+pub mod drill;
+
+use crate::host::{atomic, safe};
+use crate::{Error, Exit, Result};
 use serde::de::{DeserializeOwned, Error as _};
 pub use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -2,6 +2,8 @@
 //! `[NAME] executed at YYYY-MM-DD HH:MM:SS.ffffff` (local time) to LOGFILE,
 //! the line the reference Python scripts write with `datetime.now()`.
 
+pub mod arena;
+
 use crate::config::{self, Source};
 use crate::{Error, Exit, Result};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};

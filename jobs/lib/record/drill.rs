@@ -1,5 +1,5 @@
 //! What a restore drill records about its last run beside the envelope
-//! (`jobkit::record`), for `timerapps status` and the metrics. Its
+//! ([`crate::record`]), for `timerapps status` and the metrics. Its
 //! `result` is `passed` or `failed`.
 //!
 //! | field | meaning |
@@ -31,7 +31,7 @@ pub struct Drill {
 }
 
 impl crate::record::Kind for Drill {
-    type Outcome = Outcome;
+    type Outcome = DrillResult;
     const FIELDS: &'static [&'static str] = &[
         "version",
         "started",
@@ -60,22 +60,22 @@ impl crate::record::Kind for Drill {
     }
 }
 
-impl crate::record::Outcome for Outcome {
+impl crate::record::Outcome for DrillResult {
     fn succeeded(self) -> bool {
-        self == Outcome::Passed
+        self == DrillResult::Passed
     }
 
     fn word(self) -> &'static str {
         match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "failed",
+            DrillResult::Passed => "passed",
+            DrillResult::Failed => "failed",
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum DrillResult {
     Passed,
     Failed,
 }
@@ -91,7 +91,7 @@ mod tests {
             version: VERSION,
             started: 1_790_000_000,
             seconds: 2.5,
-            result: Outcome::Failed,
+            result: DrillResult::Failed,
             reason: Some("table public.t: 2 rows restored, 3 in the manifest".into()),
             last_success: None,
             kind: Drill {

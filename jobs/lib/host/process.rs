@@ -18,12 +18,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// `program` with nothing of the drill's environment but a PATH, `home`
-/// as HOME, and a UTF-8 locale; no input, output discarded, errors kept.
+/// as HOME and TMPDIR, and a UTF-8 locale; no input, output discarded,
+/// errors kept. Temporary files (a server's temporary tables, SQLite's
+/// spills) stay in the drill's own directory, under its watch, and never
+/// meet another process's in `/tmp`.
 pub fn command(program: impl AsRef<OsStr>, home: &Path) -> Command {
     let mut c = Command::new(program);
     c.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", home)
+        .env("TMPDIR", home)
         .env("LC_ALL", "C.UTF-8")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -258,6 +262,23 @@ pub fn output(c: &mut Command, name: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_sees_only_its_path_home_temporary_directory_and_locale() {
+        let home = Path::new("/");
+        let env = output(&mut command("env", home), "env").unwrap();
+        let mut lines: Vec<&str> = env.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(
+            lines,
+            [
+                "HOME=/",
+                "LC_ALL=C.UTF-8",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "TMPDIR=/"
+            ]
+        );
+    }
 
     #[test]
     fn a_signaller_reaches_its_child_from_another_thread_and_nothing_once_it_is_reaped() {

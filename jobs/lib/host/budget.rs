@@ -8,7 +8,7 @@
 //! against [`markdown`]; the container tests hold what systemd
 //! reports to the same values.
 
-use crate::manifest::{Companion, Job, Program, Role, Shape, COMPANIONS, JOBS, MAIL_TEMPLATE};
+use crate::catalogue::{Companion, Job, Program, Role, Shape, COMPANIONS, JOBS, MAIL_TEMPLATE};
 
 /// The slice of every job's service, in the system's manager and in
 /// users' own. Its name has no dash, so it sits at the top of its
@@ -244,7 +244,7 @@ impl Load {
     }
 
     /// The services of this load, as `docs/production.md` names them: plain and
-    /// templates, from the manifest.
+    /// templates, from the catalogue.
     pub fn units(self) -> String {
         let base = |job: &Job| match self {
             Load::Logger | Load::Dump => {

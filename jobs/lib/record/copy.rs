@@ -1,5 +1,5 @@
 //! What an off-host copy records about its last run beside the envelope
-//! (`jobkit::record`), for `timerapps status` and the metrics. Its
+//! ([`crate::record`]), for `timerapps status` and the metrics. Its
 //! `result` is `copied` (every good dump due is in the destination,
 //! verified) or `failed`.
 //!
@@ -27,13 +27,13 @@ pub type Record = crate::record::Record<Copied>;
 /// A copy's own part of its record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Copied {
-    pub destination: Destination,
+    pub destination: DestinationKind,
     pub copied: Vec<String>,
     pub newest: Option<Newest>,
     pub waiting: u64,
     #[serde(default)]
     pub sent: Vec<String>,
-    pub check: Option<Check>,
+    pub check: Option<RepositoryCheck>,
     #[serde(default)]
     pub pruned: Option<i64>,
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct Copied {
 }
 
 impl crate::record::Kind for Copied {
-    type Outcome = Outcome;
+    type Outcome = CopyResult;
     const FIELDS: &'static [&'static str] = &[
         "version",
         "started",
@@ -78,29 +78,29 @@ impl crate::record::Kind for Copied {
     }
 }
 
-impl crate::record::Outcome for Outcome {
+impl crate::record::Outcome for CopyResult {
     fn succeeded(self) -> bool {
-        self == Outcome::Copied
+        self == CopyResult::Copied
     }
 
     fn word(self) -> &'static str {
         match self {
-            Outcome::Copied => "copied",
-            Outcome::Failed => "failed",
+            CopyResult::Copied => "copied",
+            CopyResult::Failed => "failed",
         }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Destination {
+pub enum DestinationKind {
     Restic,
     Command,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum CopyResult {
     Copied,
     Failed,
 }
@@ -114,27 +114,27 @@ pub struct Newest {
 
 /// A `restic check` of the repository.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Check {
+pub struct RepositoryCheck {
     pub started: i64,
     /// `--read-data-subset`, `N/30`.
     pub subset: String,
-    pub result: CheckOutcome,
+    pub result: CheckResult,
     pub reason: Option<String>,
     pub last_success: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum CheckOutcome {
+pub enum CheckResult {
     Passed,
     Failed,
 }
 
-impl Destination {
+impl DestinationKind {
     pub fn word(self) -> &'static str {
         match self {
-            Destination::Restic => "restic",
-            Destination::Command => "command",
+            DestinationKind::Restic => "restic",
+            DestinationKind::Command => "command",
         }
     }
 }
@@ -150,11 +150,11 @@ mod tests {
             version: VERSION,
             started: 1_790_000_000,
             seconds: 2.5,
-            result: Outcome::Failed,
+            result: CopyResult::Failed,
             reason: Some("restic backup failed".into()),
             last_success: None,
             kind: Copied {
-                destination: Destination::Restic,
+                destination: DestinationKind::Restic,
                 copied: vec!["dump-20261121T101500Z.sql.gz".into()],
                 newest: Some(Newest {
                     dump: "dump-20261121T101500Z.sql.gz".into(),
@@ -162,10 +162,10 @@ mod tests {
                 }),
                 waiting: 2,
                 sent: Vec::new(),
-                check: Some(Check {
+                check: Some(RepositoryCheck {
                     started: 1_790_000_000,
                     subset: "3/30".into(),
-                    result: CheckOutcome::Passed,
+                    result: CheckResult::Passed,
                     reason: None,
                     last_success: Some(1_790_000_000),
                 }),
