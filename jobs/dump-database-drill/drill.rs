@@ -35,6 +35,7 @@ struct Report {
     compared: bool,
     tables: Option<u64>,
     rows: Option<u64>,
+    empty_roles: Option<Vec<String>>,
 }
 
 pub fn run(config: &Config) -> Result<String> {
@@ -73,6 +74,7 @@ pub fn run(config: &Config) -> Result<String> {
             compared: report.compared,
             tables: report.tables,
             rows: report.rows,
+            empty_roles: report.empty_roles,
         },
     );
     // The drill's own failure matters more.
@@ -121,7 +123,7 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
     let restored = engine.halt().and_then(|halt| {
         watch.stop_too(halt);
         let size = restore(engine.as_mut(), &dump, manifest.as_ref(), &watch)?;
-        Ok((size, engine.inventory()?))
+        Ok((size, engine.inventory()?, engine.empty_roles()?))
     });
     if let Some(short) = watch.end() {
         // The server has had its signal: once its last process is gone,
@@ -131,7 +133,8 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
         work.remove()?;
         return Err(short.error(&config.tmpdir, room.reserve, &config.reserve.said()));
     }
-    let (size, found) = restored?;
+    let (size, found, empty_roles) = restored?;
+    report.empty_roles = empty_roles;
     let summary = compare::compare(manifest.as_ref().and_then(|m| m.tables.as_deref()), &found)
         .map_err(|e| Error::new(Exit::Failure, e));
     if let Ok(s) = &summary {
@@ -148,14 +151,29 @@ fn drill(config: &Config, report: &mut Report) -> Result<String> {
     drop(engine);
     work.remove()?;
     Ok(format!(
-        "dump-database-drill: restored {} ({}) into {}: {}, {}; {}",
+        "dump-database-drill: restored {} ({}) into {}: {}, {}; {}{}",
         dump.path.display(),
         si(size),
         report.server.as_deref().unwrap_or(""),
         compare::count(summary.tables, "table"),
         compare::count(summary.rows, "row"),
-        summary.words
+        summary.words,
+        roles_said(report.empty_roles.as_deref().unwrap_or_default())
     ))
+}
+
+/// What the last line says of the roles the drill made empty: a restore
+/// on a new host fails on the first of them until the roles are restored.
+fn roles_said(roles: &[String]) -> String {
+    if roles.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; the dump names {} it does not make, which the drill made empty ({}): \
+         back up the roles too (pg_dumpall --globals-only)",
+        compare::count(roles.len() as u64, "role"),
+        roles.join(", ")
+    )
 }
 
 /// The newest dump that counts: good by its manifest (or made before

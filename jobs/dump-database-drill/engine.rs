@@ -151,6 +151,13 @@ pub trait Engine {
     fn halt(&mut self) -> Result<Option<Signaller>>;
     /// Every table restored, with its rows.
     fn inventory(&mut self) -> Result<Vec<Found>>;
+    /// The roles the restore made empty because the dump only names them
+    /// (as owners or grantees): what a restore on a new host lacks until
+    /// the roles are restored first. `None` where the dump makes its own
+    /// roles, or the server has none to make.
+    fn empty_roles(&mut self) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
     /// Stops the server cleanly; dropping the engine kills it instead
     /// (`process::Child` kills on drop).
     fn stop(&mut self) -> Result<()>;

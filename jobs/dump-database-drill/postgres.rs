@@ -422,6 +422,23 @@ impl Engine for Postgres {
         }
     }
 
+    fn empty_roles(&mut self) -> Result<Option<Vec<String>>> {
+        // A cluster dump makes its roles; a plain or custom one only names
+        // them, and the guard made each one it named.
+        if self.format == Postgresql::Cluster {
+            return Ok(None);
+        }
+        let roles = self.sql(
+            "postgres",
+            &format!(
+                "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' \
+                 AND rolname NOT IN ('{}', '{}') ORDER BY rolname",
+                self.names.boot, self.names.standin
+            ),
+        )?;
+        Ok(Some(roles.lines().map(str::to_owned).collect()))
+    }
+
     fn inventory(&mut self) -> Result<Vec<Found>> {
         let databases = self.sql(
             "postgres",

@@ -505,16 +505,28 @@ fn plain_custom_and_cluster_dumps_pass(s: &PgDrills) {
     let rec = passed(&r, &s.result, 2, 9000);
     assert!(rec.compared && rec.server.as_deref().unwrap().starts_with("PostgreSQL "));
     assert_eq!(rec.format, Some(postgresql::PLAIN));
+    // The roles the dump only names, made empty, are said: a restore on a
+    // new host fails on the first of them.
+    let empty = ["Read Only", "app", "postgres"].map(String::from).to_vec();
+    assert_eq!(rec.empty_roles.as_ref(), Some(&empty), "{r}");
+    assert!(
+        r.stdout.contains(
+            "the dump names 3 roles it does not make, which the drill made \
+             empty (Read Only, app, postgres): back up the roles too"
+        ),
+        "{r}"
+    );
     let r = run(s.drill_of(&s.custom).env("DUMP_EXTENSION", "dump"));
     let rec = passed(&r, &s.result, 2, 9000);
     assert!(!rec.compared, "custom format has no row counts");
     assert!(r.stdout.contains("nothing to compare with"), "{r}");
-    // The cluster holds both databases.
+    assert_eq!(rec.empty_roles.as_ref(), Some(&empty), "{r}");
+    // The cluster holds both databases, and makes its own roles.
     let r = run(&mut s.drill_of(&s.cluster));
-    assert_eq!(
-        passed(&r, &s.result, 3, 609000).format,
-        Some(postgresql::CLUSTER)
-    );
+    let rec = passed(&r, &s.result, 3, 609000);
+    assert_eq!(rec.format, Some(postgresql::CLUSTER));
+    assert_eq!(rec.empty_roles, None, "{r}");
+    assert!(!r.stdout.contains("made empty"), "{r}");
 }
 
 /// Faults, each named.
@@ -1298,6 +1310,7 @@ fn an_earlier_record_moves_into_its_drills_directory(c: &Host) {
             compared: true,
             tables: Some(2),
             rows: Some(405000),
+            empty_roles: None,
         },
     };
     let old = c.path(&format!("{DRILLS_DIR}/dump-database@shop.json"));

@@ -168,6 +168,7 @@ fn a_family_added_in_one_place_is_reached_by_the_dump_the_check_the_manifest_and
             compared: true,
             tables: Some(2),
             rows: Some(3),
+            empty_roles: None,
         },
     };
     let json = jobkit::record::to_json(&record);

@@ -9,6 +9,7 @@
 //! | `server` | the server it restored into: `PostgreSQL 17.6`, `MariaDB 10.11.14`, `SQLite 3.40.1` |
 //! | `compared` | whether the manifest held row counts to compare with |
 //! | `tables`, `rows` | the tables and rows restored, `null` before the restore finished |
+//! | `empty_roles` | the roles the dump names but does not make, which the drill made empty (a restore on a new host needs them first); `null` where the dump makes its own roles or its server has none |
 
 use crate::record::SerializeMap;
 use serde::ser::Error as _;
@@ -28,6 +29,9 @@ pub struct Drill {
     pub compared: bool,
     pub tables: Option<u64>,
     pub rows: Option<u64>,
+    /// Absent in the records of earlier versions.
+    #[serde(default)]
+    pub empty_roles: Option<Vec<String>>,
 }
 
 impl crate::record::Kind for Drill {
@@ -44,6 +48,7 @@ impl crate::record::Kind for Drill {
         "compared",
         "tables",
         "rows",
+        "empty_roles",
         "last_success",
     ];
 
@@ -55,6 +60,7 @@ impl crate::record::Kind for Drill {
             "compared" => map.serialize_entry(field, &self.compared),
             "tables" => map.serialize_entry(field, &self.tables),
             "rows" => map.serialize_entry(field, &self.rows),
+            "empty_roles" => map.serialize_entry(field, &self.empty_roles),
             _ => Err(M::Error::custom(format!("a drill's record has no {field}"))),
         }
     }
@@ -101,11 +107,11 @@ mod tests {
                 compared: true,
                 tables: Some(1),
                 rows: Some(2),
+                empty_roles: Some(vec!["app".into()]),
             },
         };
         assert!(crate::record::lays_out_every_field(&r));
         let json = crate::record::to_json(&r);
-        // As the released package wrote it, field for field.
         assert_eq!(
             json,
             r#"{
@@ -120,10 +126,19 @@ mod tests {
   "compared": true,
   "tables": 1,
   "rows": 2,
+  "empty_roles": [
+    "app"
+  ],
   "last_success": null
 }
 "#
         );
+        // As the released package wrote it, without empty_roles: read as
+        // not known.
+        let released = json.replace("  \"empty_roles\": [\n    \"app\"\n  ],\n", "");
+        let mut old = r.clone();
+        old.kind.empty_roles = None;
+        assert_eq!(serde_json::from_str::<Record>(&released).unwrap(), old);
         let dir = std::env::temp_dir().join(format!("jobkit-drill-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("r.json");

@@ -470,6 +470,7 @@ mod tests {
                 compared: true,
                 tables: None,
                 rows: None,
+                empty_roles: None,
             },
         };
         std::fs::write(

@@ -273,6 +273,7 @@ mod tests {
                     compared: true,
                     tables: None,
                     rows: None,
+                    empty_roles: None,
                 },
             }))),
         }
