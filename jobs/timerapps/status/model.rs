@@ -93,6 +93,9 @@ pub struct DrillRun {
     pub compared: bool,
     pub tables: Option<u64>,
     pub rows: Option<u64>,
+    /// The roles the dump names but does not make, which the drill made
+    /// empty: not backed up. Null where not known.
+    pub empty_roles: Option<Vec<String>>,
     /// When a drill last passed.
     pub last_success: Option<When>,
 }
@@ -307,6 +310,7 @@ fn drill(d: &CompanionFacts, now: u64) -> Drill {
         compared: r.compared,
         tables: r.tables,
         rows: r.rows,
+        empty_roles: r.empty_roles.clone(),
         last_success: r.last_success.map(|s| when(usec(s))),
     });
     Drill {

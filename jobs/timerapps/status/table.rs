@@ -157,7 +157,13 @@ fn cells(r: &Row, now: u64) -> [String; 10] {
         None => "-".to_owned(),
         Some(d) => match (&d.last, &d.error) {
             (_, Some(_)) => "?".to_owned(),
-            (Some(last), None) => format!("{} {}", last.result, ago(now, last.started.usec)),
+            (Some(last), None) => {
+                let roles = match &last.empty_roles {
+                    Some(roles) if !roles.is_empty() => ", roles not backed up",
+                    _ => "",
+                };
+                format!("{} {}{roles}", last.result, ago(now, last.started.usec))
+            }
             (None, None) if d.enabled == "enabled" => "none yet".to_owned(),
             (None, None) => "-".to_owned(),
         },
@@ -300,7 +306,7 @@ mod tests {
     #[test]
     fn the_last_drill_and_its_age() {
         let mut r = row("dump-database@sales");
-        let drill = |last: Option<&'static str>, enabled: &str| Drill {
+        let drill = |last: Option<&'static str>, enabled: &str, roles: &[&str]| Drill {
             enabled: enabled.into(),
             period_seconds: None,
             last: last.map(|result| DrillRun {
@@ -314,15 +320,20 @@ mod tests {
                 compared: true,
                 tables: Some(2),
                 rows: Some(9),
+                empty_roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
                 last_success: None,
             }),
             error: None,
         };
         for (d, cell) in [
-            (drill(Some("failed"), "enabled"), "failed 2 h ago"),
-            (drill(Some("passed"), "disabled"), "passed 2 h ago"),
-            (drill(None, "enabled"), "none yet"),
-            (drill(None, "disabled"), "-"),
+            (drill(Some("failed"), "enabled", &[]), "failed 2 h ago"),
+            (drill(Some("passed"), "disabled", &[]), "passed 2 h ago"),
+            (
+                drill(Some("passed"), "enabled", &["app"]),
+                "passed 2 h ago, roles not backed up",
+            ),
+            (drill(None, "enabled", &[]), "none yet"),
+            (drill(None, "disabled", &[]), "-"),
         ] {
             r.drill = Some(d);
             let text = render(std::slice::from_ref(&r), NOW, false);
