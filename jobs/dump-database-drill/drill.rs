@@ -172,8 +172,22 @@ fn roles_said(roles: &[String]) -> String {
         "; the dump names {} it does not make, which the drill made empty ({}): \
          back up the roles too (pg_dumpall --globals-only)",
         compare::count(roles.len() as u64, "role"),
-        roles.join(", ")
+        roles
+            .iter()
+            .map(|r| shown(r))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
+}
+
+/// A role's name for the last line: as it is, or quoted and escaped when
+/// it holds a control character, so that no name can end the line.
+fn shown(role: &str) -> String {
+    if role.chars().any(char::is_control) {
+        format!("{role:?}")
+    } else {
+        role.to_owned()
+    }
 }
 
 /// The newest dump that counts: good by its manifest (or made before
@@ -421,5 +435,27 @@ impl Workspace {
 impl Drop for Workspace {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_roles_made_empty_are_named_on_one_line() {
+        assert_eq!(roles_said(&[]), "");
+        let said = roles_said(&[
+            "app".into(),
+            "Read Only".into(),
+            "x\ndump-database-drill: y".into(),
+        ]);
+        assert_eq!(
+            said,
+            "; the dump names 3 roles it does not make, which the drill made empty \
+             (app, Read Only, \"x\\ndump-database-drill: y\"): back up the roles too \
+             (pg_dumpall --globals-only)"
+        );
+        assert!(!said.contains('\n'));
     }
 }

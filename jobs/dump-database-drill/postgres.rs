@@ -428,15 +428,27 @@ impl Engine for Postgres {
         if self.format == Postgresql::Cluster {
             return Ok(None);
         }
+        // Each name as a JSON string, one per line whatever it holds.
         let roles = self.sql(
             "postgres",
             &format!(
-                "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' \
+                "SELECT to_json(rolname) FROM pg_roles WHERE rolname !~ '^pg_' \
                  AND rolname NOT IN ('{}', '{}') ORDER BY rolname",
                 self.names.boot, self.names.standin
             ),
         )?;
-        Ok(Some(roles.lines().map(str::to_owned).collect()))
+        roles
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).map_err(|e| {
+                    Error::new(
+                        Exit::Failure,
+                        format!("cannot read a role's name from the drill's server: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<_>>()
+            .map(Some)
     }
 
     fn inventory(&mut self) -> Result<Vec<Found>> {
