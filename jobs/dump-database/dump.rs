@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::stream::Failure;
 use crate::supervise::Supervisor;
 use jobkit::dumpfile::manifest::{self, Check, Hashing, Manifest, Verdict};
-use jobkit::dumpfile::write::{Baseline, DumpDir};
+use jobkit::dumpfile::write::{Baseline, DumpDir, Pruned, Temp};
 use jobkit::family::check::{self, Checked, Failed, Scanned, Scanner};
 use jobkit::family::Families;
 use jobkit::human::{si, span};
@@ -40,10 +40,85 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
     let stop = Stop::install()?;
     dir.remove_stale_temps()?;
     let stamp = dir.free_stamp();
-    let temp = dir.create_temp(&stamp, cfg.compression.form())?;
+    let form = cfg.compression.form();
+    let temp = dir.create_temp(&stamp, form)?;
     stop.check()?;
+    let name = cfg.location.names.dump(&stamp, form);
+    let mut manifest = stream(cfg, &temp, &stop, supervisor, name)?;
+    let baseline = dir.baseline(&stamp)?;
+    manifest.reason = suspect(&manifest, &baseline, cfg.shrink_limit);
+    if manifest.reason.is_some() {
+        manifest.verdict = Verdict::Suspect;
+    }
+    temp.sync()?;
+    // A stop asked for until now still discards the dump.
+    stop.check()?;
+    let discarded = "this run's dump was discarded and nothing was published or pruned";
+    lock.check_held(discarded)?;
 
-    let mut child = DumpProcess::spawn(&cfg.command, &stop)?;
+    dir.write_manifest(&stamp, form, &manifest)?;
+    let path = dir.publish(temp)?;
+    // Published: a stop asked for from here on ends the run after pruning.
+    lock.check_held(&format!(
+        "{} was published, old dumps were not pruned",
+        path.display()
+    ))?;
+    let pruned = dir.prune(&cfg.policy, &stamp)?;
+    report(&pruned);
+    let (read, written) = (manifest.read, manifest.stored);
+    let secs = started.elapsed().as_secs_f64();
+    let removed = pruned.removed.len();
+    let line = format!(
+        "published {}: read {read} bytes, wrote {written} bytes, ratio {:.2}, {secs:.2} s, \
+         {:.1} MB/s, pruned {removed} old dump{}",
+        path.display(),
+        read as f64 / written.max(1) as f64,
+        read as f64 / 1e6 / secs.max(1e-6),
+        if removed == 1 { "" } else { "s" },
+    );
+    // What was published is said either way; an error after it is the
+    // run's last line.
+    let said = || outln!("{line}");
+    stop.check_after(&format!(
+        "{} was published and old dumps pruned before stopping",
+        path.display()
+    ))
+    .inspect_err(|_| said())?;
+    if let Some(reason) = &manifest.reason {
+        said();
+        return Err(Error::new(
+            Exit::Suspect,
+            format!(
+                "{} was published as suspect: {reason}; it counts toward no retention \
+                 rule, so no good dump was removed for it; if the database really is \
+                 this small now, run `timerapps accept` for this job",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Published {
+        status: format!(
+            "published {}: {} read, {} written in {secs:.1} s, pruned {removed} old dump{}",
+            path.display(),
+            si(read),
+            si(written),
+            if removed == 1 { "" } else { "s" },
+        ),
+        line,
+    })
+}
+
+/// Runs DUMP_COMMAND into `temp`, checking and hashing its stream on the
+/// way, and waits for it; returns the manifest of the dump `name`, good
+/// until compared with the dumps kept.
+fn stream(
+    cfg: &Config,
+    temp: &Temp,
+    stop: &Stop,
+    supervisor: &Supervisor,
+    name: String,
+) -> Result<Manifest> {
+    let mut child = DumpProcess::spawn(&cfg.command, stop)?;
     let progress = supervisor.progress();
     let families = Families::default();
     let mut scanner = cfg
@@ -93,11 +168,10 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
             tables: None,
         },
     };
-    let form = cfg.compression.form();
     let mut manifest = Manifest {
         version: manifest::VERSION,
-        dump: cfg.location.names.dump(&stamp, form),
-        form,
+        dump: name,
+        form: cfg.compression.form(),
         read,
         stored: written,
         sha256: hashed.hex(),
@@ -116,25 +190,12 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
             si(manifest::MAX_BYTES)
         );
     }
-    let baseline = dir.baseline(&stamp)?;
-    manifest.reason = suspect(&manifest, &baseline, cfg.shrink_limit);
-    if manifest.reason.is_some() {
-        manifest.verdict = Verdict::Suspect;
-    }
-    temp.sync()?;
-    // A stop asked for until now still discards the dump.
-    stop.check()?;
-    let discarded = "this run's dump was discarded and nothing was published or pruned";
-    lock.check_held(discarded)?;
+    Ok(manifest)
+}
 
-    dir.write_manifest(&stamp, form, &manifest)?;
-    let path = dir.publish(temp)?;
-    // Published: a stop asked for from here on ends the run after pruning.
-    lock.check_held(&format!(
-        "{} was published, old dumps were not pruned",
-        path.display()
-    ))?;
-    let pruned = dir.prune(&cfg.policy, &stamp)?;
+/// Says what pruning removed, and what it left because it is named in the
+/// future.
+fn report(pruned: &Pruned) {
     for old in &pruned.removed {
         outln!("removed old dump {}", old.display());
     }
@@ -147,46 +208,6 @@ fn dump(cfg: &Config, supervisor: &Supervisor) -> Result<Published> {
             span(*ahead)
         );
     }
-    let secs = started.elapsed().as_secs_f64();
-    let removed = pruned.removed.len();
-    let line = format!(
-        "published {}: read {read} bytes, wrote {written} bytes, ratio {:.2}, {secs:.2} s, \
-         {:.1} MB/s, pruned {removed} old dump{}",
-        path.display(),
-        read as f64 / written.max(1) as f64,
-        read as f64 / 1e6 / secs.max(1e-6),
-        if removed == 1 { "" } else { "s" },
-    );
-    // What was published is said either way; an error after it is the
-    // run's last line.
-    let said = || outln!("{line}");
-    stop.check_after(&format!(
-        "{} was published and old dumps pruned before stopping",
-        path.display()
-    ))
-    .inspect_err(|_| said())?;
-    if let Some(reason) = &manifest.reason {
-        said();
-        return Err(Error::new(
-            Exit::Suspect,
-            format!(
-                "{} was published as suspect: {reason}; it counts toward no retention \
-                 rule, so no good dump was removed for it; if the database really is \
-                 this small now, run `timerapps accept` for this job",
-                path.display()
-            ),
-        ));
-    }
-    Ok(Published {
-        status: format!(
-            "published {}: {} read, {} written in {secs:.1} s, pruned {removed} old dump{}",
-            path.display(),
-            si(read),
-            si(written),
-            if removed == 1 { "" } else { "s" },
-        ),
-        line,
-    })
 }
 
 /// Streams the command's output in the chosen form into `out`; returns the
